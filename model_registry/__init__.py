@@ -1,0 +1,74 @@
+"""model-registry: turn a model name into a ready async client.
+
+    client = await get_client("my-reasoning-model", temperature=0.2)
+    generation = await client.generate("Write three distractors for: ...")
+
+Hosted providers go through LiteLLM, local weights through vLLM's async engine;
+both load on first use, so importing this package stays cheap.
+"""
+
+from model_registry.aliases import Alias, Registry, load_registry
+from model_registry.api import get_client, list_available_models, list_providers
+from model_registry.errors import (
+    AliasConfigError,
+    APIError,
+    AuthenticationError,
+    BackendNotInstalledError,
+    BadRequestError,
+    ClientClosedError,
+    ContentFilteredError,
+    ContextWindowExceededError,
+    InvalidParameterError,
+    MissingCredentialsError,
+    ModelCallError,
+    ModelRegistryError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    RequestTimeoutError,
+    ServiceUnavailableError,
+    UnknownModelError,
+)
+from model_registry.providers import ProviderSpec, register_provider, unregister_provider
+from model_registry.resolve import Resolution, resolve
+from model_registry.types import Generation, GenerationStream, Message, ModelClient, Usage
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "APIError",
+    "Alias",
+    "AliasConfigError",
+    "AuthenticationError",
+    "BackendNotInstalledError",
+    "BadRequestError",
+    "ClientClosedError",
+    "ContentFilteredError",
+    "ContextWindowExceededError",
+    "Generation",
+    "GenerationStream",
+    "InvalidParameterError",
+    "Message",
+    "MissingCredentialsError",
+    "ModelCallError",
+    "ModelClient",
+    "ModelRegistryError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "ProviderSpec",
+    "RateLimitError",
+    "Registry",
+    "RequestTimeoutError",
+    "Resolution",
+    "ServiceUnavailableError",
+    "UnknownModelError",
+    "Usage",
+    "__version__",
+    "get_client",
+    "list_available_models",
+    "list_providers",
+    "load_registry",
+    "register_provider",
+    "resolve",
+    "unregister_provider",
+]

@@ -1,0 +1,452 @@
+"""Alias files: the schema, strict validation, layering and the loaded-registry cache.
+
+A file holds `[aliases."name"]` tables (provider, model_id, defaults, description)
+and optional `[providers."name"]` tables for OpenAI-compatible endpoints. Files
+layer in order (packaged defaults, ./config/model_aliases.toml, MODEL_REGISTRY_ALIASES
+or an explicit path); later files win per alias.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import threading
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import msgspec
+
+from model_registry import providers as _providers
+from model_registry.errors import AliasConfigError
+from model_registry.providers import ProviderSpec
+from model_registry.types import REDACTED, is_secret_key
+
+__all__ = [
+    "ALIASES_ENV_VAR",
+    "Alias",
+    "Registry",
+    "clear_cache",
+    "default_alias_paths",
+    "load_registry",
+    "packaged_aliases_path",
+    "validate_files",
+]
+
+ALIASES_ENV_VAR = "MODEL_REGISTRY_ALIASES"
+PROJECT_ALIASES = Path("config") / "model_aliases.toml"
+
+
+class Alias(msgspec.Struct, frozen=True):
+    """One alias as loaded: `source` is the file it came from (the last that defined it)."""
+
+    name: str
+    provider: str
+    model_id: str
+    route: str | None
+    defaults: Mapping[str, Any]
+    description: str
+    source: str
+
+    def __repr__(self) -> str:
+        defaults = {k: (REDACTED if is_secret_key(k) else v) for k, v in self.defaults.items()}
+        return (
+            f"Alias(name={self.name!r}, provider={self.provider!r}, model_id={self.model_id!r}, "
+            f"route={self.route!r}, defaults={defaults!r}, source={self.source!r})"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for JSON, credentials redacted."""
+        return {
+            "name": self.name,
+            "provider": self.provider,
+            "model_id": self.model_id,
+            "route": self.route,
+            "defaults": {k: (REDACTED if is_secret_key(k) else v) for k, v in self.defaults.items()},
+            "description": self.description,
+            "source": self.source,
+        }
+
+
+class Registry(msgspec.Struct, frozen=True):
+    """The providers and aliases of a set of layered alias files."""
+
+    providers: Mapping[str, ProviderSpec]
+    aliases: Mapping[str, Alias]
+    files: tuple[str, ...]
+
+
+# --- the schema ------------------------------------------------------------------
+
+_ALIAS_KEYS = ("provider", "model_id", "defaults", "description")
+_PROVIDER_KEYS = ("litellm_prefix", "api_base", "api_key_env", "default_model", "description")
+_TOP_KEYS = ("aliases", "providers")
+_ENV_VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class _Problems:
+    """Collects every problem of one file; raised together as one AliasConfigError."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.items: list[tuple[str, str | None, str | None]] = []
+
+    def add(self, message: str, alias: str | None = None, key: str | None = None) -> None:
+        self.items.append((message, alias, key))
+
+    def raise_if_any(self) -> None:
+        if not self.items:
+            return
+        lines = tuple(message for message, _, _ in self.items)
+        first_message, alias, key = self.items[0]
+        text = first_message
+        if len(lines) > 1:
+            text += f"\n(and {len(lines) - 1} more problem(s) in {self.path}:\n  "
+            text += "\n  ".join(lines[1:]) + ")"
+        raise AliasConfigError(text, path=self.path, alias=alias, key=key, problems=lines)
+
+
+def _did_you_mean(word: str, choices: Iterable[str]) -> str:
+    match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean '{match[0]}'?)" if match else ""
+
+
+def _type_name(value: object) -> str:
+    return {
+        str: "a string",
+        int: "an integer",
+        float: "a float",
+        bool: "a boolean",
+        list: "an array",
+        dict: "a table",
+    }.get(type(value), type(value).__name__)
+
+
+def _parse_toml(data: bytes, path: str) -> dict[str, Any]:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise AliasConfigError(
+            f"{path}: not UTF-8 text (byte {exc.start}); save the alias file as UTF-8", path=path
+        ) from None
+    try:
+        parsed: dict[str, Any] = msgspec.toml.decode(text.encode("utf-8"))
+    except msgspec.DecodeError as exc:
+        reason = str(exc)
+        if "(at end of document)" in reason:
+            line = text.count("\n") + (0 if text.endswith("\n") else 1)
+            reason = reason.replace("(at end of document)", f"(at line {max(line, 1)}, end of file)")
+        raise AliasConfigError(f"{path}: invalid TOML: {reason}", path=path) from None
+    return parsed
+
+
+def _check_string(
+    problems: _Problems,
+    where: str,
+    alias: str,
+    key: str,
+    value: object,
+    *,
+    required: bool = False,
+) -> str | None:
+    if value is None:
+        if required:
+            problems.add(f"{where}: missing key '{key}'", alias, key)
+        return None
+    if not isinstance(value, str):
+        problems.add(
+            f"{where}: key '{key}' must be a string, got {_type_name(value)} ({value!r})",
+            alias,
+            key,
+        )
+        return None
+    if required and not value.strip():
+        problems.add(f"{where}: key '{key}' must not be empty", alias, key)
+        return None
+    return value
+
+
+def _parse_providers(
+    raw: object, path: str, problems: _Problems, known: Mapping[str, ProviderSpec]
+) -> dict[str, ProviderSpec]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        problems.add(
+            f"{path}: 'providers' must be a table of [providers.\"name\"] tables, "
+            f"got {_type_name(raw)}",
+            key="providers",
+        )
+        return {}
+    out: dict[str, ProviderSpec] = {}
+    for name, table in raw.items():
+        where = f"{path}: provider '{name}'"
+        if not isinstance(table, dict):
+            problems.add(f"{where}: must be a table, got {_type_name(table)}", name)
+            continue
+        if name in _providers.BUILTIN_PROVIDERS:
+            problems.add(
+                f"{where}: is a built-in provider and cannot be redefined; pick another name",
+                name,
+            )
+            continue
+        for key in table:
+            if key not in _PROVIDER_KEYS:
+                problems.add(
+                    f"{where}: unknown key '{key}'{_did_you_mean(key, _PROVIDER_KEYS)}; "
+                    f"allowed keys: {', '.join(_PROVIDER_KEYS)}",
+                    name,
+                    key,
+                )
+        fields = {
+            key: _check_string(problems, where, name, key, table.get(key))
+            for key in _PROVIDER_KEYS
+        }
+        env = fields["api_key_env"]
+        if env is not None and not _ENV_VAR.match(env):
+            problems.add(
+                f"{where}: key 'api_key_env' must name an environment variable "
+                f"(like 'FLEET_API_KEY'), got {env!r}",
+                name,
+                "api_key_env",
+            )
+        try:
+            out[name] = ProviderSpec(
+                name=name,
+                kind="hosted",
+                litellm_prefix=fields["litellm_prefix"] or "openai",
+                default_model=fields["default_model"],
+                api_key_env=fields["api_key_env"],
+                api_base=fields["api_base"],
+                description=fields["description"] or "",
+            )
+        except ValueError as exc:
+            problems.add(f"{where}: {exc}", name)
+    return out
+
+
+def _parse_aliases(
+    raw: object, path: str, problems: _Problems, providers: Mapping[str, ProviderSpec]
+) -> dict[str, Alias]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        problems.add(
+            f"{path}: 'aliases' must be a table of [aliases.\"name\"] tables, "
+            f"got {_type_name(raw)}",
+            key="aliases",
+        )
+        return {}
+    out: dict[str, Alias] = {}
+    for name, table in raw.items():
+        where = f"{path}: alias '{name}'"
+        if not name.strip():
+            problems.add(
+                f"{path}: alias names must not be empty or blank; "
+                f'give the alias a name, as in [aliases."my-model"]',
+                name,
+            )
+            continue
+        if not isinstance(table, dict):
+            problems.add(
+                f"{where}: must be a table with at least 'provider', got {_type_name(table)}",
+                name,
+            )
+            continue
+        unknown = [key for key in table if key not in _ALIAS_KEYS]
+        for key in unknown:
+            problems.add(
+                f"{where}: unknown key '{key}'{_did_you_mean(key, _ALIAS_KEYS)}; allowed keys: "
+                f'{", ".join(_ALIAS_KEYS)} (call kwargs go under [aliases."{name}".defaults])',
+                name,
+                key,
+            )
+        provider_name = _check_string(
+            problems, where, name, "provider", table.get("provider"), required=True
+        )
+        model_id = _check_string(problems, where, name, "model_id", table.get("model_id"))
+        description = _check_string(problems, where, name, "description", table.get("description"))
+        defaults = table.get("defaults", {})
+        if not isinstance(defaults, dict):
+            problems.add(
+                f"{where}: key 'defaults' must be a table of call kwargs, got {_type_name(defaults)}; "
+                f'write it as [aliases."{name}".defaults]',
+                name,
+                "defaults",
+            )
+            defaults = {}
+        if model_id is not None and not model_id.strip():
+            problems.add(f"{where}: key 'model_id' must not be empty", name, "model_id")
+            continue
+        if provider_name is None or unknown:
+            continue
+        spec = providers.get(provider_name)
+        if spec is None:
+            problems.add(
+                f"{where}: unknown provider '{provider_name}'"
+                f"{_did_you_mean(provider_name, providers)}; known providers: "
+                f"{', '.join(sorted(providers))} (or declare it in a [providers] table)",
+                name,
+                "provider",
+            )
+            continue
+        if model_id is None:
+            model_id = spec.default_model
+            if model_id is None:
+                problems.add(
+                    f"{where}: provider '{provider_name}' has no default model; "
+                    f'add model_id = "<Hugging Face repo id or path>"',
+                    name,
+                    "model_id",
+                )
+                continue
+        params = dict(defaults)
+        if spec.api_base is not None:
+            params = {"api_base": spec.api_base, **params}
+        out[name] = Alias(
+            name=name,
+            provider=provider_name,
+            model_id=model_id,
+            route=spec.route(model_id),
+            defaults=MappingProxyType(params),
+            description=description or "",
+            source=path,
+        )
+    return out
+
+
+def _parse_file(
+    path: Path, known_providers: Mapping[str, ProviderSpec]
+) -> tuple[dict[str, ProviderSpec], dict[str, Alias]]:
+    shown = _display_path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise AliasConfigError(
+            f"{shown}: alias file not found; check the path"
+            + (f" (set by {ALIASES_ENV_VAR})" if os.environ.get(ALIASES_ENV_VAR) else ""),
+            path=shown,
+        ) from None
+    except OSError as exc:
+        raise AliasConfigError(f"{shown}: cannot read alias file: {exc.strerror}", path=shown) from None
+    parsed = _parse_toml(data, shown)
+    problems = _Problems(shown)
+    for key in parsed:
+        if key not in _TOP_KEYS:
+            hint = _did_you_mean(key, _TOP_KEYS)
+            problems.add(
+                f"{shown}: unknown top-level key '{key}'{hint}; an alias file holds only "
+                f'[aliases."name"] and [providers."name"] tables',
+                key=key,
+            )
+    file_providers = _parse_providers(parsed.get("providers"), shown, problems, known_providers)
+    all_providers = {**known_providers, **file_providers}
+    file_aliases = _parse_aliases(parsed.get("aliases"), shown, problems, all_providers)
+    problems.raise_if_any()
+    return file_providers, file_aliases
+
+
+def _display_path(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+# --- discovery, layering, caching --------------------------------------------------
+
+
+def packaged_aliases_path() -> Path:
+    """The default alias file: inside the wheel, or the repository's config/ in a checkout."""
+    repo_file = Path(__file__).resolve().parent.parent / PROJECT_ALIASES
+    if repo_file.is_file():
+        return repo_file
+    from importlib.resources import files
+
+    return Path(str(files("model_registry") / "_data" / "model_aliases.toml"))
+
+
+def default_alias_paths() -> list[Path]:
+    """The layered files, in order: packaged, ./config/model_aliases.toml, MODEL_REGISTRY_ALIASES."""
+    paths = [packaged_aliases_path()]
+    project = Path.cwd() / PROJECT_ALIASES
+    if project.is_file() and not _same_file(project, paths[0]):
+        paths.append(project)
+    explicit = os.environ.get(ALIASES_ENV_VAR)
+    if explicit:
+        paths.append(Path(explicit).expanduser())
+    return paths
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.samefile(b)
+    except OSError:
+        return False
+
+
+def load_registry(*paths: str | os.PathLike[str], layered: bool = True) -> Registry:
+    """Load and validate alias files; later files win per alias.
+
+    With `layered=True` (the default) the given paths go on top of the default set
+    (packaged, ./config/model_aliases.toml, MODEL_REGISTRY_ALIASES); otherwise only they load.
+    """
+    file_paths = [*(default_alias_paths() if layered else []), *(Path(p) for p in paths)]
+    known = _providers.builtin_and_registered_providers()
+    aliases: dict[str, Alias] = {}
+    for path in file_paths:
+        file_providers, file_aliases = _parse_file(path, known)
+        known = {**known, **file_providers}
+        aliases.update(file_aliases)
+    return Registry(
+        providers=MappingProxyType(known),
+        aliases=MappingProxyType(dict(sorted(aliases.items()))),
+        files=tuple(_display_path(p) for p in file_paths),
+    )
+
+
+def validate_files(*paths: str | os.PathLike[str]) -> list[str]:
+    """Every problem in the given files (default: the layered set), each naming file and alias.
+
+    Files are checked in order, so a later file may use providers an earlier one declares.
+    """
+    file_paths = [Path(p) for p in paths] if paths else default_alias_paths()
+    known = _providers.builtin_and_registered_providers()
+    problems: list[str] = []
+    for path in file_paths:
+        try:
+            file_providers, _ = _parse_file(path, known)
+        except AliasConfigError as exc:
+            problems.extend(exc.problems)
+            continue
+        known = {**known, **file_providers}
+    return problems
+
+
+_cache_lock = threading.Lock()
+_cache: tuple[tuple[object, ...], Registry] | None = None
+
+
+def current_registry() -> Registry:
+    """The registry of the layered default files, loaded on first use and cached.
+
+    The cache is keyed by MODEL_REGISTRY_ALIASES, the working directory and the
+    provider registry's version, so changing any of them reloads.
+    """
+    global _cache
+    key = (os.environ.get(ALIASES_ENV_VAR), os.getcwd(), _providers.registry_version())
+    cached = _cache
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    with _cache_lock:
+        registry = load_registry()
+        _cache = (key, registry)
+    return registry
+
+
+def clear_cache() -> None:
+    """Forget the loaded files; the next use reads them again."""
+    global _cache
+    _cache = None

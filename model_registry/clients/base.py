@@ -1,0 +1,217 @@
+"""What every client shares: lifecycle, awaitability, streaming wrapper, generate_many."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncGenerator, Generator, Mapping, Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, ClassVar, Self
+
+import anyio
+
+from model_registry.errors import ClientClosedError
+from model_registry.types import ClientKind, Generation, GenerationStream, Prompt, redact
+
+if TYPE_CHECKING:
+    from model_registry.resolve import Resolution
+
+__all__ = ["BaseClient"]
+
+
+class BaseClient:
+    """Base of the hosted and local clients; subclasses fill in `_start`, `_generate`,
+    `_stream` and `_close`.
+
+    A client is awaitable (`await client` starts its backend and returns it), an async
+    context manager, and starts lazily on its first call otherwise.
+    """
+
+    kind: ClassVar[ClientKind]
+    #: Default cap of in-flight calls in generate_many (None: no cap).
+    default_concurrency: ClassVar[int | None] = None
+
+    def __init__(self, resolution: Resolution) -> None:
+        self.name: str = resolution.name
+        self.provider: str = resolution.provider
+        self.model_id: str = resolution.model_id
+        self._resolution = resolution
+        self._closed = False
+        self._started = False
+        self._start_lock: anyio.Lock | None = None
+
+    # --- identity -----------------------------------------------------------------
+
+    @property
+    def resolution(self) -> Resolution:
+        """How the name resolved (provider, model id, route, merged params, why)."""
+        return self._resolution
+
+    @property
+    def params(self) -> Mapping[str, Any]:
+        """The client's kwargs: alias defaults overridden by get_client() kwargs."""
+        return self._resolution.params
+
+    @property
+    def closed(self) -> bool:
+        """True once aclose() has run."""
+        return self._closed
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else ("started" if self._started else "not started")
+        return (
+            f"<{type(self).__name__} name={self.name!r} provider={self.provider!r} "
+            f"model_id={self.model_id!r} params={redact(self.params)!r} {state}>"
+        )
+
+    # --- lifecycle ----------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClientClosedError(
+                f"the client for {self.name!r} is closed; get a new one with "
+                f"get_client({self.name!r})"
+            )
+
+    async def start(self) -> Self:
+        """Start (or warm) the backend; idempotent. Calls do this on their own."""
+        self._check_open()
+        if self._started:
+            return self
+        if self._start_lock is None:
+            self._start_lock = anyio.Lock()
+        async with self._start_lock:
+            self._check_open()
+            if not self._started:
+                await self._start()
+                self._started = True
+        return self
+
+    def __await__(self) -> Generator[Any, None, Self]:
+        return self.start().__await__()
+
+    async def __aenter__(self) -> Self:
+        return await self.start()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Release the backend; idempotent. Later calls raise ClientClosedError."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._started:
+            await self._close()
+
+    # --- calls --------------------------------------------------------------------
+
+    async def generate(self, prompt: Prompt, **kwargs: Any) -> Generation:
+        """One prompt (a string or chat messages) to one `Generation`; kwargs beat the client's."""
+        await self.start()
+        return await self._generate(prompt, kwargs)
+
+    def stream(self, prompt: Prompt, **kwargs: Any) -> GenerationStream:
+        """Text deltas as they arrive; the stream's `result` holds the `Generation` at the end."""
+        self._check_open()
+        return GenerationStream(self._stream_events(prompt, kwargs))
+
+    async def _stream_events(
+        self, prompt: Prompt, kwargs: dict[str, Any]
+    ) -> AsyncGenerator[str | Generation, None]:
+        await self.start()
+        events = self._stream(prompt, kwargs)
+        try:
+            async for event in events:
+                yield event
+        finally:
+            await events.aclose()
+
+    async def generate_many(
+        self,
+        prompts: Sequence[Prompt],
+        *,
+        concurrency: int | None = None,
+        return_exceptions: bool = False,
+        progress: bool = False,
+        **kwargs: Any,
+    ) -> list[Any]:
+        """Generate for every prompt, results in input order.
+
+        At most `concurrency` calls run at once (default: the client's own cap). The
+        first error cancels the rest and is raised, unless `return_exceptions=True`,
+        which puts each error in its prompt's place instead.
+        """
+        prompts = list(prompts)
+        if concurrency is not None and concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+        await self.start()
+        cap = concurrency if concurrency is not None else self.default_concurrency
+        limiter = anyio.CapacityLimiter(cap if cap is not None else math.inf)
+        results: list[Any] = [None] * len(prompts)
+        first_error: list[BaseException] = []
+        bar = _ProgressBar(len(prompts), self.name) if progress else None
+
+        async def one(index: int, prompt: Prompt, scope: anyio.CancelScope) -> None:
+            async with limiter:
+                try:
+                    results[index] = await self._generate(prompt, kwargs)
+                except Exception as exc:
+                    if not return_exceptions:
+                        if not first_error:
+                            first_error.append(exc)
+                        scope.cancel()
+                        return
+                    results[index] = exc
+            if bar is not None:
+                bar.advance()
+
+        try:
+            async with anyio.create_task_group() as tg:
+                for index, prompt in enumerate(prompts):
+                    tg.start_soon(one, index, prompt, tg.cancel_scope)
+        finally:
+            if bar is not None:
+                bar.close()
+        if first_error:
+            raise first_error[0]
+        return results
+
+    # --- for subclasses -----------------------------------------------------------
+
+    async def _start(self) -> None:
+        """Start the backend (once)."""
+
+    async def _close(self) -> None:
+        """Release the backend (once, only if started)."""
+
+    async def _generate(self, prompt: Prompt, kwargs: dict[str, Any]) -> Generation:
+        raise NotImplementedError
+
+    def _stream(
+        self, prompt: Prompt, kwargs: dict[str, Any]
+    ) -> AsyncGenerator[str | Generation, None]:
+        raise NotImplementedError
+
+
+class _ProgressBar:
+    """A rich progress bar on stderr, imported only when asked for."""
+
+    def __init__(self, total: int, name: str) -> None:
+        from rich.console import Console
+        from rich.progress import Progress
+
+        self._progress = Progress(console=Console(stderr=True), transient=False)
+        self._task = self._progress.add_task(name, total=total)
+        self._progress.start()
+
+    def advance(self) -> None:
+        self._progress.advance(self._task)
+
+    def close(self) -> None:
+        self._progress.stop()
+

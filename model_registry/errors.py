@@ -1,0 +1,159 @@
+"""Every error model-registry raises, in one tree.
+
+    ModelRegistryError
+    ├── AliasConfigError          (also ValueError) an alias file is broken
+    ├── UnknownModelError         (also ValueError) a name resolves to nothing
+    ├── InvalidParameterError     (also ValueError) a kwarg the backend cannot take
+    ├── MissingCredentialsError   a hosted provider has no API key
+    ├── BackendNotInstalledError  litellm / vllm missing; says what to install
+    ├── ClientClosedError         a call on a client after aclose()
+    └── ModelCallError            a call reached the model and failed
+        ├── AuthenticationError       401, bad or revoked key
+        ├── PermissionDeniedError     403
+        ├── NotFoundError             404, unknown model id or endpoint
+        ├── BadRequestError           400 / 422, the request itself is wrong
+        │   ├── ContextWindowExceededError
+        │   └── ContentFilteredError
+        ├── RateLimitError            429
+        ├── RequestTimeoutError       the call ran past its timeout
+        ├── ServiceUnavailableError   5xx, dropped or refused connections
+        └── APIError                  anything else the provider reported
+
+User mistakes (the first six) are kept apart from failures of a call
+(`ModelCallError`), so a pipeline can retry the latter and fix the former.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "APIError",
+    "AliasConfigError",
+    "AuthenticationError",
+    "BackendNotInstalledError",
+    "BadRequestError",
+    "ClientClosedError",
+    "ContentFilteredError",
+    "ContextWindowExceededError",
+    "InvalidParameterError",
+    "MissingCredentialsError",
+    "ModelCallError",
+    "ModelRegistryError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "RequestTimeoutError",
+    "ServiceUnavailableError",
+    "UnknownModelError",
+]
+
+
+class ModelRegistryError(Exception):
+    """Root of every error raised by model-registry."""
+
+
+class AliasConfigError(ModelRegistryError, ValueError):
+    """An alias file is not valid: names the file, the alias and the key at fault."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | None = None,
+        alias: str | None = None,
+        key: str | None = None,
+        problems: tuple[str, ...] = (),
+    ) -> None:
+        super().__init__(message)
+        self.path = path
+        self.alias = alias
+        self.key = key
+        self.problems = problems or (message,)
+
+
+class UnknownModelError(ModelRegistryError, ValueError):
+    """A model name matched no alias, provider or naming rule."""
+
+    def __init__(self, message: str, *, name: str, suggestions: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.name = name
+        self.suggestions = suggestions
+
+
+class InvalidParameterError(ModelRegistryError, ValueError):
+    """A keyword argument the backend does not accept (or not at this point)."""
+
+
+class MissingCredentialsError(ModelRegistryError):
+    """A hosted provider needs an API key and none was found."""
+
+    def __init__(self, message: str, *, provider: str, env_var: str | None) -> None:
+        super().__init__(message)
+        self.provider = provider
+        self.env_var = env_var
+
+
+class BackendNotInstalledError(ModelRegistryError, ImportError):
+    """The package a backend needs (litellm, vllm) is not installed."""
+
+
+class ClientClosedError(ModelRegistryError, RuntimeError):
+    """The client was closed with aclose(); make a new one with get_client()."""
+
+
+class ModelCallError(ModelRegistryError):
+    """A call to a model failed; carries provider, model, status code and the provider's message."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str,
+        model: str,
+        status_code: int | None = None,
+    ) -> None:
+        self.provider = provider
+        self.model = model
+        self.status_code = status_code
+        self.message = message
+        status = f" (HTTP {status_code})" if status_code is not None else ""
+        super().__init__(f"{provider} model '{model}'{status}: {message}")
+
+
+class AuthenticationError(ModelCallError):
+    """The provider rejected the API key (HTTP 401)."""
+
+
+class PermissionDeniedError(ModelCallError):
+    """The key is valid but may not use this model or endpoint (HTTP 403)."""
+
+
+class NotFoundError(ModelCallError):
+    """The model id or endpoint does not exist (HTTP 404)."""
+
+
+class BadRequestError(ModelCallError):
+    """The provider rejected the request as malformed (HTTP 400/422)."""
+
+
+class ContextWindowExceededError(BadRequestError):
+    """The prompt plus max_tokens does not fit the model's context window."""
+
+
+class ContentFilteredError(BadRequestError):
+    """The provider's content policy blocked the prompt or the answer."""
+
+
+class RateLimitError(ModelCallError):
+    """Too many requests or tokens (HTTP 429); back off and retry."""
+
+
+class RequestTimeoutError(ModelCallError):
+    """The call ran past its timeout."""
+
+
+class ServiceUnavailableError(ModelCallError):
+    """The provider failed (HTTP 5xx) or could not be reached."""
+
+
+class APIError(ModelCallError):
+    """Any other error the provider reported."""

@@ -1,0 +1,141 @@
+"""The provider registry: which providers exist and how each one is reached."""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+
+import msgspec
+
+from model_registry.types import ClientKind
+
+__all__ = [
+    "BUILTIN_PROVIDERS",
+    "ProviderSpec",
+    "builtin_and_registered_providers",
+    "register_provider",
+    "registry_version",
+    "unregister_provider",
+]
+
+_PROVIDER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+class ProviderSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """How one provider is reached.
+
+    `kind` picks the client: "hosted" goes through LiteLLM with the route
+    `"{litellm_prefix}/{model_id}"`; "local" runs the weights in vLLM's async engine.
+    """
+
+    name: str
+    kind: ClientKind = "hosted"
+    litellm_prefix: str | None = None
+    default_model: str | None = None
+    name_prefixes: tuple[str, ...] = ()
+    api_key_env: str | None = None
+    api_base: str | None = None
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not _PROVIDER_NAME.match(self.name):
+            raise ValueError(
+                f"provider name {self.name!r} is not valid: use letters, digits, '_', '-' or '.'"
+            )
+        if self.kind == "local" and self.litellm_prefix is not None:
+            raise ValueError(f"provider {self.name!r}: a local provider has no litellm_prefix")
+
+    @property
+    def route_prefix(self) -> str:
+        """The LiteLLM prefix of this provider's routes (its name unless set)."""
+        return self.litellm_prefix or self.name
+
+    @property
+    def api_key_set(self) -> bool | None:
+        """Whether the API-key variable is set (None: the provider needs no key)."""
+        if self.api_key_env is None:
+            return None
+        return bool(os.environ.get(self.api_key_env))
+
+    def to_dict(self) -> dict[str, object]:
+        """Plain data for JSON; says whether the key is set, never its value."""
+        return {**msgspec.structs.asdict(self), "api_key_set": self.api_key_set}
+
+    def route(self, model_id: str) -> str | None:
+        """The LiteLLM route string for `model_id` (None for local models)."""
+        if self.kind == "local":
+            return None
+        return f"{self.route_prefix}/{model_id}"
+
+
+BUILTIN_PROVIDERS: dict[str, ProviderSpec] = {
+    spec.name: spec
+    for spec in (
+        ProviderSpec(
+            name="openai",
+            default_model="gpt-4.1",
+            name_prefixes=("gpt", "o1", "o3", "o4", "chatgpt"),
+            api_key_env="OPENAI_API_KEY",
+            description="OpenAI chat completions",
+        ),
+        ProviderSpec(
+            name="anthropic",
+            default_model="claude-sonnet-4-5",
+            name_prefixes=("claude",),
+            api_key_env="ANTHROPIC_API_KEY",
+            description="Anthropic messages API",
+        ),
+        ProviderSpec(
+            name="gemini",
+            default_model="gemini-2.5-flash",
+            name_prefixes=("gemini",),
+            api_key_env="GEMINI_API_KEY",
+            description="Google Gemini through AI Studio (LiteLLM's gemini/ route)",
+        ),
+        ProviderSpec(
+            name="deepseek",
+            default_model="deepseek-chat",
+            name_prefixes=("deepseek",),
+            api_key_env="DEEPSEEK_API_KEY",
+            description="DeepSeek chat completions",
+        ),
+        ProviderSpec(
+            name="local",
+            kind="local",
+            description="local weights in vLLM's async engine (HF repo id or path)",
+        ),
+    )
+}
+
+_registered: dict[str, ProviderSpec] = {}
+_lock = threading.Lock()
+_version = 0
+
+
+def registry_version() -> int:
+    """A counter bumped by every (un)registration; loaded alias files are re-validated on change."""
+    return _version
+
+
+def builtin_and_registered_providers() -> dict[str, ProviderSpec]:
+    """The built-in providers, then those added with `register_provider()`."""
+    return {**BUILTIN_PROVIDERS, **_registered}
+
+
+def register_provider(spec: ProviderSpec) -> None:
+    """Add (or replace) a provider at run time; alias files loaded later may use it."""
+    if not isinstance(spec, ProviderSpec):
+        raise TypeError(f"register_provider() takes a ProviderSpec, got {type(spec).__name__}")
+    global _version
+    with _lock:
+        _registered[spec.name] = spec
+        _version += 1
+
+
+def unregister_provider(name: str) -> None:
+    """Remove a provider added with `register_provider()` (built-ins stay)."""
+    global _version
+    with _lock:
+        _registered.pop(name, None)
+        _version += 1
