@@ -64,7 +64,9 @@ class Alias(msgspec.Struct, frozen=True):
             "provider": self.provider,
             "model_id": self.model_id,
             "route": self.route,
-            "defaults": {k: (REDACTED if is_secret_key(k) else v) for k, v in self.defaults.items()},
+            "defaults": {
+                k: (REDACTED if is_secret_key(k) else v) for k, v in self.defaults.items()
+            },
             "description": self.description,
             "source": self.source,
         }
@@ -137,7 +139,9 @@ def _parse_toml(data: bytes, path: str) -> dict[str, Any]:
         reason = str(exc)
         if "(at end of document)" in reason:
             line = text.count("\n") + (0 if text.endswith("\n") else 1)
-            reason = reason.replace("(at end of document)", f"(at line {max(line, 1)}, end of file)")
+            reason = reason.replace(
+                "(at end of document)", f"(at line {max(line, 1)}, end of file)"
+            )
         raise AliasConfigError(f"{path}: invalid TOML: {reason}", path=path) from None
     return parsed
 
@@ -201,8 +205,7 @@ def _parse_providers(
                     key,
                 )
         fields = {
-            key: _check_string(problems, where, name, key, table.get(key))
-            for key in _PROVIDER_KEYS
+            key: _check_string(problems, where, name, key, table.get(key)) for key in _PROVIDER_KEYS
         }
         env = fields["api_key_env"]
         if env is not None and not _ENV_VAR.match(env):
@@ -330,7 +333,9 @@ def _parse_file(
             path=shown,
         ) from None
     except OSError as exc:
-        raise AliasConfigError(f"{shown}: cannot read alias file: {exc.strerror}", path=shown) from None
+        raise AliasConfigError(
+            f"{shown}: cannot read alias file: {exc.strerror}", path=shown
+        ) from None
     parsed = _parse_toml(data, shown)
     problems = _Problems(shown)
     for key in parsed:

@@ -46,7 +46,7 @@ class Resolution(msgspec.Struct, frozen=True):
 
     @property
     def kind(self) -> ClientKind:
-        """"hosted" (LiteLLM) or "local" (vLLM)."""
+        """The client kind: "hosted" (LiteLLM) or "local" (vLLM)."""
         return self.spec.kind
 
     def with_params(self, **kwargs: Any) -> Resolution:
@@ -125,7 +125,9 @@ def resolve_in(registry: Registry, name: str, kwargs: Mapping[str, Any]) -> Reso
     prefix, colon, rest = name.partition(":")
     if colon and prefix in providers:
         if not rest.strip():
-            raise _unknown(registry, name, f"nothing after '{prefix}:'; write '{prefix}:<model id>'")
+            raise _unknown(
+                registry, name, f"nothing after '{prefix}:'; write '{prefix}:<model id>'"
+            )
         return _resolution(name, providers[prefix], rest, "explicit provider:model", kwargs)
 
     spec = providers.get(name)
@@ -180,7 +182,9 @@ def _unknown(registry: Registry, name: str, reason: str | None) -> UnknownModelE
     listed = ", ".join(aliases[:_MAX_LISTED_ALIASES])
     if len(aliases) > _MAX_LISTED_ALIASES:
         listed += f", ... ({len(aliases) - _MAX_LISTED_ALIASES} more: run 'model-registry list')"
-    lines = [f"unknown model {name!r}: " + (reason or "no alias, provider or naming rule matches it")]
+    lines = [
+        f"unknown model {name!r}: " + (reason or "no alias, provider or naming rule matches it")
+    ]
     if suggestions:
         lines.append("  did you mean: " + ", ".join(repr(s) for s in suggestions) + "?")
     lines.append(f"  known aliases ({len(aliases)}): {listed or '(none)'}")

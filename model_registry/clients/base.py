@@ -214,4 +214,3 @@ class _ProgressBar:
 
     def close(self) -> None:
         self._progress.stop()
-

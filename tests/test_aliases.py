@@ -1,0 +1,477 @@
+"""Alias files: strict validation with exact messages, layering, discovery, caching."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from model_registry import (
+    AliasConfigError,
+    ProviderSpec,
+    list_available_models,
+    list_providers,
+    load_registry,
+    register_provider,
+    resolve,
+)
+from model_registry.aliases import default_alias_paths, packaged_aliases_path, validate_files
+
+WriteToml = Callable[..., Path]
+
+
+def load_error(path: Path) -> AliasConfigError:
+    with pytest.raises(AliasConfigError) as caught:
+        load_registry(path, layered=False)
+    return caught.value
+
+
+# --- the seed's schema -----------------------------------------------------------
+
+
+def test_seed_minimal_alias_means_the_providers_default_model(write_toml: WriteToml) -> None:
+    path = write_toml(
+        """
+        [aliases."my-alias"]
+        provider = "openai"
+        """
+    )
+    alias = load_registry(path, layered=False).aliases["my-alias"]
+    assert (alias.provider, alias.model_id, alias.route, dict(alias.defaults)) == (
+        "openai",
+        "gpt-4.1",
+        "openai/gpt-4.1",
+        {},
+    )
+
+
+def test_seed_alias_with_model_id_and_defaults(write_toml: WriteToml) -> None:
+    path = write_toml(
+        """
+        [aliases."my-eval-model"]
+        provider = "openai"
+        model_id = "gpt-4.1"
+
+        [aliases."my-reasoning-model"]
+        provider = "openai"
+        model_id = "gpt-5.2-2025-12-11"
+        description = "reasoning"
+
+        [aliases."my-reasoning-model".defaults]
+        reasoning_effort = "high"
+        """
+    )
+    registry = load_registry(path, layered=False)
+    assert registry.aliases["my-eval-model"].model_id == "gpt-4.1"
+    reasoning = registry.aliases["my-reasoning-model"]
+    assert dict(reasoning.defaults) == {"reasoning_effort": "high"}
+    assert reasoning.description == "reasoning"
+    assert reasoning.source == str(path)
+
+
+@pytest.mark.parametrize(
+    ("name", "defaults"),
+    [
+        ("Nanbeige/Nanbeige4.1-3B", {"tokenizer_mode": "slow", "stop_token_ids": [166101]}),
+        (
+            "Qwen/Qwen3-4B-Instruct-2507",
+            {"dtype": "bfloat16", "max_model_len": 32768, "trust_remote_code": True},
+        ),
+        ("allenai/Olmo-3-7B-Instruct", {"dtype": "bfloat16", "max_model_len": 32768}),
+    ],
+)
+def test_packaged_defaults_hold_the_seeds_local_models(
+    name: str, defaults: dict[str, object]
+) -> None:
+    alias = load_registry().aliases[name]
+    assert (alias.provider, alias.model_id, dict(alias.defaults)) == ("local", name, defaults)
+
+
+def test_every_packaged_alias_has_a_description() -> None:
+    registry = load_registry(packaged_aliases_path(), layered=False)
+    assert len(registry.aliases) >= 8
+    assert {a.provider for a in registry.aliases.values()} == {
+        "openai",
+        "anthropic",
+        "gemini",
+        "deepseek",
+        "local",
+    }
+    assert all(a.description for a in registry.aliases.values())
+
+
+# --- validation: one AliasConfigError naming file, alias and key -----------------
+
+BAD_FILES = [
+    pytest.param(
+        """
+        [aliases."x"]
+        provider = "openai"
+        model-id = "gpt-4.1"
+        """,
+        "{path}: alias 'x': unknown key 'model-id' (did you mean 'model_id'?); allowed keys: "
+        'provider, model_id, defaults, description (call kwargs go under [aliases."x".defaults])',
+        ("x", "model-id"),
+        id="unknown-key-did-you-mean",
+    ),
+    pytest.param(
+        """
+        [aliases."x"]
+        provider = "openai"
+        temprature = 0.2
+        """,
+        "{path}: alias 'x': unknown key 'temprature'; allowed keys: provider, model_id, "
+        'defaults, description (call kwargs go under [aliases."x".defaults])',
+        ("x", "temprature"),
+        id="call-kwarg-outside-defaults",
+    ),
+    pytest.param(
+        """
+        [aliases."x"]
+        provider = 3
+        """,
+        "{path}: alias 'x': key 'provider' must be a string, got an integer (3)",
+        ("x", "provider"),
+        id="wrong-type",
+    ),
+    pytest.param(
+        """
+        [aliases."x"]
+        model_id = "gpt-4.1"
+        """,
+        "{path}: alias 'x': missing key 'provider'",
+        ("x", "provider"),
+        id="missing-provider",
+    ),
+    pytest.param(
+        """
+        [aliases."x"]
+        provider = "opnai"
+        """,
+        "{path}: alias 'x': unknown provider 'opnai' (did you mean 'openai'?); known providers: "
+        "anthropic, deepseek, gemini, local, openai (or declare it in a [providers] table)",
+        ("x", "provider"),
+        id="unknown-provider",
+    ),
+    pytest.param(
+        """
+        [aliases.""]
+        provider = "openai"
+        """,
+        "{path}: alias names must not be empty or blank; give the alias a name, "
+        'as in [aliases."my-model"]',
+        ("", None),
+        id="empty-name",
+    ),
+    pytest.param(
+        """
+        [aliases."x"]
+        provider = "openai"
+        defaults = "temperature=0"
+        """,
+        "{path}: alias 'x': key 'defaults' must be a table of call kwargs, got a string; "
+        'write it as [aliases."x".defaults]',
+        ("x", "defaults"),
+        id="defaults-not-a-table",
+    ),
+    pytest.param(
+        """
+        [aliases."x"]
+        provider = "local"
+        """,
+        "{path}: alias 'x': provider 'local' has no default model; "
+        'add model_id = "<Hugging Face repo id or path>"',
+        ("x", "model_id"),
+        id="local-without-model-id",
+    ),
+    pytest.param(
+        """
+        [aliases."x"]
+        provider = "openai"
+        model_id = ""
+        """,
+        "{path}: alias 'x': key 'model_id' must not be empty",
+        ("x", "model_id"),
+        id="empty-model-id",
+    ),
+    pytest.param(
+        """
+        aliases = ["x"]
+        """,
+        "{path}: 'aliases' must be a table of [aliases.\"name\"] tables, got an array",
+        (None, "aliases"),
+        id="aliases-not-a-table",
+    ),
+    pytest.param(
+        """
+        [alias."x"]
+        provider = "openai"
+        """,
+        "{path}: unknown top-level key 'alias' (did you mean 'aliases'?); an alias file holds "
+        'only [aliases."name"] and [providers."name"] tables',
+        (None, "alias"),
+        id="unknown-top-level-key",
+    ),
+    pytest.param(
+        """
+        [aliases]
+        x = "openai"
+        """,
+        "{path}: alias 'x': must be a table with at least 'provider', got a string",
+        ("x", None),
+        id="alias-not-a-table",
+    ),
+    pytest.param(
+        """
+        [providers."openai"]
+        api_base = "http://x"
+        """,
+        "{path}: provider 'openai': is a built-in provider and cannot be redefined; "
+        "pick another name",
+        ("openai", None),
+        id="redefine-builtin-provider",
+    ),
+    pytest.param(
+        """
+        [providers."fleet"]
+        api_bsae = "http://x"
+        """,
+        "{path}: provider 'fleet': unknown key 'api_bsae' (did you mean 'api_base'?); "
+        "allowed keys: litellm_prefix, api_base, api_key_env, default_model, description",
+        ("fleet", "api_bsae"),
+        id="provider-unknown-key",
+    ),
+    pytest.param(
+        """
+        [providers."fleet"]
+        api_key_env = "sk-abc def"
+        """,
+        "{path}: provider 'fleet': key 'api_key_env' must name an environment variable "
+        "(like 'FLEET_API_KEY'), got 'sk-abc def'",
+        ("fleet", "api_key_env"),
+        id="provider-bad-env-var",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "message", "where"), BAD_FILES)
+def test_invalid_alias_file_raises_one_error_naming_file_alias_and_key(
+    write_toml: WriteToml, text: str, message: str, where: tuple[str | None, str | None]
+) -> None:
+    path = write_toml(text)
+    error = load_error(path)
+    assert str(error) == message.format(path=path)
+    assert (error.path, error.alias, error.key) == (str(path), *where)
+    assert isinstance(error, ValueError)
+
+
+def test_invalid_toml_names_the_line(write_toml: WriteToml) -> None:
+    path = write_toml(
+        """
+        [aliases."x"]
+        provider = "openai"
+        model_id = gpt-4.1
+        """
+    )
+    assert str(load_error(path)) == f"{path}: invalid TOML: Invalid value (at line 4, column 12)"
+
+
+def test_truncated_toml_names_the_last_line(write_toml: WriteToml) -> None:
+    path = write_toml('[aliases."x"]\nprovider = [\n')
+    assert str(load_error(path)) == (
+        f"{path}: invalid TOML: Invalid value (at line 2, end of file)"
+    )
+
+
+def test_duplicate_alias_in_one_file_names_the_line(write_toml: WriteToml) -> None:
+    path = write_toml('[aliases."x"]\nprovider = "openai"\n[aliases."x"]\nprovider = "gemini"\n')
+    assert "(at line 3" in str(load_error(path))
+
+
+def test_non_utf8_file_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.toml"
+    path.write_bytes('[aliases."café"]\nprovider = "openai"\n'.encode("latin-1"))
+    assert (
+        str(load_error(path)) == f"{path}: not UTF-8 text (byte 13); save the alias file as UTF-8"
+    )
+
+
+def test_every_problem_of_a_file_is_reported_together(write_toml: WriteToml) -> None:
+    path = write_toml(
+        """
+        [aliases."a"]
+        provider = "opnai"
+
+        [aliases."b"]
+        provider = "openai"
+        modelid = "x"
+
+        [aliases."c"]
+        provider = "openai"
+        """
+    )
+    error = load_error(path)
+    assert error.problems == (
+        f"{path}: alias 'a': unknown provider 'opnai' (did you mean 'openai'?); known providers: "
+        "anthropic, deepseek, gemini, local, openai (or declare it in a [providers] table)",
+        f"{path}: alias 'b': unknown key 'modelid' (did you mean 'model_id'?); allowed keys: "
+        'provider, model_id, defaults, description (call kwargs go under [aliases."b".defaults])',
+    )
+    assert str(error).startswith(error.problems[0] + f"\n(and 1 more problem(s) in {path}:\n  ")
+    assert validate_files(path) == list(error.problems)
+
+
+def test_missing_file_names_the_path_and_the_env_var(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    missing = tmp_path / "nope.toml"
+    monkeypatch.setenv("MODEL_REGISTRY_ALIASES", str(missing))
+    with pytest.raises(AliasConfigError) as caught:
+        resolve("gpt-4o")
+    assert str(caught.value) == (
+        f"{missing}: alias file not found; check the path (set by MODEL_REGISTRY_ALIASES)"
+    )
+
+
+def test_broken_env_file_raises_on_first_use_not_at_import(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import subprocess
+    import sys
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[aliases.x]\nprovider = 1\n")
+    env = {**os.environ, "MODEL_REGISTRY_ALIASES": str(bad)}
+    ok = subprocess.run([sys.executable, "-c", "import model_registry"], env=env, check=False)
+    assert ok.returncode == 0
+    used = subprocess.run(
+        [sys.executable, "-c", "import model_registry; model_registry.resolve('gpt-4o')"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert "AliasConfigError" in used.stderr
+    assert "alias 'x': key 'provider' must be a string, got an integer (1)" in used.stderr
+
+
+# --- layering ----------------------------------------------------------------------
+
+
+def test_three_files_layer_later_wins_per_alias_and_each_remembers_its_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = tmp_path / "project"
+    (project / "config").mkdir(parents=True)
+    project_file = project / "config" / "model_aliases.toml"
+    project_file.write_text(
+        '[aliases."my-eval-model"]\nprovider = "anthropic"\n'
+        '[aliases."team-model"]\nprovider = "gemini"\n'
+        '[aliases."both"]\nprovider = "openai"\n'
+    )
+    user_file = tmp_path / "mine.toml"
+    user_file.write_text('[aliases."both"]\nprovider = "deepseek"\n')
+    monkeypatch.chdir(project)
+    monkeypatch.setenv("MODEL_REGISTRY_ALIASES", str(user_file))
+
+    assert [str(p) for p in default_alias_paths()] == [
+        str(packaged_aliases_path()),
+        str(project_file),
+        str(user_file),
+    ]
+    by_name = {a.name: a for a in list_available_models()}
+    assert by_name["my-reasoning-model"].source == str(packaged_aliases_path())
+    assert (by_name["my-eval-model"].provider, by_name["my-eval-model"].source) == (
+        "anthropic",
+        "config/model_aliases.toml",
+    )
+    assert by_name["team-model"].source == "config/model_aliases.toml"
+    assert (by_name["both"].provider, by_name["both"].source) == ("deepseek", str(user_file))
+    assert resolve("my-eval-model").source == "exact alias from config/model_aliases.toml"
+
+
+def test_project_file_that_is_the_packaged_file_loads_once() -> None:
+    repo_root = packaged_aliases_path().parent.parent
+    assert Path.cwd().resolve() == repo_root  # the tests run from the checkout
+    assert default_alias_paths() == [packaged_aliases_path()]
+
+
+def test_explicit_path_argument_layers_on_top(write_toml: WriteToml) -> None:
+    path = write_toml('[aliases."my-eval-model"]\nprovider = "gemini"\n')
+    registry = load_registry(path)
+    assert registry.aliases["my-eval-model"].provider == "gemini"
+    assert "my-reasoning-model" in registry.aliases  # the packaged file is still there
+    assert registry.files[-1] == str(path)
+
+
+def test_later_file_may_use_a_provider_declared_earlier(write_toml: WriteToml) -> None:
+    first = write_toml('[providers."fleet"]\napi_base = "http://127.0.0.1:9/v1"\n', "a.toml")
+    second = write_toml('[aliases."f"]\nprovider = "fleet"\nmodel_id = "m"\n', "b.toml")
+    registry = load_registry(first, second, layered=False)
+    assert registry.aliases["f"].route == "openai/m"
+    assert dict(registry.aliases["f"].defaults) == {"api_base": "http://127.0.0.1:9/v1"}
+
+
+def test_alias_files_validate_against_providers_registered_before_loading(
+    user_aliases: Callable[[str], Path],
+) -> None:
+    user_aliases('[aliases."mine"]\nprovider = "acme"\nmodel_id = "m1"\n')
+    with pytest.raises(AliasConfigError, match="unknown provider 'acme'"):
+        resolve("mine")
+    register_provider(ProviderSpec(name="acme", litellm_prefix="openai", api_key_env="ACME_KEY"))
+    assert resolve("mine").route == "openai/m1"  # registering cleared the cached failure
+
+
+def test_changing_the_env_var_reloads(user_aliases: Callable[[str], Path]) -> None:
+    with pytest.raises(Exception, match="no alias"):
+        resolve("my-special")
+    user_aliases('[aliases."my-special"]\nprovider = "gemini"\n')
+    assert resolve("my-special").provider == "gemini"
+
+
+def test_list_available_models_is_sorted_and_frozen() -> None:
+    models = list_available_models()
+    assert [m.name for m in models] == sorted(m.name for m in models)
+    with pytest.raises(AttributeError):
+        models[0].provider = "x"  # type: ignore[misc]
+
+
+def test_list_providers_says_whether_the_key_is_set_never_its_value(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-sentinel-abc")
+    monkeypatch.delenv("GEMINI_API_KEY", raising=False)
+    by_name = {p.name: p for p in list_providers()}
+    assert [p.name for p in list_providers()] == sorted(by_name)
+    assert by_name["openai"].to_dict()["api_key_set"] is True
+    assert by_name["gemini"].to_dict()["api_key_set"] is False
+    assert by_name["local"].to_dict()["api_key_set"] is None
+    assert "sk-sentinel-abc" not in repr(list_providers()) + str(by_name["openai"].to_dict())
+
+
+def test_alias_repr_and_dict_redact_credentials(write_toml: WriteToml) -> None:
+    path = write_toml(
+        """
+        [aliases."x"]
+        provider = "openai"
+        [aliases."x".defaults]
+        api_key = "sk-sentinel-xyz"
+        hf_token = "hf_sentinel"
+        temperature = 0
+        """
+    )
+    alias = load_registry(path, layered=False).aliases["x"]
+    for text in (repr(alias), str(alias), str(alias.to_dict())):
+        assert "sentinel" not in text
+    assert alias.to_dict()["defaults"] == {"api_key": "***", "hf_token": "***", "temperature": 0}
+    assert alias.defaults["api_key"] == "sk-sentinel-xyz"
+
+
+def test_loading_never_writes_to_the_alias_file(write_toml: WriteToml) -> None:
+    path = write_toml('[aliases."x"]\nprovider = "openai"\n')
+    before = (path.read_bytes(), path.stat().st_mtime_ns)
+    load_registry(path)
+    validate_files(path)
+    assert (path.read_bytes(), path.stat().st_mtime_ns) == before

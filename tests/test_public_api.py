@@ -1,0 +1,80 @@
+"""The public surface: __all__, the error tree, and an import that stays free."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import model_registry
+from model_registry import errors
+
+HEAVY = ("litellm", "vllm", "torch", "transformers")
+HEAVY_LOADED = f"sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r}))"
+
+
+def test_all_lists_exactly_the_public_names() -> None:
+    public = {n for n in dir(model_registry) if not n.startswith("_")} - {
+        "aliases",
+        "api",
+        "clients",
+        "errors",
+        "providers",
+        "resolve",
+        "types",
+    }
+    assert set(model_registry.__all__) == public | {"__version__", "resolve"}
+    for name in model_registry.__all__:
+        assert getattr(model_registry, name) is not None
+
+
+def test_every_error_is_a_model_registry_error_and_exported() -> None:
+    for name in errors.__all__:
+        cls = getattr(errors, name)
+        assert issubclass(cls, errors.ModelRegistryError)
+        assert getattr(model_registry, name) is cls
+
+
+def test_user_mistakes_are_value_errors_for_pipelines_of_the_original_registry() -> None:
+    assert issubclass(errors.UnknownModelError, ValueError)
+    assert issubclass(errors.AliasConfigError, ValueError)
+    assert not issubclass(errors.ModelCallError, ValueError)
+
+
+def test_call_errors_carry_provider_model_and_status() -> None:
+    error = errors.RateLimitError("slow down", provider="openai", model="gpt-4.1", status_code=429)
+    assert str(error) == "openai model 'gpt-4.1' (HTTP 429): slow down"
+    assert (error.provider, error.model, error.status_code, error.message) == (
+        "openai",
+        "gpt-4.1",
+        429,
+        "slow down",
+    )
+
+
+def test_import_reads_no_file_and_loads_no_heavy_library() -> None:
+    code = (
+        "import sys, builtins, json\n"
+        "opened = []\n"
+        "import io\n"
+        "orig = io.open\n"
+        "def spy(file, *a, **k):\n"
+        "    opened.append(str(file)); return orig(file, *a, **k)\n"
+        "io.open = builtins.open = spy\n"
+        "import model_registry\n"
+        f"print(json.dumps({{'heavy': {HEAVY_LOADED},"
+        " 'toml': [f for f in opened if f.endswith('.toml')]}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == {"heavy": [], "toml": []}
+
+
+def test_resolve_and_listing_load_no_heavy_library() -> None:
+    code = (
+        "import sys, model_registry as m\n"
+        "m.resolve('my-reasoning-model'); m.list_available_models(); m.list_providers()\n"
+        "m.get_client('Qwen/Qwen3-4B-Instruct-2507')\n"
+        f"print({HEAVY_LOADED})\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
