@@ -143,6 +143,10 @@ def _parse_toml(data: bytes, path: str) -> dict[str, Any]:
                 "(at end of document)", f"(at line {max(line, 1)}, end of file)"
             )
         raise AliasConfigError(f"{path}: invalid TOML: {reason}", path=path) from None
+    except RecursionError:
+        raise AliasConfigError(
+            f"{path}: invalid TOML: arrays or tables nested too deeply; flatten them", path=path
+        ) from None
     return parsed
 
 

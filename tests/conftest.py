@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from model_registry import aliases, providers
 
@@ -48,3 +49,9 @@ def user_aliases(
         return path
 
     return use
+
+
+# Hypothesis profiles: "ci" (default, quick) and "long" (--hypothesis-profile=long).
+settings.register_profile("ci", max_examples=100)
+settings.register_profile("long", max_examples=1000)
+settings.load_profile("ci")
