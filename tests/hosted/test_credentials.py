@@ -1,0 +1,113 @@
+"""Keys: missing ones fail early and say what to set; present ones never show up anywhere."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from model_registry import AuthenticationError, MissingCredentialsError, get_client, resolve
+from tests.fixtures.openai_server import FakeOpenAIServer
+
+SENTINEL_ENV = "sk-SENTINEL-env-6f1c2a9b"
+SENTINEL_KWARG = "sk-SENTINEL-kwarg-0d7e4b13"
+
+
+@pytest.mark.parametrize(
+    ("name", "env_var"),
+    [
+        ("openai:gpt-4.1", "OPENAI_API_KEY"),
+        ("anthropic:claude-sonnet-4-5", "ANTHROPIC_API_KEY"),
+        ("gemini", "GEMINI_API_KEY"),
+        ("deepseek-chat", "DEEPSEEK_API_KEY"),
+    ],
+)
+@pytest.mark.usefixtures("no_provider_keys")
+def test_missing_key_raises_from_get_client_naming_the_variable(name: str, env_var: str) -> None:
+    provider = resolve(name).provider
+    with pytest.raises(MissingCredentialsError) as info:
+        get_client(name)
+    assert str(info.value) == (
+        f"no API key for provider '{provider}': set {env_var} or pass api_key=..."
+    )
+    assert (info.value.provider, info.value.env_var) == (provider, env_var)
+
+
+@pytest.mark.usefixtures("no_provider_keys")
+def test_an_api_key_kwarg_or_alias_default_counts_as_present(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert get_client("openai:gpt-4.1", api_key="sk-x").provider == "openai"
+    aliases = tmp_path / "aliases.toml"
+    aliases.write_text(
+        '[aliases."keyed"]\nprovider = "anthropic"\nmodel_id = "claude-sonnet-4-5"\n'
+        '[aliases."keyed".defaults]\napi_key = "sk-from-alias"\n'
+    )
+    monkeypatch.setenv("MODEL_REGISTRY_ALIASES", str(aliases))
+    assert get_client("keyed").provider == "anthropic"
+
+
+@pytest.mark.usefixtures("no_provider_keys")
+def test_declared_provider_with_a_key_variable_needs_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    aliases = tmp_path / "aliases.toml"
+    aliases.write_text(
+        '[providers.corp]\napi_base = "http://127.0.0.1:9/v1"\napi_key_env = "CORP_KEY"\n'
+        '[providers.open]\napi_base = "http://127.0.0.1:9/v1"\n'
+    )
+    monkeypatch.setenv("MODEL_REGISTRY_ALIASES", str(aliases))
+    monkeypatch.delenv("CORP_KEY", raising=False)
+    with pytest.raises(MissingCredentialsError, match="set CORP_KEY"):
+        get_client("corp:m")
+    assert get_client("open:m").provider == "open"  # a keyless OpenAI-compatible server
+
+
+async def test_sentinel_key_never_appears_in_reprs_logs_or_errors(
+    litellm: ModuleType,  # imported first, so its loggers are among those set to DEBUG
+    server: FakeOpenAIServer,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", SENTINEL_ENV)
+    loggers = [
+        logging.getLogger(),
+        *(logging.getLogger(n) for n in logging.root.manager.loggerDict),
+    ]
+    levels = {logger: logger.level for logger in loggers}
+    for logger in loggers:
+        logger.setLevel(logging.DEBUG)
+    caplog.set_level(logging.DEBUG)
+    server.configure(
+        "sentinel", status=401, message=f"Incorrect API key provided: {SENTINEL_KWARG}"
+    )
+    seen: list[str] = []
+    try:
+        for kwargs in ({}, {"api_key": SENTINEL_KWARG}):
+            client = get_client("openai:sentinel", api_base=server.base_url, **kwargs)
+            seen += [repr(client), str(client), repr(client.resolution), str(client.resolution)]
+            await client.start()
+            with pytest.raises(AuthenticationError) as info:
+                await client.generate("hi", num_retries=0)
+            seen += [str(info.value), repr(info.value), info.value.message]
+            stream = client.stream("hi", num_retries=0)
+            with pytest.raises(AuthenticationError) as info:
+                async for _ in stream:
+                    pass
+            seen += [str(info.value), repr(info.value)]
+            await client.aclose()
+            seen.append(repr(client))
+    finally:
+        for logger, level in levels.items():
+            logger.setLevel(level)
+    out, err = capfd.readouterr()
+    seen += [caplog.text, out, err]
+    assert {"LiteLLM", "openai._base_client"} <= {r.name for r in caplog.records}
+    for text in seen:
+        assert SENTINEL_ENV not in text
+        assert SENTINEL_KWARG not in text
+    sent = [h["authorization"] for h in server.stats("sentinel").headers]
+    assert sent == [f"Bearer {SENTINEL_ENV}"] * 2 + [f"Bearer {SENTINEL_KWARG}"] * 2
