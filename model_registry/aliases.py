@@ -287,7 +287,7 @@ def _parse_aliases(
         if model_id is not None and not model_id.strip():
             problems.add(f"{where}: key 'model_id' must not be empty", name, "model_id")
             continue
-        if provider_name is None or unknown:
+        if provider_name is None:
             continue
         spec = providers.get(provider_name)
         if spec is None:
@@ -309,6 +309,8 @@ def _parse_aliases(
                     "model_id",
                 )
                 continue
+        if unknown:
+            continue
         params = dict(defaults)
         if spec.api_base is not None:
             params = {"api_base": spec.api_base, **params}

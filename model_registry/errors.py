@@ -4,6 +4,7 @@
     ├── AliasConfigError          (also ValueError) an alias file is broken
     ├── UnknownModelError         (also ValueError) a name resolves to nothing
     ├── InvalidParameterError     (also ValueError) a kwarg the backend cannot take
+    ├── ModelPathNotFoundError    (also FileNotFoundError) a local model path is missing
     ├── MissingCredentialsError   a hosted provider has no API key
     ├── BackendNotInstalledError  litellm / vllm missing; says what to install
     ├── ClientClosedError         a call on a client after aclose()
@@ -19,7 +20,7 @@
         ├── ServiceUnavailableError   5xx, dropped or refused connections
         └── APIError                  anything else the provider reported
 
-User mistakes (the first six) are kept apart from failures of a call
+User mistakes (the first seven) are kept apart from failures of a call
 (`ModelCallError`), so a pipeline can retry the latter and fix the former.
 """
 
@@ -37,6 +38,7 @@ __all__ = [
     "InvalidParameterError",
     "MissingCredentialsError",
     "ModelCallError",
+    "ModelPathNotFoundError",
     "ModelRegistryError",
     "NotFoundError",
     "PermissionDeniedError",
@@ -81,6 +83,10 @@ class UnknownModelError(ModelRegistryError, ValueError):
 
 class InvalidParameterError(ModelRegistryError, ValueError):
     """A keyword argument the backend does not accept (or not at this point)."""
+
+
+class ModelPathNotFoundError(ModelRegistryError, FileNotFoundError):
+    """A local model's path does not exist."""
 
 
 class MissingCredentialsError(ModelRegistryError):

@@ -17,6 +17,7 @@ def test_all_lists_exactly_the_public_names() -> None:
     public = {n for n in dir(model_registry) if not n.startswith("_")} - {
         "aliases",
         "api",
+        "cli",
         "clients",
         "errors",
         "providers",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import AsyncGenerator, Generator, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Self
@@ -151,13 +150,16 @@ class BaseClient:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
         await self.start()
         cap = concurrency if concurrency is not None else self.default_concurrency
-        limiter = anyio.CapacityLimiter(cap if cap is not None else math.inf)
+        workers = len(prompts) if cap is None else min(cap, len(prompts))
         results: list[Any] = [None] * len(prompts)
+        pending = iter(enumerate(prompts))
         first_error: list[BaseException] = []
         bar = _ProgressBar(len(prompts), self.name) if progress else None
 
-        async def one(index: int, prompt: Prompt, scope: anyio.CancelScope) -> None:
-            async with limiter:
+        # `workers` tasks pull prompts from one iterator: the cap holds without a limiter,
+        # and a batch of 10,000 prompts costs `workers` tasks, not 10,000.
+        async def worker(scope: anyio.CancelScope) -> None:
+            for index, prompt in pending:
                 try:
                     results[index] = await self._generate(prompt, kwargs)
                 except Exception as exc:
@@ -167,13 +169,13 @@ class BaseClient:
                         scope.cancel()
                         return
                     results[index] = exc
-            if bar is not None:
-                bar.advance()
+                if bar is not None:
+                    bar.advance()
 
         try:
             async with anyio.create_task_group() as tg:
-                for index, prompt in enumerate(prompts):
-                    tg.start_soon(one, index, prompt, tg.cancel_scope)
+                for _ in range(workers):
+                    tg.start_soon(worker, tg.cancel_scope)
         finally:
             if bar is not None:
                 bar.close()

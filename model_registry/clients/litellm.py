@@ -385,3 +385,9 @@ async def close_litellm_pool() -> None:
     with anyio.CancelScope(shield=True):
         await _litellm_module.close_litellm_async_clients()
         _litellm_module.in_memory_llm_clients_cache.flush_cache()
+        # LiteLLM logs each call from a background task on the caller's loop; stop it too,
+        # so nothing of ours or LiteLLM's keeps running once the last client is closed.
+        # It restarts by itself on the next call.
+        from litellm.litellm_core_utils.logging_worker import GLOBAL_LOGGING_WORKER
+
+        await GLOBAL_LOGGING_WORKER.stop(timeout=5.0)

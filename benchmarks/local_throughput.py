@@ -1,0 +1,214 @@
+"""Local throughput: does our async path keep up with vLLM's own offline `LLM.generate`?
+
+The same prompts, with a fixed output length (`ignore_eos=True`, fixed `max_tokens`), go
+through (1) vLLM's offline `LLM.generate`, (2) the raw `AsyncLLM` (`engine.generate` on
+the very engine our client holds) and (3) our `generate_many`. The three alternate
+round by round (order rotated) and each figure is the median over rounds; the goal is
+ours/offline output tokens/s at least 0.95 on CPU with the tiny model
+(tests/fixtures/tiny_model.py; `--model PATH` for a real model, goal 0.97 on a GPU).
+Also: time to first token of `stream()` against the raw engine's first delta.
+
+Engines on CPU need `kv_cache_memory_bytes` (64 MiB here); each start costs 13-25 s.
+
+    uv run python benchmarks/local_throughput.py --quick
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import sys
+import time
+import uuid
+from typing import Any
+
+from _common import (
+    TINY_ENGINE_ARGS,
+    Goal,
+    Report,
+    base_parser,
+    median,
+    progress_bar,
+    spread,
+    tiny_model_dir,
+)
+
+PROMPT = "Write three distractors for question {i}: what is the capital of France?"
+
+
+async def run(args: Any, report: Report) -> None:
+    from vllm import LLM, SamplingParams
+    from vllm.sampling_params import RequestOutputKind
+
+    from model_registry import get_client
+
+    engine_args = {} if args.model and not args.cpu_args else TINY_ENGINE_ARGS
+    model = args.model or str(tiny_model_dir())
+    prompts = [PROMPT.format(i=i) for i in range(args.prompts)]
+    tokens = args.max_tokens
+
+    started = time.perf_counter()
+    client = await get_client(f"local:{model}", **engine_args)
+    ours_start_s = time.perf_counter() - started
+    engine = client.engine
+    tokenizer = engine.get_tokenizer()
+    templated = [
+        tokenizer.apply_chat_template(
+            [{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True
+        )
+        for p in prompts
+    ]
+
+    started = time.perf_counter()
+    llm = LLM(model=model, **engine_args)
+    offline_start_s = time.perf_counter() - started
+
+    def offline() -> int:
+        params = SamplingParams(max_tokens=tokens, ignore_eos=True)
+        inputs: Any = [{"prompt": t} for t in templated]
+        outputs = llm.generate(inputs, params, use_tqdm=False)
+        return sum(len(o.outputs[0].token_ids) for o in outputs)
+
+    async def raw_one(text: str, kind: Any) -> int:
+        params = SamplingParams(max_tokens=tokens, ignore_eos=True, output_kind=kind)
+        count = 0
+        async for out in engine.generate(
+            {"prompt": text},
+            params,
+            f"bench-{uuid.uuid4().hex}",
+            tokenization_kwargs={"add_special_tokens": False},
+        ):
+            count = len(out.outputs[0].token_ids)
+        return count
+
+    async def raw() -> int:
+        counts = await asyncio.gather(
+            *(raw_one(t, RequestOutputKind.FINAL_ONLY) for t in templated)
+        )
+        return sum(counts)
+
+    async def ours() -> int:
+        results = await client.generate_many(prompts, max_tokens=tokens, ignore_eos=True)
+        return sum(r.usage.completion_tokens or 0 for r in results)
+
+    async def timed(side: str) -> tuple[float, int]:
+        gc.collect()
+        began = time.perf_counter()
+        produced = offline() if side == "offline" else await (raw() if side == "raw" else ours())
+        return time.perf_counter() - began, produced
+
+    sides = ["offline", "raw_asyncllm", "ours_generate_many"]
+    names = {"offline": "offline", "raw_asyncllm": "raw", "ours_generate_many": "ours"}
+    tps: dict[str, list[float]] = {s: [] for s in sides}
+    produced_tokens: dict[str, int] = {}
+    for side in sides:  # warm-up (compilation, caches)
+        await timed(names[side])
+    with progress_bar("local throughput", args.rounds * len(sides)) as advance:
+        for r in range(args.rounds):
+            shift = r % len(sides)
+            for side in sides[shift:] + sides[:shift]:
+                wall, produced = await timed(names[side])
+                expected = len(prompts) * tokens
+                if produced != expected:
+                    raise RuntimeError(f"{side}: {produced} tokens, expected {expected}")
+                produced_tokens[side] = produced
+                tps[side].append(produced / wall)
+                advance(1)
+
+    # Time to first token, one request on an idle engine, alternating ours/raw.
+    ttft: dict[str, list[float]] = {"ours_stream": [], "raw_asyncllm_delta": []}
+    for r in range(args.ttft_repeat):
+        for side in ("ours_stream", "raw_asyncllm_delta")[:: 1 if r % 2 == 0 else -1]:
+            began = time.perf_counter()
+            if side == "ours_stream":
+                stream = client.stream(prompts[0], max_tokens=8, ignore_eos=True)
+                async for _ in stream:
+                    ttft[side].append(time.perf_counter() - began)
+                    break
+                await stream.aclose()
+            else:
+                params = SamplingParams(
+                    max_tokens=8, ignore_eos=True, output_kind=RequestOutputKind.DELTA
+                )
+                request_id = f"bench-{uuid.uuid4().hex}"
+                outputs = engine.generate(
+                    {"prompt": templated[0]},
+                    params,
+                    request_id,
+                    tokenization_kwargs={"add_special_tokens": False},
+                )
+                async for _ in outputs:
+                    ttft[side].append(time.perf_counter() - began)
+                    break
+                await outputs.aclose()
+                await engine.abort(request_id)
+
+    await client.aclose()
+
+    ratio_ours = [o / f for o, f in zip(tps["ours_generate_many"], tps["offline"], strict=True)]
+    ratio_raw = [a / f for a, f in zip(tps["raw_asyncllm"], tps["offline"], strict=True)]
+    ratio_ours_raw = [
+        o / a for o, a in zip(tps["ours_generate_many"], tps["raw_asyncllm"], strict=True)
+    ]
+    report.figures.update(
+        {
+            "model": model,
+            "engine_args": engine_args,
+            "prompts": len(prompts),
+            "max_tokens": tokens,
+            "output_tokens_per_run": produced_tokens,
+            "engine_start_s": {"ours": ours_start_s, "offline_llm": offline_start_s},
+            "output_tokens_per_s": {s: spread(v) for s, v in tps.items()},
+            "ours_over_offline": spread(ratio_ours),
+            "raw_asyncllm_over_offline": spread(ratio_raw),
+            "ours_over_raw_asyncllm": spread(ratio_ours_raw),
+            "ttft_ms": {s: spread([x * 1e3 for x in v]) for s, v in ttft.items()},
+        }
+    )
+    for side in sides:
+        print(f"{side:20s} {median(tps[side]):10.1f} output tokens/s")
+    print(
+        f"ours/offline {median(ratio_ours):.3f}, raw AsyncLLM/offline {median(ratio_raw):.3f}, "
+        f"ours/raw {median(ratio_ours_raw):.3f}"
+    )
+    print(
+        f"TTFT ours stream {median(ttft['ours_stream']) * 1e3:.1f} ms, raw AsyncLLM "
+        f"{median(ttft['raw_asyncllm_delta']) * 1e3:.1f} ms"
+    )
+    report.goal(
+        Goal(
+            "local: generate_many / offline LLM.generate output tokens/s",
+            0.97 if args.model else 0.95,
+            ">=",
+            median(ratio_ours),
+            "x",
+        )
+    )
+
+
+def main() -> None:
+    parser = base_parser(__doc__ or "")
+    parser.add_argument("--model", default=None, help="model path or repo id (default: tiny)")
+    parser.add_argument(
+        "--cpu-args",
+        action="store_true",
+        help="with --model: also pass the CPU engine args (kv_cache_memory_bytes=64 MiB)",
+    )
+    parser.add_argument("--prompts", type=int, default=None)
+    parser.add_argument("--max-tokens", type=int, default=None)
+    parser.add_argument("--rounds", type=int, default=None)
+    parser.add_argument("--ttft-repeat", type=int, default=None)
+    args = parser.parse_args()
+    args.prompts = args.prompts or (32 if args.quick else 64)
+    args.max_tokens = args.max_tokens or (64 if args.quick else 256)
+    args.rounds = args.rounds or (3 if args.quick else 5)
+    args.ttft_repeat = args.ttft_repeat or (5 if args.quick else 20)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    report = Report("local_throughput", quick=args.quick, args=vars(args) | {"out": str(args.out)})
+    asyncio.run(run(args, report))
+    report.save(args.out)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

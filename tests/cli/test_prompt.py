@@ -1,0 +1,210 @@
+"""`model-registry prompt` against a real loopback OpenAI-compatible server (hosted path)."""
+
+from __future__ import annotations
+
+import re
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.cli.conftest import InvokeCli, RunCli, SpawnCli, no_traceback
+from tests.fixtures.openai_server import FakeOpenAIServer
+
+FOOTER = re.compile(
+    r"^openai:(?P<model>\S+) \| finish: (?P<finish>\S+) \| tokens: (?P<prompt>\d+) prompt \+ "
+    r"(?P<completion>\d+) completion = (?P<total>\d+) \| latency: \d+\.\d\d s$"
+)
+
+LoopbackAlias = Callable[..., str]
+
+
+@pytest.fixture
+def loopback_alias(
+    openai_server: FakeOpenAIServer, alias_file: Callable[..., Path]
+) -> LoopbackAlias:
+    """Write an alias 'loopback' for `model_id` on the fake server; returns the model id."""
+
+    def write(model_id: str, *, api_key: str | None = "sk-loopback-test") -> str:
+        key_line = f'api_key = "{api_key}"' if api_key is not None else ""
+        alias_file(
+            f"""
+            [aliases."loopback"]
+            provider = "openai"
+            model_id = "{model_id}"
+
+            [aliases."loopback".defaults]
+            api_base = "{openai_server.base_url}"
+            {key_line}
+            """
+        )
+        return model_id
+
+    return write
+
+
+def test_prompt_prints_the_answer_then_a_footer_on_stderr(
+    run_cli: RunCli, loopback_alias: LoopbackAlias
+) -> None:
+    loopback_alias("cli-basic")
+    result = run_cli("prompt", "loopback", "hello there")
+    assert result.code == 0, result.stderr
+    assert result.stdout == "echo: hello there\n"
+    footer = FOOTER.match(result.stderr.strip())
+    assert footer is not None, result.stderr
+    assert footer.group("model", "finish", "prompt", "completion", "total") == (
+        "cli-basic",
+        "stop",
+        "2",
+        "3",
+        "5",
+    )
+
+
+def test_prompt_streams_deltas_when_asked(
+    invoke_cli: InvokeCli, loopback_alias: LoopbackAlias, openai_server: FakeOpenAIServer
+) -> None:
+    model = loopback_alias("cli-stream")
+    result = invoke_cli("prompt", "loopback", "one two three", "--stream")
+    assert result.code == 0, result.stderr
+    assert result.stdout == "echo: one two three\n"
+    assert FOOTER.match(result.stderr.strip()), result.stderr
+    assert openai_server.stats(model).bodies[-1]["stream"] is True
+
+
+def test_prompt_does_not_stream_when_stdout_is_not_a_terminal(
+    invoke_cli: InvokeCli, loopback_alias: LoopbackAlias, openai_server: FakeOpenAIServer
+) -> None:
+    model = loopback_alias("cli-no-stream")
+    result = invoke_cli("prompt", "loopback", "hi")
+    assert result.code == 0, result.stderr
+    assert not openai_server.stats(model).bodies[-1].get("stream")
+
+
+@pytest.mark.parametrize("args", [("-",), ()])
+def test_prompt_reads_stdin_for_dash_or_no_text(
+    invoke_cli: InvokeCli,
+    loopback_alias: LoopbackAlias,
+    openai_server: FakeOpenAIServer,
+    args: tuple[str, ...],
+) -> None:
+    model = loopback_alias(f"cli-stdin-{len(args)}")
+    result = invoke_cli("prompt", "loopback", *args, stdin="from stdin\n")
+    assert result.code == 0, result.stderr
+    assert result.stdout == "echo: from stdin\n"
+    assert openai_server.stats(model).bodies[-1]["messages"] == [
+        {"role": "user", "content": "from stdin"}
+    ]
+
+
+def test_prompt_with_empty_stdin_is_a_usage_error(
+    invoke_cli: InvokeCli, loopback_alias: LoopbackAlias
+) -> None:
+    loopback_alias("cli-empty")
+    result = invoke_cli("prompt", "loopback", "-", stdin="")
+    assert result.code == 2
+    assert "the prompt read from stdin is empty" in result.stderr
+
+
+def test_system_message_and_set_kwargs_reach_the_request(
+    invoke_cli: InvokeCli, loopback_alias: LoopbackAlias, openai_server: FakeOpenAIServer
+) -> None:
+    model = loopback_alias("cli-system")
+    result = invoke_cli(
+        "prompt",
+        "loopback",
+        "hi",
+        "--system",
+        "be brief",
+        "--set",
+        "temperature=0.2",
+        "--set",
+        "max_tokens=7",
+        "--set",
+        "stop=['END']",
+    )
+    assert result.code == 0, result.stderr
+    body = openai_server.stats(model).bodies[-1]
+    assert body["messages"] == [
+        {"role": "system", "content": "be brief"},
+        {"role": "user", "content": "hi"},
+    ]
+    assert (body["temperature"], body["max_tokens"], body["stop"]) == (0.2, 7, ["END"])
+
+
+def test_prompt_json_is_the_generation(
+    invoke_cli: InvokeCli, loopback_alias: LoopbackAlias
+) -> None:
+    loopback_alias("cli-json")
+    result = invoke_cli("prompt", "loopback", "hello there", "--json")
+    assert result.code == 0, result.stderr
+    data = result.json()
+    assert isinstance(data, dict)
+    latency = data.pop("latency_s")
+    assert isinstance(latency, float) and latency > 0
+    assert data == {
+        "text": "echo: hello there",
+        "finish_reason": "stop",
+        "usage": {"prompt_tokens": 2, "completion_tokens": 3, "total_tokens": 5},
+        "model": "cli-json",
+        "provider": "openai",
+    }
+    assert result.stderr == ""
+
+
+def test_missing_api_key_is_one_line_naming_the_env_var(
+    invoke_cli: InvokeCli, loopback_alias: LoopbackAlias
+) -> None:
+    loopback_alias("cli-no-key", api_key=None)
+    result = invoke_cli("prompt", "loopback", "hi")
+    assert result.code == 1
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith("error: ")
+    assert "OPENAI_API_KEY" in result.stderr
+
+
+def test_provider_error_is_one_message_and_exit_1(
+    invoke_cli: InvokeCli, loopback_alias: LoopbackAlias, openai_server: FakeOpenAIServer
+) -> None:
+    model = loopback_alias("cli-broken")
+    openai_server.configure(model, status=503, message="the fleet is down for maintenance")
+    result = invoke_cli("prompt", "loopback", "hi", "--set", "num_retries=0")
+    assert result.code == 1
+    assert result.stderr.startswith("error: openai model 'cli-broken' (HTTP 503): ")
+    assert "the fleet is down for maintenance" in result.stderr
+    assert no_traceback(result)
+
+
+def test_unknown_model_prompt_exits_1_without_traceback(invoke_cli: InvokeCli) -> None:
+    result = invoke_cli("prompt", "no-such-model", "hi")
+    assert result.code == 1
+    assert result.stderr.startswith("error: unknown model 'no-such-model'")
+    assert no_traceback(result)
+
+
+def test_ctrl_c_cancels_the_request_and_exits_130(
+    spawn_cli: SpawnCli, loopback_alias: LoopbackAlias, openai_server: FakeOpenAIServer
+) -> None:
+    model = loopback_alias("cli-slow")
+    openai_server.configure(model, delay=120)
+    process = spawn_cli("prompt", "loopback", "wait for it")
+    deadline = time.monotonic() + 90
+    while openai_server.stats(model).in_flight == 0:
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "the request never reached the server"
+        time.sleep(0.1)
+    interrupted = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130, stderr
+    assert time.monotonic() - interrupted < 10
+    assert stderr.strip().endswith("cancelled")
+    assert "Traceback" not in stderr
+    assert stdout == ""
+    deadline = time.monotonic() + 10
+    while openai_server.stats(model).in_flight:  # the connection was closed, not left hanging
+        assert time.monotonic() < deadline
+        time.sleep(0.1)

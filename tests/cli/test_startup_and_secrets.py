@@ -1,0 +1,134 @@
+"""Startup stays light (no heavy imports) and credentials never reach any output."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+import model_registry
+from tests.cli.conftest import HEAVY_MODULES, InvokeCli, RunCli, heavy_modules
+from tests.fixtures.openai_server import FakeOpenAIServer
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--help",),
+        ("list",),
+        ("list", "--json"),
+        ("--list-models",),
+        ("resolve", "Qwen/Qwen3-4B-Instruct-2507", "--set", "temperature=0.2"),
+        ("resolve", "my-eval-model", "--json"),
+        ("resolve", "no-such-model"),
+        ("validate",),
+        ("prompt", "--help"),
+        ("--version",),
+    ],
+    ids=lambda args: " ".join(args),
+)
+def test_commands_import_none_of_litellm_vllm_torch_transformers(
+    run_cli: RunCli, args: tuple[str, ...]
+) -> None:
+    result = run_cli(*args, probe_imports=True)
+    assert result.code in (0, 1), result.stderr
+    assert heavy_modules(result) == []
+
+
+def test_hosted_prompt_imports_litellm_only(
+    run_cli: RunCli, openai_server: FakeOpenAIServer, alias_file: Callable[..., Path]
+) -> None:
+    alias_file(
+        f"""
+        [aliases."loopback"]
+        provider = "openai"
+        model_id = "cli-imports"
+        defaults = {{ api_base = "{openai_server.base_url}", api_key = "sk-test" }}
+        """
+    )
+    result = run_cli("prompt", "loopback", "hi", probe_imports=True)
+    assert result.code == 0, result.stderr
+    assert heavy_modules(result) == ["litellm"]
+    assert set(HEAVY_MODULES) - {"litellm"} == {"vllm", "torch", "transformers"}
+
+
+def test_python_dash_m_runs_the_same_cli(run_cli: RunCli, cli_dir: Path) -> None:
+    module = subprocess.run(
+        [sys.executable, "-m", "model_registry", "list", "--json"],
+        capture_output=True,
+        text=True,
+        cwd=cli_dir,
+        check=True,
+    )
+    assert module.stdout == run_cli("list", "--json").stdout
+
+
+def test_version(invoke_cli: InvokeCli) -> None:
+    result = invoke_cli("--version")
+    assert (result.code, result.stdout) == (0, f"model-registry {model_registry.__version__}\n")
+
+
+def test_no_command_prints_help(invoke_cli: InvokeCli) -> None:
+    result = invoke_cli()
+    assert result.code == 0
+    for command in ("list", "resolve", "prompt", "validate", "--install-completion"):
+        assert command in result.stdout
+
+
+def test_unknown_command_is_a_usage_error(invoke_cli: InvokeCli) -> None:
+    assert invoke_cli("lsit").code == 2
+
+
+SENTINELS = ("sk-SENTINEL-env-7f3a", "sk-SENTINEL-alias-91bc", "sk-SENTINEL-set-c0de")
+
+
+def test_api_keys_never_appear_in_any_output(
+    invoke_cli: InvokeCli,
+    run_cli: RunCli,
+    openai_server: FakeOpenAIServer,
+    alias_file: Callable[..., Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    env_key, alias_key, set_key = SENTINELS
+    alias_file(
+        f"""
+        [aliases."loopback"]
+        provider = "openai"
+        model_id = "cli-secrets"
+
+        [aliases."loopback".defaults]
+        api_base = "{openai_server.base_url}"
+        api_key = "{alias_key}"
+        hf_token = "{alias_key}"
+        """
+    )
+    env = {"OPENAI_API_KEY": env_key, "ANTHROPIC_API_KEY": env_key}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    runs = [
+        ("list",),
+        ("list", "--json"),
+        ("--list-models",),
+        ("resolve", "loopback"),
+        ("resolve", "loopback", "--json"),
+        ("resolve", "loopback", "--set", f"api_key={set_key}", "--json"),
+        ("resolve", "claude-haiku", "--set", f"api_key={set_key}", "--set", f"x_secret={set_key}"),
+        ("resolve", "no-such-model", "--set", f"api_key={set_key}"),
+        ("validate",),
+        ("--debug", "resolve", "loopback", "--set", f"api_key={set_key}"),
+        ("prompt", "loopback", "hello", "--set", f"api_key={set_key}"),
+        ("prompt", "loopback", "hello", "--json"),
+        ("prompt", "my-eval-model", "hello", "--set", f"api_base={openai_server.base_url}"),
+    ]
+    for args in runs:  # in-process (fast); the console script below
+        result = invoke_cli(*args)
+        for sentinel in SENTINELS:
+            assert sentinel not in result.stdout + result.stderr, (args, result)
+    listed = run_cli("list", env=env)
+    assert not any(sentinel in listed.stdout + listed.stderr for sentinel in SENTINELS)
+    resolved = run_cli("resolve", "loopback", "--json", env=env).json()
+    assert resolved["params"]["api_key"] == "***"  # type: ignore[index]
+    assert resolved["params"]["hf_token"] == "***"  # type: ignore[index]
