@@ -242,20 +242,23 @@ class LiteLLMClient(BaseClient):
         given = self.params.get("api_key")
         if not given:
             env_value = os.environ.get(spec.api_key_env) if spec.api_key_env else None
-            if spec.api_key_env and not env_value:
+            # A built-in provider pointed at your own api_base (an OpenAI-compatible server
+            # such as `vllm serve`) may need no key; a declared provider's key variable is
+            # part of its declaration and always required.
+            own_server = self._builtin and self.params.get("api_base") is not None
+            if spec.api_key_env and not env_value and not own_server:
                 raise MissingCredentialsError(
                     f"no API key for provider {spec.name!r}: set {spec.api_key_env} "
                     f"or pass api_key=...",
                     provider=spec.name,
                     env_var=spec.api_key_env,
                 )
-            if not self._builtin:
-                # LiteLLM does not know this provider's variable: hand the key over
-                # ourselves, or a placeholder so no other provider's key is sent here.
-                if env_value:
-                    self._extra["api_key"] = env_value
-                elif spec.route_prefix in _OPENAI_SDK_PREFIXES:
-                    self._extra["api_key"] = _NO_KEY_PLACEHOLDER
+            if env_value and not self._builtin:
+                # LiteLLM does not know this provider's variable: hand the key over ourselves.
+                self._extra["api_key"] = env_value
+            elif not env_value and spec.route_prefix in _OPENAI_SDK_PREFIXES:
+                # a placeholder, so the SDK runs and no other provider's key is sent here
+                self._extra["api_key"] = _NO_KEY_PLACEHOLDER
 
     # --- lifecycle ----------------------------------------------------------------
 

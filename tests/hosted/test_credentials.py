@@ -65,6 +65,18 @@ def test_declared_provider_with_a_key_variable_needs_it(
     assert get_client("open:m").provider == "open"  # a keyless OpenAI-compatible server
 
 
+@pytest.mark.usefixtures("no_provider_keys")
+async def test_a_builtin_provider_at_your_own_api_base_needs_no_key(
+    server: FakeOpenAIServer,
+) -> None:
+    with pytest.raises(MissingCredentialsError):
+        get_client("openai:own")  # no key, no api_base: OpenAI's API needs the key
+    async with get_client("openai:own", api_base=server.base_url) as client:
+        with pytest.raises(AuthenticationError):  # this server wants a key: the call gets 401
+            await client.generate("hi")
+    assert server.stats("own").headers[-1]["authorization"] == "Bearer no-key"
+
+
 async def test_sentinel_key_never_appears_in_reprs_logs_or_errors(
     litellm: ModuleType,  # imported first, so its loggers are among those set to DEBUG
     server: FakeOpenAIServer,

@@ -153,6 +153,44 @@ async def test_a_timeout_aborts_the_request(tiny: Any) -> None:
     await _unfinished_requests_drop_to_zero(tiny)
 
 
+@pytest.mark.parametrize("timeout_s", [1.0])
+async def test_a_timeout_is_honoured_within_20_percent(tiny: Any, timeout_s: float) -> None:
+    started = time.perf_counter()
+    with pytest.raises(RequestTimeoutError):
+        await tiny.generate("Go on.", timeout=timeout_s, max_tokens=100_000, ignore_eos=True)
+    elapsed = time.perf_counter() - started
+    assert timeout_s <= elapsed * 1.02 and elapsed <= timeout_s * 1.2
+    await _unfinished_requests_drop_to_zero(tiny)
+
+
+async def _until_in_engine(client: Any, count: int, within: float = 30.0) -> None:
+    deadline = time.perf_counter() + within
+    while client.engine.get_num_unfinished_requests() < count:
+        assert time.perf_counter() < deadline, "the requests never reached the engine"
+        await asyncio.sleep(0.01)
+
+
+async def test_cancelling_100_in_flight_generations_leaves_none_running(tiny: Any) -> None:
+    tasks = [asyncio.create_task(tiny.generate(f"Go on, {i}.", **LONG)) for i in range(100)]
+    await _until_in_engine(tiny, 100)
+    for task in tasks:
+        task.cancel()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert all(isinstance(r, asyncio.CancelledError) for r in results)
+    assert await _unfinished_requests_drop_to_zero(tiny, within=1.0) < 1.0
+    g = await tiny.generate("Still serving?", max_tokens=3, ignore_eos=True)
+    assert g.usage.completion_tokens == 3
+
+
+async def test_cancelling_generate_many_aborts_every_request_it_started(tiny: Any) -> None:
+    task = asyncio.create_task(tiny.generate_many([f"Long {i}" for i in range(20)], **LONG))
+    await _until_in_engine(tiny, 20)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await _unfinished_requests_drop_to_zero(tiny, within=1.0) < 1.0
+
+
 async def test_leaving_a_stream_early_aborts_the_request(tiny: Any) -> None:
     async with tiny.stream("Go on.", **LONG) as stream:
         async for _ in stream:

@@ -62,17 +62,17 @@ async def test_engine_starts_off_the_loop_is_shared_and_stops_with_its_last_clie
             lags.append(time.perf_counter() - t - 0.01)
 
     ticker = asyncio.create_task(tick())
-    a = get_client(tiny_name, **OWN_ENGINE)
-    b = get_client(tiny_name, **OWN_ENGINE)
-    await asyncio.gather(a.start(), b.start())  # concurrent starts: one engine
+    clients = [get_client(tiny_name, **OWN_ENGINE) for _ in range(16)]
+    await asyncio.gather(*(c.start() for c in clients))  # 16 concurrent starts: one engine
     stop.set()
     await ticker
+    a, b, others = clients[0], clients[1], clients[2:]
 
     assert engine_starts() == before_starts + 1
-    assert a.engine is b.engine is not None
+    assert all(c.engine is a.engine for c in clients) and a.engine is not None
     assert a.engine is not tiny.engine
     ours = [e for e in cached_engines() if e.engine_id == id(a.engine)]
-    assert len(ours) == 1 and ours[0].refs == 2 and ours[0].engine_args == OWN_ENGINE
+    assert len(ours) == 1 and ours[0].refs == 16 and ours[0].engine_args == OWN_ENGINE
 
     # The loop kept running while the engine started (13-100 s here): most ticks on time,
     # none held up by the start (a rare longer one is the shared 2-core machine's scheduler).
@@ -86,7 +86,12 @@ async def test_engine_starts_off_the_loop_is_shared_and_stops_with_its_last_clie
     g = await b.generate("hello", max_tokens=3, ignore_eos=True)
     assert g.usage.completion_tokens == 3
 
-    await a.aclose()
+    # closing every other client while b generates does not stop the engine under it
+    running = asyncio.create_task(b.generate("keep going", max_tokens=64, ignore_eos=True))
+    await asyncio.sleep(0.2)
+    for client in [a, *others]:
+        await client.aclose()
+    assert (await running).usage.completion_tokens == 64
     assert b.engine is not None and [
         e.refs for e in cached_engines() if e.engine_id == id(b.engine)
     ] == [1]
