@@ -22,7 +22,7 @@ import msgspec
 from model_registry import providers as _providers
 from model_registry.errors import AliasConfigError
 from model_registry.providers import ProviderSpec
-from model_registry.types import REDACTED, is_secret_key
+from model_registry.types import redact
 
 __all__ = [
     "ALIASES_ENV_VAR",
@@ -51,7 +51,7 @@ class Alias(msgspec.Struct, frozen=True):
     source: str
 
     def __repr__(self) -> str:
-        defaults = {k: (REDACTED if is_secret_key(k) else v) for k, v in self.defaults.items()}
+        defaults = redact(self.defaults)
         return (
             f"Alias(name={self.name!r}, provider={self.provider!r}, model_id={self.model_id!r}, "
             f"route={self.route!r}, defaults={defaults!r}, source={self.source!r})"
@@ -64,9 +64,7 @@ class Alias(msgspec.Struct, frozen=True):
             "provider": self.provider,
             "model_id": self.model_id,
             "route": self.route,
-            "defaults": {
-                k: (REDACTED if is_secret_key(k) else v) for k, v in self.defaults.items()
-            },
+            "defaults": redact(self.defaults),
             "description": self.description,
             "source": self.source,
         }
@@ -176,20 +174,24 @@ def _check_string(
     return value
 
 
-def _parse_providers(
-    raw: object, path: str, problems: _Problems, known: Mapping[str, ProviderSpec]
-) -> dict[str, ProviderSpec]:
+def _section(raw: object, path: str, key: str, problems: _Problems) -> dict[str, Any]:
+    """The `[key."name"]` tables of a file: empty when absent, or (a problem) not a table."""
     if raw is None:
         return {}
     if not isinstance(raw, dict):
         problems.add(
-            f"{path}: 'providers' must be a table of [providers.\"name\"] tables, "
-            f"got {_type_name(raw)}",
-            key="providers",
+            f"{path}: '{key}' must be a table of [{key}.\"name\"] tables, got {_type_name(raw)}",
+            key=key,
         )
         return {}
+    return raw
+
+
+def _parse_providers(
+    raw: object, path: str, problems: _Problems, known: Mapping[str, ProviderSpec]
+) -> dict[str, ProviderSpec]:
     out: dict[str, ProviderSpec] = {}
-    for name, table in raw.items():
+    for name, table in _section(raw, path, "providers", problems).items():
         where = f"{path}: provider '{name}'"
         if not isinstance(table, dict):
             problems.add(f"{where}: must be a table, got {_type_name(table)}", name)
@@ -237,17 +239,8 @@ def _parse_providers(
 def _parse_aliases(
     raw: object, path: str, problems: _Problems, providers: Mapping[str, ProviderSpec]
 ) -> dict[str, Alias]:
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        problems.add(
-            f"{path}: 'aliases' must be a table of [aliases.\"name\"] tables, "
-            f"got {_type_name(raw)}",
-            key="aliases",
-        )
-        return {}
     out: dict[str, Alias] = {}
-    for name, table in raw.items():
+    for name, table in _section(raw, path, "aliases", problems).items():
         where = f"{path}: alias '{name}'"
         if not name.strip():
             problems.add(
