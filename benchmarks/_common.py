@@ -306,8 +306,13 @@ def tiny_model_dir() -> Path:
     return target
 
 
-#: Engine args for the tiny model on CPU (the default memory fraction fails here).
-TINY_ENGINE_ARGS: dict[str, Any] = {"kv_cache_memory_bytes": 64 * 2**20, "max_model_len": 512}
+#: The tiny model's engine args on CPU: a small KV cache (vLLM's default memory fraction
+#: fails there) and no torch.compile (eager mode, as in the tests: a shorter start).
+TINY_ENGINE_ARGS: dict[str, Any] = {
+    "kv_cache_memory_bytes": 64 * 2**20,
+    "max_model_len": 512,
+    "enforce_eager": True,
+}
 
 
 class LagProbe:
