@@ -52,7 +52,7 @@ from model_registry.errors import (
     RequestTimeoutError,
     ServiceUnavailableError,
 )
-from model_registry.types import Generation, Prompt, Usage, to_messages
+from model_registry.types import Generation, Prompt, Usage, redact, to_messages
 
 if TYPE_CHECKING:
     from model_registry.resolve import Resolution
@@ -271,7 +271,7 @@ def cached_engines() -> list[CachedEngine]:
     return [
         CachedEngine(
             model=e.model,
-            engine_args=dict(e.engine_args),
+            engine_args=redact(e.engine_args),
             refs=e.refs,
             started=e.engine is not None,
             loop_closed=e.loop.is_closed(),
@@ -358,7 +358,8 @@ def _start_engine_sync(entry: _Engine) -> None:
         args = vllm.AsyncEngineArgs(model=entry.model, **entry.engine_args)
     except (TypeError, ValueError) as exc:
         raise InvalidParameterError(
-            f"vLLM rejected the engine args {entry.engine_args!r} for {entry.model!r}: {exc}"
+            f"vLLM rejected the engine args {redact(entry.engine_args)!r} for {entry.model!r}: "
+            f"{exc}"
         ) from exc
     with _cache_lock:
         if not _atexit_registered:
@@ -370,7 +371,8 @@ def _start_engine_sync(entry: _Engine) -> None:
         engine = vllm.AsyncLLMEngine.from_engine_args(args)
     except (TypeError, ValueError) as exc:
         raise InvalidParameterError(
-            f"vLLM could not start {entry.model!r} with engine args {entry.engine_args!r}: {exc}"
+            f"vLLM could not start {entry.model!r} with engine args "
+            f"{redact(entry.engine_args)!r}: {exc}"
         ) from exc
     except Exception as exc:
         raise APIError(
