@@ -236,9 +236,8 @@ class LiteLLMClient(BaseClient):
             )
         self._route: str = resolution.route
         self._builtin = BUILTIN_PROVIDERS.get(spec.name) == spec
+        # resolve() already put the provider's api_base into params; only keys go here
         self._extra: dict[str, Any] = {}
-        if spec.api_base is not None and "api_base" not in self.params:
-            self._extra["api_base"] = spec.api_base
         given = self.params.get("api_key")
         if not given:
             env_value = os.environ.get(spec.api_key_env) if spec.api_key_env else None
