@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from tests.fixtures.processes import stop_process
 from tests.fixtures.tiny_model import tiny_model_dir
 
 __all__ = ["ENGINE_KWARGS", "SERVED_NAME", "tiny_model_dir"]
@@ -130,13 +131,7 @@ def _stop_server(_require_vllm: None) -> Iterator[None]:
     """Stop the server at the end of the session, if a test started it."""
     yield
     if _server is not None:
-        process = _server[0]
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(_server[0], timeout=30)
 
 
 @pytest.fixture(scope="session")
