@@ -11,12 +11,15 @@ queue drained by `concurrency` workers), each path's percentiles come from the s
 seconds of machine time, and the figure is the median over repeated runs. Sequential
 batches are noise on these 2-core machines (A against A: 0.86-1.02).
 
-Throughput (req/s) needs each path alone on the loop (when two paths share the loop at
-saturation they complete at the same rate, whatever each costs), so it is measured in
-short batches that alternate path by path, round after round, with the order reversed
-every round; each figure is the median over rounds. (e) is compared with
-`asyncio.gather` over raw litellm (semaphore at the same concurrency). CPU ms per call
-(process time, all threads) is reported beside it: it is the steadier cost figure.
+Throughput needs each path alone on its loop (when two paths share a loop at saturation
+they complete at the same rate, whatever each costs). The goal's figure, (e) against
+`asyncio.gather` over raw litellm (semaphore at the same concurrency), comes from two
+worker processes that run the two batches AT THE SAME TIME on one shared core, roles
+swapped every round (benchmarks/_paired.py says why: sequential batches on these
+machines drift 10-30% apart, A against A). A loaded client is CPU-bound, so the
+throughput ratio is the inverse ratio of CPU seconds per call. Without --quick, the
+requests/s of all five paths are also measured alone, in alternating batches (median
+over rounds; for the table, not for a goal).
 
 A cProfile of our path at concurrency 1 says where each millisecond goes.
 
@@ -38,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from _common import Goal, Report, base_parser, median, percentile, progress_bar, spread
+from _paired import PairedWorkers, machine_drift, paired_ratios
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
@@ -132,9 +136,9 @@ class Paths:
         call = self.calls[path]
         semaphore = asyncio.Semaphore(concurrency)
 
-        async def one() -> None:
+        async def one() -> Any:
             async with semaphore:
-                await call()
+                return await call()  # kept, as generate_many keeps its results
 
         await asyncio.gather(*(one() for _ in range(n)))
 
@@ -262,6 +266,46 @@ async def measure_throughput(
         "generate_many_over_litellm_gather_cpu": median(cpu_ms["litellm"])
         / median(cpu_ms["ours_generate_many"]),
     }
+
+
+def measure_paired_throughput(
+    server: Any, concurrencies: list[int], rounds: int, quick: bool
+) -> dict[str, Any]:
+    """generate_many against gather over raw litellm, side by side in two processes."""
+    figures: dict[str, Any] = {"drift_before": machine_drift()}
+    with PairedWorkers(server) as workers:
+        figures["pinning"] = workers.pinning
+        with progress_bar("hosted throughput, paired", len(concurrencies) * rounds) as advance:
+            for c in concurrencies:
+                n = (30 if quick else 100) if c == 1 else 2 * c
+                n = min(n, 256) if quick else n
+                cpu_ratio: list[float] = []
+                wall_ratio: list[float] = []
+                cpu_ms: dict[str, list[float]] = {"litellm": [], "ours_generate_many": []}
+                for r in range(rounds):
+                    paths = ("litellm", "ours_generate_many")
+                    paths = paths if r % 2 == 0 else (paths[1], paths[0])
+                    answers = dict(zip(paths, workers.batch(paths, n, c), strict=True))
+                    for path, answer in answers.items():
+                        cpu_ms[path].append(answer["cpu_s"] / n * 1e3)
+                    # throughput ratio = inverse ratio of the cost per call
+                    cpu_ratio.append(
+                        answers["litellm"]["cpu_s"] / answers["ours_generate_many"]["cpu_s"]
+                    )
+                    wall_ratio.append(
+                        answers["litellm"]["wall_s"] / answers["ours_generate_many"]["wall_s"]
+                    )
+                    advance(1)
+                figures[str(c)] = {
+                    "n_per_batch": n,
+                    "rounds": rounds,
+                    "cpu_ms_per_call": {k: spread(v) for k, v in cpu_ms.items()},
+                    "per_round_cpu_ratio": cpu_ratio,
+                    "generate_many_over_litellm_gather": spread(paired_ratios(cpu_ratio)),
+                    "wall_ratio_info": spread(paired_ratios(wall_ratio)),
+                }
+    figures["drift_after"] = machine_drift()
+    return figures
 
 
 # --- profile ------------------------------------------------------------------------
@@ -435,37 +479,48 @@ async def measure_switches(paths: Paths, n: int, rounds: int) -> dict[str, Any]:
 
 
 async def run_benchmark(base_url: str, args: Any, report: Report) -> None:
+    """Latency (interleaved), the alone-throughput table (full runs), the profile."""
     concurrencies: list[int] = args.concurrency
     async with Paths(base_url) as paths:
         latency: dict[str, Any] = {}
         throughput: dict[str, Any] = {}
-        # --quick: only the pair the goal compares; all five otherwise.
-        names = ["litellm", "ours_generate_many"] if args.quick else list(THROUGHPUT_PATHS)
+        # The goal's throughput figure is paired (main()); a full run also measures the
+        # five paths alone for the requests/s table.
+        names = [] if args.quick else list(THROUGHPUT_PATHS)
         steps = len(concurrencies) * (args.runs + args.rounds * len(names))
-        with progress_bar("hosted overhead", steps) as advance:
+        with progress_bar("hosted latency", steps) as advance:
             for c in concurrencies:
                 # at least `c` calls in flight: n per path >= c / 4 paths
                 n_lat = args.calls if c == 1 else max(args.calls, c // 4)
                 latency[str(c)] = await measure_latency(paths, c, n_lat, args.runs, advance)
-                n_thr = args.calls if c == 1 else max(args.calls, c if args.quick else 2 * c)
-                throughput[str(c)] = await measure_throughput(
-                    paths, c, n_thr, args.rounds, names, advance
-                )
+                if names:
+                    n_thr = args.calls if c == 1 else max(args.calls, 2 * c)
+                    throughput[str(c)] = await measure_throughput(
+                        paths, c, n_thr, args.rounds, names, advance
+                    )
         report.figures["latency_interleaved"] = latency
-        report.figures["throughput_alternating_batches"] = throughput
+        if throughput:
+            report.figures["throughput_alone_alternating_batches"] = throughput
         report.figures["profile_ours_concurrency_1"] = await profile_ours(paths, args.profile_calls)
         if args.switches:
             report.figures["litellm_switches"] = await measure_switches(paths, 60, 6)
 
+
+def summarise(args: Any, report: Report) -> None:
+    """Print the table and record the goals."""
+    concurrencies: list[int] = args.concurrency
+    latency = report.figures["latency_interleaved"]
+    alone = report.figures.get("throughput_alone_alternating_batches", {})
+    paired = report.figures["throughput_paired"]
+    missing = {"median": float("nan")}
     for c in concurrencies:
         lat = latency[str(c)]
-        thr = throughput[str(c)]
+        thr = alone.get(str(c), {"req_per_s": {}, "cpu_ms_per_call": {}})
         print(f"\nconcurrency {c}:")
         for name in THROUGHPUT_PATHS:
             p = lat["paths"].get(name)
             p50 = f"{p['p50_ms']['median']:9.3f}" if p else "      n/a"
             p99 = f"{p['p99_ms']['median']:9.3f}" if p else "      n/a"
-            missing = {"median": float("nan")}
             rps = thr["req_per_s"].get(name, missing)["median"]
             cpu = thr["cpu_ms_per_call"].get(name, missing)["median"]
             print(
@@ -474,9 +529,15 @@ async def run_benchmark(base_url: str, args: Any, report: Report) -> None:
         print(
             f"  ours-litellm p50 {lat['ours_minus_litellm_p50_ms']['median']:+.3f} ms, "
             f"p99 ratio {lat['ours_over_litellm_p99']['median']:.3f}, "
-            f"generate_many/gather {thr['generate_many_over_litellm_gather']['median']:.3f}, "
+            f"generate_many/gather (paired) "
+            f"{paired[str(c)]['generate_many_over_litellm_gather']['median']:.3f}, "
             f"ours/openai-SDK p50 {lat['ours_over_openai_sdk_p50']['median']:.2f}x"
         )
+    print(
+        f"machine drift (a fixed loop, slowest/fastest): "
+        f"{paired['drift_before']['max_over_min']:.2f}x before, "
+        f"{paired['drift_after']['max_over_min']:.2f}x after; {paired['pinning']}"
+    )
     profile = report.figures["profile_ours_concurrency_1"]
     print("\nwhere our hosted call's time goes (cProfile, ms per call, concurrency 1):")
     for row in profile["where_the_time_goes"]:
@@ -509,8 +570,9 @@ async def run_benchmark(base_url: str, args: Any, report: Report) -> None:
                 f"hosted: generate_many throughput / gather over raw litellm (c={c})",
                 0.97,
                 ">=",
-                throughput[str(c)]["generate_many_over_litellm_gather"]["median"],
+                paired[str(c)]["generate_many_over_litellm_gather"]["median"],
                 "x",
+                detail="side by side in two processes, inverse CPU per call",
             )
         )
     if "1" in latency:
@@ -533,7 +595,12 @@ def main() -> None:
     )
     parser.add_argument("--calls", type=int, default=None, help="calls per path per run")
     parser.add_argument("--runs", type=int, default=None, help="interleaved latency runs (5-7)")
-    parser.add_argument("--rounds", type=int, default=None, help="alternating throughput rounds")
+    parser.add_argument(
+        "--rounds", type=int, default=None, help="alternating rounds of the alone-throughput table"
+    )
+    parser.add_argument(
+        "--pairs", type=int, default=None, help="pairs of rounds of the paired throughput (2-4)"
+    )
     parser.add_argument("--profile-calls", type=int, default=None)
     parser.add_argument(
         "--switches", action="store_true", help="also A/B LiteLLM's public switches (CPU per call)"
@@ -542,6 +609,7 @@ def main() -> None:
     args.calls = args.calls or (30 if args.quick else 150)
     args.runs = args.runs or (5 if args.quick else 7)
     args.rounds = args.rounds or (3 if args.quick else 7)
+    args.pairs = args.pairs or (2 if args.quick else 4)
     args.profile_calls = args.profile_calls or (60 if args.quick else 300)
     report = Report("hosted_overhead", quick=args.quick, args=vars(args) | {"out": str(args.out)})
 
@@ -551,6 +619,10 @@ def main() -> None:
         os.environ["MODEL_REGISTRY_ALIASES"] = str(alias_file(Path(tmp), server.base_url))
         report.figures["server"] = "tests/fixtures/openai_server.py (aiohttp, own process)"
         asyncio.run(run_benchmark(server.base_url, args, report))
+        report.figures["throughput_paired"] = measure_paired_throughput(
+            server, args.concurrency, args.pairs * 2, args.quick
+        )
+    summarise(args, report)
     report.save(args.out)
 
 
