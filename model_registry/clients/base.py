@@ -7,6 +7,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import anyio
+import anyio.lowlevel
 
 from model_registry.errors import ClientClosedError
 from model_registry.types import ClientKind, Generation, GenerationStream, Prompt, redact
@@ -159,7 +160,15 @@ class BaseClient:
         # `workers` tasks pull prompts from one iterator: the cap holds without a limiter,
         # and a batch of 10,000 prompts costs `workers` tasks, not 10,000.
         async def worker(scope: anyio.CancelScope) -> None:
+            first = True
             for index, prompt in pending:
+                if not first:
+                    # Start the next call on the loop's next turn, as a task waiting on a
+                    # semaphore would (asyncio.gather's pattern), not in the middle of the
+                    # turn that handles the last answer: measured side by side
+                    # (benchmarks/_paired.py), LiteLLM spends 1.5-2% less CPU per call then.
+                    await anyio.lowlevel.checkpoint()
+                first = False
                 try:
                     results[index] = await self._generate(prompt, kwargs)
                 except Exception as exc:
