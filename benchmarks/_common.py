@@ -127,6 +127,16 @@ def versions(packages: Sequence[str] = PACKAGES) -> dict[str, str | None]:
     return found
 
 
+def bytecode_cached(package: str) -> bool:
+    """Whether `package`'s __init__ has a bytecode cache (found without importing it)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(package)
+    if spec is None or spec.origin is None or not spec.origin.endswith(".py"):
+        return False
+    return Path(importlib.util.cache_from_source(spec.origin)).is_file()
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     """The q-th percentile (0-100), linear interpolation; NaN for no values."""
     if not values:

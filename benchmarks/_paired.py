@@ -73,15 +73,23 @@ class PairedWorkers:
         self.server = server
         self._tmp = tempfile.TemporaryDirectory()
         self.processes: list[subprocess.Popen[str]] = []
+        self._ready = False
+        #: how the processes were placed (set when the first comparison starts)
+        self.pinning = ""
         try:
             for index in range(2):
                 self.processes.append(self._spawn(index))
-            for process in self.processes:
-                self._read(process, expect=_READY)
-            self.pinning = self._pin()
         except BaseException:
             self.close()
             raise
+
+    def ready(self) -> None:
+        """Wait until both workers have imported everything and warmed up (8-15 s here):
+        spawn them early and call this late to overlap their start with other work."""
+        if not self._ready:
+            for process in self.processes:
+                self._read(process, expect=_READY)
+            self._ready = True
 
     def _spawn(self, index: int) -> subprocess.Popen[str]:
         aliases = Path(self._tmp.name) / f"w{index}.toml"
@@ -129,6 +137,9 @@ class PairedWorkers:
 
     def _run(self, commands: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """One command to each worker, both to start at the same instant; both answers."""
+        self.ready()
+        if not self.pinning:
+            self.pinning = self._pin()
         start_at = time.monotonic() + 0.3  # CLOCK_MONOTONIC is the same in every process
         for process, command in zip(self.processes, commands, strict=True):
             assert process.stdin is not None

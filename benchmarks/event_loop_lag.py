@@ -120,7 +120,7 @@ def main() -> None:
     parser.add_argument("--model", default=None, help="local model path (default: tiny model)")
     parser.add_argument("--skip-local", action="store_true", help="hosted part only")
     args = parser.parse_args()
-    pairs = args.pairs or (3 if args.quick else 6)
+    pairs = args.pairs or (2 if args.quick else 6)
     report = Report(
         "event_loop_lag",
         quick=args.quick,

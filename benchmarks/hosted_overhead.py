@@ -269,41 +269,47 @@ async def measure_throughput(
 
 
 def measure_paired_throughput(
-    server: Any, concurrencies: list[int], rounds: int, quick: bool
+    workers: PairedWorkers, concurrencies: list[int], pairs: int, quick: bool
 ) -> dict[str, Any]:
     """generate_many against gather over raw litellm, side by side in two processes."""
+
+    def rounds_for(c: int) -> int:
+        # --quick: one pair fewer at c >= 256, where a round costs about 7 s here
+        return 2 * (pairs - 1 if quick and c >= 256 and pairs > 1 else pairs)
+
     figures: dict[str, Any] = {"drift_before": machine_drift()}
-    with PairedWorkers(server) as workers:
-        figures["pinning"] = workers.pinning
-        with progress_bar("hosted throughput, paired", len(concurrencies) * rounds) as advance:
-            for c in concurrencies:
-                n = (30 if quick else 100) if c == 1 else 2 * c
-                n = min(n, 256) if quick else n
-                cpu_ratio: list[float] = []
-                wall_ratio: list[float] = []
-                cpu_ms: dict[str, list[float]] = {"litellm": [], "ours_generate_many": []}
-                for r in range(rounds):
-                    paths = ("litellm", "ours_generate_many")
-                    paths = paths if r % 2 == 0 else (paths[1], paths[0])
-                    answers = dict(zip(paths, workers.batch(paths, n, c), strict=True))
-                    for path, answer in answers.items():
-                        cpu_ms[path].append(answer["cpu_s"] / n * 1e3)
-                    # throughput ratio = inverse ratio of the cost per call
-                    cpu_ratio.append(
-                        answers["litellm"]["cpu_s"] / answers["ours_generate_many"]["cpu_s"]
-                    )
-                    wall_ratio.append(
-                        answers["litellm"]["wall_s"] / answers["ours_generate_many"]["wall_s"]
-                    )
-                    advance(1)
-                figures[str(c)] = {
-                    "n_per_batch": n,
-                    "rounds": rounds,
-                    "cpu_ms_per_call": {k: spread(v) for k, v in cpu_ms.items()},
-                    "per_round_cpu_ratio": cpu_ratio,
-                    "generate_many_over_litellm_gather": spread(paired_ratios(cpu_ratio)),
-                    "wall_ratio_info": spread(paired_ratios(wall_ratio)),
-                }
+    steps = sum(rounds_for(c) for c in concurrencies)
+    with progress_bar("hosted throughput, paired", steps) as advance:
+        for c in concurrencies:
+            rounds = rounds_for(c)
+            n = (30 if quick else 100) if c == 1 else 2 * c
+            n = min(n, 256) if quick else n
+            cpu_ratio: list[float] = []
+            wall_ratio: list[float] = []
+            cpu_ms: dict[str, list[float]] = {"litellm": [], "ours_generate_many": []}
+            for r in range(rounds):
+                paths = ("litellm", "ours_generate_many")
+                paths = paths if r % 2 == 0 else (paths[1], paths[0])
+                answers = dict(zip(paths, workers.batch(paths, n, c), strict=True))
+                for path, answer in answers.items():
+                    cpu_ms[path].append(answer["cpu_s"] / n * 1e3)
+                # throughput ratio = inverse ratio of the cost per call
+                cpu_ratio.append(
+                    answers["litellm"]["cpu_s"] / answers["ours_generate_many"]["cpu_s"]
+                )
+                wall_ratio.append(
+                    answers["litellm"]["wall_s"] / answers["ours_generate_many"]["wall_s"]
+                )
+                advance(1)
+            figures[str(c)] = {
+                "n_per_batch": n,
+                "rounds": rounds,
+                "cpu_ms_per_call": {k: spread(v) for k, v in cpu_ms.items()},
+                "per_round_cpu_ratio": cpu_ratio,
+                "generate_many_over_litellm_gather": spread(paired_ratios(cpu_ratio)),
+                "wall_ratio_info": spread(paired_ratios(wall_ratio)),
+            }
+    figures["pinning"] = workers.pinning
     figures["drift_after"] = machine_drift()
     return figures
 
@@ -478,10 +484,13 @@ async def measure_switches(paths: Paths, n: int, rounds: int) -> dict[str, Any]:
 # --- main ------------------------------------------------------------------------------
 
 
-async def run_benchmark(base_url: str, args: Any, report: Report) -> None:
+async def run_benchmark(base_url: str, args: Any, report: Report, workers: PairedWorkers) -> None:
     """Latency (interleaved), the alone-throughput table (full runs), the profile."""
     concurrencies: list[int] = args.concurrency
     async with Paths(base_url) as paths:
+        # the paired workers started beside our own imports; nothing may run beside the
+        # measurements
+        await asyncio.to_thread(workers.ready)
         latency: dict[str, Any] = {}
         throughput: dict[str, Any] = {}
         # The goal's throughput figure is paired (main()); a full run also measures the
@@ -599,7 +608,7 @@ def main() -> None:
         "--rounds", type=int, default=None, help="alternating rounds of the alone-throughput table"
     )
     parser.add_argument(
-        "--pairs", type=int, default=None, help="pairs of rounds of the paired throughput (2-4)"
+        "--pairs", type=int, default=None, help="pairs of rounds of the paired throughput (3-4)"
     )
     parser.add_argument("--profile-calls", type=int, default=None)
     parser.add_argument(
@@ -609,7 +618,7 @@ def main() -> None:
     args.calls = args.calls or (30 if args.quick else 150)
     args.runs = args.runs or (5 if args.quick else 7)
     args.rounds = args.rounds or (3 if args.quick else 7)
-    args.pairs = args.pairs or (2 if args.quick else 4)
+    args.pairs = args.pairs or (3 if args.quick else 4)
     args.profile_calls = args.profile_calls or (60 if args.quick else 300)
     report = Report("hosted_overhead", quick=args.quick, args=vars(args) | {"out": str(args.out)})
 
@@ -618,10 +627,11 @@ def main() -> None:
     with run_openai_server() as server, tempfile.TemporaryDirectory() as tmp:
         os.environ["MODEL_REGISTRY_ALIASES"] = str(alias_file(Path(tmp), server.base_url))
         report.figures["server"] = "tests/fixtures/openai_server.py (aiohttp, own process)"
-        asyncio.run(run_benchmark(server.base_url, args, report))
-        report.figures["throughput_paired"] = measure_paired_throughput(
-            server, args.concurrency, args.pairs * 2, args.quick
-        )
+        with PairedWorkers(server) as workers:
+            asyncio.run(run_benchmark(server.base_url, args, report, workers))
+            report.figures["throughput_paired"] = measure_paired_throughput(
+                workers, args.concurrency, args.pairs, args.quick
+            )
     summarise(args, report)
     report.save(args.out)
 
