@@ -615,7 +615,7 @@ def main() -> None:
         "--switches", action="store_true", help="also A/B LiteLLM's public switches (CPU per call)"
     )
     args = parser.parse_args()
-    args.calls = args.calls or (30 if args.quick else 150)
+    args.calls = args.calls or (40 if args.quick else 150)
     args.runs = args.runs or (5 if args.quick else 7)
     args.rounds = args.rounds or (3 if args.quick else 7)
     args.pairs = args.pairs or (3 if args.quick else 4)
