@@ -263,6 +263,9 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     report = Report("local_throughput", quick=args.quick, args=vars(args) | {"out": str(args.out)})
     asyncio.run(run(args, report))
+    # vLLM's AsyncLLM sits in a reference cycle; collected at interpreter exit, its
+    # __del__ (a second shutdown) finds vLLM's modules torn down and prints a traceback.
+    gc.collect()
     report.save(args.out)
 
 
