@@ -1,0 +1,93 @@
+"""The benchmark helpers whose logic decides a figure: goal verdicts, the pairing that
+cancels a worker's bias, the lag probe's two clocks. And every script's --help."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+BENCH_DIR = Path(__file__).resolve().parent.parent / "benchmarks"
+sys.path.insert(0, str(BENCH_DIR))
+
+from _common import Goal, LagProbe, percentile  # noqa: E402
+from _paired import paired_ratios  # noqa: E402
+
+SCRIPTS = sorted(p.stem for p in BENCH_DIR.glob("*.py") if not p.stem.startswith("_"))
+
+
+@pytest.mark.parametrize(
+    ("compare", "target", "measured", "passed"),
+    [
+        ("<=", 1.2, 1.2, True),
+        ("<=", 1.2, 1.21, False),
+        (">=", 0.97, 0.97, True),
+        (">=", 0.97, 0.969, False),
+        ("<", 100.0, 99.9, True),
+        ("<", 100.0, 100.0, False),
+        ("<=", 1.0, None, None),
+    ],
+)
+def test_goal_verdicts(compare: str, target: float, measured: float | None, passed: object) -> None:
+    goal = Goal("g", target, compare, measured, "x")  # type: ignore[arg-type]
+    assert goal.passed is passed
+    assert goal.to_dict()["passed"] is passed
+
+
+def test_paired_ratios_cancel_a_constant_worker_bias() -> None:
+    # true ratio 0.98; worker 0 runs 3% cheaper, and the roles swap every round
+    true, bias = 0.98, 1.03
+    rounds = [true * bias, true / bias, true * bias, true / bias, true * bias]
+    combined = paired_ratios(rounds)
+    assert len(combined) == 2  # the odd last round is left out
+    assert all(math.isclose(value, true) for value in combined)
+    assert paired_ratios([2.0, 0.5]) == [1.0]
+
+
+def test_percentile_interpolates() -> None:
+    assert percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.5
+    assert percentile([5.0], 99) == 5.0
+    assert math.isnan(percentile([], 50))
+
+
+async def test_lag_probe_tells_cpu_work_from_waiting() -> None:
+    """A loop blocked by CPU work shows on both clocks; a loop blocked by a sleeping call
+    (the time the OS gives to another process looks the same) only on the wall clock."""
+    probe = LagProbe()
+    probe.start()
+    await asyncio.sleep(0.01)
+    deadline = time.perf_counter() + 0.15
+    while time.perf_counter() < deadline:  # busy: holds the loop with CPU work
+        pass
+    await asyncio.sleep(0.01)
+    busy = await probe.stop()
+    busy_cpu = max(probe.cpu_lags)
+
+    probe.start()
+    await asyncio.sleep(0.01)
+    time.sleep(0.15)  # noqa: ASYNC251 - holds the loop without using CPU
+    await asyncio.sleep(0.01)
+    idle = await probe.stop()
+    idle_cpu = max(probe.cpu_lags)
+
+    assert busy["max_ms"] >= 120
+    assert idle["max_ms"] >= 120
+    assert busy_cpu >= 0.08, busy  # the OS may take some of the 150 ms for others
+    assert idle_cpu < 0.03, idle
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_every_script_has_help(script: str) -> None:
+    result = subprocess.run(
+        [sys.executable, str(BENCH_DIR / f"{script}.py"), "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "--quick" in result.stdout
