@@ -262,7 +262,7 @@ def main() -> None:
     args = parser.parse_args()
     args.prompts = args.prompts or (32 if args.quick else 64)
     args.max_tokens = args.max_tokens or (64 if args.quick else 256)
-    args.rounds = args.rounds or (5 if args.quick else 7)
+    args.rounds = args.rounds or (4 if args.quick else 7)
     args.ttft_repeat = args.ttft_repeat or (5 if args.quick else 20)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     report = Report("local_throughput", quick=args.quick, args=vars(args) | {"out": str(args.out)})

@@ -66,7 +66,7 @@ def main() -> None:
     parser.add_argument("--aliases", type=int, default=10_000, help="aliases in the generated file")
     parser.add_argument("--repeat", type=int, default=None, help="load/parse pairs (median)")
     args = parser.parse_args()
-    repeat = args.repeat or (5 if args.quick else 7)
+    repeat = args.repeat or (4 if args.quick else 7)
     report = Report("resolve", quick=args.quick, args={"aliases": args.aliases, "repeat": repeat})
 
     out = args.out.resolve() if args.out else None
