@@ -16,6 +16,10 @@ A probe task sleeps 1 ms at a time and records each oversleep (p50/p99).
   thread, the engine built off the loop) and then streams; goal: p99 under 100 ms.
   `--model PATH` for another model, `--skip-local` to leave it out.
 
+`run_all.py` measures both parts elsewhere, to save process and engine starts: the
+hosted part on `hosted_overhead.py`'s own workers (`--with-lag`), the local part on
+`local_throughput.py`'s engine.
+
     uv run python benchmarks/event_loop_lag.py --quick
 """
 
@@ -44,10 +48,12 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 PROMPT = "Write three distractors for: the capital of France"
 
 
-def hosted(server: Any, calls: int, rounds: int) -> dict[str, Any]:
+def hosted(workers: PairedWorkers, calls: int, rounds: int) -> dict[str, Any]:
+    """The hosted comparison on a pair of workers (hosted_overhead.py --with-lag reuses it
+    on its own workers)."""
     per_round: dict[str, list[dict[str, float]]] = {"litellm": [], "ours_generate": []}
     ratios: list[float] = []
-    with PairedWorkers(server) as workers, progress_bar("loop lag, hosted", rounds) as advance:
+    with progress_bar("loop lag, hosted", rounds) as advance:
         for r in range(rounds):
             paths = ("litellm", "ours_generate") if r % 2 == 0 else ("ours_generate", "litellm")
             lags = dict(zip(paths, workers.lag(paths, calls), strict=True))
@@ -57,7 +63,7 @@ def hosted(server: Any, calls: int, rounds: int) -> dict[str, Any]:
                 lags["ours_generate"]["cpu_p99_ms"] / max(lags["litellm"]["cpu_p99_ms"], 1e-6)
             )
             advance(1)
-        pinning = workers.pinning
+    pinning = workers.pinning
 
     def figures(path: str) -> dict[str, Any]:
         keys = ("cpu_p50_ms", "cpu_p99_ms", "p50_ms", "p99_ms", "max_ms", "samples")
@@ -111,6 +117,29 @@ async def local(model: str, tokens: int, streams: int) -> dict[str, Any]:
     }
 
 
+def record_hosted(report: Report, figures: dict[str, Any]) -> None:
+    """Print the hosted figures and record their goal."""
+    report.figures["hosted"] = figures
+    pairs = ", ".join(f"{x:.2f}" for x in paired_ratios(figures["per_round_cpu_p99_ratio"]))
+    print(
+        f"hosted, {figures['calls']} calls (CPU clock): loop lag p99 raw litellm "
+        f"{figures['litellm']['cpu_p99_ms']['median']:.1f} ms, ours "
+        f"{figures['ours']['cpu_p99_ms']['median']:.1f} ms; ratio "
+        f"{figures['ours_over_litellm_p99']['median']:.3f} (pairs of rounds {pairs}); "
+        f"wall clock p99 {figures['litellm']['p99_ms']['median']:.1f} / "
+        f"{figures['ours']['p99_ms']['median']:.1f} ms, two workers on one core"
+    )
+    report.goal(
+        Goal(
+            f"loop lag: p99 ours / raw litellm ({figures['calls']} hosted calls, CPU clock)",
+            1.2,
+            "<=",
+            figures["ours_over_litellm_p99"]["median"],
+            "x",
+        )
+    )
+
+
 def main() -> None:
     parser = base_parser(__doc__ or "")
     parser.add_argument("--calls", type=int, default=256, help="concurrent hosted calls")
@@ -119,6 +148,7 @@ def main() -> None:
     )
     parser.add_argument("--model", default=None, help="local model path (default: tiny model)")
     parser.add_argument("--skip-local", action="store_true", help="hosted part only")
+    parser.add_argument("--skip-hosted", action="store_true", help="local part only")
     args = parser.parse_args()
     pairs = args.pairs or (2 if args.quick else 6)
     report = Report(
@@ -127,29 +157,12 @@ def main() -> None:
         args={"calls": args.calls, "pairs": pairs, "model": args.model},
     )
 
-    from tests.fixtures.openai_server import run_openai_server
+    if not args.skip_hosted:
+        from tests.fixtures.openai_server import run_openai_server
 
-    with run_openai_server() as server:
-        figures = hosted(server, args.calls, pairs * 2)
-    report.figures["hosted"] = figures
-    print(
-        f"hosted, {args.calls} calls (CPU clock): loop lag p99 raw litellm "
-        f"{figures['litellm']['cpu_p99_ms']['median']:.1f} ms, ours "
-        f"{figures['ours']['cpu_p99_ms']['median']:.1f} ms; ratio "
-        f"{figures['ours_over_litellm_p99']['median']:.3f} (pairs of rounds "
-        f"{', '.join(f'{x:.2f}' for x in paired_ratios(figures['per_round_cpu_p99_ratio']))}); "
-        f"wall clock p99 {figures['litellm']['p99_ms']['median']:.1f} / "
-        f"{figures['ours']['p99_ms']['median']:.1f} ms, two workers on one core"
-    )
-    report.goal(
-        Goal(
-            f"loop lag: p99 ours / raw litellm ({args.calls} hosted calls, CPU clock)",
-            1.2,
-            "<=",
-            figures["ours_over_litellm_p99"]["median"],
-            "x",
-        )
-    )
+        with run_openai_server() as server, PairedWorkers(server) as workers:
+            figures = hosted(workers, args.calls, pairs * 2)
+        record_hosted(report, figures)
 
     if not args.skip_local:
         model = args.model or str(tiny_model_dir())

@@ -42,6 +42,8 @@ from typing import Any
 
 from _common import Goal, Report, base_parser, median, percentile, progress_bar, spread
 from _paired import PairedWorkers, machine_drift, paired_ratios
+from event_loop_lag import hosted as hosted_lag
+from event_loop_lag import record_hosted as record_hosted_lag
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
@@ -624,6 +626,11 @@ def main() -> None:
     parser.add_argument(
         "--switches", action="store_true", help="also A/B LiteLLM's public switches (CPU per call)"
     )
+    parser.add_argument(
+        "--with-lag",
+        action="store_true",
+        help="also event_loop_lag.py's hosted goal, on these workers (run_all.py uses it)",
+    )
     args = parser.parse_args()
     args.calls = args.calls or (40 if args.quick else 150)
     args.runs = args.runs or (4 if args.quick else 7)
@@ -642,7 +649,10 @@ def main() -> None:
             report.figures["throughput_paired"] = measure_paired_throughput(
                 workers, args.concurrency, args.pairs, args.quick
             )
+            lag = hosted_lag(workers, 256, 2 * (2 if args.quick else 6)) if args.with_lag else None
     summarise(args, report)
+    if lag is not None:
+        record_hosted_lag(report, lag)
     report.save(args.out)
 
 
