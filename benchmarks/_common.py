@@ -10,6 +10,7 @@ Each script writes `benchmarks/results/<name>.json` shaped as
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import importlib.metadata
 import json
@@ -20,7 +21,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -125,6 +126,44 @@ def versions(packages: Sequence[str] = PACKAGES) -> dict[str, str | None]:
         except importlib.metadata.PackageNotFoundError:
             found[name] = None
     return found
+
+
+#: The hosted benchmarks' alias (a keyless OpenAI-compatible provider at the loopback
+#: server) and prompt.
+HOSTED_ALIAS = "bench-hosted"
+HOSTED_PROMPT = "Write three distractors for: the capital of France"
+
+
+def hosted_alias_file(path: Path, base_url: str, model: str) -> Path:
+    """Write the alias file of `HOSTED_ALIAS`: provider "bench" at `base_url`, `model`."""
+    path.write_text(
+        f'[providers."bench"]\napi_base = "{base_url}"\n'
+        f'description = "loopback benchmark server"\n\n'
+        f'[aliases."{HOSTED_ALIAS}"]\nprovider = "bench"\nmodel_id = "{model}"\n'
+    )
+    return path
+
+
+async def gather_limited(call: Callable[[], Awaitable[Any]], n: int, concurrency: int) -> list[Any]:
+    """What a user writes without us: `n` calls under `asyncio.gather` and a semaphore.
+    The results are kept, as generate_many keeps its own."""
+    import asyncio
+
+    semaphore = asyncio.Semaphore(concurrency)
+
+    async def one() -> Any:
+        async with semaphore:
+            return await call()
+
+    return await asyncio.gather(*(one() for _ in range(n)))
+
+
+def pin_threads(pid: int | str, core: int) -> None:
+    """Pin every thread of process `pid` ("self" for this one) to `core` (Linux).
+    Threads started later inherit it from the thread that starts them."""
+    for thread in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(ProcessLookupError):  # a thread that just ended
+            os.sched_setaffinity(int(thread), {core})
 
 
 def bytecode_cached(package: str) -> bool:

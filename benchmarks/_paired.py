@@ -25,7 +25,6 @@ counts tell them apart. Workers take JSON lines on stdin and answer on stdout.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
@@ -37,10 +36,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from _common import BENCH_DIR, REPO, LagProbe
+from _common import (
+    BENCH_DIR,
+    HOSTED_ALIAS,
+    HOSTED_PROMPT,
+    REPO,
+    LagProbe,
+    gather_limited,
+    hosted_alias_file,
+    pin_threads,
+)
 
-ALIAS = "bench-hosted"
-PROMPT = "Write three distractors for: the capital of France"
 PATHS = ("litellm", "ours_generate", "ours_generate_many")
 _READY = "PAIRED_WORKER_READY"
 
@@ -94,10 +100,8 @@ class PairedWorkers:
             self._ready = True
 
     def _spawn(self, index: int) -> subprocess.Popen[str]:
-        aliases = Path(self._tmp.name) / f"w{index}.toml"
-        aliases.write_text(
-            f'[providers."bench"]\napi_base = "{self.server.base_url}"\n\n'
-            f'[aliases."{ALIAS}"]\nprovider = "bench"\nmodel_id = "{worker_model(index)}"\n'
+        aliases = hosted_alias_file(
+            Path(self._tmp.name) / f"w{index}.toml", self.server.base_url, worker_model(index)
         )
         env = {
             **os.environ,
@@ -119,12 +123,9 @@ class PairedWorkers:
         cores = sorted(os.sched_getaffinity(0))
         if len(cores) < 2 or self.server.pid is None:
             return "not pinned (fewer than 2 usable cores)"
-        for pid, core in [(p.pid, cores[0]) for p in self.processes] + [
-            (self.server.pid, cores[1])
-        ]:
-            for thread in Path(f"/proc/{pid}/task").iterdir():
-                with contextlib.suppress(ProcessLookupError):  # a thread that just ended
-                    os.sched_setaffinity(int(thread.name), {core})
+        for process in self.processes:
+            pin_threads(process.pid, cores[0])
+        pin_threads(self.server.pid, cores[1])
         return f"both workers on core {cores[0]}, the server on core {cores[1]}"
 
     def _read(self, process: subprocess.Popen[str], expect: str | None = None) -> Any:
@@ -198,33 +199,21 @@ async def _serve(base_url: str, model: str) -> None:
 
     from model_registry import get_client
 
-    client = await get_client(ALIAS)
+    client = await get_client(HOSTED_ALIAS)
 
     async def raw() -> Any:
         # fresh messages per call, as real prompts are (LiteLLM caches work on the object)
         return await litellm.acompletion(
             model=f"openai/{model}",
-            messages=[{"role": "user", "content": PROMPT}],
+            messages=[{"role": "user", "content": HOSTED_PROMPT}],
             api_base=base_url,
             api_key="no-key",
         )
 
     async def ours() -> Any:
-        return await client.generate(PROMPT)
+        return await client.generate(HOSTED_PROMPT)
 
     calls = {"litellm": raw, "ours_generate": ours}
-
-    async def gather(path: str, n: int, concurrency: int) -> list[Any]:
-        """What a user writes without us: asyncio.gather under a semaphore (the responses
-        are kept, as generate_many keeps its results)."""
-        call = calls[path]
-        semaphore = asyncio.Semaphore(concurrency)
-
-        async def one() -> Any:
-            async with semaphore:
-                return await call()
-
-        return await asyncio.gather(*(one() for _ in range(n)))
 
     async def sleep_until(moment: float) -> None:
         await asyncio.sleep(max(0.0, moment - time.monotonic()))
@@ -234,9 +223,9 @@ async def _serve(base_url: str, model: str) -> None:
         await sleep_until(command["start_at"])
         cpu, wall = time.process_time(), time.perf_counter()
         if path == "ours_generate_many":
-            await client.generate_many([PROMPT] * n, concurrency=concurrency)
+            await client.generate_many([HOSTED_PROMPT] * n, concurrency=concurrency)
         else:
-            await gather(path, n, concurrency)
+            await gather_limited(calls[path], n, concurrency)
         return {"cpu_s": time.process_time() - cpu, "wall_s": time.perf_counter() - wall}
 
     async def lag(command: dict[str, Any]) -> dict[str, Any]:

@@ -32,6 +32,7 @@ import time
 from typing import Any
 
 from _common import (
+    HOSTED_PROMPT,
     TINY_ENGINE_ARGS,
     Goal,
     LagProbe,
@@ -45,7 +46,12 @@ from _paired import PairedWorkers, paired_ratios
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-PROMPT = "Write three distractors for: the capital of France"
+PROMPT = HOSTED_PROMPT
+
+
+def default_pairs(quick: bool) -> int:
+    """Pairs of rounds of the hosted comparison (hosted_overhead.py --with-lag too)."""
+    return 2 if quick else 6
 
 
 def hosted(workers: PairedWorkers, calls: int, rounds: int) -> dict[str, Any]:
@@ -150,7 +156,7 @@ def main() -> None:
     parser.add_argument("--skip-local", action="store_true", help="hosted part only")
     parser.add_argument("--skip-hosted", action="store_true", help="local part only")
     args = parser.parse_args()
-    pairs = args.pairs or (2 if args.quick else 6)
+    pairs = args.pairs or default_pairs(args.quick)
     report = Report(
         "event_loop_lag",
         quick=args.quick,

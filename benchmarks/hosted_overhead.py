@@ -40,16 +40,28 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from _common import Goal, Report, base_parser, median, percentile, progress_bar, spread
+from _common import (
+    HOSTED_ALIAS,
+    HOSTED_PROMPT,
+    Goal,
+    Report,
+    base_parser,
+    gather_limited,
+    hosted_alias_file,
+    median,
+    percentile,
+    progress_bar,
+    spread,
+)
 from _paired import PairedWorkers, machine_drift, paired_ratios
+from event_loop_lag import default_pairs as lag_pairs
 from event_loop_lag import hosted as hosted_lag
 from event_loop_lag import record_hosted as record_hosted_lag
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 MODEL = "bench-model"
-ALIAS = "bench-hosted"
-PROMPT = "Write three distractors for: the capital of France"
+PROMPT = HOSTED_PROMPT
 
 
 def messages() -> list[dict[str, str]]:
@@ -62,17 +74,6 @@ LATENCY_PATHS = ("httpx", "openai_sdk", "litellm", "ours_generate")
 THROUGHPUT_PATHS = ("httpx", "openai_sdk", "litellm", "ours_generate", "ours_generate_many")
 
 Call = Callable[[], Awaitable[Any]]
-
-
-def alias_file(directory: Path, base_url: str) -> Path:
-    """An alias file with a keyless OpenAI-compatible provider pointing at the server."""
-    path = directory / "bench_aliases.toml"
-    path.write_text(
-        f'[providers."bench"]\napi_base = "{base_url}"\n'
-        f'description = "loopback benchmark server"\n\n'
-        f'[aliases."{ALIAS}"]\nprovider = "bench"\nmodel_id = "{MODEL}"\n'
-    )
-    return path
 
 
 class Paths:
@@ -95,7 +96,7 @@ class Paths:
             timeout=60,
         )
         self.openai = openai.AsyncOpenAI(base_url=self.base_url, api_key="no-key", max_retries=0)
-        self.client = await get_client(ALIAS)
+        self.client = await get_client(HOSTED_ALIAS)
         self.calls: dict[str, Call] = {
             "httpx": self.call_httpx,
             "openai_sdk": self.call_openai,
@@ -135,14 +136,7 @@ class Paths:
         if path == "ours_generate_many":
             await self.client.generate_many([PROMPT] * n, concurrency=concurrency)
             return
-        call = self.calls[path]
-        semaphore = asyncio.Semaphore(concurrency)
-
-        async def one() -> Any:
-            async with semaphore:
-                return await call()  # kept, as generate_many keeps its results
-
-        await asyncio.gather(*(one() for _ in range(n)))
+        await gather_limited(self.calls[path], n, concurrency)
 
 
 def williams_orders(n: int) -> list[list[int]]:
@@ -642,14 +636,15 @@ def main() -> None:
     from tests.fixtures.openai_server import run_openai_server
 
     with run_openai_server() as server, tempfile.TemporaryDirectory() as tmp:
-        os.environ["MODEL_REGISTRY_ALIASES"] = str(alias_file(Path(tmp), server.base_url))
+        aliases = hosted_alias_file(Path(tmp) / "bench_aliases.toml", server.base_url, MODEL)
+        os.environ["MODEL_REGISTRY_ALIASES"] = str(aliases)
         report.figures["server"] = "tests/fixtures/openai_server.py (aiohttp, own process)"
         with PairedWorkers(server) as workers:
             asyncio.run(run_benchmark(server.base_url, args, report, workers))
             report.figures["throughput_paired"] = measure_paired_throughput(
                 workers, args.concurrency, args.pairs, args.quick
             )
-            lag = hosted_lag(workers, 256, 2 * (2 if args.quick else 6)) if args.with_lag else None
+            lag = hosted_lag(workers, 256, 2 * lag_pairs(args.quick)) if args.with_lag else None
     summarise(args, report)
     if lag is not None:
         record_hosted_lag(report, lag)

@@ -20,7 +20,6 @@ Engines on CPU need `kv_cache_memory_bytes` (64 MiB here); two starts side by si
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import os
 import sys
@@ -35,6 +34,7 @@ from _common import (
     Report,
     base_parser,
     median,
+    pin_threads,
     progress_bar,
     spread,
     tiny_model_dir,
@@ -241,9 +241,7 @@ def place_on_reserved_core() -> str:
     cores = sorted(os.sched_getaffinity(0))
     if len(cores) < 2:
         return "not pinned (one core)"
-    for thread in os.listdir("/proc/self/task"):
-        with contextlib.suppress(ProcessLookupError):  # a thread that just ended
-            os.sched_setaffinity(int(thread), {cores[-1]})
+    pin_threads("self", cores[-1])
     return f"this process on core {cores[-1]} (vLLM's reserved core)"
 
 
@@ -267,9 +265,6 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     report = Report("local_throughput", quick=args.quick, args=vars(args) | {"out": str(args.out)})
     asyncio.run(run(args, report))
-    # vLLM's AsyncLLM sits in a reference cycle; collected at interpreter exit, its
-    # __del__ (a second shutdown) finds vLLM's modules torn down and prints a traceback.
-    gc.collect()
     report.save(args.out)
 
 
