@@ -364,6 +364,19 @@ TINY_ENGINE_ARGS: dict[str, Any] = {
 }
 
 
+class Phases:
+    """Where a script's wall time goes: `lap(name)` adds the seconds since the last lap."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._mark = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.seconds[name] = round(self.seconds.get(name, 0.0) + now - self._mark, 2)
+        self._mark = now
+
+
 class LagProbe:
     """A task that sleeps 1 ms at a time and records how late each wake-up is (loop lag).
 

@@ -16,8 +16,8 @@ either process (about 2% here) cancels in each pair of rounds.
   CPU-bound (wall time equals CPU time within 1% in a saturated batch alone), so
   throughput is the inverse of CPU seconds per call, and CPU seconds do not count the
   time the OS gave the other worker.
-- `lag()`: both workers start the same burst of calls at the same instant, each with a
-  `LagProbe`; the CPU clock of the probe is the comparable figure (see `LagProbe`).
+- `batch(..., probe=True)`: the same, with a `LagProbe` on each worker's loop; the CPU
+  clock of the probe is the comparable figure (see `LagProbe`).
 
 Each worker has its own alias file (model `bench-w0` / `bench-w1`), so the server's
 counts tell them apart. Workers take JSON lines on stdin and answer on stdout.
@@ -49,6 +49,8 @@ from _common import (
 
 PATHS = ("litellm", "ours_generate", "ours_generate_many")
 _READY = "PAIRED_WORKER_READY"
+#: seconds between sending a command and the instant both workers start it
+START_DELAY_S = 0.15
 
 
 def worker_model(index: int) -> str:
@@ -144,7 +146,9 @@ class PairedWorkers:
         self.ready()
         if not self.pinning:
             self.pinning = self._pin()
-        start_at = time.monotonic() + 0.3  # CLOCK_MONOTONIC is the same in every process
+        # both read, parse and collect (a few ms since gc.freeze()) before that instant;
+        # CLOCK_MONOTONIC is the same in every process
+        start_at = time.monotonic() + START_DELAY_S
         for process, command in zip(self.processes, commands, strict=True):
             assert process.stdin is not None
             process.stdin.write(json.dumps({**command, "start_at": start_at}) + "\n")
@@ -153,15 +157,17 @@ class PairedWorkers:
         self.server.wait_idle(within=60)
         return answers
 
-    def batch(self, paths: tuple[str, str], n: int, concurrency: int) -> list[dict[str, Any]]:
-        """Worker i runs `n` calls of paths[i] at `concurrency`; CPU and wall seconds of each."""
+    def batch(
+        self, paths: tuple[str, str], n: int, concurrency: int, probe: bool = False
+    ) -> list[dict[str, Any]]:
+        """Worker i runs `n` calls of paths[i] at `concurrency`; CPU and wall seconds of
+        each, and with `probe` the loop lag its `LagProbe` saw (key "lag")."""
         return self._run(
-            [{"op": "batch", "path": p, "n": n, "concurrency": concurrency} for p in paths]
+            [
+                {"op": "batch", "path": p, "n": n, "concurrency": concurrency, "probe": probe}
+                for p in paths
+            ]
         )
-
-    def lag(self, paths: tuple[str, str], calls: int) -> list[dict[str, Any]]:
-        """Worker i starts `calls` concurrent calls of paths[i]; the lag its probe saw."""
-        return self._run([{"op": "lag", "path": p, "calls": calls} for p in paths])
 
     def close(self) -> None:
         for process in self.processes:
@@ -220,25 +226,33 @@ async def _serve(base_url: str, model: str) -> None:
 
     async def batch(command: dict[str, Any]) -> dict[str, Any]:
         path, n, concurrency = command["path"], command["n"], command["concurrency"]
+        probe = LagProbe() if command.get("probe") else None
+        if probe is not None:
+            # started before the common instant, as a caller's loop runs before a burst:
+            # its idle wake-ups count in the percentiles too
+            probe.start()
         await sleep_until(command["start_at"])
         cpu, wall = time.process_time(), time.perf_counter()
         if path == "ours_generate_many":
             await client.generate_many([HOSTED_PROMPT] * n, concurrency=concurrency)
         else:
             await gather_limited(calls[path], n, concurrency)
-        return {"cpu_s": time.process_time() - cpu, "wall_s": time.perf_counter() - wall}
+        answer: dict[str, Any] = {
+            "cpu_s": time.process_time() - cpu,
+            "wall_s": time.perf_counter() - wall,
+        }
+        if probe is not None:
+            answer["lag"] = await probe.stop()
+        return answer
 
-    async def lag(command: dict[str, Any]) -> dict[str, Any]:
-        call = calls[command["path"]]
-        probe = LagProbe()
-        probe.start()
-        await sleep_until(command["start_at"])
-        await asyncio.gather(*(call() for _ in range(command["calls"])))
-        return await probe.stop()
-
-    handlers = {"batch": batch, "lag": lag}
+    handlers = {"batch": batch}
     # warm-up: connection pools, LiteLLM's caches, our client
     await asyncio.gather(*(raw() for _ in range(16)), *(ours() for _ in range(16)))
+    # What is alive now (LiteLLM and the rest) leaves the collector's view: a full
+    # gc.collect() took 0.4 s with it, longer than the START_DELAY_S each command leaves
+    # before its start, and the two workers collect on the one core they share.
+    gc.collect()
+    gc.freeze()
     print(_READY, flush=True)
     reader = asyncio.StreamReader()
     loop = asyncio.get_running_loop()

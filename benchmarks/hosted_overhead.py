@@ -23,6 +23,10 @@ over rounds; for the table, not for a goal).
 
 A cProfile of our path at concurrency 1 says where each millisecond goes.
 
+`--with-lag` (run_all.py uses it) also measures event_loop_lag.py's hosted goal on these
+workers; with --quick its rounds are the concurrency-256 throughput batches themselves
+(256 calls at once, a `LagProbe` on each worker's loop), so the burst is run once for both.
+
     uv run python benchmarks/hosted_overhead.py --quick
 """
 
@@ -44,6 +48,7 @@ from _common import (
     HOSTED_ALIAS,
     HOSTED_PROMPT,
     Goal,
+    Phases,
     Report,
     base_parser,
     gather_limited,
@@ -56,11 +61,15 @@ from _common import (
 from _paired import PairedWorkers, machine_drift, paired_ratios
 from event_loop_lag import default_pairs as lag_pairs
 from event_loop_lag import hosted as hosted_lag
+from event_loop_lag import hosted_figures as hosted_lag_figures
+from event_loop_lag import lag_paths
 from event_loop_lag import record_hosted as record_hosted_lag
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 MODEL = "bench-model"
+#: calls at once of event_loop_lag.py's hosted goal (--with-lag)
+LAG_CALLS = 256
 PROMPT = HOSTED_PROMPT
 
 
@@ -265,30 +274,50 @@ async def measure_throughput(
 
 
 def measure_paired_throughput(
-    workers: PairedWorkers, concurrencies: list[int], pairs: int, quick: bool
+    workers: PairedWorkers,
+    concurrencies: list[int],
+    pairs: int,
+    quick: bool,
+    lag_calls: int | None = None,
+    lag_rounds: int = 0,
+    phases: Phases | None = None,
 ) -> dict[str, Any]:
-    """generate_many against gather over raw litellm, side by side in two processes."""
+    """generate_many against gather over raw litellm, side by side in two processes.
+
+    With `lag_calls`, the loop-lag comparison of event_loop_lag.py comes too (key "lag"):
+    its rounds are these very batches at concurrency `lag_calls` when that batch is
+    `lag_calls` calls at once (--quick), else rounds of their own."""
 
     figures: dict[str, Any] = {"drift_before": machine_drift()}
 
+    def batch_size(c: int) -> int:
+        n = (30 if quick else 100) if c == 1 else 2 * c
+        return min(n, 256) if quick else n
+
+    def shares_lag(c: int) -> bool:
+        return c == lag_calls and batch_size(c) == c
+
     def rounds_for(c: int) -> int:
         # --quick: one pair fewer at c >= 256, where a round costs 6-8 s here
-        return 2 * (pairs - 1 if quick and c >= 256 and pairs > 1 else pairs)
+        rounds = 2 * (pairs - 1 if quick and c >= 256 and pairs > 1 else pairs)
+        return max(rounds, lag_rounds) if shares_lag(c) else rounds
 
+    lag_answers: list[dict[str, dict[str, Any]]] = []
     steps = sum(rounds_for(c) for c in concurrencies)
     with progress_bar("hosted throughput, paired", steps) as advance:
         for c in concurrencies:
             rounds = rounds_for(c)
-            n = (30 if quick else 100) if c == 1 else 2 * c
-            n = min(n, 256) if quick else n
+            n = batch_size(c)
+            probe = shares_lag(c)
             cpu_ratio: list[float] = []
             wall_ratio: list[float] = []
             cpu_ms: dict[str, list[float]] = {"litellm": [], "ours_generate_many": []}
             rps: dict[str, list[float]] = {"litellm": [], "ours_generate_many": []}
             for r in range(rounds):
-                paths = ("litellm", "ours_generate_many")
-                paths = paths if r % 2 == 0 else (paths[1], paths[0])
-                answers = dict(zip(paths, workers.batch(paths, n, c), strict=True))
+                paths = lag_paths(r)  # (litellm, ours_generate_many), swapped every round
+                answers = dict(zip(paths, workers.batch(paths, n, c, probe), strict=True))
+                if probe:
+                    lag_answers.append(answers)
                 for path, answer in answers.items():
                     cpu_ms[path].append(answer["cpu_s"] / n * 1e3)
                     rps[path].append(n / answer["wall_s"])
@@ -303,6 +332,7 @@ def measure_paired_throughput(
             figures[str(c)] = {
                 "n_per_batch": n,
                 "rounds": rounds,
+                "loop_lag_probe": probe,
                 "cpu_ms_per_call": {k: spread(v) for k, v in cpu_ms.items()},
                 # each worker had half of one core: for the table, not for a ratio
                 "req_per_s_side_by_side": {k: spread(v) for k, v in rps.items()},
@@ -310,7 +340,17 @@ def measure_paired_throughput(
                 "generate_many_over_litellm_gather": spread(paired_ratios(cpu_ratio)),
                 "wall_ratio_info": spread(paired_ratios(wall_ratio)),
             }
+            if phases is not None:
+                phases.lap(f"paired_c{c}")
     figures["pinning"] = workers.pinning
+    if lag_calls is not None:
+        figures["lag"] = (
+            hosted_lag_figures(lag_calls, lag_answers, workers.pinning)
+            if lag_answers
+            else hosted_lag(workers, lag_calls, lag_rounds)
+        )
+        if phases is not None:
+            phases.lap("loop_lag")
     figures["drift_after"] = machine_drift()
     return figures
 
@@ -485,13 +525,20 @@ async def measure_switches(paths: Paths, n: int, rounds: int) -> dict[str, Any]:
 # --- main ------------------------------------------------------------------------------
 
 
-async def run_benchmark(base_url: str, args: Any, report: Report, workers: PairedWorkers) -> None:
+async def run_benchmark(
+    base_url: str, args: Any, report: Report, workers: PairedWorkers, phases: Phases
+) -> None:
     """Latency (interleaved), the alone-throughput table (full runs), the profile."""
     concurrencies: list[int] = args.concurrency
     async with Paths(base_url) as paths:
         # the paired workers started beside our own imports; nothing may run beside the
         # measurements
         await asyncio.to_thread(workers.ready)
+        # a full gc.collect() (before each run) takes 0.4 s with LiteLLM alive; what is
+        # alive now leaves the collector's view (as in the paired workers)
+        gc.collect()
+        gc.freeze()
+        phases.lap("imports_and_workers_ready")
         latency: dict[str, Any] = {}
         throughput: dict[str, Any] = {}
         # The goal's throughput figure is paired (main()); a full run also measures the
@@ -503,17 +550,21 @@ async def run_benchmark(base_url: str, args: Any, report: Report, workers: Paire
                 # at least `c` calls in flight: n per path >= c / 4 paths
                 n_lat = args.calls if c == 1 else max(args.calls, c // 4)
                 latency[str(c)] = await measure_latency(paths, c, n_lat, args.runs, advance)
+                phases.lap(f"latency_c{c}")
                 if names:
                     n_thr = args.calls if c == 1 else max(args.calls, 2 * c)
                     throughput[str(c)] = await measure_throughput(
                         paths, c, n_thr, args.rounds, names, advance
                     )
+                    phases.lap(f"alone_throughput_c{c}")
         report.figures["latency_interleaved"] = latency
         if throughput:
             report.figures["throughput_alone_alternating_batches"] = throughput
         report.figures["profile_ours_concurrency_1"] = await profile_ours(paths, args.profile_calls)
+        phases.lap("profile")
         if args.switches:
             report.figures["litellm_switches"] = await measure_switches(paths, 60, 6)
+            phases.lap("switches")
 
 
 def summarise(args: Any, report: Report) -> None:
@@ -635,16 +686,26 @@ def main() -> None:
 
     from tests.fixtures.openai_server import run_openai_server
 
+    phases = Phases()
     with run_openai_server() as server, tempfile.TemporaryDirectory() as tmp:
         aliases = hosted_alias_file(Path(tmp) / "bench_aliases.toml", server.base_url, MODEL)
         os.environ["MODEL_REGISTRY_ALIASES"] = str(aliases)
         report.figures["server"] = "tests/fixtures/openai_server.py (aiohttp, own process)"
         with PairedWorkers(server) as workers:
-            asyncio.run(run_benchmark(server.base_url, args, report, workers))
-            report.figures["throughput_paired"] = measure_paired_throughput(
-                workers, args.concurrency, args.pairs, args.quick
+            asyncio.run(run_benchmark(server.base_url, args, report, workers, phases))
+            paired = measure_paired_throughput(
+                workers,
+                args.concurrency,
+                args.pairs,
+                args.quick,
+                lag_calls=LAG_CALLS if args.with_lag else None,
+                lag_rounds=2 * lag_pairs(args.quick),
+                phases=phases,
             )
-            lag = hosted_lag(workers, 256, 2 * lag_pairs(args.quick)) if args.with_lag else None
+    phases.lap("workers_and_server_stop")
+    report.figures["phase_s"] = phases.seconds
+    lag = paired.pop("lag", None)
+    report.figures["throughput_paired"] = paired
     summarise(args, report)
     if lag is not None:
         record_hosted_lag(report, lag)

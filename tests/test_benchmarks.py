@@ -1,5 +1,6 @@
 """The benchmark helpers whose logic decides a figure: goal verdicts, the pairing that
-cancels a worker's bias, the lag probe's two clocks. And every script's --help."""
+cancels a worker's bias, the lag probe's two clocks, the local runs' order, the loop-lag
+figures of paired rounds. And every script's --help."""
 
 from __future__ import annotations
 
@@ -15,8 +16,10 @@ import pytest
 BENCH_DIR = Path(__file__).resolve().parent.parent / "benchmarks"
 sys.path.insert(0, str(BENCH_DIR))
 
-from _common import Goal, LagProbe, percentile  # noqa: E402
+from _common import Goal, LagProbe, Phases, percentile  # noqa: E402
 from _paired import paired_ratios  # noqa: E402
+from event_loop_lag import hosted_figures, lag_paths  # noqa: E402
+from local_throughput import palindrome  # noqa: E402
 
 SCRIPTS = sorted(p.stem for p in BENCH_DIR.glob("*.py") if not p.stem.startswith("_"))
 
@@ -79,6 +82,48 @@ async def test_lag_probe_tells_cpu_work_from_waiting() -> None:
     assert idle["max_ms"] >= 120
     assert busy_cpu >= 0.08, busy  # the OS may take some of the 150 ms for others
     assert idle_cpu < 0.03, idle
+
+
+def test_palindrome_runs_each_side_symmetrically_in_time() -> None:
+    for sides in (["a", "b"], ["a", "b", "c"]):
+        for block in range(len(sides)):
+            for per_visit in (1, 3):
+                order = palindrome(sides, block, per_visit)
+                assert order == order[::-1]  # a linear drift cancels between any two sides
+                assert len(order) == 2 * len(sides) * per_visit
+                assert all(order.count(side) == 2 * per_visit for side in sides)
+    assert palindrome(["a", "b"], 1, 2) == ["b", "b", "a", "a", "a", "a", "b", "b"]
+
+
+def test_hosted_lag_figures_pair_the_swapped_rounds() -> None:
+    raw, ours = lag_paths(0)
+    assert lag_paths(1) == (ours, raw)
+
+    def lag(cpu_p99_ms: float) -> dict[str, dict[str, float]]:
+        keys = ("cpu_p50_ms", "p50_ms", "p99_ms", "max_ms", "samples")
+        return {"lag": {"cpu_p99_ms": cpu_p99_ms, **dict.fromkeys(keys, 1.0)}}
+
+    # ours 1.1x raw's in both rounds, worker 1 20% slower than worker 0 in both
+    answers = [
+        {raw: lag(100.0), ours: lag(110.0 * 1.2)},  # round 0: ours on worker 1
+        {ours: lag(110.0), raw: lag(100.0 * 1.2)},  # round 1: raw on worker 1
+    ]
+    figures = hosted_figures(256, answers, "pinned")
+    assert figures["per_round_cpu_p99_ratio"] == pytest.approx([1.32, 110 / 120])
+    assert figures["ours_over_litellm_p99"]["median"] == pytest.approx(1.1)
+    assert figures["litellm"]["cpu_p99_ms"]["max"] == 120.0
+
+
+def test_phases_add_up_the_laps() -> None:
+    phases = Phases()
+    time.sleep(0.02)
+    phases.lap("a")
+    phases.lap("b")
+    time.sleep(0.02)
+    phases.lap("a")
+    assert phases.seconds["a"] >= 0.04
+    assert phases.seconds["b"] < 0.02
+    assert list(phases.seconds) == ["a", "b"]
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
