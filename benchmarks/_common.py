@@ -408,14 +408,17 @@ class LagProbe:
         self.cpu_lags = []
         self._task = asyncio.get_running_loop().create_task(self._run())
 
-    async def stop(self) -> dict[str, float]:
+    async def stop(self, samples: bool = False) -> dict[str, Any]:
+        """The figures; with `samples`, also every CPU lag in ms (`cpu_lags_ms`), for
+        percentiles pooled over several probes."""
         import asyncio
         import contextlib
 
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
-        return {
+        extra = {"cpu_lags_ms": [x * 1e3 for x in self.cpu_lags]} if samples else {}
+        return extra | {
             "p50_ms": percentile(self.lags, 50) * 1e3,
             "p99_ms": percentile(self.lags, 99) * 1e3,
             "max_ms": max(self.lags, default=float("nan")) * 1e3,

@@ -11,9 +11,10 @@ A probe task sleeps 1 ms at a time and records each oversleep (p50/p99).
   `--with-lag` measures both on. Both workers share one core, so
   the comparable figure is the probe's CPU clock: the CPU seconds the process spent
   while the probe slept, i.e. the work that held the loop. Goal: our p99 at most 1.2x
-  raw LiteLLM's (median over pairs of rounds). Wall-clock figures are reported beside.
+  raw LiteLLM's, each side's p99 over its wake-ups in all rounds (`hosted_figures`
+  says why). Wall-clock figures are reported beside.
   Under such a burst LiteLLM's own per-call work holds the loop for 0.5-1.5 s at a time,
-  so a burst has only a handful of probe samples and its p99 is its longest stall.
+  a handful of times, among 100-300 wake-ups of the probe.
 - Local: while a vLLM engine for the tiny model starts (vLLM imported in a worker
   thread, the engine built off the loop) and then streams; goal: p99 under 100 ms.
   `--model PATH` for another model, `--skip-local` to leave it out.
@@ -40,6 +41,7 @@ from _common import (
     LagProbe,
     Report,
     base_parser,
+    percentile,
     progress_bar,
     spread,
     tiny_model_dir,
@@ -81,15 +83,27 @@ def hosted_figures(
     calls: int, answers: list[dict[str, dict[str, Any]]], pinning: str
 ) -> dict[str, Any]:
     """The figures of rounds of `PairedWorkers.batch(lag_paths(r), calls, calls, probe=True)`
-    (answers by path, one dict per round)."""
+    (answers by path, one dict per round).
+
+    The goal's figure pools each side's wake-ups over all rounds: a burst holds the
+    loop a handful of times, so the p99 of one round's 100-300 wake-ups flips between
+    its second-longest stall and a short one with the count of idle wake-ups (one round
+    here: 110 ms beside 748 ms). Over all rounds, each side's p99 is a stall ranked
+    among a few dozen, and each side ran on both workers equally often (the workers
+    differ by about 2%). Per-round ratios are reported beside."""
     raw, ours = LAG_PATHS
     ratios = [
         a[ours]["lag"]["cpu_p99_ms"] / max(a[raw]["lag"]["cpu_p99_ms"], 1e-6) for a in answers
     ]
+    pooled = {
+        path: percentile([x for a in answers for x in a[path]["lag"]["cpu_lags_ms"]], 99)
+        for path in LAG_PATHS
+    }
 
     def figures(path: str) -> dict[str, Any]:
         keys = ("cpu_p50_ms", "cpu_p99_ms", "p50_ms", "p99_ms", "max_ms", "samples")
-        return {k: spread([a[path]["lag"][k] for a in answers]) for k in keys}
+        per_round = {k: spread([a[path]["lag"][k] for a in answers]) for k in keys}
+        return {"cpu_p99_ms_all_rounds": pooled[path], "per_round": per_round}
 
     return {
         "calls": calls,
@@ -98,9 +112,36 @@ def hosted_figures(
         "pinning": pinning,
         "litellm": figures(raw),
         "ours": figures(ours),
+        "ours_over_litellm_p99": pooled[ours] / max(pooled[raw], 1e-6),
         "per_round_cpu_p99_ratio": ratios,
-        "ours_over_litellm_p99": spread(paired_ratios(ratios)),
+        "pairs_of_rounds_cpu_p99_ratio": paired_ratios(ratios),
     }
+
+
+def record_hosted(report: Report, figures: dict[str, Any]) -> None:
+    """Print the hosted figures and record their goal."""
+    report.figures["hosted"] = figures
+    pairs = ", ".join(f"{x:.2f}" for x in figures["pairs_of_rounds_cpu_p99_ratio"])
+    raw, ours = figures["litellm"], figures["ours"]
+    print(
+        f"hosted, {figures['calls']} calls at once (CPU clock, all {figures['rounds']} rounds): "
+        f"loop lag p99 gather over raw litellm {raw['cpu_p99_ms_all_rounds']:.1f} ms, our "
+        f"generate_many {ours['cpu_p99_ms_all_rounds']:.1f} ms; ratio "
+        f"{figures['ours_over_litellm_p99']:.3f} (pairs of rounds alone: {pairs}); wall "
+        f"clock p99 per round {raw['per_round']['p99_ms']['median']:.1f} / "
+        f"{ours['per_round']['p99_ms']['median']:.1f} ms, two workers on one core"
+    )
+    report.goal(
+        Goal(
+            f"loop lag: p99 generate_many / raw litellm ({figures['calls']} hosted calls, "
+            "CPU clock)",
+            1.2,
+            "<=",
+            figures["ours_over_litellm_p99"],
+            "x",
+            detail=f"wake-ups of all {figures['rounds']} rounds pooled per side",
+        )
+    )
 
 
 async def local(model: str, tokens: int, streams: int) -> dict[str, Any]:
@@ -138,30 +179,6 @@ async def local(model: str, tokens: int, streams: int) -> dict[str, Any]:
         "during_stream": during_stream,
         "p99_ms_overall": max(during_start["p99_ms"], during_stream["p99_ms"]),
     }
-
-
-def record_hosted(report: Report, figures: dict[str, Any]) -> None:
-    """Print the hosted figures and record their goal."""
-    report.figures["hosted"] = figures
-    pairs = ", ".join(f"{x:.2f}" for x in paired_ratios(figures["per_round_cpu_p99_ratio"]))
-    print(
-        f"hosted, {figures['calls']} calls at once (CPU clock): loop lag p99 gather over raw "
-        f"litellm {figures['litellm']['cpu_p99_ms']['median']:.1f} ms, our generate_many "
-        f"{figures['ours']['cpu_p99_ms']['median']:.1f} ms; ratio "
-        f"{figures['ours_over_litellm_p99']['median']:.3f} (pairs of rounds {pairs}); "
-        f"wall clock p99 {figures['litellm']['p99_ms']['median']:.1f} / "
-        f"{figures['ours']['p99_ms']['median']:.1f} ms, two workers on one core"
-    )
-    report.goal(
-        Goal(
-            f"loop lag: p99 generate_many / raw litellm ({figures['calls']} hosted calls, "
-            "CPU clock)",
-            1.2,
-            "<=",
-            figures["ours_over_litellm_p99"]["median"],
-            "x",
-        )
-    )
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -95,23 +96,36 @@ def test_palindrome_runs_each_side_symmetrically_in_time() -> None:
     assert palindrome(["a", "b"], 1, 2) == ["b", "b", "a", "a", "a", "a", "b", "b"]
 
 
-def test_hosted_lag_figures_pair_the_swapped_rounds() -> None:
+def test_hosted_lag_figures_pool_each_sides_wake_ups() -> None:
     raw, ours = lag_paths(0)
     assert lag_paths(1) == (ours, raw)
 
-    def lag(cpu_p99_ms: float) -> dict[str, dict[str, float]]:
+    def lag(stalls_ms: list[float]) -> dict[str, Any]:
+        samples = [0.01] * 147 + stalls_ms  # idle wake-ups and a burst's few long stalls
         keys = ("cpu_p50_ms", "p50_ms", "p99_ms", "max_ms", "samples")
-        return {"lag": {"cpu_p99_ms": cpu_p99_ms, **dict.fromkeys(keys, 1.0)}}
+        return {
+            "lag": {
+                "cpu_p99_ms": percentile(samples, 99),
+                "cpu_lags_ms": samples,
+                **dict.fromkeys(keys, 1.0),
+            }
+        }
 
-    # ours 1.1x raw's in both rounds, worker 1 20% slower than worker 0 in both
+    # Round 0: one of our bursts has only 1 long stall, so that round's own p99 falls
+    # among the idle wake-ups; pooled over the rounds, each side's p99 is a stall.
     answers = [
-        {raw: lag(100.0), ours: lag(110.0 * 1.2)},  # round 0: ours on worker 1
-        {ours: lag(110.0), raw: lag(100.0 * 1.2)},  # round 1: raw on worker 1
+        {raw: lag([800.0, 900.0, 1000.0]), ours: lag([0.01, 0.01, 990.0])},
+        {ours: lag([840.0, 945.0, 1050.0]), raw: lag([800.0, 900.0, 1000.0])},
     ]
     figures = hosted_figures(256, answers, "pinned")
-    assert figures["per_round_cpu_p99_ratio"] == pytest.approx([1.32, 110 / 120])
-    assert figures["ours_over_litellm_p99"]["median"] == pytest.approx(1.1)
-    assert figures["litellm"]["cpu_p99_ms"]["max"] == 120.0
+    assert figures["per_round_cpu_p99_ratio"][0] < 0.1  # the flip pooling is for
+    pooled_raw = percentile([x for a in answers for x in a[raw]["lag"]["cpu_lags_ms"]], 99)
+    pooled_ours = percentile([x for a in answers for x in a[ours]["lag"]["cpu_lags_ms"]], 99)
+    assert 800.0 <= pooled_raw <= 1000.0
+    assert figures["ours_over_litellm_p99"] == pytest.approx(pooled_ours / pooled_raw)
+    assert 0.9 < figures["ours_over_litellm_p99"] < 1.1
+    assert figures["litellm"]["cpu_p99_ms_all_rounds"] == pytest.approx(pooled_raw)
+    assert len(figures["pairs_of_rounds_cpu_p99_ratio"]) == 1
 
 
 def test_phases_add_up_the_laps() -> None:
