@@ -11,8 +11,10 @@ its model needs; `resolve --split` loads vLLM to split local kwargs.
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import functools
 import json
+import signal
 import sys
 import tomllib
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -443,6 +445,7 @@ def prompt_command(
         stream = sys.stdout.isatty()
     if as_json:
         stream = False
+    _dump_stacks_on_sigusr1()
     try:
         generation = asyncio.run(_prompt(name, messages, kwargs, stream=stream, echo=not as_json))
     except KeyboardInterrupt:
@@ -452,6 +455,16 @@ def prompt_command(
         _print_json(generation.to_dict())
     else:
         _print_footer(generation)
+
+
+def _dump_stacks_on_sigusr1() -> None:
+    """`kill -USR1 PID` prints every thread's stack on stderr: where a slow prompt waits."""
+    if not hasattr(signal, "SIGUSR1"):  # Windows
+        return
+    try:
+        faulthandler.register(signal.SIGUSR1, all_threads=True, chain=False)
+    except (AttributeError, OSError, ValueError):  # stderr is no file (captured in process)
+        return
 
 
 async def _prompt(

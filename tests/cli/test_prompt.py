@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import signal
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -194,7 +195,7 @@ def test_ctrl_c_cancels_the_request_and_exits_130(
         time.sleep(0.1)
     interrupted = time.monotonic()
     process.send_signal(signal.SIGINT)
-    stdout, stderr = process.communicate(timeout=30)
+    stdout, stderr = _communicate_or_dump_stacks(process, timeout=30)
     assert process.returncode == 130, stderr
     assert time.monotonic() - interrupted < 10
     assert stderr.strip().endswith("cancelled")
@@ -204,3 +205,34 @@ def test_ctrl_c_cancels_the_request_and_exits_130(
     while openai_server.stats(model).in_flight:  # the connection was closed, not left hanging
         assert time.monotonic() < deadline
         time.sleep(0.1)
+
+
+def _communicate_or_dump_stacks(process: subprocess.Popen[str], timeout: float) -> tuple[str, str]:
+    """communicate(); if the CLI is still running at `timeout`, fail with its threads' stacks."""
+    try:
+        return process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGUSR1)  # the CLI's faulthandler prints every stack
+        time.sleep(2)
+        process.kill()
+        _, stderr = process.communicate()
+        pytest.fail(f"the CLI was still running {timeout} s later; its stderr:\n{stderr}")
+
+
+def test_sigusr1_prints_every_threads_stack_and_the_prompt_goes_on(
+    spawn_cli: SpawnCli, loopback_alias: LoopbackAlias, openai_server: FakeOpenAIServer
+) -> None:
+    model = loopback_alias("cli-stacks")
+    openai_server.configure(model, delay=3)
+    process = spawn_cli("prompt", "loopback", "where are you")
+    deadline = time.monotonic() + 90
+    while openai_server.stats(model).in_flight == 0:
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "the request never reached the server"
+        time.sleep(0.1)
+    process.send_signal(signal.SIGUSR1)
+    stdout, stderr = _communicate_or_dump_stacks(process, timeout=60)
+    assert process.returncode == 0, stderr
+    assert "Current thread" in stderr  # faulthandler's dump of the main thread
+    assert re.search(r'File ".*asyncio/base_events\.py", line \d+ in run_forever', stderr), stderr
+    assert stdout.strip()  # the answer still came
