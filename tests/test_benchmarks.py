@@ -20,7 +20,7 @@ sys.path.insert(0, str(BENCH_DIR))
 from _common import Goal, LagProbe, Phases, percentile  # noqa: E402
 from _paired import paired_ratios  # noqa: E402
 from event_loop_lag import hosted_figures, lag_paths  # noqa: E402
-from local_throughput import palindrome  # noqa: E402
+from local_throughput import cpu_seconds, palindrome  # noqa: E402
 
 SCRIPTS = sorted(p.stem for p in BENCH_DIR.glob("*.py") if not p.stem.startswith("_"))
 
@@ -150,3 +150,17 @@ def test_every_script_has_help(script: str) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "--quick" in result.stdout
+
+
+def test_cpu_seconds_counts_a_process_s_cpu_and_its_wait_for_a_core() -> None:
+    psutil = pytest.importorskip("psutil")
+    me = {"me": psutil.Process()}
+    before = cpu_seconds(me)
+    deadline = time.process_time() + 0.2
+    while time.process_time() < deadline:  # burn 0.2 s of CPU
+        pass
+    after = cpu_seconds(me)
+    assert set(after) == {"frontend", "me", "me_runqueue_wait"}
+    assert after["me"] - before["me"] >= 0.15
+    assert after["frontend"] - before["frontend"] >= 0.15
+    assert after["me_runqueue_wait"] >= before["me_runqueue_wait"] >= 0
