@@ -445,7 +445,6 @@ def prompt_command(
         stream = sys.stdout.isatty()
     if as_json:
         stream = False
-    _dump_stacks_on_sigusr1()
     try:
         generation = asyncio.run(_prompt(name, messages, kwargs, stream=stream, echo=not as_json))
     except KeyboardInterrupt:
@@ -458,19 +457,54 @@ def prompt_command(
 
 
 def _dump_stacks_on_sigusr1() -> None:
-    """`kill -USR1 PID` prints every thread's stack on stderr: where a slow prompt waits."""
+    """`kill -USR1 PID` prints where a slow prompt waits, on stderr: every thread's stack
+    (at once, even with the event loop stuck) and then what each asyncio task awaits."""
     if not hasattr(signal, "SIGUSR1"):  # Windows
         return
     try:
-        faulthandler.register(signal.SIGUSR1, all_threads=True, chain=False)
+        sys.stderr.fileno()
     except (AttributeError, OSError, ValueError):  # stderr is no file (captured in process)
         return
+    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, _print_tasks)
+    faulthandler.register(signal.SIGUSR1, all_threads=True, chain=True)
+
+
+def _print_tasks() -> None:
+    """Each asyncio task and its chain of awaits, innermost last."""
+    lines = ["asyncio tasks (most recent call last):"]
+    for task in asyncio.all_tasks():
+        lines.append(f"  {task!r}")
+        awaiting: Any = task.get_coro()
+        while awaiting is not None:
+            frame = next(
+                (
+                    getattr(awaiting, a)
+                    for a in ("cr_frame", "ag_frame", "gi_frame")
+                    if getattr(awaiting, a, None)
+                ),
+                None,
+            )
+            if frame is None:
+                lines.append(f"    awaiting {awaiting!r}")
+                break
+            code = frame.f_code
+            lines.append(f'    File "{code.co_filename}", line {frame.f_lineno}, in {code.co_name}')
+            awaiting = next(
+                (
+                    getattr(awaiting, a)
+                    for a in ("cr_await", "ag_await", "gi_yieldfrom")
+                    if getattr(awaiting, a, None) is not None
+                ),
+                None,
+            )
+    print("\n".join(lines), file=sys.stderr, flush=True)
 
 
 async def _prompt(
     name: str, messages: list[Message], kwargs: dict[str, Any], *, stream: bool, echo: bool
 ) -> Generation:
     """Send the prompt (printing the answer when `echo`) and return the Generation."""
+    _dump_stacks_on_sigusr1()
     client = model_registry.get_client(name, **kwargs)
     try:
         if not stream:

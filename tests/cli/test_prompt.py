@@ -195,7 +195,9 @@ def test_ctrl_c_cancels_the_request_and_exits_130(
         time.sleep(0.1)
     interrupted = time.monotonic()
     process.send_signal(signal.SIGINT)
-    stdout, stderr = _communicate_or_dump_stacks(process, timeout=30)
+    stdout, stderr = _communicate_or_dump_stacks(
+        process, timeout=30, server=lambda: openai_server.stats(model)
+    )
     assert process.returncode == 130, stderr
     assert time.monotonic() - interrupted < 10
     assert stderr.strip().endswith("cancelled")
@@ -207,16 +209,22 @@ def test_ctrl_c_cancels_the_request_and_exits_130(
         time.sleep(0.1)
 
 
-def _communicate_or_dump_stacks(process: subprocess.Popen[str], timeout: float) -> tuple[str, str]:
-    """communicate(); if the CLI is still running at `timeout`, fail with its threads' stacks."""
+def _communicate_or_dump_stacks(
+    process: subprocess.Popen[str], timeout: float, server: Callable[[], object] = lambda: None
+) -> tuple[str, str]:
+    """communicate(); if the CLI is still running at `timeout`, fail with its threads' and
+    tasks' stacks (and what `server()` says)."""
     try:
         return process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        process.send_signal(signal.SIGUSR1)  # the CLI's faulthandler prints every stack
+        process.send_signal(signal.SIGUSR1)  # the CLI prints every thread's and task's stack
         time.sleep(2)
         process.kill()
         _, stderr = process.communicate()
-        pytest.fail(f"the CLI was still running {timeout} s later; its stderr:\n{stderr}")
+        pytest.fail(
+            f"the CLI was still running {timeout} s later; server: {server()}; its stderr:\n"
+            f"{stderr}"
+        )
 
 
 def test_sigusr1_prints_every_threads_stack_and_the_prompt_goes_on(
@@ -235,4 +243,8 @@ def test_sigusr1_prints_every_threads_stack_and_the_prompt_goes_on(
     assert process.returncode == 0, stderr
     assert "Current thread" in stderr  # faulthandler's dump of the main thread
     assert re.search(r'File ".*asyncio/base_events\.py", line \d+ in run_forever', stderr), stderr
+    # then each asyncio task's chain of awaits, down to our client's call
+    tasks = stderr[stderr.index("asyncio tasks") :]
+    assert re.search(r'File ".*model_registry/cli\.py", line \d+, in _prompt', tasks), tasks
+    assert re.search(r'File ".*model_registry/clients/litellm\.py", line \d+, in', tasks), tasks
     assert stdout.strip()  # the answer still came
