@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -145,15 +146,26 @@ def spawn_cli(cli_dir: Path) -> Iterator[SpawnCli]:
     started: list[subprocess.Popen[str]] = []
 
     def spawn(*args: str) -> subprocess.Popen[str]:
-        process = subprocess.Popen(
-            [str(_SCRIPT), *args],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=cli_dir,
-            env=_base_env(),
-        )
+        # A child inherits an ignored SIGINT, and these tests may run with it ignored (a
+        # shell's background job, nohup): then Python, and asyncio.run in the CLI, leave
+        # Ctrl-C ignored, as they should. The CLI starts as from a terminal instead: a
+        # handled SIGINT here becomes the default one in the child.
+        ignored = signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+        if ignored:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        try:
+            process = subprocess.Popen(
+                [str(_SCRIPT), *args],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                cwd=cli_dir,
+                env=_base_env(),
+            )
+        finally:
+            if ignored:
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
         started.append(process)
         return process
 
