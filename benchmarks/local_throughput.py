@@ -6,8 +6,8 @@ so the two starts overlap), (2) the raw `AsyncLLM` (`engine.generate` on the ver
 engine our client holds, so ours/raw is our layer's own cost; `--no-raw` leaves it
 out) and (3) our `generate_many`. They run in blocks, each side visited twice per block
 in palindrome order (A B C C B A, first side rotated every block; --quick: 2 blocks of
-A A A B B B C C C C C C B B B A A A), so that a drift of the machine's speed that is
-linear over a block cancels. A run on the other
+A A B B C C C C B B A A), so that a drift of the machine's speed that is linear over a
+block cancels. A run on the other
 engine than the previous run waits 1.1 s first: vLLM's idle worker polls its queue for
 1 s after its last message, on the core both workers share (`SETTLE_S`). Runs here scatter about +-10% one to the next
 whatever they run, so the goal's figure pools every run: ours/offline output tokens/s
@@ -182,7 +182,7 @@ async def run(args: Any, report: Report) -> None:
     # CPU seconds per run of the engine's model worker, its engine core and this process
     # (both frontends live here): tells a slower worker from a worker left waiting
     cpu_per_run: dict[str, dict[str, list[float]]] = {s: {} for s in sides}
-    # per block, the seconds each side took in all (two runs of each side per block)
+    # per block, the seconds each side took in all (2 x runs_per_visit runs of each side)
     block_s: list[dict[str, float]] = []
     produced_tokens: dict[str, int] = {}
     for side in sides:  # warm-up (compilation, caches)
@@ -428,7 +428,7 @@ def main() -> None:
     args.prompts = args.prompts or (32 if args.quick else 64)
     args.max_tokens = args.max_tokens or (64 if args.quick else 256)
     args.blocks = args.blocks or (2 if args.quick else 4)
-    args.runs_per_visit = args.runs_per_visit or (3 if args.quick else 1)
+    args.runs_per_visit = args.runs_per_visit or (2 if args.quick else 1)
     args.ttft_repeat = args.ttft_repeat or (5 if args.quick else 20)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     report = Report("local_throughput", quick=args.quick, args=vars(args) | {"out": str(args.out)})
