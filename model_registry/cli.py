@@ -463,9 +463,9 @@ def _dump_stacks_on_sigusr1() -> None:
         return
     try:
         sys.stderr.fileno()
-    except (AttributeError, OSError, ValueError):  # stderr is no file (captured in process)
-        return
-    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, _print_tasks)
+        asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, _print_tasks)
+    except (AttributeError, OSError, ValueError, RuntimeError):
+        return  # stderr is no file (captured in process), or not the main thread
     faulthandler.register(signal.SIGUSR1, all_threads=True, chain=True)
 
 
