@@ -197,6 +197,33 @@ class PairedWorkers:
 # --- the worker process ------------------------------------------------------------------
 
 
+class _GcTimer:
+    """The garbage collector's passes while it runs, per generation: count, CPU seconds
+    (of this thread: the other worker shares the core) and the longest. A pass runs
+    inside whichever callback allocated past the threshold, so it stalls the loop too."""
+
+    def __init__(self) -> None:
+        import gc
+
+        self._gc = gc
+        self._started = 0.0
+        self.passes: dict[int, list[float]] = {0: [], 1: [], 2: []}
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.thread_time()
+        else:
+            self.passes[info["generation"]].append(time.thread_time() - self._started)
+
+    def stop(self) -> dict[str, dict[str, float]]:
+        self._gc.callbacks.remove(self._callback)
+        return {
+            f"gen{g}": {"n": len(s), "s": sum(s), "max_s": max(s, default=0.0)}
+            for g, s in self.passes.items()
+        }
+
+
 async def _serve(base_url: str, model: str) -> None:
     import asyncio
     import gc
@@ -245,6 +272,7 @@ async def _serve(base_url: str, model: str) -> None:
             # its idle wake-ups count in the percentiles too
             probe.start()
         await sleep_until(command["start_at"])
+        collections = _GcTimer()
         cpu, wall = time.process_time(), time.perf_counter()
         if path == "ours_generate_many":
             await client.generate_many([HOSTED_PROMPT] * n, concurrency=concurrency)
@@ -254,6 +282,7 @@ async def _serve(base_url: str, model: str) -> None:
         answer: dict[str, Any] = {
             "cpu_s": time.process_time() - cpu,
             "wall_s": time.perf_counter() - wall,
+            "gc": collections.stop(),
         }
         if probe is not None:
             answer["lag"] = await probe.stop(samples=True)

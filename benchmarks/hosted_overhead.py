@@ -313,6 +313,7 @@ def measure_paired_throughput(
             wall_ratio: list[float] = []
             cpu_ms: dict[str, list[float]] = {"litellm": [], "ours_generate_many": []}
             rps: dict[str, list[float]] = {"litellm": [], "ours_generate_many": []}
+            gc_ms: dict[str, list[float]] = {"litellm": [], "ours_generate_many": []}
             for r in range(rounds):
                 paths = lag_paths(r)  # (litellm, ours_generate_many), swapped every round
                 answers = dict(zip(paths, workers.batch(paths, n, c, probe), strict=True))
@@ -321,6 +322,7 @@ def measure_paired_throughput(
                 for path, answer in answers.items():
                     cpu_ms[path].append(answer["cpu_s"] / n * 1e3)
                     rps[path].append(n / answer["wall_s"])
+                    gc_ms[path].append(sum(g["s"] for g in answer["gc"].values()) / n * 1e3)
                 # throughput ratio = inverse ratio of the cost per call
                 cpu_ratio.append(
                     answers["litellm"]["cpu_s"] / answers["ours_generate_many"]["cpu_s"]
@@ -336,6 +338,9 @@ def measure_paired_throughput(
                 "cpu_ms_per_call": {k: spread(v) for k, v in cpu_ms.items()},
                 # each worker had half of one core: for the table, not for a ratio
                 "req_per_s_side_by_side": {k: spread(v) for k, v in rps.items()},
+                # the collector's share of cpu_ms_per_call (generations 0 and 1 here:
+                # after the workers' gc.freeze() no batch ran a generation-2 pass)
+                "gc_ms_per_call": {k: spread(v) for k, v in gc_ms.items()},
                 "per_round_cpu_ratio": cpu_ratio,
                 "generate_many_over_litellm_gather": spread(paired_ratios(cpu_ratio)),
                 "wall_ratio_info": spread(paired_ratios(wall_ratio)),
