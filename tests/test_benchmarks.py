@@ -1,6 +1,6 @@
 """The benchmark helpers whose logic decides a figure: goal verdicts, the pairing that
 cancels a worker's bias, the lag probe's two clocks, the local runs' order, the loop-lag
-figures of paired rounds. And every script's --help."""
+figures of paired rounds, the collector's timer. And every script's --help."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ BENCH_DIR = Path(__file__).resolve().parent.parent / "benchmarks"
 sys.path.insert(0, str(BENCH_DIR))
 
 from _common import Goal, LagProbe, Phases, percentile  # noqa: E402
-from _paired import paired_ratios  # noqa: E402
+from _paired import _GcTimer, paired_ratios  # noqa: E402
 from event_loop_lag import hosted_figures, lag_paths  # noqa: E402
 from local_throughput import cpu_seconds, palindrome  # noqa: E402
 
@@ -164,3 +164,20 @@ def test_cpu_seconds_counts_a_process_s_cpu_and_its_wait_for_a_core() -> None:
     assert after["me"] - before["me"] >= 0.15
     assert after["frontend"] - before["frontend"] >= 0.15
     assert after["me_runqueue_wait"] >= before["me_runqueue_wait"] >= 0
+
+
+def test_gc_timer_counts_each_generation_s_passes_and_lets_go() -> None:
+    import gc
+
+    timer = _GcTimer()
+    garbage = [[i] for i in range(200_000)]  # a generation-2 pass has work to do
+    gc.collect(0)
+    gc.collect(1)
+    gc.collect(2)
+    del garbage
+    figures = timer.stop()
+    assert figures["gen0"]["n"] >= 1 and figures["gen1"]["n"] >= 1 and figures["gen2"]["n"] >= 1
+    assert 0.0 < figures["gen2"]["max_s"] <= figures["gen2"]["s"] < 10.0
+    assert timer._callback not in gc.callbacks
+    gc.collect()  # after stop: not counted
+    assert [len(timer.passes[g]) for g in (0, 1, 2)] == [figures[f"gen{g}"]["n"] for g in (0, 1, 2)]
