@@ -25,6 +25,7 @@ counts tell them apart. Workers take JSON lines on stdin and answer on stdout.
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import os
@@ -203,9 +204,6 @@ class _GcTimer:
     inside whichever callback allocated past the threshold, so it stalls the loop too."""
 
     def __init__(self) -> None:
-        import gc
-
-        self._gc = gc
         self._started = 0.0
         self.passes: dict[int, list[float]] = {0: [], 1: [], 2: []}
         gc.callbacks.append(self._callback)
@@ -217,7 +215,7 @@ class _GcTimer:
             self.passes[info["generation"]].append(time.thread_time() - self._started)
 
     def stop(self) -> dict[str, dict[str, float]]:
-        self._gc.callbacks.remove(self._callback)
+        gc.callbacks.remove(self._callback)
         return {
             f"gen{g}": {"n": len(s), "s": sum(s), "max_s": max(s, default=0.0)}
             for g, s in self.passes.items()
@@ -226,7 +224,6 @@ class _GcTimer:
 
 async def _serve(base_url: str, model: str) -> None:
     import asyncio
-    import gc
 
     import litellm
 

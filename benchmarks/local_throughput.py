@@ -152,9 +152,9 @@ async def run(args: Any, report: Report) -> None:
         return sum(r.usage.completion_tokens or 0 for r in results)
 
     last_engine = ""
-    last_cpu: dict[str, float] = {}  # CPU seconds of each process in the last run
 
-    async def timed(side: str) -> tuple[float, int]:
+    async def timed(side: str) -> tuple[float, int, dict[str, float]]:
+        """Wall seconds of one run, tokens produced, CPU seconds of each process in it."""
         nonlocal last_engine
         engine_used = "offline" if side == "offline" else "async"
         if last_engine and engine_used != last_engine:
@@ -166,9 +166,7 @@ async def run(args: Any, report: Report) -> None:
         produced = offline() if side == "offline" else await (raw() if side == "raw" else ours())
         wall = time.perf_counter() - began
         cpu_after = cpu_seconds(processes[engine_used])
-        last_cpu.clear()
-        last_cpu.update({k: cpu_after[k] - cpu_before[k] for k in cpu_after})
-        return wall, produced
+        return wall, produced, {k: cpu_after[k] - cpu_before[k] for k in cpu_after}
 
     # The raw AsyncLLM runs on the very engine ours holds: ours/raw is our layer's own
     # cost, free of the differences between two engines (--no-raw leaves it out)
@@ -196,12 +194,12 @@ async def run(args: Any, report: Report) -> None:
         for b in range(args.blocks):
             seconds = dict.fromkeys(sides, 0.0)
             for side in palindrome(sides, b, args.runs_per_visit):
-                wall, produced = await timed(names[side])
+                wall, produced, cpu_s = await timed(names[side])
                 if produced != expected:
                     raise RuntimeError(f"{side}: {produced} tokens, expected {expected}")
                 produced_tokens[side] = produced
                 tps[side].append(produced / wall)
-                for process, cpu in last_cpu.items():
+                for process, cpu in cpu_s.items():
                     cpu_per_run[side].setdefault(process, []).append(cpu)
                 cpu_per_run[side].setdefault("wall", []).append(wall)
                 seconds[side] += wall

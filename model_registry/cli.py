@@ -476,28 +476,20 @@ def _print_tasks() -> None:
         lines.append(f"  {task!r}")
         awaiting: Any = task.get_coro()
         while awaiting is not None:
-            frame = next(
-                (
-                    getattr(awaiting, a)
-                    for a in ("cr_frame", "ag_frame", "gi_frame")
-                    if getattr(awaiting, a, None)
-                ),
-                None,
-            )
+            frame = _first_attribute(awaiting, ("cr_frame", "ag_frame", "gi_frame"))
             if frame is None:
                 lines.append(f"    awaiting {awaiting!r}")
                 break
             code = frame.f_code
             lines.append(f'    File "{code.co_filename}", line {frame.f_lineno}, in {code.co_name}')
-            awaiting = next(
-                (
-                    getattr(awaiting, a)
-                    for a in ("cr_await", "ag_await", "gi_yieldfrom")
-                    if getattr(awaiting, a, None) is not None
-                ),
-                None,
-            )
+            awaiting = _first_attribute(awaiting, ("cr_await", "ag_await", "gi_yieldfrom"))
     print("\n".join(lines), file=sys.stderr, flush=True)
+
+
+def _first_attribute(obj: object, names: tuple[str, ...]) -> Any:
+    """The first of `names` that `obj` has and is not None (coroutine, async generator
+    and generator spell their frame and awaitee differently), else None."""
+    return next((v for n in names if (v := getattr(obj, n, None)) is not None), None)
 
 
 async def _prompt(
