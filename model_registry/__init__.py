@@ -11,6 +11,7 @@ from model_registry.aliases import Alias, Registry, load_registry
 from model_registry.api import get_client, list_available_models, list_providers
 from model_registry.errors import (
     AliasConfigError,
+    APIConnectionError,
     APIError,
     AuthenticationError,
     BackendNotInstalledError,
@@ -18,6 +19,7 @@ from model_registry.errors import (
     ClientClosedError,
     ContentFilteredError,
     ContextWindowExceededError,
+    EngineStartError,
     InvalidParameterError,
     MissingCredentialsError,
     ModelCallError,
@@ -37,6 +39,7 @@ from model_registry.types import Generation, GenerationStream, Message, ModelCli
 __version__ = "0.1.0"
 
 __all__ = [
+    "APIConnectionError",
     "APIError",
     "Alias",
     "AliasConfigError",
@@ -46,6 +49,7 @@ __all__ = [
     "ClientClosedError",
     "ContentFilteredError",
     "ContextWindowExceededError",
+    "EngineStartError",
     "Generation",
     "GenerationStream",
     "InvalidParameterError",

@@ -7,6 +7,7 @@
     ├── ModelPathNotFoundError    (also FileNotFoundError) a local model path is missing
     ├── MissingCredentialsError   a hosted provider has no API key
     ├── BackendNotInstalledError  litellm / vllm missing; says what to install
+    ├── EngineStartError          the local engine could not start (model id, cause, hint)
     ├── ClientClosedError         a call on a client after aclose()
     └── ModelCallError            a call reached the model and failed
         ├── AuthenticationError       401, bad or revoked key
@@ -17,7 +18,8 @@
         │   └── ContentFilteredError
         ├── RateLimitError            429
         ├── RequestTimeoutError       the call ran past its timeout
-        ├── ServiceUnavailableError   5xx, dropped or refused connections
+        ├── ServiceUnavailableError   the server answered 5xx (503, 502, 500...)
+        ├── APIConnectionError        no response came: refused, reset, DNS (status_code None)
         └── APIError                  anything else the provider reported
 
 User mistakes (the first seven) are kept apart from failures of a call
@@ -27,6 +29,7 @@ User mistakes (the first seven) are kept apart from failures of a call
 from __future__ import annotations
 
 __all__ = [
+    "APIConnectionError",
     "APIError",
     "AliasConfigError",
     "AuthenticationError",
@@ -35,6 +38,7 @@ __all__ = [
     "ClientClosedError",
     "ContentFilteredError",
     "ContextWindowExceededError",
+    "EngineStartError",
     "InvalidParameterError",
     "MissingCredentialsError",
     "ModelCallError",
@@ -102,6 +106,10 @@ class BackendNotInstalledError(ModelRegistryError, ImportError):
     """The package a backend needs (litellm, vllm) is not installed."""
 
 
+class EngineStartError(ModelRegistryError, RuntimeError):
+    """The local engine could not start; the message names the model id, the cause and a fix."""
+
+
 class ClientClosedError(ModelRegistryError, RuntimeError):
     """The client was closed with aclose(); make a new one with get_client()."""
 
@@ -158,7 +166,11 @@ class RequestTimeoutError(ModelCallError):
 
 
 class ServiceUnavailableError(ModelCallError):
-    """The provider failed (HTTP 5xx) or could not be reached."""
+    """The provider answered with a server error (HTTP 5xx)."""
+
+
+class APIConnectionError(ModelCallError):
+    """No response came from the server (refused, reset, DNS); `status_code` is None."""
 
 
 class APIError(ModelCallError):
