@@ -1,4 +1,5 @@
-"""The built wheel carries the default aliases and works outside the checkout."""
+"""The built wheel: its name on the index, its licence, the tested vLLM range, and the
+default aliases it carries, working outside the checkout."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ import json
 import shutil
 import subprocess
 import sys
+import zipfile
+from email.message import Message
+from email.parser import Parser
 from pathlib import Path
 
 import pytest
@@ -13,18 +17,63 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="module")
-def installed_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def _uv() -> str:
     uv = shutil.which("uv")
     if uv is None:
         pytest.skip("uv is not on PATH")
-    out = tmp_path_factory.mktemp("wheel")
+    return uv
+
+
+@pytest.fixture(scope="module")
+def built_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel `uv build` makes of this checkout."""
+    out = tmp_path_factory.mktemp("dist")
     subprocess.run(
-        [uv, "build", "--wheel", "--out-dir", str(out / "dist"), str(ROOT)],
+        [_uv(), "build", "--wheel", "--out-dir", str(out), str(ROOT)],
         check=True,
         capture_output=True,
     )
-    (wheel,) = (out / "dist").glob("model_registry-*.whl")
+    (wheel,) = out.glob("*.whl")
+    return wheel
+
+
+def _metadata(wheel: Path) -> tuple[Message, list[str]]:
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        (meta,) = [n for n in names if n.endswith(".dist-info/METADATA")]
+        return Parser().parsestr(archive.read(meta).decode()), names
+
+
+def test_wheel_is_published_as_model_registry_llm(built_wheel: Path) -> None:
+    # "model-registry" on PyPI is another project (a Kubeflow client)
+    metadata, names = _metadata(built_wheel)
+    assert metadata["Name"] == "model-registry-llm"
+    assert built_wheel.name.startswith("model_registry_llm-")
+    assert "model_registry/__init__.py" in names  # the import name stays model_registry
+
+
+def test_wheel_carries_the_mit_licence(built_wheel: Path) -> None:
+    metadata, names = _metadata(built_wheel)
+    assert metadata["License-Expression"] == "MIT"
+    (licence,) = [n for n in names if n.endswith(".dist-info/licenses/LICENSE")]
+    with zipfile.ZipFile(built_wheel) as archive:
+        text = archive.read(licence).decode()
+    assert text.startswith("MIT License") and "2026 the model-registry authors" in text
+
+
+def test_local_extra_pins_the_tested_vllm_range(built_wheel: Path) -> None:
+    metadata, _ = _metadata(built_wheel)
+    requires = metadata.get_all("Requires-Dist") or []
+    vllm = [r for r in requires if r.startswith("vllm")]
+    assert vllm == ["vllm<0.33,>=0.32; extra == 'local'"]
+    assert "local" in (metadata.get_all("Provides-Extra") or [])
+
+
+@pytest.fixture(scope="module")
+def installed_wheel(tmp_path_factory: pytest.TempPathFactory, built_wheel: Path) -> Path:
+    uv = _uv()
+    out = tmp_path_factory.mktemp("wheel")
+    wheel = built_wheel
     venv = out / "venv"
     subprocess.run([uv, "venv", "--quiet", "--python", sys.executable, str(venv)], check=True)
     # the locked runtime dependencies, then the wheel itself (not the checkout)
