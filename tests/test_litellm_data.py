@@ -1,0 +1,60 @@
+"""LiteLLM's providers and model list, known without importing LiteLLM."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from model_registry._litellm_providers import LITELLM_CHAT_PROVIDERS
+from model_registry._model_list import model_list
+
+
+def test_committed_provider_list_matches_the_installed_litellm() -> None:
+    code = (
+        "import json\n"
+        "from model_registry._litellm_providers import installed_chat_providers\n"
+        "print(json.dumps(sorted(installed_chat_providers())))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    installed = set(json.loads(out.stdout))
+    assert installed == set(LITELLM_CHAT_PROVIDERS), (
+        "LiteLLM's chat providers changed: run `uv run python -m model_registry._litellm_providers`"
+        f" (added {sorted(installed - LITELLM_CHAT_PROVIDERS)},"
+        f" gone {sorted(LITELLM_CHAT_PROVIDERS - installed)})"
+    )
+
+
+def test_the_provider_list_holds_the_providers_users_name() -> None:
+    for name in ("groq", "ollama", "azure", "mistral", "hosted_vllm", "openrouter", "together_ai"):
+        assert name in LITELLM_CHAT_PROVIDERS
+
+
+def test_model_list_is_read_as_data_without_importing_litellm() -> None:
+    code = (
+        "import sys\n"
+        "from model_registry._model_list import model_list\n"
+        "m = model_list()\n"
+        "print(m is not None and m.is_listed('openai', 'gpt-4o'), 'litellm' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "False"]
+
+
+def test_a_route_is_listed_by_its_whole_route_or_its_bare_id_under_its_provider() -> None:
+    models = model_list()
+    assert models is not None
+    assert models.is_listed("openai", "gpt-4o")  # bare key, litellm_provider openai
+    assert models.is_listed("gemini", "gemini-2.5-flash")  # key "gemini/gemini-2.5-flash"
+    assert not models.is_listed("anthropic", "gpt-4o")  # listed, but under another provider
+    assert not models.is_listed("openai", "gpt4o")
+    assert models.has_models("anthropic")
+    assert not models.has_models("no_such_provider")
+
+
+def test_closest_ids_catch_a_dropped_character() -> None:
+    models = model_list()
+    assert models is not None
+    assert models.closest("openai", "gpt4o")[0] == "gpt-4o"
+    assert models.closest("openai", "GPT-4o") == ["gpt-4o"]
+    assert all(s.startswith("claude-sonnet") for s in models.closest("anthropic", "claude-sonet"))
