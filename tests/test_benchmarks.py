@@ -17,6 +17,7 @@ import pytest
 BENCH_DIR = Path(__file__).resolve().parent.parent / "benchmarks"
 sys.path.insert(0, str(BENCH_DIR))
 
+import _common  # noqa: E402
 from _common import Goal, LagProbe, Phases, percentile  # noqa: E402
 from _paired import _GcTimer, paired_ratios  # noqa: E402
 from event_loop_lag import hosted_figures, lag_paths  # noqa: E402
@@ -59,30 +60,54 @@ def test_percentile_interpolates() -> None:
     assert math.isnan(percentile([], 50))
 
 
-async def test_lag_probe_tells_cpu_work_from_waiting() -> None:
-    """A loop blocked by CPU work shows on both clocks; a loop blocked by a sleeping call
-    (the time the OS gives to another process looks the same) only on the wall clock."""
+class FakeClocks:
+    """The two clocks the benchmark helpers read, moved only by the test: a stall of
+    known length, spent working or waiting, with no dependence on the machine's load."""
+
+    def __init__(self) -> None:
+        self.wall = 100.0
+        self.cpu = 10.0
+
+    def perf_counter(self) -> float:
+        return self.wall
+
+    def process_time(self) -> float:
+        return self.cpu
+
+
+@pytest.fixture
+def clocks(monkeypatch: pytest.MonkeyPatch) -> FakeClocks:
+    fake = FakeClocks()
+    monkeypatch.setattr(_common, "time", fake)
+    return fake
+
+
+async def _stall_under_probe(clocks: FakeClocks, wall_s: float, cpu_s: float) -> LagProbe:
     probe = LagProbe()
     probe.start()
+    await asyncio.sleep(0.01)  # the probe is sleeping between two readings of the clocks
+    clocks.wall += wall_s
+    clocks.cpu += cpu_s
     await asyncio.sleep(0.01)
-    deadline = time.perf_counter() + 0.15
-    while time.perf_counter() < deadline:  # busy: holds the loop with CPU work
-        pass
-    await asyncio.sleep(0.01)
-    busy = await probe.stop()
-    busy_cpu = max(probe.cpu_lags)
+    await probe.stop()
+    return probe
 
-    probe.start()
-    await asyncio.sleep(0.01)
-    time.sleep(0.15)  # noqa: ASYNC251 - holds the loop without using CPU
-    await asyncio.sleep(0.01)
-    idle = await probe.stop()
-    idle_cpu = max(probe.cpu_lags)
 
-    assert busy["max_ms"] >= 120
-    assert idle["max_ms"] >= 120
-    assert busy_cpu >= 0.08, busy  # the OS may take some of the 150 ms for others
-    assert idle_cpu < 0.03, idle
+async def test_lag_probe_counts_a_cpu_bound_stall_on_both_clocks(clocks: FakeClocks) -> None:
+    probe = await _stall_under_probe(clocks, wall_s=0.15, cpu_s=0.15)
+    assert max(probe.lags) == pytest.approx(0.15 - probe.interval)  # the oversleep
+    assert max(probe.cpu_lags) == pytest.approx(0.15)
+    assert sorted(probe.lags)[:-1] == [0.0] * (len(probe.lags) - 1)  # one stall, one wake-up
+
+
+async def test_lag_probe_counts_a_waiting_stall_on_the_wall_clock_only(
+    clocks: FakeClocks,
+) -> None:
+    """A loop held by a sleeping call, or by the OS running another process, spends no
+    CPU of this process: the CPU clock tells it from work that held the loop."""
+    probe = await _stall_under_probe(clocks, wall_s=0.15, cpu_s=0.0)
+    assert max(probe.lags) == pytest.approx(0.15 - probe.interval)
+    assert max(probe.cpu_lags) == 0.0
 
 
 def test_palindrome_runs_each_side_symmetrically_in_time() -> None:
@@ -128,15 +153,14 @@ def test_hosted_lag_figures_pool_each_sides_wake_ups() -> None:
     assert len(figures["pairs_of_rounds_cpu_p99_ratio"]) == 1
 
 
-def test_phases_add_up_the_laps() -> None:
+def test_phases_add_up_the_laps(clocks: FakeClocks) -> None:
     phases = Phases()
-    time.sleep(0.02)
+    clocks.wall += 0.02
     phases.lap("a")
     phases.lap("b")
-    time.sleep(0.02)
+    clocks.wall += 0.03
     phases.lap("a")
-    assert phases.seconds["a"] >= 0.04
-    assert phases.seconds["b"] < 0.02
+    assert phases.seconds == {"a": 0.05, "b": 0.0}
     assert list(phases.seconds) == ["a", "b"]
 
 

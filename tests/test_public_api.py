@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
 import subprocess
 import sys
+
+import pytest
 
 import model_registry
 from model_registry import errors
 
 HEAVY = ("litellm", "vllm", "torch", "transformers")
 HEAVY_LOADED = f"sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r}))"
+REQUIRE_VLLM = "MODEL_REGISTRY_REQUIRE_VLLM"  # CI: a skipped local-engine test is a failure
 
 
 def test_all_lists_exactly_the_public_names() -> None:
@@ -70,12 +75,61 @@ def test_import_reads_no_file_and_loads_no_heavy_library() -> None:
     assert json.loads(out.stdout) == {"heavy": [], "toml": []}
 
 
-def test_resolve_and_listing_load_no_heavy_library() -> None:
+def _run(code: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, **env},
+    )
+
+
+#: Makes `import vllm` (and `find_spec("vllm")`) behave as on a machine without vLLM.
+NO_VLLM = (
+    "import sys, importlib.abc\n"
+    "class NoVllm(importlib.abc.MetaPathFinder):\n"
+    "    def find_spec(self, name, path=None, target=None):\n"
+    "        if name.split('.')[0] == 'vllm': raise ModuleNotFoundError(name)\n"
+    "sys.meta_path.insert(0, NoVllm())\n"
+)
+
+
+def test_resolve_listing_and_a_hosted_client_load_no_heavy_library() -> None:
     code = (
         "import sys, model_registry as m\n"
         "m.resolve('my-reasoning-model'); m.list_available_models(); m.list_providers()\n"
-        "m.get_client('Qwen/Qwen3-4B-Instruct-2507')\n"
+        "m.get_client('my-reasoning-model'); m.get_client('claude-sonnet')\n"
         f"print({HEAVY_LOADED})\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    keys = {"OPENAI_API_KEY": "sk-dummy", "ANTHROPIC_API_KEY": "sk-ant-dummy"}
+    assert _run(code, **keys).stdout.strip() == "[]"
+
+
+def test_a_local_client_without_vllm_says_how_to_install_it() -> None:
+    code = NO_VLLM + (
+        "import json, model_registry as m\n"
+        "try:\n"
+        "    m.get_client('Qwen/Qwen3-4B-Instruct-2507')\n"
+        "except m.BackendNotInstalledError as e:\n"
+        f"    print(json.dumps({{'error': str(e), 'heavy': {HEAVY_LOADED}}}))\n"
+    )
+    out = json.loads(_run(code).stdout)
+    assert out["heavy"] == []
+    assert "uv sync --extra local" in out["error"]  # in a checkout
+    assert "pip install 'model-registry-llm[local]'" in out["error"]  # from a wheel
+    assert "'model-registry[local]'" not in out["error"]  # another project on PyPI
+
+
+@pytest.mark.local
+@pytest.mark.skipif(
+    importlib.util.find_spec("vllm") is None and os.environ.get(REQUIRE_VLLM) != "1",
+    reason="vLLM is not installed",
+)
+def test_a_local_client_with_vllm_imports_nothing_heavy_before_its_first_call() -> None:
+    code = (
+        "import sys, model_registry as m\n"
+        "client = m.get_client('Qwen/Qwen3-4B-Instruct-2507')\n"
+        f"print({HEAVY_LOADED})\n"
+    )
+    assert _run(code).stdout.strip() == "[]"
