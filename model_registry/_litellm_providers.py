@@ -129,7 +129,8 @@ def installed_chat_providers() -> frozenset[str]:
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     import litellm
 
-    return frozenset(str(getattr(p, "value", p)) for p in litellm.LITELLM_CHAT_PROVIDERS)
+    providers = litellm.LITELLM_CHAT_PROVIDERS  # type: ignore[attr-defined]
+    return frozenset(str(getattr(p, "value", p)) for p in providers)
 
 
 def _regenerate() -> None:
