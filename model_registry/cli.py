@@ -1,8 +1,13 @@
 """The `model-registry` command line (also `python -m model_registry`).
 
 A thin typer app over the public API: `list`, `resolve`, `prompt`, `validate`.
-Tables for people, `--json` for scripts; a library error is one message on stderr
-and exit code 1 (`--debug` shows the traceback), usage errors exit 2.
+Plain text for people, `--json` for scripts. A library error or a bad input file is
+one message on stderr and exit code 1 (`--debug` adds our error's traceback, never
+its chained causes), usage errors exit 2, Ctrl-C exits 130.
+
+What reaches a terminal is safe to show: control characters (terminal escapes) in
+names, descriptions and messages print escaped (`\\x1b`), a lone surrogate in a model's
+answer prints as U+FFFD, and known secret values never print (`***`).
 
 Startup stays cheap: only `prompt` loads a backend (litellm or vllm), and only the one
 its model needs; `resolve --split` loads vLLM to split local kwargs.
@@ -13,11 +18,18 @@ from __future__ import annotations
 import asyncio
 import faulthandler
 import functools
+import io
 import json
+import math
+import os
+import re
+import shutil
 import signal
 import sys
+import textwrap
 import tomllib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+import traceback
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, ParamSpec, TypeVar
@@ -29,9 +41,6 @@ import model_registry
 from model_registry.errors import ModelRegistryError
 
 if TYPE_CHECKING:
-    from rich.console import Console
-    from rich.table import Table
-
     from model_registry.types import Generation, Message
 
 __all__ = ["app", "main", "parse_sets"]
@@ -53,39 +62,140 @@ app = typer.Typer(
 
 
 class _State:
-    """Global flags, set by the top-level callback."""
+    """Global flags, set by the top-level callback, and what a failing command was about."""
 
     debug = False
+    #: The model name and kwargs of the running command, to find secrets to keep out of errors.
+    call: tuple[str, dict[str, Any]] | None = None
 
 
 _state = _State()
+
+
+# --- safe text --------------------------------------------------------------------
+
+# Control characters (C0, DEL, C1: terminal escapes start with ESC or CSI), lone surrogates
+# (unprintable) and the bidirectional overrides (text that displays in another order).
+_UNSAFE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\ud800-\udfff\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]"
+)
+_UNSAFE_KEEP_NEWLINES = re.compile(
+    "[\x00-\x09\x0b-\x1f\x7f-\x9f\ud800-\udfff\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]"
+)
+
+# json.dumps escapes C0 itself; its indentation is newlines and spaces.
+_UNSAFE_IN_JSON = re.compile("[\x7f-\x9f\ud800-\udfff\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _escape_char(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+def _safe(text: object, *, newlines: bool = False) -> str:
+    """`text` with every control character escaped repr-style (`\\x1b`), so a name or message
+    cannot move the cursor, retitle the window or recolour the terminal; `newlines` keeps
+    line breaks (for messages of several lines)."""
+    pattern = _UNSAFE_KEEP_NEWLINES if newlines else _UNSAFE
+    return pattern.sub(_escape_char, str(text))
+
+
+def _printable_answer(text: str) -> str:
+    """A model's answer with each lone surrogate (which no encoding can write) as U+FFFD."""
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def _json_text(data: object) -> str:
+    """`data` as indented JSON, with the characters `_safe` escapes written as JSON's own
+    `\\uXXXX` escapes (still valid JSON, and the same strings once parsed)."""
+    text = json.dumps(data, indent=2, ensure_ascii=False, default=str, allow_nan=False)
+    return _UNSAFE_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+# --- secrets ----------------------------------------------------------------------
+
+#: Shorter values are not scrubbed from messages (they would hit ordinary words).
+_MIN_SECRET_LEN = 5
+
+
+def _hidden_parts(value: object, shown: object) -> Iterator[str]:
+    """The pieces of `value` that its redacted form `shown` hides (a whole value, or the
+    password inside a URL), at any depth."""
+    if isinstance(value, str) and isinstance(shown, str) and value != shown:
+        prefix = _common_prefix_len(value, shown)
+        suffix = _common_prefix_len(value[prefix:][::-1], shown[prefix:][::-1])
+        yield value[prefix : len(value) - suffix] or value
+    elif isinstance(value, Mapping) and isinstance(shown, Mapping):
+        for key in value.keys() & shown.keys():
+            yield from _hidden_parts(value[key], shown[key])
+    elif isinstance(value, list | tuple) and isinstance(shown, list | tuple):
+        for item, shown_item in zip(value, shown, strict=False):
+            yield from _hidden_parts(item, shown_item)
+
+
+def _common_prefix_len(a: str, b: str) -> int:
+    return next(
+        (i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b))
+    )
+
+
+def _known_secrets() -> set[str]:
+    """Secret values this run knows of: provider keys in the environment, and the
+    credentials among the running command's kwargs and alias defaults."""
+    secrets: set[str] = set()
+    try:
+        for spec in model_registry.list_providers():
+            if spec.api_key_env and os.environ.get(spec.api_key_env):
+                secrets.add(os.environ[spec.api_key_env])
+        if _state.call is not None:
+            name, kwargs = _state.call
+            resolution = model_registry.resolve(name, **kwargs)
+            secrets.update(_hidden_parts(dict(resolution.params), resolution.to_dict()["params"]))
+    except Exception:  # a broken alias file or name: its own error is the one to show
+        pass
+    return {s for s in secrets if len(s) >= _MIN_SECRET_LEN}
+
+
+def _scrub(text: str) -> str:
+    """`text` with every known secret value replaced by `***`, longest first."""
+    for secret in sorted(_known_secrets(), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
 
 
 # --- errors -----------------------------------------------------------------------
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:
-    """Print `error: message` on stderr and exit."""
-    typer.echo(f"error: {message}", err=True)
+    """Print `error: message` on stderr (escaped, secrets scrubbed) and exit."""
+    typer.echo(f"error: {_safe(_scrub(message), newlines=True)}", err=True)
     raise typer.Exit(code)
+
+
+def _print_traceback(exc: BaseException, *, chain: bool) -> None:
+    """The traceback of `exc` on stderr (for --debug), secrets scrubbed; `chain=False` leaves
+    out its causes, whose messages are a backend's own and may hold what we redacted."""
+    text = "".join(traceback.format_exception(exc, chain=chain))
+    typer.echo(_safe(_scrub(text), newlines=True), err=True, nl=False)
 
 
 @contextmanager
 def _reported_errors() -> Iterator[None]:
-    """Turn library errors into one message on stderr and exit 1 (unless --debug)."""
+    """Library errors: one message on stderr, exit 1; Ctrl-C: exit 130; usage errors pass."""
     try:
         yield
     except (typer.Exit, typer.Abort, TyperException):  # usage errors and exits pass through
         raise
     except KeyboardInterrupt:
-        raise
+        typer.echo("\ncancelled", err=True)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     except ModelRegistryError as exc:
         if _state.debug:
-            raise
+            _print_traceback(exc, chain=False)
         _fail(str(exc))
     except Exception as exc:
         if _state.debug:
-            raise
+            _print_traceback(exc, chain=True)
         _fail(
             f"unexpected {type(exc).__name__}: {exc}\n"
             "  (run 'model-registry --debug ...' to see the traceback, and please report it)"
@@ -111,7 +221,8 @@ def parse_sets(items: Sequence[str] | None) -> dict[str, Any]:
     """Parse `KEY=VALUE` items into kwargs; values are TOML (`0.2`, `true`, `[1, 2]`),
     and anything that is not TOML is a plain string (`--set tokenizer_mode=hf`).
 
-    Raises `typer.BadParameter` (exit 2) for an item without `=` or a broken array/table/string.
+    Raises `typer.BadParameter` (exit 2) for an item without `=`, a broken
+    array/table/string, or a number that is not finite (`nan`, `inf`).
     """
     kwargs: dict[str, Any] = {}
     for item in items or ():
@@ -126,18 +237,41 @@ def parse_sets(items: Sequence[str] | None) -> dict[str, Any]:
                 f"{key!r} is not a valid keyword name (letters, digits and '_')",
                 param_hint="'--set'",
             )
-        value = raw.strip()
-        try:
-            kwargs[key] = tomllib.loads(f"v = {value}")["v"]
-        except tomllib.TOMLDecodeError as exc:
-            if value[:1] in ("[", "{", '"', "'"):
-                raise typer.BadParameter(
-                    f"{key}={value}: not a valid TOML value ({exc}); "
-                    "arrays look like [1, 2], strings with spaces like '\"a b\"'",
-                    param_hint="'--set'",
-                ) from None
-            kwargs[key] = raw
+        kwargs[key] = _parse_value(key, raw)
     return kwargs
+
+
+def _parse_value(key: str, raw: str) -> Any:
+    """One `--set` value: TOML, or the raw text when it is not TOML."""
+    value = raw.strip()
+    try:
+        parsed = tomllib.loads(f"v = {value}")["v"]
+    except tomllib.TOMLDecodeError as exc:
+        if value[:1] in ("[", "{", '"', "'"):
+            raise typer.BadParameter(
+                f"{key}={value}: not a valid TOML value ({exc}); "
+                "arrays look like [1, 2], strings with spaces like '\"a b\"'",
+                param_hint="'--set'",
+            ) from None
+        return raw
+    if not _all_finite(parsed):
+        raise typer.BadParameter(
+            f"{key}={value}: not a finite number; no parameter takes nan or inf "
+            "(give a number such as 0.7, or quote it, '\"nan\"', to send the text)",
+            param_hint="'--set'",
+        )
+    return parsed
+
+
+def _all_finite(value: object) -> bool:
+    """False when a float in `value` (at any depth) is nan or infinite."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(_all_finite(v) for v in value.values())
+    if isinstance(value, list):
+        return all(_all_finite(v) for v in value)
+    return True
 
 
 SetOption = Annotated[
@@ -155,14 +289,8 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts
 # --- output helpers -------------------------------------------------------------------
 
 
-def _console(stderr: bool = False) -> Console:
-    from rich.console import Console
-
-    return Console(stderr=stderr, highlight=False, soft_wrap=False)
-
-
 def _print_json(data: object) -> None:
-    typer.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+    typer.echo(_json_text(data))
 
 
 def _fmt(value: object) -> str:
@@ -170,34 +298,90 @@ def _fmt(value: object) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
-def _fmt_params(params: Mapping[str, Any]) -> str:
-    return "\n".join(f"{key}={_fmt(value)}" for key, value in params.items())
+def _fmt_params(params: Mapping[str, Any], sep: str = "\n") -> str:
+    return sep.join(f"{_safe(key)}={_safe(_fmt(value))}" for key, value in params.items())
 
 
-def _print_table(console: Console, table: Table) -> None:
-    """Print a table, widening it past the terminal rather than cutting a no-wrap column.
+def _width() -> int | None:
+    """The terminal's width in columns (`COLUMNS` first); None when stdout is no terminal."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    if sys.stdout is not None and sys.stdout.isatty():
+        return shutil.get_terminal_size().columns
+    return None
 
-    Names, model ids and routes sit in `no_wrap` columns so they can be copied whole;
-    other columns fold down to a few characters before the table grows wider.
-    """
+
+def _cell_len(text: str) -> int:
     from rich.cells import cell_len
 
-    def longest(column: Any) -> int:
-        texts = [str(column.header), *(str(cell) for cell in column.cells)]
-        return max(cell_len(line) for text in texts for line in text.splitlines() or [""])
+    return cell_len(text)
 
-    left, right = table.padding[3], table.padding[1]
-    needed = sum(
-        (longest(c) if c.no_wrap else min(longest(c), max(24, cell_len(str(c.header)))))
-        + left
-        + right
-        for c in table.columns
-    )
-    if table.box is not None:
-        needed += len(table.columns) + 1
-    if needed > console.width:
-        console.width = needed
-    console.print(table)
+
+def _columns(rows: Sequence[Sequence[str]], width: int | None) -> Iterator[str]:
+    """Rows as aligned columns (two spaces apart) that fit `width`.
+
+    A cell is never cut: where a row does not fit, the rest of it goes on the next line
+    (aligned under its column where there is room); a cell wider than the terminal is
+    alone on its line. The first column is as wide as lets the most rows fit on one line,
+    so one long name does not push the others past the edge.
+    """
+    limit = width or sys.maxsize
+    widths = [max(_cell_len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    if width is not None:
+        widths[0] = _first_column_width(rows, widths, width)
+    starts = [sum(widths[:i]) + 2 * i for i in range(len(widths))]
+    for row in rows:
+        line = ""
+        for start, cell in zip(starts, row, strict=True):
+            at = max(start, _cell_len(line) + 2 if line else 0)
+            if line and at + _cell_len(cell) > limit:
+                yield line
+                line, at = "", start if start + _cell_len(cell) <= limit else 0
+            line += " " * (at - _cell_len(line)) + cell
+        yield line.rstrip()
+
+
+def _first_column_width(rows: Sequence[Sequence[str]], widths: list[int], width: int) -> int:
+    """The first column's width that lets the most rows fit `width` on one line."""
+    middle = sum(widths[1:-1]) + 2 * (len(widths) - 1)
+
+    def fitting(first: int) -> int:
+        return sum(
+            _cell_len(row[0]) <= first and first + middle + _cell_len(row[-1]) <= width
+            for row in rows
+        )
+
+    candidates = sorted({_cell_len(row[0]) for row in rows})
+    return max(candidates, key=lambda first: (fitting(first), first))
+
+
+def _fields(items: Iterable[tuple[str, str]], width: int | None, indent: int = 0) -> Iterator[str]:
+    """`label  value` lines, values aligned and word-wrapped to `width` (a word, such as a
+    name or a path, is never broken; one wider than the terminal overflows)."""
+    items = list(items)
+    label_width = max(len(label) for label, _ in items) + 2
+    pad = " " * (indent + label_width)
+    for label, value in items:
+        first = " " * indent + label.ljust(label_width)
+        for n, part in enumerate(value.splitlines() or [""]):
+            lead = first if n == 0 else pad
+            if width is None:
+                yield (lead + part).rstrip()
+                continue
+            wrapped = textwrap.wrap(
+                part,
+                width=max(width, len(lead) + 1),
+                initial_indent=lead,
+                subsequent_indent=pad,
+                break_long_words=False,
+                break_on_hyphens=False,
+            )
+            yield from wrapped or [lead.rstrip()]
+
+
+def _echo_lines(lines: Iterable[str]) -> None:
+    typer.echo("\n".join(lines))
 
 
 # --- top level ------------------------------------------------------------------------
@@ -228,6 +412,7 @@ def _main_callback(
 ) -> None:
     """Model names for pipelines: hosted APIs via LiteLLM, local weights via vLLM."""
     _state.debug = debug
+    _state.call = None
     if ctx.invoked_subcommand is not None:
         if list_models:
             raise typer.BadParameter(
@@ -237,14 +422,20 @@ def _main_callback(
         return
     if list_models:
         with _reported_errors():
-            _list(provider=None, as_json=False)
+            _list(provider=None, full=False, as_json=False)
         return
     typer.echo(ctx.get_help())
 
 
 def main() -> None:
     """Entry point of the `model-registry` console script."""
-    app(prog_name="model-registry")
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(errors="replace")  # a terminal that cannot show a character
+    try:
+        app(prog_name="model-registry")
+    except KeyboardInterrupt:  # before a command started (Python's own start-up, imports)
+        sys.stderr.write("\ncancelled\n")
+        sys.exit(EXIT_INTERRUPTED)
 
 
 # --- list -------------------------------------------------------------------------------
@@ -257,13 +448,22 @@ def list_command(
         str | None,
         typer.Option("--provider", "-p", help="Only this provider's aliases (and the provider)."),
     ] = None,
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full",
+            "-l",
+            help="Every detail of each alias and provider: model id, defaults, "
+            "description, source file.",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """List the aliases of the layered alias files, and the providers."""
-    _list(provider=provider, as_json=as_json)
+    """List the aliases of the layered alias files (name, provider, route), and the providers."""
+    _list(provider=provider, full=full, as_json=as_json)
 
 
-def _list(*, provider: str | None, as_json: bool) -> None:
+def _list(*, provider: str | None, full: bool, as_json: bool) -> None:
     aliases = model_registry.list_available_models()
     providers = model_registry.list_providers()
     if provider is not None:
@@ -275,62 +475,88 @@ def _list(*, provider: str | None, as_json: bool) -> None:
         aliases = [a for a in aliases if a.provider == provider]
         providers = [p for p in providers if p.name == provider]
     if as_json:
-        _print_json(
-            {
-                "aliases": [a.to_dict() for a in aliases],
-                "providers": [p.to_dict() for p in providers],
-            }
-        )
+        alias_data = [{**a.to_dict(), "source": os.path.abspath(a.source)} for a in aliases]
+        _print_json({"aliases": alias_data, "providers": [p.to_dict() for p in providers]})
         return
-
-    from rich.table import Table
-
-    console = _console()
-    table = Table(title="Aliases", title_justify="left", show_lines=False)
-    # Names, model ids and routes are never wrapped or cut, so they can be copied.
-    longest = max((len(a.name) for a in aliases), default=4)
-    table.add_column("name", style="bold", no_wrap=True, min_width=longest)
-    table.add_column("provider", no_wrap=True)
-    table.add_column("model id", no_wrap=True)
-    table.add_column("route", no_wrap=True)
-    table.add_column("defaults", overflow="fold")
-    table.add_column("description", overflow="fold")
-    table.add_column("source", overflow="fold")
-    for alias in aliases:
-        data = alias.to_dict()
-        table.add_row(
-            alias.name,
-            alias.provider,
-            alias.model_id,
-            alias.route or "-",
-            _fmt_params(data["defaults"]),
-            alias.description,
-            alias.source,
-        )
-    if aliases:
-        _print_table(console, table)
+    width = _width()
+    lines: list[str] = []
+    if not aliases:
+        lines.append("no aliases" + (f" for provider {_safe(repr(provider))}" if provider else ""))
+    elif full:
+        lines += _alias_records(aliases, width)
     else:
-        console.print("no aliases" + (f" for provider {provider!r}" if provider else ""))
+        rows = [("alias", "provider", "route")]
+        rows += [(_safe(a.name), _safe(a.provider), _safe(_target(a))) for a in aliases]
+        lines += _columns(rows, width)
+    lines.append("")
+    lines += _provider_records(providers, width) if full else _provider_rows(providers, width)
+    _echo_lines(lines)
 
-    ptable = Table(title="Providers", title_justify="left")
-    ptable.add_column("name", style="bold", no_wrap=True)
-    ptable.add_column("kind", no_wrap=True)
-    ptable.add_column("default model", no_wrap=True)
-    ptable.add_column("key env var", no_wrap=True)
-    ptable.add_column("key set", no_wrap=True)
-    ptable.add_column("description", overflow="fold")
-    for spec in providers:
-        key_set = spec.api_key_set
-        ptable.add_row(
-            spec.name,
-            spec.kind,
-            spec.default_model or "-",
-            spec.api_key_env or "-",
-            "-" if key_set is None else ("yes" if key_set else "no"),
-            spec.description,
+
+def _target(alias: model_registry.Alias) -> str:
+    """What an alias calls: its LiteLLM route, or for a local model the model vLLM loads."""
+    return alias.route if alias.route is not None else alias.model_id
+
+
+def _alias_records(aliases: Sequence[model_registry.Alias], width: int | None) -> Iterator[str]:
+    """Each alias as a block: its name, then every field of `to_dict()`, one per line."""
+    for n, alias in enumerate(aliases):
+        if n:
+            yield ""
+        yield _safe(alias.name)
+        data = alias.to_dict()
+        data["source"] = alias.source
+        yield from _fields(
+            (
+                (key.replace("_", " "), _record_value(value))
+                for key, value in data.items()
+                if key != "name"
+            ),
+            width,
+            indent=2,
         )
-    console.print()
-    _print_table(console, ptable)
+
+
+def _record_value(value: object) -> str:
+    """A field of --full: a mapping as `key=value` lines, a list comma-separated, None as '-'."""
+    if value is None:
+        return "-"
+    if isinstance(value, Mapping):
+        return _fmt_params(value) or "(none)"
+    if isinstance(value, list | tuple):
+        return _safe(", ".join(str(v) for v in value)) or "(none)"
+    return _safe(value) or "-"
+
+
+def _provider_rows(
+    providers: Sequence[model_registry.ProviderSpec], width: int | None
+) -> Iterator[str]:
+    rows = [("provider", "kind", "key", "default model")]
+    for spec in providers:
+        key = "-"
+        if spec.api_key_env:
+            key = f"{spec.api_key_env} ({'set' if spec.api_key_set else 'not set'})"
+        rows.append((_safe(spec.name), spec.kind, _safe(key), _safe(spec.default_model or "-")))
+    return _columns(rows, width)
+
+
+def _provider_records(
+    providers: Sequence[model_registry.ProviderSpec], width: int | None
+) -> Iterator[str]:
+    for n, spec in enumerate(providers):
+        if n:
+            yield ""
+        yield f"provider {_safe(spec.name)}"
+        data = spec.to_dict()
+        yield from _fields(
+            (
+                (key.replace("_", " "), _record_value(value))
+                for key, value in data.items()
+                if key != "name"
+            ),
+            width,
+            indent=2,
+        )
 
 
 # --- resolve ----------------------------------------------------------------------------
@@ -353,6 +579,7 @@ def resolve_command(
 ) -> None:
     """Show what NAME resolves to (provider, model id, route, kwargs) and the rule that matched."""
     kwargs = parse_sets(sets)
+    _state.call = (name, kwargs)
     resolution = model_registry.resolve(name, **kwargs)
     data = resolution.to_dict()
     split_data: dict[str, Any] | None = None
@@ -362,25 +589,21 @@ def resolve_command(
     if as_json:
         _print_json(data)
         return
-
-    from rich.table import Table
-
-    table = Table(show_header=False, box=None, padding=(0, 2, 0, 0))
-    table.add_column("field", style="bold", no_wrap=True)
-    table.add_column("value", no_wrap=True)
-    table.add_row("name", resolution.name)
-    table.add_row("rule", resolution.source)
-    table.add_row("provider", f"{resolution.provider} ({resolution.kind})")
-    table.add_row("model id", resolution.model_id)
-    table.add_row("route", resolution.route or "- (local: vLLM, no LiteLLM route)")
+    rows = [
+        ("name", _safe(resolution.name)),
+        ("rule", _safe(resolution.source)),
+        ("provider", f"{_safe(resolution.provider)} ({resolution.kind})"),
+        ("model id", _safe(resolution.model_id)),
+        ("route", _safe(resolution.route or "- (local: vLLM, no LiteLLM route)")),
+    ]
     if resolution.alias is not None:
-        table.add_row("alias", resolution.alias)
-    table.add_row("kwargs", _fmt_params(data["params"]) or "(none)")
+        rows.append(("alias", _safe(resolution.alias)))
+    rows.append(("kwargs", _fmt_params(data["params"]) or "(none)"))
     if split_data is not None:
         labels = {"engine": "engine args", "sampling": "sampling params", "options": "call options"}
         for part, params in split_data.items():
-            table.add_row(labels.get(part, part), _fmt_params(params) or "(none)")
-    _print_table(_console(), table)
+            rows.append((labels.get(part, part), _fmt_params(params) or "(none)"))
+    _echo_lines(_fields(rows, _width()))
 
 
 def _split(resolution: model_registry.Resolution) -> dict[str, Any]:
@@ -428,15 +651,8 @@ def prompt_command(
 ) -> None:
     """Send one test prompt to NAME and print the answer, then finish reason, usage and latency."""
     kwargs = parse_sets(sets)
-    if text is None or text == "-":
-        if text is None and sys.stdin.isatty():
-            raise typer.BadParameter(
-                "give the prompt as an argument, or pipe it in (TEXT '-' reads stdin)",
-                param_hint="'TEXT'",
-            )
-        text = sys.stdin.read().removesuffix("\n")
-        if not text.strip():
-            raise typer.BadParameter("the prompt read from stdin is empty", param_hint="'TEXT'")
+    _state.call = (name, kwargs)
+    text = _read_prompt(text)
     messages: list[Message] = []
     if system is not None:
         messages.append({"role": "system", "content": system})
@@ -445,15 +661,43 @@ def prompt_command(
         stream = sys.stdout.isatty()
     if as_json:
         stream = False
-    try:
-        generation = asyncio.run(_prompt(name, messages, kwargs, stream=stream, echo=not as_json))
-    except KeyboardInterrupt:
-        typer.echo("\ncancelled", err=True)
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+    generation = asyncio.run(_prompt(name, messages, kwargs, stream=stream, echo=not as_json))
     if as_json:
         _print_json(generation.to_dict())
     else:
         _print_footer(generation)
+
+
+_PASS_A_PROMPT = "pass the prompt as an argument (model-registry prompt NAME 'TEXT') or pipe it in"
+
+
+def _read_prompt(text: str | None) -> str:
+    """The prompt: the argument, or stdin for '-' or none. Raises `typer.BadParameter`
+    (exit 2) when there is none to read, or it is empty."""
+    if text is not None and text != "-":
+        if not text.strip():
+            raise typer.BadParameter(f"the prompt is empty; {_PASS_A_PROMPT}", param_hint="'TEXT'")
+        return text
+    stdin = sys.stdin
+    if stdin is None or stdin.closed:
+        raise typer.BadParameter(f"stdin is closed; {_PASS_A_PROMPT}", param_hint="'TEXT'")
+    if text is None and stdin.isatty():
+        raise typer.BadParameter(
+            "give the prompt as an argument, or pipe it in (TEXT '-' reads stdin)",
+            param_hint="'TEXT'",
+        )
+    try:
+        read = stdin.read().removesuffix("\n")
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise typer.BadParameter(
+            f"cannot read the prompt from stdin ({exc}); {_PASS_A_PROMPT} as UTF-8 text",
+            param_hint="'TEXT'",
+        ) from None
+    if not read.strip():
+        raise typer.BadParameter(
+            f"the prompt read from stdin is empty; {_PASS_A_PROMPT}", param_hint="'TEXT'"
+        )
+    return read
 
 
 def _dump_stacks_on_sigusr1() -> None:
@@ -502,13 +746,13 @@ async def _prompt(
         if not stream:
             generation = await client.generate(messages)
             if echo:
-                typer.echo(generation.text)
+                typer.echo(_printable_answer(generation.text))
             return generation
         deltas = client.stream(messages)
         last = ""
         try:
             async for delta in deltas:
-                sys.stdout.write(delta)
+                sys.stdout.write(_printable_answer(delta))
                 sys.stdout.flush()
                 last = delta or last
         finally:
@@ -539,7 +783,7 @@ def _print_footer(generation: Generation) -> None:
         f"completion = {count(total)}",
         f"latency: {generation.latency_s:.2f} s",
     ]
-    _console(stderr=True).print(" | ".join(parts), style="dim", soft_wrap=True)
+    typer.echo(_safe(" | ".join(parts)), err=True)
 
 
 # --- validate ---------------------------------------------------------------------------
@@ -564,7 +808,7 @@ def validate_command(
     problems = validate_files(*files)
     if problems:
         for problem in problems:
-            typer.echo(problem)
+            typer.echo(_safe(problem, newlines=True))
         noun = "problem" if len(problems) == 1 else "problems"
         typer.echo(f"\n{len(problems)} {noun} found", err=True)
         raise typer.Exit(1)
@@ -572,5 +816,5 @@ def validate_command(
     n, k = len(registry.aliases), len(registry.files)
     typer.echo(
         f"ok: {n} alias{'' if n == 1 else 'es'} in {k} file{'' if k == 1 else 's'} "
-        f"({', '.join(registry.files)})"
+        f"({_safe(', '.join(registry.files))})"
     )

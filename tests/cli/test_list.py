@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -78,58 +79,144 @@ def test_list_models_flag_with_a_command_is_a_usage_error(invoke_cli: InvokeCli)
     assert "--list-models" in result.stderr
 
 
-def test_list_table_shows_every_alias_with_its_details(
+def test_list_shows_one_line_per_alias_with_name_provider_and_route(
+    invoke_cli: InvokeCli, alias_file: Callable[..., Path]
+) -> None:
+    alias_file(USER_ALIASES)
+    result = invoke_cli("list")
+    assert result.code == 0, result.stderr
+    rows = {line.split()[0]: line.split() for line in lines(result.stdout) if line.strip()}
+    assert rows["alias"] == ["alias", "provider", "route"]
+    for alias in list_available_models():
+        route = alias.route if alias.route is not None else alias.model_id
+        assert rows[alias.name] == [alias.name, alias.provider, route]
+    assert rows["team-model"] == ["team-model", "anthropic", "anthropic/claude-3-5-haiku-latest"]
+    # the details are behind --full
+    assert "temperature" not in result.stdout
+    assert "The team's default" not in result.stdout
+
+
+def test_list_full_shows_every_field_of_each_alias(
     invoke_cli: InvokeCli, alias_file: Callable[..., Path]
 ) -> None:
     path = alias_file(USER_ALIASES)
-    result = invoke_cli("list")
+    result = invoke_cli("list", "--full")
     assert result.code == 0, result.stderr
-    out = result.stdout
+    records = _records(result.stdout)
+    assert records["team-model"] == {
+        "provider": "anthropic",
+        "model id": "claude-3-5-haiku-latest",
+        "route": "anthropic/claude-3-5-haiku-latest",
+        "defaults": "temperature=0.2 max_tokens=512",
+        "description": "The team's default model for drafting distractors in many languages",
+        "source": str(path),
+    }
     for alias in list_available_models():
-        assert alias.name in out
-        assert alias.model_id in out
-        if alias.route is not None:
-            assert alias.route in out
-    team = next(line for line in lines(out) if "team-model" in line)
-    for cell in ("anthropic", "claude-3-5-haiku-latest", "anthropic/claude-3-5-haiku-latest"):
-        assert cell in team
-    assert "temperature=0.2" in out
-    assert "max_tokens=512" in out
-    rows = _table_rows(out)
-    assert rows["team-model"][-1] == str(path)  # the source column, folded but whole
-    assert rows["my-eval-model"][-1].endswith("config/model_aliases.toml")
-    assert "The team's default" in out
+        assert records[alias.name]["model id"] == alias.model_id
+        assert records[alias.name]["source"] == alias.source
+    assert records[LONG_NAME]["route"] == "-"
+    assert records["provider anthropic"]["api key env"] == "ANTHROPIC_API_KEY"
 
 
-def _table_rows(out: str) -> dict[str, list[str]]:
-    """The rows of the first boxed table, keyed by the first cell; multi-line cells joined."""
-    rows: dict[str, list[str]] = {}
-    current: list[str] | None = None
+def _records(out: str) -> dict[str, dict[str, str]]:
+    """The blocks of `list --full`: a name line, then indented `label  value` lines (a value
+    continued on the next lines, further indented, is joined with a space)."""
+    records: dict[str, dict[str, str]] = {}
+    fields: dict[str, str] = {}
+    label = ""
     for line in lines(out):
-        if line.startswith("└"):
-            break
-        if not line.startswith("│"):
-            continue
-        cells = [cell.strip() for cell in line.strip("│").split("│")]
-        if cells[0]:
-            current = rows.setdefault(cells[0], cells)
-        elif current is not None:
-            for i, cell in enumerate(cells):
-                current[i] += cell
-    return rows
+        if line and not line.startswith(" "):
+            fields = records.setdefault(line, {})
+        elif line.startswith("  ") and not line.startswith("   "):
+            label, _, value = line.strip().partition("  ")
+            fields[label] = value.strip()
+        elif line.strip():
+            fields[label] += " " + line.strip()
+    return records
 
 
-def test_providers_table_shows_key_env_var_and_whether_it_is_set(
+def test_list_fits_an_80_column_terminal(run_cli: RunCli, alias_file: Callable[..., Path]) -> None:
+    alias_file(USER_ALIASES)
+    unbreakable = {
+        name
+        for alias in list_available_models()
+        for name in (alias.name, alias.model_id, alias.route, alias.source)
+        if name is not None
+    }
+    for args in (("list",), ("list", "--full")):
+        result = run_cli(*args, env={"COLUMNS": "80"})
+        assert result.code == 0, result.stderr
+        for line in lines(result.stdout):
+            # only a name (or a path) that cannot be broken may run past the edge, as the
+            # last word of its line
+            assert len(line) <= 80 or line.split()[-1] in unbreakable, (args, line)
+    full = run_cli("list", "--full", env={"COLUMNS": "80"}).stdout
+    assert "max_tokens=512" in full
+    assert "model_aliases.toml" in full
+
+
+def test_list_sources_are_absolute_in_json_and_as_given_in_full(
+    run_cli: RunCli, cli_dir: Path
+) -> None:
+    (cli_dir / "mine.toml").write_text(
+        '[aliases."mine"]\nprovider = "openai"\nmodel_id = "gpt-4.1"\n', encoding="utf-8"
+    )
+    data = run_cli("list", "--json", env={"MODEL_REGISTRY_ALIASES": "mine.toml"}).json()
+    sources = {a["name"]: a["source"] for a in data["aliases"]}  # type: ignore[index]
+    assert sources["mine"] == str(cli_dir / "mine.toml")
+    assert all(Path(source).is_absolute() for source in sources.values())
+    full = run_cli("list", "--full", env={"MODEL_REGISTRY_ALIASES": "mine.toml"})
+    assert _records(full.stdout)["mine"]["source"].endswith("mine.toml")
+
+
+ESCAPES = """
+    [aliases."evil\\u001b]0;pwned\\u0007"]
+    provider = "openai"
+    model_id = "gpt-4.1\\u001b[31m"
+    description = "red \\u001b[31mtext\\u001b[0m, a C1 CSI \\u009b2J and a bidi \\u202e override"
+"""
+
+
+def test_terminal_escapes_in_alias_files_print_escaped(
+    run_cli: RunCli, alias_file: Callable[..., Path]
+) -> None:
+    alias_file(ESCAPES)
+    for args in (("list",), ("list", "--full"), ("resolve", "evil\x1b]0;pwned\x07")):
+        result = run_cli(*args)
+        assert result.code == 0, result.stderr
+        shown = result.stdout + result.stderr
+        assert not _CONTROL.search(shown), (args, shown)
+        assert "evil\\x1b]0;pwned\\x07" in shown, (args, shown)
+        assert "gpt-4.1\\x1b[31m" in shown, (args, shown)
+    full = run_cli("list", "--full").stdout
+    assert "red \\x1b[31mtext\\x1b[0m, a C1 CSI \\x9b2J and a bidi \\u202e override" in full
+
+
+_CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e]")
+
+
+def test_list_json_keeps_escaped_names_valid_and_exact(
+    run_cli: RunCli, alias_file: Callable[..., Path]
+) -> None:
+    alias_file(ESCAPES)
+    result = run_cli("list", "--json")
+    assert result.code == 0, result.stderr
+    assert not _CONTROL.search(result.stdout)
+    (evil,) = [a for a in result.json()["aliases"] if a["name"].startswith("evil")]  # type: ignore[index]
+    assert evil["name"] == "evil\x1b]0;pwned\x07"
+    assert evil["description"].startswith("red \x1b[31mtext\x1b[0m, a C1 CSI \x9b2J")
+
+
+def test_providers_show_key_env_var_and_whether_it_is_set(
     invoke_cli: InvokeCli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-not-a-real-key")
     result = invoke_cli("list")
     assert result.code == 0, result.stderr
-    rows = {line.split()[1]: line for line in lines(result.stdout) if line.startswith("│")}
-    assert "ANTHROPIC_API_KEY" in rows["anthropic"]
-    assert " yes " in rows["anthropic"]
-    assert "OPENAI_API_KEY" in rows["openai"]
-    assert " no " in rows["openai"]
+    rows = {line.split()[0]: line for line in lines(result.stdout) if line.strip()}
+    assert rows["provider"].split() == ["provider", "kind", "key", "default", "model"]
+    assert rows["anthropic"].split()[:4] == ["anthropic", "hosted", "ANTHROPIC_API_KEY", "(set)"]
+    assert rows["openai"].split()[:5] == ["openai", "hosted", "OPENAI_API_KEY", "(not", "set)"]
     assert "sk-ant-not-a-real-key" not in result.stdout
 
 
