@@ -9,8 +9,11 @@ or an explicit path); later files win per alias.
 from __future__ import annotations
 
 import difflib
+import errno
+import math
 import os
 import re
+import stat
 import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -20,16 +23,19 @@ from typing import Any
 import msgspec
 
 from model_registry import providers as _providers
-from model_registry.errors import AliasConfigError
+from model_registry.errors import AliasConfigError, InvalidParameterError
 from model_registry.providers import ProviderSpec
 from model_registry.types import redact
 
 __all__ = [
     "ALIASES_ENV_VAR",
+    "MAX_ALIAS_FILE_BYTES",
     "Alias",
     "Registry",
+    "check_finite",
     "clear_cache",
     "default_alias_paths",
+    "first_non_finite",
     "load_registry",
     "packaged_aliases_path",
     "validate_files",
@@ -124,6 +130,38 @@ def _type_name(value: object) -> str:
     }.get(type(value), type(value).__name__)
 
 
+def first_non_finite(value: object) -> tuple[str, float] | None:
+    """The first nan or inf inside `value` (dicts, lists and tuples walked), as
+    (where inside, e.g. "" or ".scale[1]", the number); None when every number is finite."""
+    stack: list[tuple[str, object]] = [("", value)]
+    while stack:  # a stack, not recursion: TOML may nest deeper than Python recurses
+        where, item = stack.pop()
+        if isinstance(item, float):
+            if not math.isfinite(item):
+                return where, item
+        elif isinstance(item, Mapping):
+            stack.extend((f"{where}.{k}", v) for k, v in reversed(list(item.items())))
+        elif isinstance(item, list | tuple):
+            stack.extend((f"{where}[{i}]", v) for i, v in reversed(list(enumerate(item))))
+    return None
+
+
+def check_finite(value: object, where: str) -> None:
+    """Raise InvalidParameterError when `value` holds nan or inf (at any depth).
+
+    `where` names the value in the message, e.g. "--set temperature" or "kwarg 'extra_body'"
+    (a nested one is named after it: "kwarg 'extra_body': inf is not a finite number (at a[1])").
+    No parameter means anything as nan or inf, and JSON cannot carry them.
+    """
+    found = first_non_finite(value)
+    if found is not None:
+        inside, number = found
+        at = f" (at {inside.lstrip('.')})" if inside else ""
+        raise InvalidParameterError(
+            f"{where}: {number!r} is not a finite number{at}; pass a finite number"
+        )
+
+
 def _parse_toml(data: bytes, path: str) -> dict[str, Any]:
     try:
         text = data.decode("utf-8")
@@ -216,8 +254,10 @@ def _parse_providers(
         env = fields["api_key_env"]
         if env is not None and not _ENV_VAR.match(env):
             problems.add(
+                # the value is not echoed: it is often the key itself, pasted in by mistake
                 f"{where}: key 'api_key_env' must name an environment variable "
-                f"(like 'FLEET_API_KEY'), got {env!r}",
+                "(like 'FLEET_API_KEY'), got something else (not shown, in case it is the key "
+                "itself); put the key in that variable, never in the file",
                 name,
                 "api_key_env",
             )
@@ -277,6 +317,15 @@ def _parse_aliases(
                 "defaults",
             )
             defaults = {}
+        for key, value in defaults.items():
+            found = first_non_finite(value)
+            if found is not None:
+                problems.add(
+                    f"{where}: key '{key}{found[0]}' is {found[1]!r}, not a finite number "
+                    "(no parameter means anything as nan or inf); use a number or remove the key",
+                    name,
+                    key,
+                )
         if model_id is not None and not model_id.strip():
             problems.add(f"{where}: key 'model_id' must not be empty", name, "model_id")
             continue
@@ -323,18 +372,7 @@ def _parse_file(
     path: Path, known_providers: Mapping[str, ProviderSpec]
 ) -> tuple[dict[str, ProviderSpec], dict[str, Alias]]:
     shown = _display_path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise AliasConfigError(
-            f"{shown}: alias file not found; check the path"
-            + (f" (set by {ALIASES_ENV_VAR})" if os.environ.get(ALIASES_ENV_VAR) else ""),
-            path=shown,
-        ) from None
-    except OSError as exc:
-        raise AliasConfigError(
-            f"{shown}: cannot read alias file: {exc.strerror}", path=shown
-        ) from None
+    data = _read_alias_file(path, shown)
     parsed = _parse_toml(data, shown)
     problems = _Problems(shown)
     for key in parsed:
@@ -355,8 +393,79 @@ def _parse_file(
 def _display_path(path: Path) -> str:
     try:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
+    except (OSError, RuntimeError, ValueError):  # RuntimeError: a symlink loop (Python 3.11)
         return str(path)
+
+
+#: Alias files are small; a bigger file is a mistake (a log, a device), not a config.
+MAX_ALIAS_FILE_BYTES = 64 * 1024 * 1024
+
+_NOT_A_FILE = (
+    (stat.S_ISDIR, "is a directory, not an alias file; name the .toml file inside it"),
+    (stat.S_ISFIFO, "is a named pipe (FIFO), not a regular file"),
+    (stat.S_ISCHR, "is a character device, not a regular file"),
+    (stat.S_ISBLK, "is a block device, not a regular file"),
+    (stat.S_ISSOCK, "is a socket, not a regular file"),
+)
+
+
+def _read_alias_file(path: Path, shown: str) -> bytes:
+    """The bytes of a regular file of at most MAX_ALIAS_FILE_BYTES; anything else is an
+    AliasConfigError naming the path. Looked at with stat first, so a FIFO or a device is
+    never opened (opening a FIFO blocks; /dev/zero never ends)."""
+    if "\0" in str(path):
+        raise AliasConfigError(
+            f"{shown!r}: not a usable path (it holds a NUL byte); check the path", path=shown
+        )
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        raise AliasConfigError(_os_error_message(exc, shown), path=shown) from None
+    _check_regular_file(info.st_mode, info.st_size, shown)
+    try:
+        # O_NONBLOCK: should the path turn into a FIFO after the stat, open does not block
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        with os.fdopen(fd, "rb") as file:
+            info = os.fstat(file.fileno())
+            _check_regular_file(info.st_mode, info.st_size, shown)
+            data = file.read(MAX_ALIAS_FILE_BYTES + 1)
+    except OSError as exc:
+        raise AliasConfigError(_os_error_message(exc, shown), path=shown) from None
+    _check_regular_file(stat.S_IFREG, len(data), shown)  # it may have grown since the stat
+    return data
+
+
+def _check_regular_file(mode: int, size: int, shown: str) -> None:
+    for test, what in _NOT_A_FILE:
+        if test(mode):
+            raise AliasConfigError(
+                f"{shown}: {what}; an alias file must be a regular TOML file", path=shown
+            )
+    if not stat.S_ISREG(mode):
+        raise AliasConfigError(
+            f"{shown}: not a regular file; an alias file must be a regular TOML file",
+            path=shown,
+        )
+    if size > MAX_ALIAS_FILE_BYTES:
+        raise AliasConfigError(
+            f"{shown}: {size:,} bytes is over the {MAX_ALIAS_FILE_BYTES // 2**20} MiB limit "
+            "for alias files; check that this is the alias file you meant",
+            path=shown,
+        )
+
+
+def _os_error_message(exc: OSError, shown: str) -> str:
+    env_hint = f" (set by {ALIASES_ENV_VAR})" if os.environ.get(ALIASES_ENV_VAR) else ""
+    if exc.errno == errno.ENOENT:
+        return f"{shown}: alias file not found; check the path{env_hint}"
+    if exc.errno == errno.ELOOP:
+        return f"{shown}: a symbolic link loop (a link that points back to itself); fix the link"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return f"{shown}: permission denied; make the alias file readable (chmod u+r)"
+    if exc.errno == errno.ENOTDIR:
+        return f"{shown}: a part of the path is a file, not a directory; check the path"
+    reason = exc.strerror or type(exc).__name__
+    return f"{shown}: cannot read alias file: {reason}; check the path{env_hint}"
 
 
 # --- discovery, layering, caching --------------------------------------------------
@@ -376,11 +485,15 @@ def default_alias_paths() -> list[Path]:
     """The layered files, in order: packaged, ./config/model_aliases.toml, MODEL_REGISTRY_ALIASES."""
     paths = [packaged_aliases_path()]
     project = Path.cwd() / PROJECT_ALIASES
-    if project.is_file() and not _same_file(project, paths[0]):
+    # lexists, not is_file: a directory, FIFO or broken link there is reported, not skipped
+    if os.path.lexists(project) and not _same_file(project, paths[0]):
         paths.append(project)
     explicit = os.environ.get(ALIASES_ENV_VAR)
     if explicit:
-        paths.append(Path(explicit).expanduser())
+        try:
+            paths.append(Path(explicit).expanduser())
+        except RuntimeError:  # "~user/..." for a user without a home directory
+            paths.append(Path(explicit))
     return paths
 
 

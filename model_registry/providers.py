@@ -8,7 +8,7 @@ import threading
 
 import msgspec
 
-from model_registry.types import ClientKind
+from model_registry.types import ClientKind, redact
 
 __all__ = [
     "BUILTIN_PROVIDERS",
@@ -59,8 +59,12 @@ class ProviderSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         return bool(os.environ.get(self.api_key_env))
 
     def to_dict(self) -> dict[str, object]:
-        """Plain data for JSON; says whether the key is set, never its value."""
-        return {**msgspec.structs.asdict(self), "api_key_set": self.api_key_set}
+        """Plain data for JSON, credentials redacted; says whether the key is set, never its value."""
+        return {**redact(msgspec.structs.asdict(self)), "api_key_set": self.api_key_set}
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={v!r}" for k, v in redact(msgspec.structs.asdict(self)).items())
+        return f"ProviderSpec({fields})"
 
     def route(self, model_id: str) -> str | None:
         """The LiteLLM route string for `model_id` (None for local models)."""

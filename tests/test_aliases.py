@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import pytest
 
 from model_registry import (
     AliasConfigError,
+    InvalidParameterError,
     ProviderSpec,
     list_available_models,
     list_providers,
@@ -17,7 +20,13 @@ from model_registry import (
     register_provider,
     resolve,
 )
-from model_registry.aliases import default_alias_paths, packaged_aliases_path, validate_files
+from model_registry.aliases import (
+    MAX_ALIAS_FILE_BYTES,
+    check_finite,
+    default_alias_paths,
+    packaged_aliases_path,
+    validate_files,
+)
 
 WriteToml = Callable[..., Path]
 
@@ -249,7 +258,8 @@ BAD_FILES = [
         api_key_env = "sk-abc def"
         """,
         "{path}: provider 'fleet': key 'api_key_env' must name an environment variable "
-        "(like 'FLEET_API_KEY'), got 'sk-abc def'",
+        "(like 'FLEET_API_KEY'), got something else (not shown, in case it is the key "
+        "itself); put the key in that variable, never in the file",
         ("fleet", "api_key_env"),
         id="provider-bad-env-var",
     ),
@@ -475,3 +485,162 @@ def test_loading_never_writes_to_the_alias_file(write_toml: WriteToml) -> None:
     load_registry(path)
     validate_files(path)
     assert (path.read_bytes(), path.stat().st_mtime_ns) == before
+
+
+# --- what an alias file may be -------------------------------------------------------
+
+
+def _validate_in_a_child(path: Path, *, env_path: bool = False) -> subprocess.CompletedProcess[str]:
+    """validate_files (or, with env_path, resolve through MODEL_REGISTRY_ALIASES) in a child
+    with 1 GiB of memory and a deadline, so a loader that reads a device or blocks on a
+    FIFO fails the test instead of taking the machine or hanging it."""
+    code = (
+        "import resource, sys\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (2**30, 2**30))\n"
+        "from model_registry import AliasConfigError, resolve\n"
+        "from model_registry.aliases import validate_files\n"
+        "try:\n"
+        + (
+            "    resolve('gpt-4o')\n"
+            if env_path
+            else f"    print('\\n'.join(validate_files({str(path)!r})))\n"
+        )
+        + "except AliasConfigError as exc:\n"
+        "    print(exc)\n"
+    )
+    env = {**os.environ, "MODEL_REGISTRY_ALIASES": str(path)} if env_path else None
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("env_path", [False, True], ids=["validate", "env-var"])
+def test_a_fifo_is_never_opened(tmp_path: Path, env_path: bool) -> None:
+    fifo = tmp_path / "aliases.toml"
+    os.mkfifo(fifo)
+    result = _validate_in_a_child(fifo, env_path=env_path)
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout.strip() == (
+        f"{fifo}: is a named pipe (FIFO), not a regular file; "
+        "an alias file must be a regular TOML file"
+    )
+
+
+def test_a_device_is_never_read() -> None:
+    result = _validate_in_a_child(Path("/dev/zero"))
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout.strip() == (
+        "/dev/zero: is a character device, not a regular file; "
+        "an alias file must be a regular TOML file"
+    )
+
+
+def test_a_directory_names_the_path_and_what_to_do(tmp_path: Path) -> None:
+    assert str(load_error(tmp_path)) == (
+        f"{tmp_path}: is a directory, not an alias file; name the .toml file inside it; "
+        "an alias file must be a regular TOML file"
+    )
+
+
+def test_a_symlink_loop_is_an_alias_config_error(tmp_path: Path) -> None:
+    loop = tmp_path / "loop.toml"
+    loop.symlink_to(loop)
+    message = f"{loop}: a symbolic link loop (a link that points back to itself); fix the link"
+    assert str(load_error(loop)) == message
+    assert validate_files(loop) == [message]
+
+
+def test_a_symlink_to_a_regular_file_loads(write_toml: WriteToml, tmp_path: Path) -> None:
+    target = write_toml('[aliases."x"]\nprovider = "openai"\n')
+    link = tmp_path / "link.toml"
+    link.symlink_to(target)
+    assert list(load_registry(link, layered=False).aliases) == ["x"]
+
+
+def test_a_file_over_64_mib_is_refused_unread(tmp_path: Path) -> None:
+    big = tmp_path / "big.toml"
+    with big.open("wb") as file:
+        file.truncate(MAX_ALIAS_FILE_BYTES + 1)  # sparse: no disk, and never read
+    assert MAX_ALIAS_FILE_BYTES == 64 * 2**20
+    assert str(load_error(big)) == (
+        f"{big}: 67,108,865 bytes is over the 64 MiB limit for alias files; "
+        "check that this is the alias file you meant"
+    )
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
+def test_an_unreadable_file_says_permission_denied(write_toml: WriteToml) -> None:
+    path = write_toml('[aliases."x"]\nprovider = "openai"\n')
+    path.chmod(0)
+    assert str(load_error(path)) == (
+        f"{path}: permission denied; make the alias file readable (chmod u+r)"
+    )
+
+
+def test_a_project_file_that_is_not_a_file_is_reported_not_skipped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "config" / "model_aliases.toml").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(AliasConfigError, match=r"^config/model_aliases.toml: is a directory"):
+        resolve("gpt-4o")
+
+
+# --- numbers that are not numbers -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("line", "key", "shown"),
+    [
+        ("temperature = nan", "temperature", "nan"),
+        ("top_p = +inf", "top_p", "inf"),
+        ("presence_penalty = -inf", "presence_penalty", "-inf"),
+        ("extra_body = { scale = [1.0, -nan] }", "extra_body.scale[1]", "nan"),
+        ("logit_bias = { a = { b = inf } }", "logit_bias.a.b", "inf"),
+    ],
+)
+def test_nan_and_inf_in_defaults_are_rejected_naming_file_alias_and_key(
+    write_toml: WriteToml, line: str, key: str, shown: str
+) -> None:
+    path = write_toml(f'[aliases."x"]\nprovider = "openai"\n[aliases."x".defaults]\n{line}\n')
+    error = load_error(path)
+    assert str(error) == (
+        f"{path}: alias 'x': key '{key}' is {shown}, not a finite number (no parameter means "
+        "anything as nan or inf); use a number or remove the key"
+    )
+    assert (error.alias, error.key) == ("x", key.split(".")[0])
+
+
+def test_finite_floats_load(write_toml: WriteToml) -> None:
+    path = write_toml(
+        '[aliases."x"]\nprovider = "openai"\n[aliases."x".defaults]\n'
+        "temperature = 0.0\ntop_p = 1e308\nx = { y = [-1.5e-300] }\n"
+    )
+    assert load_registry(path, layered=False).aliases["x"].defaults["top_p"] == 1e308
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (float("nan"), "--set temperature: nan is not a finite number; pass a finite number"),
+        (float("-inf"), "--set temperature: -inf is not a finite number; pass a finite number"),
+        (
+            {"a": [1.0, float("inf")]},
+            "--set temperature: inf is not a finite number (at a[1]); pass a finite number",
+        ),
+    ],
+)
+def test_check_finite_rejects_nan_and_inf_at_any_depth(value: object, message: str) -> None:
+    with pytest.raises(InvalidParameterError) as caught:
+        check_finite(value, "--set temperature")
+    assert str(caught.value) == message
+
+
+@pytest.mark.parametrize("value", [0.5, 1, "nan", None, [1.0, {"a": 2.0}], True])
+def test_check_finite_lets_finite_values_and_strings_through(value: object) -> None:
+    check_finite(value, "--set x")

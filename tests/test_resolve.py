@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from model_registry import (
+    InvalidParameterError,
     ProviderSpec,
     Resolution,
     UnknownModelError,
@@ -289,11 +290,100 @@ def test_provider_without_default_model_asks_for_local_path() -> None:
     )
 
 
-def test_empty_model_after_provider_prefix_is_an_error() -> None:
-    with pytest.raises(
-        UnknownModelError, match="nothing after 'openai:'; write 'openai:<model id>'"
-    ):
-        resolve("openai:")
+@pytest.mark.parametrize(
+    ("name", "reason", "suggestions"),
+    [
+        (
+            "openai:",
+            "nothing after 'openai:'; write 'openai:<model id>', or 'openai' for its default "
+            "model (gpt-4.1)",
+            ("openai",),
+        ),
+        (
+            "openai/",
+            "nothing after 'openai/'; write 'openai:<model id>', or 'openai' for its default "
+            "model (gpt-4.1)",
+            ("openai",),
+        ),
+        ("local:", "nothing after 'local:'; write 'local:<model id>'", ()),
+        ("local/", "nothing after 'local/'; write 'local:<model id>'", ()),
+        (
+            "anthropic//",
+            "nothing after 'anthropic/'; write 'anthropic:<model id>', or "
+            "'anthropic' for its default model (claude-sonnet-4-5)",
+            ("anthropic",),
+        ),
+    ],
+)
+def test_empty_model_after_provider_prefix_is_an_error(
+    name: str, reason: str, suggestions: tuple[str, ...]
+) -> None:
+    with pytest.raises(UnknownModelError) as caught:
+        resolve(name)
+    assert str(caught.value).splitlines()[0] == f"unknown model {name!r}: {reason}"
+    assert caught.value.suggestions == suggestions
+
+
+@pytest.mark.parametrize(
+    ("name", "what", "cleaned"),
+    [
+        ("gpt-4o-mini ", "leading or trailing whitespace", "gpt-4o-mini"),
+        (" my-eval-model", "leading or trailing whitespace", "my-eval-model"),
+        ("gpt-4\n", "an unprintable character (U+000A)", "gpt-4"),
+        ("gpt-4\r\n", "an unprintable character (U+000D)", "gpt-4"),
+        ("gpt\t-4", "an unprintable character (U+0009)", "gpt-4"),
+        ("claude\x1b[31m", "an unprintable character (U+001B)", "claude[31m"),
+        ("gpt-4\u200b", "an unprintable character (U+200B)", "gpt-4"),
+        ("gpt-4\u00a0", "an unprintable character (U+00A0)", "gpt-4"),
+        ("openai: gpt-4", "whitespace next to the provider name", "openai:gpt-4"),
+        ("openai :gpt-4", "whitespace next to the provider name", "openai:gpt-4"),
+        ("anthropic/ claude-x", "whitespace next to the provider name", "anthropic/claude-x"),
+        ("openai/ ", "leading or trailing whitespace", "openai"),
+    ],
+)
+def test_stray_characters_in_a_name_are_an_error_suggesting_the_cleaned_name(
+    name: str, what: str, cleaned: str
+) -> None:
+    with pytest.raises(UnknownModelError) as caught:
+        resolve(name)
+    assert str(caught.value).splitlines()[0] == (
+        f"unknown model {name!r}: the name has {what}; did you mean {cleaned!r}?"
+    )
+    assert caught.value.suggestions == (cleaned,)
+
+
+@pytest.mark.parametrize("name", ["\n", " ", "\x00\t"])
+def test_a_name_of_nothing_but_stray_characters_suggests_nothing(name: str) -> None:
+    with pytest.raises(UnknownModelError) as caught:
+        resolve(name)
+    assert caught.value.suggestions == ()
+    assert "check where the name came from" in str(caught.value)
+
+
+def test_an_alias_whose_name_has_odd_characters_still_resolves_exactly(
+    user_aliases: Callable[[str], Path],
+) -> None:
+    user_aliases('[aliases."tab\\tname "]\nprovider = "openai"\n')
+    assert resolve("tab\tname ").alias == "tab\tname "
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"temperature": float("nan")}, "kwarg 'temperature': nan is not a finite number"),
+        ({"top_p": float("inf")}, "kwarg 'top_p': inf is not a finite number"),
+        (
+            {"extra_body": {"scale": [1.0, float("-inf")]}},
+            "kwarg 'extra_body': -inf is not a finite number (at scale[1])",
+        ),
+    ],
+)
+def test_nan_and_inf_kwargs_are_rejected_at_resolution(
+    kwargs: dict[str, object], message: str
+) -> None:
+    with pytest.raises(InvalidParameterError) as caught:
+        resolve("openai:gpt-4.1", **kwargs)
+    assert str(caught.value) == f"{message}; pass a finite number"
 
 
 def test_registered_provider_takes_part_in_every_rule() -> None:
