@@ -115,7 +115,13 @@ class ClientClosedError(ModelRegistryError, RuntimeError):
 
 
 class ModelCallError(ModelRegistryError):
-    """A call to a model failed; carries provider, model, status code and the provider's message."""
+    """A call to a model failed; carries provider, model, status code and the provider's message.
+
+    `status_code` is the HTTP status the server answered with, or None when no response
+    came (or none that said one). `cause_type` names the backend's own exception class
+    (e.g. "litellm.AuthenticationError"): the backend's exception itself is not chained,
+    since its text and attributes may hold credentials.
+    """
 
     def __init__(
         self,
@@ -124,11 +130,13 @@ class ModelCallError(ModelRegistryError):
         provider: str,
         model: str,
         status_code: int | None = None,
+        cause_type: str | None = None,
     ) -> None:
         self.provider = provider
         self.model = model
         self.status_code = status_code
         self.message = message
+        self.cause_type = cause_type
         status = f" (HTTP {status_code})" if status_code is not None else ""
         super().__init__(f"{provider} model '{model}'{status}: {message}")
 

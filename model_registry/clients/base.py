@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Generator, Mapping, Sequence
+import contextlib
+import math
+from collections.abc import AsyncGenerator, Generator, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import anyio
 import anyio.lowlevel
 
-from model_registry.errors import ClientClosedError
+from model_registry.errors import ClientClosedError, InvalidParameterError, RequestTimeoutError
 from model_registry.types import ClientKind, Generation, GenerationStream, Prompt, redact
 
 if TYPE_CHECKING:
@@ -38,6 +40,9 @@ class BaseClient:
         self._closed = False
         self._started = False
         self._start_lock: anyio.Lock | None = None
+        #: Cancel scopes of the calls in flight (see `_call_step`); aclose() cancels them.
+        self._calls: set[anyio.CancelScope] = set()
+        self._drained: anyio.Event | None = None
 
     # --- identity -----------------------------------------------------------------
 
@@ -84,6 +89,9 @@ class BaseClient:
             if not self._started:
                 await self._start()
                 self._started = True
+                if self._closed:  # aclose() ran while the backend was starting
+                    await self._close()
+                    self._check_open()
         return self
 
     def __await__(self) -> Generator[Any, None, Self]:
@@ -101,12 +109,55 @@ class BaseClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Release the backend; idempotent. Later calls raise ClientClosedError."""
+        """Release the backend; idempotent. Later calls raise ClientClosedError.
+
+        Calls still in flight are cancelled and raise ClientClosedError; aclose() returns
+        once they have all stopped and the backend is released, so nothing of the client
+        (no connection, no pool) is left or made again afterwards.
+        """
         if self._closed:
             return
         self._closed = True
+        if self._calls:
+            self._drained = anyio.Event()
+            for scope in list(self._calls):
+                scope.cancel()
+            with anyio.CancelScope(shield=True):
+                await self._drained.wait()
         if self._started:
             await self._close()
+
+    @contextlib.contextmanager
+    def _call_step(self, deadline: float, timeout: float | None) -> Iterator[None]:
+        """Run one step of a call (a request, or the wait for a stream's next piece).
+
+        Raises ClientClosedError if the client is closed before or during the step, and
+        RequestTimeoutError once `deadline` (anyio's clock; `math.inf` for none) passes:
+        `timeout` bounds the whole call, every retry and every piece of a stream included.
+        """
+        self._check_open()
+        scope = anyio.CancelScope(deadline=deadline)
+        self._calls.add(scope)
+        try:
+            with scope:
+                yield
+        finally:
+            self._calls.discard(scope)
+            if self._drained is not None and not self._calls:
+                self._drained.set()
+        if scope.cancelled_caught:
+            self._check_open()
+            raise RequestTimeoutError(
+                f"no complete answer within timeout={timeout} s (the whole call, retries "
+                "included); the request was cancelled",
+                provider=self.provider,
+                model=self.model_id,
+            )
+
+    @staticmethod
+    def _deadline(timeout: float | None) -> float:
+        """The anyio-clock deadline of a call that starts now (`math.inf` for no timeout)."""
+        return math.inf if timeout is None else anyio.current_time() + timeout
 
     # --- calls --------------------------------------------------------------------
 
@@ -144,11 +195,11 @@ class BaseClient:
 
         At most `concurrency` calls run at once (default: the client's own cap). The
         first error cancels the rest and is raised, unless `return_exceptions=True`,
-        which puts each error in its prompt's place instead.
+        which puts each error in its prompt's place instead. Either way an error carries
+        `.index`, the position of its prompt, also named in a note of its traceback.
         """
-        prompts = list(prompts)
-        if concurrency is not None and concurrency < 1:
-            raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+        prompts = _prompt_list(prompts)
+        _check_concurrency(concurrency)
         await self.start()
         cap = concurrency if concurrency is not None else self.default_concurrency
         workers = len(prompts) if cap is None else min(cap, len(prompts))
@@ -172,6 +223,7 @@ class BaseClient:
                 try:
                     results[index] = await self._generate(prompt, kwargs)
                 except Exception as exc:
+                    _mark_index(exc, index, len(prompts))
                     if not return_exceptions:
                         if not first_error:
                             first_error.append(exc)
@@ -207,6 +259,37 @@ class BaseClient:
         self, prompt: Prompt, kwargs: dict[str, Any]
     ) -> AsyncGenerator[str | Generation, None]:
         raise NotImplementedError
+
+
+def _prompt_list(prompts: Any) -> list[Any]:
+    if isinstance(prompts, str | bytes):
+        raise InvalidParameterError(
+            "generate_many takes a list of prompts, got a single string: pass "
+            "[prompt] (or call generate(prompt) for one prompt)"
+        )
+    try:
+        return list(prompts)
+    except TypeError:
+        raise InvalidParameterError(
+            f"generate_many takes a list of prompts, got {type(prompts).__name__}"
+        ) from None
+
+
+def _check_concurrency(concurrency: Any) -> None:
+    if concurrency is None:
+        return
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        raise InvalidParameterError(
+            f"concurrency must be a whole number of calls, 1 or more (or None for the "
+            f"client's default), got {concurrency!r}"
+        )
+
+
+def _mark_index(exc: BaseException, index: int, total: int) -> None:
+    """Name the prompt an error of generate_many came from: `.index` and a note."""
+    with contextlib.suppress(AttributeError):  # a few built-in exceptions take no attributes
+        exc.index = index  # type: ignore[attr-defined]
+    exc.add_note(f"(prompt {index} of the {total} given to generate_many)")
 
 
 class _ProgressBar:

@@ -28,7 +28,7 @@ EXPECTED = {
     "InternalServerError": errors.ServiceUnavailableError,
     "ServiceUnavailableError": errors.ServiceUnavailableError,
     "BadGatewayError": errors.ServiceUnavailableError,
-    "APIConnectionError": errors.ServiceUnavailableError,
+    "APIConnectionError": errors.APIConnectionError,
     "APIError": errors.APIError,
 }
 

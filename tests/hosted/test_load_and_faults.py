@@ -16,6 +16,7 @@ import time
 import pytest
 
 from model_registry import (
+    APIConnectionError,
     Generation,
     RateLimitError,
     RequestTimeoutError,
@@ -35,7 +36,7 @@ FAULTS: dict[int, tuple[str, type[BaseException]]] = {
     0: ("!status=500", ServiceUnavailableError),
     1: ("!status=429", RateLimitError),
     2: (f"!delay={TIMEOUT_S + 60}", RequestTimeoutError),
-    3: ("!drop=1", ServiceUnavailableError),
+    3: ("!drop=1", APIConnectionError),  # no response came: not a made-up 500
 }
 
 
