@@ -1,0 +1,187 @@
+"""Every Python block in README.md runs, so the README cannot drift from the library.
+
+Each block runs on its own, in a fresh namespace, in this process: top-level `await`
+is allowed (a block that awaits runs as a coroutine under `asyncio.run`, as a user's
+`python -m asyncio` session would). Hosted names go to the loopback OpenAI-compatible
+server: every built-in hosted provider is re-registered with `register_provider` to
+speak the OpenAI protocol at the server's `api_base`, the provider keys are dummies,
+and the README's example server address (`http://127.0.0.1:8000/v1`) is the server's.
+Local names in a block marked `<!-- readme-test: local -->` run on the tiny vLLM model
+(an alias file in MODEL_REGISTRY_ALIASES points the README's local aliases at it);
+without vLLM they skip, and CI runs them in its local-engine step. A block the test
+cannot run carries `<!-- readme-test: skip: <the reason> -->` right above it, visible
+in the README's source.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import importlib.util
+import inspect
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from model_registry import aliases, providers
+from tests.fixtures.openai_server import FakeOpenAIServer, openai_server_fixture
+from tests.fixtures.tiny_model import tiny_model_dir
+
+__all__ = ["tiny_model_dir"]
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+EXAMPLE_SERVER = "http://127.0.0.1:8000/v1"
+DUMMY_KEYS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "DEEPSEEK_API_KEY")
+#: The local aliases the README's blocks use, all run on the tiny model.
+LOCAL_ALIASES = ("Qwen/Qwen3-4B-Instruct-2507",)
+REQUIRE_VLLM = "MODEL_REGISTRY_REQUIRE_VLLM"
+
+_FENCE = re.compile(r"^```python\n(.*?)^```$", re.S | re.M)
+_MARK = re.compile(r"<!--\s*readme-test:\s*(local|skip)\s*(?::\s*(.*?))?\s*-->\s*$")
+
+
+@dataclass(frozen=True)
+class Block:
+    """One ```python block: where it starts, its source, and its mark (if any)."""
+
+    line: int
+    source: str
+    mark: str | None
+    reason: str
+
+
+def readme_blocks(text: str) -> list[Block]:
+    """The Python blocks of a markdown text, each with the mark on the line above it."""
+    blocks = []
+    for match in _FENCE.finditer(text):
+        line = text.count("\n", 0, match.start()) + 1
+        above = text[: match.start()].rstrip("\n").rsplit("\n", 1)[-1]
+        mark = _MARK.search(above)
+        if mark is not None and mark.group(1) == "skip" and not mark.group(2):
+            raise ValueError(f"README.md:{line}: a skipped block must say why")
+        blocks.append(
+            Block(
+                line,
+                match.group(1),
+                mark.group(1) if mark else None,
+                (mark.group(2) or "") if mark else "",
+            )
+        )
+    return blocks
+
+
+def run_block(block: Block, server_url: str) -> None:
+    """Compile the block as README.md's own lines and run it (awaiting it if it awaits)."""
+    source = "\n" * block.line + block.source.replace(EXAMPLE_SERVER, server_url)
+    code = compile(source, str(README), "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+    namespace = {"__name__": "__main__"}
+    if code.co_flags & inspect.CO_COROUTINE:
+        asyncio.run(eval(code, namespace))
+    else:
+        exec(code, namespace)
+
+
+BLOCKS = readme_blocks(README.read_text(encoding="utf-8"))
+
+openai_server = openai_server_fixture()
+
+
+@pytest.fixture
+def hosted_at_server(
+    openai_server: FakeOpenAIServer, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[FakeOpenAIServer]:
+    """Every built-in hosted provider answers from the loopback server, with dummy keys."""
+    openai_server.reset()
+    for var in DUMMY_KEYS:
+        monkeypatch.setenv(var, f"dummy-{var.lower()}")
+    for spec in providers.BUILTIN_PROVIDERS.values():
+        if spec.kind == "hosted":
+            provider = msgspec.structs.replace(
+                spec, litellm_prefix="openai", api_base=openai_server.base_url
+            )
+            providers.register_provider(provider)
+    yield openai_server
+
+
+def _vllm_installed() -> bool:
+    try:
+        return importlib.util.find_spec("vllm") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+@pytest.fixture
+def local_on_tiny_model(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README's local aliases run the tiny model (offline, a small KV cache on CPU)."""
+    if not _vllm_installed():
+        if os.environ.get(REQUIRE_VLLM) == "1":
+            pytest.fail(f"{REQUIRE_VLLM}=1 but vLLM is not installed", pytrace=False)
+        pytest.skip("vLLM is not installed: the README's local blocks run in CI's local step")
+    model_dir = request.getfixturevalue("tiny_model_dir")
+    tables = "".join(
+        f'[aliases."{name}"]\nprovider = "local"\nmodel_id = "{model_dir}"\n'
+        f'[aliases."{name}".defaults]\n'
+        f"kv_cache_memory_bytes = {64 * 2**20}\nenforce_eager = true\n"
+        for name in LOCAL_ALIASES
+    )
+    (tmp_path / "local.toml").write_text(tables, encoding="utf-8")
+    monkeypatch.setenv(aliases.ALIASES_ENV_VAR, str(tmp_path / "local.toml"))
+    for var, value in {"HF_HUB_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1"}.items():
+        monkeypatch.setenv(var, value)
+    aliases.clear_cache()
+
+
+def _params() -> list[object]:
+    params = []
+    for block in BLOCKS:
+        marks: list[pytest.MarkDecorator] = []
+        if block.mark == "local":
+            marks.append(pytest.mark.local)
+        elif block.mark == "skip":
+            marks.append(pytest.mark.skip(reason=f"README.md:{block.line}: {block.reason}"))
+        params.append(pytest.param(block, id=f"line{block.line}", marks=marks))
+    return params
+
+
+@pytest.mark.parametrize("block", _params())
+def test_readme_block_runs(block: Block, request: pytest.FixtureRequest) -> None:
+    server = request.getfixturevalue("hosted_at_server")
+    if block.mark == "local":
+        request.getfixturevalue("local_on_tiny_model")
+    run_block(block, server.base_url)
+
+
+def test_the_readme_has_python_blocks_and_marks_few() -> None:
+    assert len(BLOCKS) >= 5
+    assert all(block.mark != "skip" for block in BLOCKS), [b.line for b in BLOCKS]
+
+
+def test_blocks_are_found_with_their_marks() -> None:
+    text = (
+        "intro\n```python\nx = 1\n```\n"
+        "<!-- readme-test: local -->\n```python\ny = 2\n```\n"
+        "<!-- readme-test: skip: needs a GPU -->\n```python\nz = 3\n```\n"
+        "```bash\nnot python\n```\n"
+    )
+    assert readme_blocks(text) == [
+        Block(2, "x = 1\n", None, ""),
+        Block(6, "y = 2\n", "local", ""),
+        Block(10, "z = 3\n", "skip", "needs a GPU"),
+    ]
+    with pytest.raises(ValueError, match="must say why"):
+        readme_blocks("<!-- readme-test: skip -->\n```python\nz = 3\n```\n")
+
+
+def test_a_block_that_awaits_runs_and_its_errors_point_at_the_readme() -> None:
+    run_block(Block(1, "import asyncio\nawait asyncio.sleep(0)\n", None, ""), "")
+    with pytest.raises(ZeroDivisionError) as caught:
+        run_block(Block(41, "import asyncio\nawait asyncio.sleep(1 / 0)\n", None, ""), "")
+    frame = caught.traceback[-1]
+    assert (Path(str(frame.path)), frame.lineno + 1) == (README, 43)
