@@ -201,7 +201,9 @@ def _check_string(
         return None
     if not isinstance(value, str):
         problems.add(
-            f"{where}: key '{key}' must be a string, got {_type_name(value)} ({value!r})",
+            f"{where}: key '{key}' must be a string, got {_type_name(value)}"
+            # a table or array is not echoed: it may hold a credential (api_base = {password=...})
+            + (f" ({value!r})" if isinstance(value, int | float) else ""),
             alias,
             key,
         )

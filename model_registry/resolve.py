@@ -12,6 +12,7 @@ Order (first match wins):
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
@@ -87,7 +88,10 @@ def _resolution(
     if defaults is None:
         defaults = {"api_base": spec.api_base} if spec.api_base is not None else {}
     for key, value in kwargs.items():
-        if isinstance(value, float | Mapping | list | tuple):
+        # cheap for the common scalar; containers are walked
+        if (isinstance(value, float) and not math.isfinite(value)) or isinstance(
+            value, dict | list | tuple
+        ):
             check_finite(value, f"kwarg '{key}'")
     params = {**defaults, **kwargs} if kwargs else dict(defaults)
     return Resolution(

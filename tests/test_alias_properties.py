@@ -88,6 +88,7 @@ COMMON = settings(
 @given(document=documents)
 @example(document={"aliases": {"x": {"provider": "openai", "defaults": {"a": {"b": {"c": 1}}}}}})
 @example(document={"aliases": {"": {"provider": "openai"}}})
+@example(document={"aliases": {"x": {"provider": "openai", "defaults": {"t": float("nan")}}}})
 @example(document={"aliases": {"模型": {"provider": "local", "model_id": "路径/模型"}}})
 def test_any_structured_file_loads_or_raises_alias_config_error(
     tmp_path: Path, document: dict[str, Any]

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from model_registry import ProviderSpec, get_client, load_registry, resolve
+from model_registry import AliasConfigError, ProviderSpec, get_client, load_registry, resolve
 from model_registry.types import is_secret_key, redact, secret_values
 
 SECRET = "sentinel-s3cr3t-value"
@@ -210,3 +210,19 @@ def test_a_provider_spec_repr_hides_url_userinfo() -> None:
     spec = ProviderSpec(name="p", api_base=f"http://u:{SECRET}@h/v1", api_key_env="P_KEY")
     assert SECRET not in repr(spec) + str(spec.to_dict())
     assert "api_key_env='P_KEY'" in repr(spec)
+
+
+def test_an_alias_file_error_does_not_echo_a_table_that_may_hold_a_credential(
+    write_toml: Callable[..., Path],
+) -> None:
+    path = write_toml(
+        f'[providers."p"]\napi_base = {{ url = "http://h", password = "{SECRET}" }}\n'
+        f'[aliases."x"]\nprovider = "openai"\nmodel_id = ["{SECRET}"]\n'
+    )
+    with pytest.raises(AliasConfigError) as caught:
+        load_registry(path, layered=False)
+    assert SECRET not in str(caught.value)
+    assert caught.value.problems == (
+        f"{path}: provider 'p': key 'api_base' must be a string, got a table",
+        f"{path}: alias 'x': key 'model_id' must be a string, got an array",
+    )
