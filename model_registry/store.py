@@ -1,0 +1,477 @@
+"""The result store: every answer of a batch kept in an SQLite file as it arrives.
+
+    with ResultStore("run.sqlite") as store:
+        keys = ResultStore.batch_keys([ResultStore.request_key(route, m, params) for m in batch])
+        done = store.lookup(keys)              # stored successes: no call needed
+        store.put_result(keys[i], i, record)   # enqueues: never blocks the event loop
+
+A writer thread commits whatever is queued in one transaction, again and again (group
+commit, never on a timer): a killed process loses only what sat in the queue (WAL mode,
+`synchronous=NORMAL`: a power cut may lose the last moments, never the file). One process
+holds a store at a time (an `flock` on `<path>.lock`); a file that is not a store of ours is
+refused and never written to.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import math
+import os
+import queue
+import re
+import sqlite3
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Self
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import anyio.to_thread
+import msgspec
+
+from model_registry.errors import ModelRegistryError
+
+__all__ = ["EXCLUDED_FROM_KEY", "ResultStore", "ResultStoreError", "StoreSummary", "StoredResult"]
+
+# Call options: they change how a call is made, never its answer, so they are not part of a
+# request's key (a run resumed with another timeout or concurrency finds its results).
+# fmt: off
+EXCLUDED_FROM_KEY = frozenset({
+    "timeout", "num_retries", "max_retries", "concurrency", "results_db", "return_exceptions",
+    "progress", "metadata", "stream_options", "strict", "limits", "fallbacks",
+})
+# Besides those, credentials never enter a key: values of keys whose name ends like a
+# credential (at any depth: `api_key`, `extra_headers.Authorization`), URL userinfo
+# (`https://user:pass@host`) and credential query parameters (`?key=...`).
+_SECRET_SUFFIXES = (
+    "key", "token", "secret", "password", "passwd", "credential", "credentials",
+    "authorization", "auth", "cookie", "signature",
+)
+# fmt: on
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+_URL = re.compile(r"(?i)[a-z][a-z0-9+.-]*://\S*")
+
+_APPLICATION_ID = 0x4D52_5253  # "MRRS": model-registry result store, at byte 68 of the file
+_SCHEMA_VERSION = 1
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+_COLUMNS = (
+    "key, idx, ok, text, finish_reason, prompt_tokens, completion_tokens, total_tokens, "
+    "cost, latency_s, model, provider, name, extra, error_class, error_message, status_code, "
+    "updated_at"
+)
+_SCHEMA = f"""
+CREATE TABLE results (
+    key TEXT PRIMARY KEY NOT NULL, idx INTEGER NOT NULL, ok INTEGER NOT NULL,
+    text TEXT, finish_reason TEXT, prompt_tokens INTEGER, completion_tokens INTEGER,
+    total_tokens INTEGER, cost REAL, latency_s REAL, model TEXT, provider TEXT, name TEXT,
+    extra TEXT, error_class TEXT, error_message TEXT, status_code INTEGER,
+    updated_at REAL NOT NULL
+);
+PRAGMA application_id = {_APPLICATION_ID};
+PRAGMA user_version = {_SCHEMA_VERSION};
+"""
+_PUT_RESULT = f"INSERT OR REPLACE INTO results ({_COLUMNS}) VALUES ({', '.join('?' * 18)})"
+# An error never replaces a success (a success is never asked again, but be safe).
+_PUT_ERROR = (
+    f"INSERT INTO results ({_COLUMNS}) VALUES ({', '.join('?' * 18)}) "
+    "ON CONFLICT(key) DO UPDATE SET idx = excluded.idx, error_class = excluded.error_class, "
+    "error_message = excluded.error_message, status_code = excluded.status_code, "
+    "updated_at = excluded.updated_at WHERE results.ok = 0"
+)
+_LOOKUP = (
+    "SELECT key, text, finish_reason, prompt_tokens, completion_tokens, total_tokens, cost, "
+    "latency_s, model, provider, name, extra FROM results WHERE ok = 1 AND key IN ({})"
+)
+_LOOKUP_CHUNK = 500
+_STOP = object()
+
+
+class ResultStoreError(ModelRegistryError):
+    """A result store cannot be used: not ours, damaged, held by another run, or a failed write.
+
+    The message names the file and what to do."""
+
+
+class StoredResult(msgspec.Struct, frozen=True):
+    """What a store keeps of one answer: enough to rebuild a `Generation`.
+
+    `extra` is a JSON object for later fields (parsed, logprobs, reasoning). Non-finite
+    floats in it (a logprob of -inf) are stored as `{"$float": "-inf"}` (or "inf", "nan"),
+    which is plain JSON, and read back as floats: a dict of exactly that shape comes back as
+    a float."""
+
+    text: str
+    finish_reason: str | None
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    total_tokens: int | None
+    cost: float | None
+    latency_s: float
+    model: str
+    provider: str
+    name: str
+    extra: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class StoreSummary(msgspec.Struct, frozen=True):
+    """Totals over everything in a store file. `failed` counts keys whose last outcome is an
+    error (an error later replaced by a success counts in `results`); `cost` is None when no
+    stored result has a known cost (local models)."""
+
+    results: int
+    failed: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost: float | None
+
+
+class ResultStore:
+    """An SQLite file of results and errors keyed by request; see the module docstring.
+
+    `put_result`/`put_error` only enqueue (safe on the event loop); `lookup`, `summary`,
+    `flush` and `close` block (use `aflush`/`aclose` from async code)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._lock_fd, created = _acquire_lock(self.path)
+        try:
+            _open_checked(self.path)
+            self._writer = _connect(self.path)
+            self._reader = _connect(self.path)
+        except BaseException:
+            if created:  # refused: leave no trace beside a file that is not ours
+                _lock_path(self.path).unlink(missing_ok=True)
+            os.close(self._lock_fd)
+            raise
+        self._reader_lock = threading.Lock()
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._failure: BaseException | None = None
+        self._closed = False
+        self._thread = threading.Thread(
+            target=self._write_loop, name=f"ResultStore({self.path.name})", daemon=True
+        )
+        self._thread.start()
+
+    @staticmethod
+    def request_key(target: str, messages: list[dict[str, Any]], params: Mapping[str, Any]) -> str:
+        """The content hash of a request: sha256 (hex) of the route or local model, the
+        messages and the params, without credentials or call options (`EXCLUDED_FROM_KEY`)."""
+        kept = {k: v for k, v in params.items() if k not in EXCLUDED_FROM_KEY}
+        content = {"target": target, "messages": messages, "params": _without_secrets(kept)}
+        encoded = msgspec.json.encode(content, order="sorted", enc_hook=_encode_other)
+        return hashlib.sha256(encoded).hexdigest()
+
+    @staticmethod
+    def batch_keys(contents: Iterable[str]) -> list[str]:
+        """Keys for a batch from its content hashes: `<hash>#<n>`, n the occurrence number of
+        that hash so far, so repeated prompts get separate results and reordering or inserting
+        prompts never gives a prompt another's answer."""
+        seen: Counter[str] = Counter()
+        keys = []
+        for content in contents:
+            keys.append(f"{content}#{seen[content]}")
+            seen[content] += 1
+        return keys
+
+    def lookup(self, keys: Iterable[str]) -> dict[str, StoredResult]:
+        """The stored successes among `keys` (stored errors are left out: they are retried)."""
+        wanted = list(dict.fromkeys(keys))
+        found: dict[str, StoredResult] = {}
+        with self._reading() as db:
+            for start in range(0, len(wanted), _LOOKUP_CHUNK):
+                chunk = wanted[start : start + _LOOKUP_CHUNK]
+                marks = ", ".join("?" * len(chunk))
+                for key, *fields, extra in db.execute(_LOOKUP.format(marks), chunk):
+                    found[key] = StoredResult(*(*fields, _decode_extra(extra)))
+        return found
+
+    def summary(self) -> StoreSummary:
+        """Totals over every row of the file (see `StoreSummary`)."""
+        with self._reading() as db:
+            row = db.execute(
+                "SELECT COALESCE(SUM(ok), 0), COALESCE(SUM(1 - ok), 0), "
+                "COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0), "
+                "SUM(cost) FROM results"
+            ).fetchone()
+        return StoreSummary(*row)
+
+    def put_result(self, key: str, index: int, record: StoredResult) -> None:
+        """Queue a success for `key` (the prompt at `index`); it replaces a stored error."""
+        self._raise_if_unusable()
+        try:
+            extra = _encode_extra(record.extra)
+        except (TypeError, ValueError) as exc:
+            raise ResultStoreError(
+                f"Cannot store the result for prompt {index} in {self.path}: its extra fields "
+                f"are not JSON data ({exc}); store only dicts, lists, str, numbers and None."
+            ) from None
+        usage = (record.prompt_tokens, record.completion_tokens, record.total_tokens)
+        who = (record.cost, record.latency_s, record.model, record.provider, record.name, extra)
+        row = (key, index, 1, record.text, record.finish_reason, *usage, *who)
+        self._queue.put((_PUT_RESULT, (*row, None, None, None, time.time())))
+
+    def put_error(
+        self, key: str, index: int, error_class: str, message: str, status_code: int | None
+    ) -> None:
+        """Queue a failure for `key`; `lookup` ignores it, so the next run retries it."""
+        self._raise_if_unusable()
+        row = (key, index, 0, *([None] * 11), error_class, message, status_code, time.time())
+        self._queue.put((_PUT_ERROR, row))
+
+    def flush(self) -> None:
+        """Wait until everything queued so far is committed; raise a writer failure."""
+        self._raise_if_unusable()
+        done = threading.Event()
+        self._queue.put(done)
+        done.wait()
+        self._raise_if_unusable()
+
+    async def aflush(self) -> None:
+        """`flush` from async code, in a worker thread."""
+        await anyio.to_thread.run_sync(self.flush)
+
+    def close(self) -> None:
+        """Commit what is queued, stop the writer, close the file and release the lock.
+
+        Idempotent; raises ResultStoreError if a write failed (after closing)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(_STOP)
+        self._thread.join()
+        self._writer.close()
+        self._reader.close()
+        os.close(self._lock_fd)
+        if self._failure is not None:
+            raise self._failure_error() from self._failure
+
+    async def aclose(self) -> None:
+        """`close` from async code, in a worker thread."""
+        await anyio.to_thread.run_sync(self.close)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def _reading(self) -> Any:
+        self._raise_if_unusable()
+        with self._reader_lock:
+            try:
+                yield self._reader
+            except sqlite3.Error as exc:
+                raise ResultStoreError(
+                    f"Could not read the result store {self.path}: {exc}. If the file is "
+                    "damaged, move it away to start afresh."
+                ) from exc
+
+    def _raise_if_unusable(self) -> None:
+        if self._closed:
+            raise ResultStoreError(f"The result store {self.path} is closed; open it again.")
+        if self._failure is not None:
+            raise self._failure_error() from self._failure
+
+    def _failure_error(self) -> ResultStoreError:
+        return ResultStoreError(
+            f"Could not write to the result store {self.path}: {self._failure}. Results since "
+            "the last commit are lost (they will be requested again); fix the cause (disk "
+            "space, permissions) and run again to resume."
+        )
+
+    def _write_loop(self) -> None:
+        """Block for the first item, drain what else is queued, commit it all in one go."""
+        while True:
+            batch = [self._queue.get()]
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    batch.append(self._queue.get_nowait())
+            puts = [item for item in batch if isinstance(item, tuple)]
+            if puts and self._failure is None:
+                try:
+                    self._commit(puts)
+                except Exception as exc:  # disk full, I/O error: raised by the next call
+                    self._failure = exc
+                    with contextlib.suppress(sqlite3.Error):
+                        self._writer.rollback()
+            for waiter in (item for item in batch if isinstance(item, threading.Event)):
+                waiter.set()
+            if _STOP in batch:
+                return
+
+    def _commit(self, puts: list[tuple[str, tuple[Any, ...]]]) -> None:
+        # The order of the two statements does not matter: an error never replaces a success.
+        db = self._writer
+        db.execute("BEGIN IMMEDIATE")
+        for statement in (_PUT_RESULT, _PUT_ERROR):
+            db.executemany(statement, [row for sql, row in puts if sql is statement])
+        db.execute("COMMIT")
+
+
+def _acquire_lock(path: Path) -> tuple[int, bool]:
+    """An exclusive `flock` on `<path>.lock`, and whether this call created that file."""
+    lock_path = _lock_path(path)
+    created = not lock_path.exists()
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise ResultStoreError(
+            f"Cannot open the result store {path}: {exc.strerror} ({lock_path}). Check that "
+            "the folder exists and is writable, or pass another results_db."
+        ) from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise ResultStoreError(
+            f"The result store {path} is in use by another run (its lock {lock_path} is "
+            "held). Wait for that run to finish, or pass another results_db."
+        ) from None
+    return fd, created
+
+
+def _lock_path(path: Path) -> Path:
+    return path.with_name(path.name + ".lock")
+
+
+def _open_checked(path: Path) -> None:
+    """Make sure `path` is a store of ours (initialise it when new or empty), or refuse it
+    before anything is written to it."""
+    try:
+        with open(path, "ab+") as file:  # creates a new file; never changes an existing one
+            file.seek(0)
+            header = file.read(100)
+    except OSError as exc:
+        raise ResultStoreError(f"Cannot open the result store {path}: {exc.strerror}.") from None
+    advice = "It was left unchanged; pass a new file name for results_db, or move that file away."
+    if not header:
+        return _initialise(path)
+    if len(header) < 100 or not header.startswith(_SQLITE_MAGIC):
+        raise ResultStoreError(
+            f"{path} is not a model-registry result store (not an SQLite database). {advice}"
+        )
+    app_id = int.from_bytes(header[68:72], "big")
+    if app_id != _APPLICATION_ID:
+        raise ResultStoreError(
+            f"{path} is an SQLite database of another program, not a model-registry result "
+            f"store (application_id {app_id:#x}). {advice}"
+        )
+    _verify(path, advice)
+
+
+def _verify(path: Path, advice: str) -> None:
+    # Read-only: a damaged store must not be touched (a read-write close could checkpoint).
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            columns = [row[1] for row in db.execute("PRAGMA table_info(results)")]
+            checks = [row[0] for row in db.execute("PRAGMA quick_check(5)")]
+        finally:
+            db.close()
+    except sqlite3.Error as exc:
+        checks = [str(exc)]
+        version, columns = _SCHEMA_VERSION, _COLUMNS.split(", ")
+    if version > _SCHEMA_VERSION:
+        raise ResultStoreError(
+            f"{path} was written by a newer model-registry (store version {version}, this one "
+            f"reads {_SCHEMA_VERSION}). {advice}"
+        )
+    if checks != ["ok"] or columns != _COLUMNS.split(", "):
+        problem = "; ".join(checks) if checks != ["ok"] else "the results table is missing"
+        raise ResultStoreError(
+            f"{path} is a model-registry result store but it is damaged ({problem}). It was "
+            "left unchanged; move it away to start afresh (its results will be requested "
+            "again), or try sqlite3's `.recover` on a copy."
+        )
+
+
+def _initialise(path: Path) -> None:
+    db = sqlite3.connect(path, isolation_level=None)
+    try:
+        db.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} COMMIT;")
+        db.execute("PRAGMA journal_mode = WAL")
+    finally:
+        db.close()
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA journal_mode = WAL")
+    db.execute("PRAGMA synchronous = NORMAL")
+    return db
+
+
+def _is_secret_name(name: str) -> bool:
+    normal = re.sub(r"[-. ]", "_", _CAMEL.sub("_", name)).lower().rstrip("_")
+    return normal.endswith(_SECRET_SUFFIXES)
+
+
+def _without_secrets(value: Any) -> Any:
+    if isinstance(value, str):
+        return _clean_url(value) if _URL.fullmatch(value) else value
+    if isinstance(value, list | tuple):
+        return [_without_secrets(v) for v in value]
+    if not isinstance(value, Mapping):
+        return value
+    kept = {}
+    for k, v in value.items():
+        cleaned = _without_secrets(v)
+        # A table that held only credentials (extra_headers={"Authorization": ...}) is as
+        # good as no table.
+        if not (isinstance(k, str) and _is_secret_name(k)) and (cleaned or not v):
+            kept[k] = cleaned
+    return kept
+
+
+def _clean_url(url: str) -> str:
+    """`url` without userinfo and credential query parameters."""
+    try:
+        parts = urlsplit(url)
+        query = [(k, v) for k, v in parse_qsl(parts.query, True) if not _is_secret_name(k)]
+    except ValueError:
+        return url
+    netloc = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=netloc, query=urlencode(query)))
+
+
+def _encode_other(value: Any) -> Any:
+    """Params msgspec cannot encode: a class (a response_format model) by its name and JSON
+    schema when it has one; anything else by its repr."""
+    if isinstance(value, type):
+        schema = getattr(value, "model_json_schema", None)
+        return {"type": f"{value.__module__}.{value.__qualname__}", "schema": schema and schema()}
+    return repr(value)
+
+
+def _encode_extra(extra: Mapping[str, Any]) -> str:
+    return json.dumps(_tag_floats(extra), allow_nan=False, separators=(",", ":"))
+
+
+def _tag_floats(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return {"$float": repr(value)}  # 'inf', '-inf', 'nan'
+    if isinstance(value, Mapping):
+        return {k: _tag_floats(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_tag_floats(v) for v in value]
+    return value
+
+
+def _untag_float(obj: dict[str, Any]) -> Any:
+    if len(obj) == 1 and obj.get("$float") in ("inf", "-inf", "nan"):
+        return float(obj["$float"])
+    return obj
+
+
+def _decode_extra(text: str | None) -> dict[str, Any]:
+    if not text or text == "{}":
+        return {}
+    decoded: dict[str, Any] = json.loads(text, object_hook=_untag_float)
+    return decoded
