@@ -283,91 +283,119 @@ def _parse_aliases(
 ) -> dict[str, Alias]:
     out: dict[str, Alias] = {}
     for name, table in _section(raw, path, "aliases", problems).items():
-        where = f"{path}: alias '{name}'"
-        if not name.strip():
+        alias = _parse_alias(name, table, path, problems, providers)
+        if alias is not None:
+            out[name] = alias
+    return out
+
+
+def _parse_alias(
+    name: str,
+    table: object,
+    path: str,
+    problems: _Problems,
+    providers: Mapping[str, ProviderSpec],
+) -> Alias | None:
+    """One `[aliases."name"]` table; None (its problems added) when it is not valid."""
+    where = f"{path}: alias '{name}'"
+    if not name.strip():
+        problems.add(
+            f"{path}: alias names must not be empty or blank; "
+            f'give the alias a name, as in [aliases."my-model"]',
+            name,
+        )
+        return None
+    if not isinstance(table, dict):
+        problems.add(
+            f"{where}: must be a table with at least 'provider', got {_type_name(table)}", name
+        )
+        return None
+    unknown = [key for key in table if key not in _ALIAS_KEYS]
+    for key in unknown:
+        problems.add(
+            f"{where}: unknown key '{key}'{_did_you_mean(key, _ALIAS_KEYS)}; allowed keys: "
+            f'{", ".join(_ALIAS_KEYS)} (call kwargs go under [aliases."{name}".defaults])',
+            name,
+            key,
+        )
+    provider_name = _check_string(
+        problems, where, name, "provider", table.get("provider"), required=True
+    )
+    model_id = _check_string(problems, where, name, "model_id", table.get("model_id"))
+    description = _check_string(problems, where, name, "description", table.get("description"))
+    defaults = _alias_defaults(table.get("defaults", {}), where, name, problems)
+    target = _alias_target(provider_name, model_id, where, name, problems, providers)
+    if target is None or unknown:
+        return None
+    spec, model_id = target
+    params = {"api_base": spec.api_base, **defaults} if spec.api_base is not None else defaults
+    return Alias(
+        name=name,
+        provider=spec.name,
+        model_id=model_id,
+        route=spec.route(model_id),
+        defaults=MappingProxyType(params),
+        description=description or "",
+        source=path,
+    )
+
+
+def _alias_defaults(defaults: object, where: str, name: str, problems: _Problems) -> dict[str, Any]:
+    """An alias's `defaults` table, checked: a table, with no nan or inf anywhere in it."""
+    if not isinstance(defaults, dict):
+        problems.add(
+            f"{where}: key 'defaults' must be a table of call kwargs, got {_type_name(defaults)}; "
+            f'write it as [aliases."{name}".defaults]',
+            name,
+            "defaults",
+        )
+        return {}
+    for key, value in defaults.items():
+        found = first_non_finite(value)
+        if found is not None:
             problems.add(
-                f"{path}: alias names must not be empty or blank; "
-                f'give the alias a name, as in [aliases."my-model"]',
-                name,
-            )
-            continue
-        if not isinstance(table, dict):
-            problems.add(
-                f"{where}: must be a table with at least 'provider', got {_type_name(table)}",
-                name,
-            )
-            continue
-        unknown = [key for key in table if key not in _ALIAS_KEYS]
-        for key in unknown:
-            problems.add(
-                f"{where}: unknown key '{key}'{_did_you_mean(key, _ALIAS_KEYS)}; allowed keys: "
-                f'{", ".join(_ALIAS_KEYS)} (call kwargs go under [aliases."{name}".defaults])',
+                f"{where}: key '{key}{found[0]}' is {found[1]!r}, not a finite number "
+                "(no parameter means anything as nan or inf); use a number or remove the key",
                 name,
                 key,
             )
-        provider_name = _check_string(
-            problems, where, name, "provider", table.get("provider"), required=True
+    return dict(defaults)
+
+
+def _alias_target(
+    provider_name: str | None,
+    model_id: str | None,
+    where: str,
+    name: str,
+    problems: _Problems,
+    providers: Mapping[str, ProviderSpec],
+) -> tuple[ProviderSpec, str] | None:
+    """The provider and model id an alias names; None (a problem added) when it names none."""
+    if model_id is not None and not model_id.strip():
+        problems.add(f"{where}: key 'model_id' must not be empty", name, "model_id")
+        return None
+    if provider_name is None:
+        return None
+    spec = providers.get(provider_name)
+    if spec is None:
+        problems.add(
+            f"{where}: unknown provider '{provider_name}'"
+            f"{_did_you_mean(provider_name, providers)}; known providers: "
+            f"{', '.join(sorted(providers))} (or declare it in a [providers] table)",
+            name,
+            "provider",
         )
-        model_id = _check_string(problems, where, name, "model_id", table.get("model_id"))
-        description = _check_string(problems, where, name, "description", table.get("description"))
-        defaults = table.get("defaults", {})
-        if not isinstance(defaults, dict):
-            problems.add(
-                f"{where}: key 'defaults' must be a table of call kwargs, got {_type_name(defaults)}; "
-                f'write it as [aliases."{name}".defaults]',
-                name,
-                "defaults",
-            )
-            defaults = {}
-        for key, value in defaults.items():
-            found = first_non_finite(value)
-            if found is not None:
-                problems.add(
-                    f"{where}: key '{key}{found[0]}' is {found[1]!r}, not a finite number "
-                    "(no parameter means anything as nan or inf); use a number or remove the key",
-                    name,
-                    key,
-                )
-        if model_id is not None and not model_id.strip():
-            problems.add(f"{where}: key 'model_id' must not be empty", name, "model_id")
-            continue
-        if provider_name is None:
-            continue
-        spec = providers.get(provider_name)
-        if spec is None:
-            problems.add(
-                f"{where}: unknown provider '{provider_name}'"
-                f"{_did_you_mean(provider_name, providers)}; known providers: "
-                f"{', '.join(sorted(providers))} (or declare it in a [providers] table)",
-                name,
-                "provider",
-            )
-            continue
-        if model_id is None:
-            model_id = spec.default_model
-            if model_id is None:
-                problems.add(
-                    f"{where}: provider '{provider_name}' has no default model; "
-                    f'add model_id = "<Hugging Face repo id or path>"',
-                    name,
-                    "model_id",
-                )
-                continue
-        if unknown:
-            continue
-        params = dict(defaults)
-        if spec.api_base is not None:
-            params = {"api_base": spec.api_base, **params}
-        out[name] = Alias(
-            name=name,
-            provider=provider_name,
-            model_id=model_id,
-            route=spec.route(model_id),
-            defaults=MappingProxyType(params),
-            description=description or "",
-            source=path,
+        return None
+    model_id = model_id if model_id is not None else spec.default_model
+    if model_id is None:
+        problems.add(
+            f"{where}: provider '{provider_name}' has no default model; "
+            f'add model_id = "<Hugging Face repo id or path>"',
+            name,
+            "model_id",
         )
-    return out
+        return None
+    return spec, model_id
 
 
 def _parse_file(
