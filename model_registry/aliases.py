@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import difflib
 import errno
-import math
 import os
 import re
 import stat
@@ -23,9 +22,9 @@ from typing import Any
 import msgspec
 
 from model_registry import providers as _providers
-from model_registry.errors import AliasConfigError, InvalidParameterError
+from model_registry.errors import AliasConfigError
 from model_registry.providers import ProviderSpec
-from model_registry.types import redact
+from model_registry.types import check_finite, first_non_finite, redact
 
 __all__ = [
     "ALIASES_ENV_VAR",
@@ -128,38 +127,6 @@ def _type_name(value: object) -> str:
         list: "an array",
         dict: "a table",
     }.get(type(value), type(value).__name__)
-
-
-def first_non_finite(value: object) -> tuple[str, float] | None:
-    """The first nan or inf inside `value` (dicts, lists and tuples walked), as
-    (where inside, e.g. "" or ".scale[1]", the number); None when every number is finite."""
-    stack: list[tuple[str, object]] = [("", value)]
-    while stack:  # a stack, not recursion: TOML may nest deeper than Python recurses
-        where, item = stack.pop()
-        if isinstance(item, float):
-            if not math.isfinite(item):
-                return where, item
-        elif isinstance(item, Mapping):
-            stack.extend((f"{where}.{k}", v) for k, v in reversed(list(item.items())))
-        elif isinstance(item, list | tuple):
-            stack.extend((f"{where}[{i}]", v) for i, v in reversed(list(enumerate(item))))
-    return None
-
-
-def check_finite(value: object, where: str) -> None:
-    """Raise InvalidParameterError when `value` holds nan or inf (at any depth).
-
-    `where` names the value in the message, e.g. "--set temperature" or "kwarg 'extra_body'"
-    (a nested one is named after it: "kwarg 'extra_body': inf is not a finite number (at a[1])").
-    No parameter means anything as nan or inf, and JSON cannot carry them.
-    """
-    found = first_non_finite(value)
-    if found is not None:
-        inside, number = found
-        at = f" (at {inside.lstrip('.')})" if inside else ""
-        raise InvalidParameterError(
-            f"{where}: {number!r} is not a finite number{at}; pass a finite number"
-        )
 
 
 def _parse_toml(data: bytes, path: str) -> dict[str, Any]:

@@ -19,10 +19,10 @@ from typing import Any
 
 import msgspec
 
-from model_registry.aliases import Registry, check_finite, current_registry
+from model_registry.aliases import Registry, current_registry
 from model_registry.errors import UnknownModelError
 from model_registry.providers import ProviderSpec
-from model_registry.types import ClientKind, redact
+from model_registry.types import ClientKind, check_finite, redact
 
 __all__ = ["Resolution", "resolve", "resolve_in"]
 
