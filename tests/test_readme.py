@@ -185,3 +185,12 @@ def test_a_block_that_awaits_runs_and_its_errors_point_at_the_readme() -> None:
         run_block(Block(41, "import asyncio\nawait asyncio.sleep(1 / 0)\n", None, ""), "")
     frame = caught.traceback[-1]
     assert (Path(str(frame.path)), frame.lineno + 1) == (README, 43)
+
+
+def test_the_readme_is_a_short_users_guide() -> None:
+    text = README.read_text(encoding="utf-8")
+    assert len(text.splitlines()) < 300  # reference material goes to docs/*.md
+    for history in ("the seed", "original registry"):
+        assert history not in text.lower()
+    for link in re.findall(r"\]\(((?:docs|benchmarks)/[^)#]+)\)", text):
+        assert (README.parent / link).is_file(), link
