@@ -1,10 +1,5 @@
 """The result store: every answer of a batch kept in an SQLite file as it arrives.
 
-    with ResultStore("run.sqlite") as store:
-        keys = ResultStore.batch_keys([ResultStore.request_key(route, m, params) for m in batch])
-        done = store.lookup(keys)              # stored successes: no call needed
-        store.put_result(keys[i], i, record)   # enqueues: never blocks the event loop
-
 A writer thread commits whatever is queued in one transaction, again and again (group
 commit, never on a timer): a killed process loses only what sat in the queue (WAL mode,
 `synchronous=NORMAL`: a power cut may lose the last moments, never the file). One process
@@ -59,34 +54,25 @@ _URL = re.compile(r"(?i)[a-z][a-z0-9+.-]*://\S*")
 _APPLICATION_ID = 0x4D52_5253  # "MRRS": model-registry result store, at byte 68 of the file
 _SCHEMA_VERSION = 1
 _SQLITE_MAGIC = b"SQLite format 3\x00"
-_COLUMNS = (
-    "key, idx, ok, text, finish_reason, prompt_tokens, completion_tokens, total_tokens, "
-    "cost, latency_s, model, provider, name, extra, error_class, error_message, status_code, "
-    "updated_at"
+_TABLE = (
+    "key TEXT PRIMARY KEY NOT NULL, idx INTEGER NOT NULL, ok INTEGER NOT NULL, text TEXT, "
+    "finish_reason TEXT, prompt_tokens INTEGER, completion_tokens INTEGER, total_tokens INTEGER, "
+    "cost REAL, latency_s REAL, model TEXT, provider TEXT, name TEXT, extra TEXT, "
+    "error_class TEXT, error_message TEXT, status_code INTEGER, updated_at REAL NOT NULL"
 )
-_SCHEMA = f"""
-CREATE TABLE results (
-    key TEXT PRIMARY KEY NOT NULL, idx INTEGER NOT NULL, ok INTEGER NOT NULL,
-    text TEXT, finish_reason TEXT, prompt_tokens INTEGER, completion_tokens INTEGER,
-    total_tokens INTEGER, cost REAL, latency_s REAL, model TEXT, provider TEXT, name TEXT,
-    extra TEXT, error_class TEXT, error_message TEXT, status_code INTEGER,
-    updated_at REAL NOT NULL
-);
-PRAGMA application_id = {_APPLICATION_ID};
-PRAGMA user_version = {_SCHEMA_VERSION};
-"""
-_PUT_RESULT = f"INSERT OR REPLACE INTO results ({_COLUMNS}) VALUES ({', '.join('?' * 18)})"
+_COLUMNS = [column.split()[0] for column in _TABLE.split(", ")]
+_SCHEMA = (
+    f"CREATE TABLE results ({_TABLE}); PRAGMA application_id = {_APPLICATION_ID}; "
+    f"PRAGMA user_version = {_SCHEMA_VERSION};"
+)
+_ERROR_FIELDS = ("idx", "error_class", "error_message", "status_code", "updated_at")
+_INSERT = f"INTO results ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+_PUT_RESULT = f"INSERT OR REPLACE {_INSERT}"
 # An error never replaces a success (a success is never asked again, but be safe).
-_PUT_ERROR = (
-    f"INSERT INTO results ({_COLUMNS}) VALUES ({', '.join('?' * 18)}) "
-    "ON CONFLICT(key) DO UPDATE SET idx = excluded.idx, error_class = excluded.error_class, "
-    "error_message = excluded.error_message, status_code = excluded.status_code, "
-    "updated_at = excluded.updated_at WHERE results.ok = 0"
-)
-_LOOKUP = (
-    "SELECT key, text, finish_reason, prompt_tokens, completion_tokens, total_tokens, cost, "
-    "latency_s, model, provider, name, extra FROM results WHERE ok = 1 AND key IN ({})"
-)
+_UPDATE = ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS if c in _ERROR_FIELDS)
+_PUT_ERROR = f"INSERT {_INSERT} ON CONFLICT(key) DO UPDATE SET {_UPDATE} WHERE results.ok = 0"
+_STORED = ", ".join(_COLUMNS[3:14])  # text ... extra: the fields of a StoredResult
+_LOOKUP = f"SELECT key, {_STORED} FROM results WHERE ok = 1 AND key IN ({{}})"
 _LOOKUP_CHUNK = 500
 _STOP = object()
 
@@ -98,12 +84,9 @@ class ResultStoreError(ModelRegistryError):
 
 
 class StoredResult(msgspec.Struct, frozen=True):
-    """What a store keeps of one answer: enough to rebuild a `Generation`.
-
-    `extra` is a JSON object for later fields (parsed, logprobs, reasoning). Non-finite
-    floats in it (a logprob of -inf) are stored as `{"$float": "-inf"}` (or "inf", "nan"),
-    which is plain JSON, and read back as floats: a dict of exactly that shape comes back as
-    a float."""
+    """What a store keeps of one answer: enough to rebuild a `Generation`. `extra` holds later
+    fields (parsed, logprobs, reasoning) as JSON; a non-finite float in it (a logprob of -inf)
+    is stored as `{"$float": "-inf"}` (plain JSON) and read back as the float."""
 
     text: str
     finish_reason: str | None
@@ -133,19 +116,24 @@ class StoreSummary(msgspec.Struct, frozen=True):
 class ResultStore:
     """An SQLite file of results and errors keyed by request; see the module docstring.
 
+        with ResultStore("run.sqlite") as store:
+            keys = ResultStore.batch_keys([ResultStore.request_key(route, m, params) for m in batch])
+            done = store.lookup(keys)              # stored successes: no call needed
+            store.put_result(keys[i], i, record)   # enqueues: never blocks the event loop
+
     `put_result`/`put_error` only enqueue (safe on the event loop); `lookup`, `summary`,
     `flush` and `close` block (use `aflush`/`aclose` from async code)."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
-        self._lock_fd, created = _acquire_lock(self.path)
+        lock = self.path.with_name(self.path.name + ".lock")
+        self._lock_fd, created = _acquire_lock(self.path, lock)
         try:
             _open_checked(self.path)
-            self._writer = _connect(self.path)
-            self._reader = _connect(self.path)
+            self._writer, self._reader = _connect(self.path), _connect(self.path)
         except BaseException:
             if created:  # refused: leave no trace beside a file that is not ours
-                _lock_path(self.path).unlink(missing_ok=True)
+                lock.unlink(missing_ok=True)
             os.close(self._lock_fd)
             raise
         self._reader_lock = threading.Lock()
@@ -191,7 +179,8 @@ class ResultStore:
         return found
 
     def summary(self) -> StoreSummary:
-        """Totals over every row of the file (see `StoreSummary`)."""
+        """Totals over every row of the file, what was put so far included (it flushes)."""
+        self.flush()
         with self._reading() as db:
             row = db.execute(
                 "SELECT COALESCE(SUM(ok), 0), COALESCE(SUM(1 - ok), 0), "
@@ -204,7 +193,9 @@ class ResultStore:
         """Queue a success for `key` (the prompt at `index`); it replaces a stored error."""
         self._raise_if_unusable()
         try:
-            extra = _encode_extra(record.extra)
+            extra = (
+                msgspec.json.encode(_tag_floats(record.extra)).decode() if record.extra else "{}"
+            )
         except (TypeError, ValueError) as exc:
             raise ResultStoreError(
                 f"Cannot store the result for prompt {index} in {self.path}: its extra fields "
@@ -247,8 +238,7 @@ class ResultStore:
         self._writer.close()
         self._reader.close()
         os.close(self._lock_fd)
-        if self._failure is not None:
-            raise self._failure_error() from self._failure
+        self._raise_if_unusable(closing=True)
 
     async def aclose(self) -> None:
         """`close` from async code, in a worker thread."""
@@ -272,18 +262,15 @@ class ResultStore:
                     "damaged, move it away to start afresh."
                 ) from exc
 
-    def _raise_if_unusable(self) -> None:
-        if self._closed:
+    def _raise_if_unusable(self, closing: bool = False) -> None:
+        if self._closed and not closing:
             raise ResultStoreError(f"The result store {self.path} is closed; open it again.")
         if self._failure is not None:
-            raise self._failure_error() from self._failure
-
-    def _failure_error(self) -> ResultStoreError:
-        return ResultStoreError(
-            f"Could not write to the result store {self.path}: {self._failure}. Results since "
-            "the last commit are lost (they will be requested again); fix the cause (disk "
-            "space, permissions) and run again to resume."
-        )
+            raise ResultStoreError(
+                f"Could not write to the result store {self.path}: {self._failure}. Results "
+                "since the last commit are lost (they will be requested again); fix the cause "
+                "(disk space, permissions) and run again to resume."
+            ) from self._failure
 
     def _write_loop(self) -> None:
         """Block for the first item, drain what else is queued, commit it all in one go."""
@@ -314,9 +301,8 @@ class ResultStore:
         db.execute("COMMIT")
 
 
-def _acquire_lock(path: Path) -> tuple[int, bool]:
-    """An exclusive `flock` on `<path>.lock`, and whether this call created that file."""
-    lock_path = _lock_path(path)
+def _acquire_lock(path: Path, lock_path: Path) -> tuple[int, bool]:
+    """An exclusive `flock` on `lock_path`, and whether this call created that file."""
     created = not lock_path.exists()
     try:
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -336,69 +322,46 @@ def _acquire_lock(path: Path) -> tuple[int, bool]:
     return fd, created
 
 
-def _lock_path(path: Path) -> Path:
-    return path.with_name(path.name + ".lock")
-
-
 def _open_checked(path: Path) -> None:
-    """Make sure `path` is a store of ours (initialise it when new or empty), or refuse it
-    before anything is written to it."""
+    """Initialise `path` when new or empty; otherwise refuse it, before writing anything,
+    unless it is a sound store of ours."""
     try:
         with open(path, "ab+") as file:  # creates a new file; never changes an existing one
             file.seek(0)
             header = file.read(100)
     except OSError as exc:
         raise ResultStoreError(f"Cannot open the result store {path}: {exc.strerror}.") from None
-    advice = "It was left unchanged; pass a new file name for results_db, or move that file away."
     if not header:
-        return _initialise(path)
+        with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as db:
+            db.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} COMMIT;")
+        return
     if len(header) < 100 or not header.startswith(_SQLITE_MAGIC):
-        raise ResultStoreError(
-            f"{path} is not a model-registry result store (not an SQLite database). {advice}"
-        )
-    app_id = int.from_bytes(header[68:72], "big")
-    if app_id != _APPLICATION_ID:
-        raise ResultStoreError(
-            f"{path} is an SQLite database of another program, not a model-registry result "
-            f"store (application_id {app_id:#x}). {advice}"
-        )
-    _verify(path, advice)
-
-
-def _verify(path: Path, advice: str) -> None:
+        raise _refused(path, "is not a model-registry result store (not an SQLite database)")
+    if (app_id := int.from_bytes(header[68:72], "big")) != _APPLICATION_ID:
+        raise _refused(path, f"is an SQLite database of another program ({app_id=:#x})")
     # Read-only: a damaged store must not be touched (a read-write close could checkpoint).
     try:
-        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-        try:
+        with contextlib.closing(
+            sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        ) as db:
             version = db.execute("PRAGMA user_version").fetchone()[0]
             columns = [row[1] for row in db.execute("PRAGMA table_info(results)")]
-            checks = [row[0] for row in db.execute("PRAGMA quick_check(5)")]
-        finally:
-            db.close()
+            problems = [row[0] for row in db.execute("PRAGMA quick_check(5)") if row[0] != "ok"]
     except sqlite3.Error as exc:
-        checks = [str(exc)]
-        version, columns = _SCHEMA_VERSION, _COLUMNS.split(", ")
+        version, columns, problems = _SCHEMA_VERSION, _COLUMNS, [str(exc)]
     if version > _SCHEMA_VERSION:
-        raise ResultStoreError(
-            f"{path} was written by a newer model-registry (store version {version}, this one "
-            f"reads {_SCHEMA_VERSION}). {advice}"
-        )
-    if checks != ["ok"] or columns != _COLUMNS.split(", "):
-        problem = "; ".join(checks) if checks != ["ok"] else "the results table is missing"
-        raise ResultStoreError(
-            f"{path} is a model-registry result store but it is damaged ({problem}). It was "
-            "left unchanged; move it away to start afresh (its results will be requested "
-            "again), or try sqlite3's `.recover` on a copy."
-        )
+        raise _refused(path, f"was written by a newer model-registry (store version {version})")
+    if problems or columns != _COLUMNS:
+        why = "; ".join(problems) or "its results table is missing or altered"
+        raise _refused(path, f"is a model-registry result store but it is damaged ({why})")
 
 
-def _initialise(path: Path) -> None:
-    db = sqlite3.connect(path, isolation_level=None)
-    try:
-        db.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} COMMIT;")
-        db.execute("PRAGMA journal_mode = WAL")
-    finally:
-        db.close()
+def _refused(path: Path, what: str) -> ResultStoreError:
+    return ResultStoreError(
+        f"{path} {what}. It was left unchanged; pass a new file name for results_db, or move "
+        "that file away (a damaged store's results are then requested again; sqlite3's "
+        "`.recover` may save them)."
+    )
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -450,13 +413,11 @@ def _encode_other(value: Any) -> Any:
     return repr(value)
 
 
-def _encode_extra(extra: Mapping[str, Any]) -> str:
-    return json.dumps(_tag_floats(extra), allow_nan=False, separators=(",", ":"))
-
-
 def _tag_floats(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return {"$float": repr(value)}  # 'inf', '-inf', 'nan'
+    if isinstance(value, msgspec.Struct):  # a TokenLogprob: its floats too
+        value = msgspec.structs.asdict(value)
     if isinstance(value, Mapping):
         return {k: _tag_floats(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -470,8 +431,9 @@ def _untag_float(obj: dict[str, Any]) -> Any:
     return obj
 
 
-def _decode_extra(text: str | None) -> dict[str, Any]:
-    if not text or text == "{}":
+def _decode_extra(text: str) -> Any:
+    if text == "{}":
         return {}
-    decoded: dict[str, Any] = json.loads(text, object_hook=_untag_float)
-    return decoded
+    if '"$float"' not in text:
+        return msgspec.json.decode(text)
+    return json.loads(text, object_hook=_untag_float)

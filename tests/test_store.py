@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from model_registry.errors import ModelRegistryError
@@ -87,6 +88,10 @@ def test_a_success_replaces_an_error_and_an_error_never_replaces_a_success(
         found = store.lookup(["a#0", "b#0"])
         assert {k: r.text for k, r in found.items()} == {"a#0": "second try", "b#0": "first try"}
         assert store.summary().failed == 0
+    with sqlite3.connect(tmp_path / "run.sqlite") as db:
+        rows = db.execute("SELECT key, ok, error_class FROM results ORDER BY key").fetchall()
+    db.close()
+    assert rows == [("a#0", 1, None), ("b#0", 1, None)]
 
 
 def test_summary_sums_tokens_and_cost_and_counts_failures(tmp_path: Path) -> None:
@@ -128,6 +133,21 @@ def test_non_finite_floats_in_extra_come_back_and_the_blob_stays_plain_json(
         raise AssertionError(f"{constant} is not JSON")
 
     assert json.loads(blob, parse_constant=refuse)["x"] == {"$float": "nan"}
+
+
+class Logprob(msgspec.Struct, frozen=True):
+    token: str
+    logprob: float
+
+
+def test_structs_in_extra_are_stored_as_objects_with_their_non_finite_floats(
+    tmp_path: Path,
+) -> None:
+    with ResultStore(tmp_path / "run.sqlite") as store:
+        store.put_result("a#0", 0, result(extra={"logprobs": [Logprob("a", -math.inf)]}))
+        store.flush()
+        extra = store.lookup(["a#0"])["a#0"].extra
+    assert msgspec.convert(extra["logprobs"], list[Logprob]) == [Logprob("a", -math.inf)]
 
 
 def test_extra_that_is_not_json_data_is_refused_at_put(tmp_path: Path) -> None:
