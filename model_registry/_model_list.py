@@ -22,6 +22,16 @@ _FILE = "model_prices_and_context_window_backup.json"
 
 class _Entry(msgspec.Struct):
     litellm_provider: str | None = None
+    mode: str | None = None
+
+
+# Suggestions are for a chat client: ids of image, audio or embedding models are not offered.
+_CHAT_MODES = frozenset({"chat", "responses", "completion", None})
+# LiteLLM files some of a provider's models under a related `litellm_provider`
+# ("vertex_ai-anthropic_models", "bedrock_converse"): they count as the provider's.
+_RELATED = {"bedrock": ("bedrock_converse", "bedrock_mantle")}
+# Route segments LiteLLM reads as options, not as part of the model id.
+_ROUTE_OPTIONS = {"bedrock": ("converse/", "invoke/")}
 
 
 class ModelList:
@@ -30,13 +40,22 @@ class ModelList:
     def __init__(self, entries: dict[str, _Entry]) -> None:
         self.keys = frozenset(entries)
         by_provider: dict[str, set[str]] = {}
+        chat: dict[str, set[str]] = {}
+        families: dict[str, str] = {}
         for key, entry in entries.items():
             provider = entry.litellm_provider
             if not isinstance(provider, str) or key == "sample_spec":
                 continue
+            family = families.get(provider)
+            if family is None:
+                family = families[provider] = _family(provider)
+            provider = family
             bare = key.removeprefix(f"{provider}/")
             by_provider.setdefault(provider, set()).add(bare)
+            if entry.mode in _CHAT_MODES:
+                chat.setdefault(provider, set()).add(bare)
         self._by_provider = {p: frozenset(ids) for p, ids in by_provider.items()}
+        self._chat = {p: frozenset(ids) for p, ids in chat.items()}
 
     def has_models(self, provider: str) -> bool:
         """True when the list names any model of `provider` (else its names go unchecked)."""
@@ -44,20 +63,42 @@ class ModelList:
 
     def is_listed(self, provider: str, model_id: str) -> bool:
         """True when `provider/model_id` or the bare id under that provider is listed."""
+        for option in _ROUTE_OPTIONS.get(provider, ()):
+            model_id = model_id.removeprefix(option)
         return f"{provider}/{model_id}" in self.keys or model_id in self._by_provider.get(
             provider, ()
         )
 
     def closest(self, provider: str, model_id: str, n: int = 2) -> list[str]:
-        """The listed ids of `provider` closest to `model_id`, best first."""
-        ids = self._by_provider.get(provider, frozenset())
+        """The listed chat ids of `provider` closest to `model_id`, best first."""
+        ids = self._chat.get(provider, frozenset())
         lowered = model_id.lower()
-        exact_case = [i for i in ids if i.lower() == lowered]
+        exact_case = sorted(i for i in ids if i.lower() == lowered)
         if exact_case:
             return exact_case[:n]
-        # prefer the plain names (no dated snapshot, no region prefix) when they tie
-        ranked = sorted(ids, key=lambda i: (i.count(".") + i.count("/"), len(i), i))
-        return difflib.get_close_matches(model_id, ranked, n=n, cutoff=0.6)
+        matcher = difflib.SequenceMatcher(b=model_id)
+        scored = []
+        for candidate in ids:
+            matcher.set_seq1(candidate)
+            if matcher.real_quick_ratio() >= 0.6 and matcher.quick_ratio() >= 0.6:
+                score = matcher.ratio()
+                if score >= 0.6:
+                    # on a tie, the plain name (no dated snapshot, no region prefix) first
+                    plain = candidate.count(".") + candidate.count("/")
+                    scored.append((-score, plain, len(candidate), candidate))
+        return [c for *_, c in sorted(scored)[:n]]
+
+
+def _family(provider: str) -> str:
+    """The provider a `litellm_provider` value belongs to ("vertex_ai-anthropic_models" ->
+    "vertex_ai")."""
+    head = provider.partition("-")[0]
+    if head != provider and head in ("vertex_ai", "fireworks_ai"):
+        return head
+    for owner, related in _RELATED.items():
+        if provider in related:
+            return owner
+    return provider
 
 
 _lock = threading.Lock()

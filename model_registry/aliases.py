@@ -87,6 +87,7 @@ class Registry(msgspec.Struct, frozen=True):
 
 _ALIAS_KEYS = ("provider", "model_id", "defaults", "description")
 _PROVIDER_KEYS = ("litellm_prefix", "api_base", "api_key_env", "default_model", "description")
+_PREFIX_KEYS = ("litellm_prefix", "api_base")
 _TOP_KEYS = ("aliases", "providers")
 _ENV_VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -230,11 +231,20 @@ def _parse_providers(
                 name,
                 "api_key_env",
             )
+        prefix = fields["litellm_prefix"]
+        problem = _providers.litellm_prefix_problem(name, prefix, fields["api_base"])
+        if problem is not None:
+            # a key of the wrong type is reported already: no second problem about it
+            if not any(table.get(k) is not None and fields[k] is None for k in _PREFIX_KEYS):
+                problems.add(f"{where}: {problem}", name, "litellm_prefix")
+            prefix = "openai"  # a stand-in, so aliases naming it are checked; the file fails
+        elif prefix is None:  # the one default, as register_provider() has it
+            prefix = name if _providers.is_litellm_provider(name) else "openai"
         try:
             out[name] = ProviderSpec(
                 name=name,
                 kind="hosted",
-                litellm_prefix=fields["litellm_prefix"] or "openai",
+                litellm_prefix=prefix,
                 default_model=fields["default_model"],
                 api_key_env=fields["api_key_env"],
                 api_base=fields["api_base"],
@@ -343,7 +353,8 @@ def _alias_target(
         return None
     if provider_name is None:
         return None
-    spec = providers.get(provider_name)
+    # any LiteLLM provider by its own name, as in names ("groq:llama3-70b-8192")
+    spec = providers.get(provider_name) or _providers.litellm_provider_spec(provider_name)
     if spec is None:
         problems.add(
             f"{where}: unknown provider '{provider_name}'"

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import threading
+from functools import cache
 
 import msgspec
 
+from model_registry._litellm_providers import LITELLM_CHAT_PROVIDERS
 from model_registry.types import ClientKind, redact
 
 __all__ = [
     "BUILTIN_PROVIDERS",
     "ProviderSpec",
     "builtin_and_registered_providers",
+    "is_litellm_provider",
+    "litellm_prefix_problem",
+    "litellm_provider_spec",
     "register_provider",
     "registry_version",
     "unregister_provider",
@@ -43,13 +49,22 @@ class ProviderSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise ValueError(
                 f"provider name {self.name!r} is not valid: use letters, digits, '_', '-' or '.'"
             )
-        if self.kind == "local" and self.litellm_prefix is not None:
-            raise ValueError(f"provider {self.name!r}: a local provider has no litellm_prefix")
+        if self.kind == "local":
+            if self.litellm_prefix is not None:
+                raise ValueError(f"provider {self.name!r}: a local provider has no litellm_prefix")
+            return
+        problem = litellm_prefix_problem(self.name, self.litellm_prefix, self.api_base)
+        if problem is not None:
+            raise ValueError(f"provider {self.name!r}: {problem}")
 
     @property
     def route_prefix(self) -> str:
-        """The LiteLLM prefix of this provider's routes (its name unless set)."""
-        return self.litellm_prefix or self.name
+        """The LiteLLM prefix of this provider's routes: `litellm_prefix` when set, else the
+        provider's own name when LiteLLM knows it, else "openai" (an OpenAI-compatible
+        `api_base`)."""
+        if self.litellm_prefix:
+            return self.litellm_prefix
+        return self.name if self.name in LITELLM_CHAT_PROVIDERS else "openai"
 
     @property
     def api_key_set(self) -> bool | None:
@@ -71,6 +86,52 @@ class ProviderSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         if self.kind == "local":
             return None
         return f"{self.route_prefix}/{model_id}"
+
+
+def is_litellm_provider(name: str) -> bool:
+    """True when `name` is one of LiteLLM's chat providers (known without importing it)."""
+    return name in LITELLM_CHAT_PROVIDERS
+
+
+def litellm_prefix_problem(
+    name: str, litellm_prefix: str | None, api_base: str | None
+) -> str | None:
+    """What is wrong with a hosted provider's LiteLLM prefix, or None when it is usable.
+
+    One rule for `[providers]` tables and `register_provider()`: the prefix defaults to the
+    provider's own name when LiteLLM knows it, and to "openai" only with an `api_base`.
+    """
+    if litellm_prefix is not None:
+        if litellm_prefix in LITELLM_CHAT_PROVIDERS:
+            return None
+        match = difflib.get_close_matches(
+            litellm_prefix, sorted(LITELLM_CHAT_PROVIDERS), n=1, cutoff=0.6
+        )
+        hint = f" (did you mean {match[0]!r}?)" if match else ""
+        return (
+            f"litellm_prefix {litellm_prefix!r} is not a LiteLLM provider{hint}; use one of "
+            "LiteLLM's providers, such as 'openai' (any OpenAI-compatible server) or 'hosted_vllm'"
+        )
+    if name in LITELLM_CHAT_PROVIDERS or api_base is not None:
+        return None
+    return (
+        f"{name!r} is not a LiteLLM provider, so its routes need a prefix: set litellm_prefix "
+        "(the LiteLLM provider, e.g. 'hosted_vllm'), or api_base (an OpenAI-compatible "
+        "endpoint, reached as 'openai/<model id>')"
+    )
+
+
+@cache
+def litellm_provider_spec(name: str) -> ProviderSpec | None:
+    """A spec for a LiteLLM chat provider we do not build in (None for other names).
+
+    It has no `api_key_env` of ours: LiteLLM reads the provider's own variables.
+    """
+    if name not in LITELLM_CHAT_PROVIDERS or not _PROVIDER_NAME.match(name):
+        return None
+    return ProviderSpec(
+        name=name, litellm_prefix=name, description=f"LiteLLM provider {name} (routes as written)"
+    )
 
 
 BUILTIN_PROVIDERS: dict[str, ProviderSpec] = {

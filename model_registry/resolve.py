@@ -1,32 +1,52 @@
 """Name resolution: a model name and kwargs become a `Resolution`. Pure, no network.
 
 Order (first match wins):
-    1. exact alias from the alias files
-    2. explicit "provider:model_id"
+    1. exact alias from the alias files (a name that matches an alias only when case is
+       ignored is an error suggesting the alias: its defaults are never lost to case)
+    2. explicit "provider:model_id", where the provider is ours or any LiteLLM chat
+       provider and the text before the first ":" has no "/" (ids may hold ":")
     3. provider shortcut ("openai" -> its default model)
-    4. LiteLLM route whose first "/" segment is a hosted provider ("anthropic/claude-...")
+    4. LiteLLM route whose first "/" segment is a hosted provider of ours or any LiteLLM
+       provider ("groq/llama3-70b-8192", "openrouter/anthropic/..."), passed as written
     5. heuristic on names without "/" (case-insensitive prefix: gpt*, claude*, ...)
-    6. any other name with "/" -> local (a Hugging Face repo id or a path)
+    6. any other name with "/", and paths -> local (a Hugging Face repo id or a path)
+
+The typo guard: a name resolved by rule 2, 4 or 5 to a provider LiteLLM lists models for,
+without an `api_base` of the user's, is looked up in LiteLLM's bundled model list (read as
+data). An unlisted id still resolves, with a warning naming the closest ids and aliases;
+with `strict` it is an UnknownModelError.
 """
 
 from __future__ import annotations
 
 import difflib
 import math
+import os
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
+from model_registry._litellm_providers import LITELLM_CHAT_PROVIDERS
+from model_registry._model_list import model_list
 from model_registry.aliases import Registry, current_registry
 from model_registry.errors import UnknownModelError
-from model_registry.providers import ProviderSpec
+from model_registry.providers import ProviderSpec, litellm_provider_spec
 from model_registry.types import ClientKind, check_finite, redact
 
-__all__ = ["Resolution", "resolve", "resolve_in"]
+__all__ = ["STRICT_ENV_VAR", "Resolution", "resolve", "resolve_in", "strict_default"]
+
+#: Set to 1 to make `strict=True` the default of `resolve()` (and of `get_client()`).
+STRICT_ENV_VAR = "MODEL_REGISTRY_STRICT"
 
 _MAX_LISTED_ALIASES = 20
+_MAX_CACHED_NAMES = 4096
+# Model names of these providers are the user's own (deployments, endpoints, pulled
+# models): LiteLLM's list cannot know them, so they are not checked.
+_USER_NAMED = frozenset(
+    {"azure", "azure_ai", "azure_text", "databricks", "ollama", "ollama_chat", "sagemaker"}
+)
 
 
 class Resolution(msgspec.Struct, frozen=True):
@@ -44,6 +64,7 @@ class Resolution(msgspec.Struct, frozen=True):
     source: str
     alias: str | None
     spec: ProviderSpec
+    warnings: tuple[str, ...] = ()
 
     @property
     def kind(self) -> ClientKind:
@@ -61,19 +82,41 @@ class Resolution(msgspec.Struct, frozen=True):
             "params": redact(self.params),
             "source": self.source,
             "alias": self.alias,
+            "warnings": list(self.warnings),
         }
 
     def __repr__(self) -> str:
+        warnings = f", warnings={self.warnings!r}" if self.warnings else ""
         return (
             f"Resolution(name={self.name!r}, provider={self.provider!r}, "
             f"model_id={self.model_id!r}, route={self.route!r}, params={redact(self.params)!r}, "
-            f"source={self.source!r}, alias={self.alias!r})"
+            f"source={self.source!r}, alias={self.alias!r}{warnings})"
         )
 
 
-def resolve(name: str, **kwargs: Any) -> Resolution:
-    """Resolve `name` against the layered alias files; kwargs beat alias defaults."""
-    return resolve_in(current_registry(), name, kwargs)
+def strict_default() -> bool:
+    """The default of `strict`: true when MODEL_REGISTRY_STRICT is 1 (or true, yes, on)."""
+    return os.environ.get(STRICT_ENV_VAR, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def resolve(name: str, *, strict: bool | None = None, **kwargs: Any) -> Resolution:
+    """Resolve `name` against the layered alias files; kwargs beat alias defaults.
+
+    `strict=True` makes a model id missing from LiteLLM's model list an UnknownModelError
+    instead of a warning; None (the default) reads MODEL_REGISTRY_STRICT. `strict` is
+    ours and never reaches a backend.
+    """
+    return resolve_in(current_registry(), name, kwargs, strict=strict)
+
+
+class _Match(NamedTuple):
+    """What rules 2-6 made of a name (cached per registry): the typo guard's finding included."""
+
+    spec: ProviderSpec
+    model_id: str
+    source: str
+    unlisted: str | None = None  # "is not in LiteLLM's model list; did you mean ...?"
+    suggestions: tuple[str, ...] = ()
 
 
 def _resolution(
@@ -84,6 +127,7 @@ def _resolution(
     kwargs: Mapping[str, Any],
     defaults: Mapping[str, Any] | None = None,
     alias: str | None = None,
+    warnings: tuple[str, ...] = (),
 ) -> Resolution:
     if defaults is None:
         defaults = {"api_base": spec.api_base} if spec.api_base is not None else {}
@@ -103,74 +147,237 @@ def _resolution(
         source=source,
         alias=alias,
         spec=spec,
+        warnings=warnings,
     )
 
 
-def resolve_in(registry: Registry, name: str, kwargs: Mapping[str, Any]) -> Resolution:
-    """Resolve `name` in `registry` (see the module docstring for the order)."""
+def resolve_in(
+    registry: Registry, name: str, kwargs: Mapping[str, Any], *, strict: bool | None = None
+) -> Resolution:
+    """Resolve `name` in `registry` (see the module docstring for the order and `resolve`
+    for `strict`)."""
     if not isinstance(name, str):
         raise TypeError(f"model name must be a string, got {type(name).__name__}")
     alias = registry.aliases.get(name)
     if alias is not None:
+        spec = _provider(registry, alias.provider)
+        assert spec is not None, "a loaded alias names a known provider"
         return _resolution(
             name,
-            registry.providers[alias.provider],
+            spec,
             alias.model_id,
             f"exact alias from {alias.source}",
             kwargs,
             defaults=alias.defaults,
             alias=name,
         )
-    # one cheap test for the common, clean name; the slow path finds out what is wrong
-    if not (name.isprintable() and name == name.strip()):
-        raise _stray_characters(registry, name)
-    spec, model_id, source = _match_rule(registry, name)
-    return _resolution(name, spec, model_id, source, kwargs)
-
-
-def _match_rule(registry: Registry, name: str) -> tuple[ProviderSpec, str, str]:
-    """Rules 2-6: the provider, model id and reason for a name that is not an alias."""
-    providers = registry.providers
-    prefix, colon, rest = name.partition(":")
-    if colon and prefix.rstrip() in providers:
-        if not rest.strip():
-            raise _empty_model(registry, name, prefix.rstrip() + ":")
-        if prefix != prefix.rstrip() or rest[0].isspace():
-            raise _stray_characters(registry, name)
-        return providers[prefix], rest, "explicit provider:model"
-
-    spec = providers.get(name)
-    if spec is not None:
-        if spec.default_model is None:
+    match = _cached_match(registry, name)
+    warnings: tuple[str, ...] = ()
+    # an api_base of the user's points at a server whose models LiteLLM's list cannot know
+    if match.unlisted is not None and "api_base" not in kwargs:
+        if strict or (strict is None and strict_default()):
             raise _unknown(
                 registry,
                 name,
-                f"provider '{name}' has no default model; name one, as in "
-                f"'{name}:<Hugging Face repo id or path>'"
+                f"{name!r} {match.unlisted} (strict mode refuses ids LiteLLM does not list: "
+                "use a listed id or an alias, or strict=False)",
+                suggestions=match.suggestions,
+            )
+        warnings = (f"{name!r} {match.unlisted}",)
+    return _resolution(name, match.spec, match.model_id, match.source, kwargs, warnings=warnings)
+
+
+# (registry, name -> match, lower-cased alias -> alias); replaced whole when the registry changes
+_cache: tuple[Registry | None, dict[str, _Match], dict[str, str]] = (None, {}, {})
+
+
+def _cached_match(registry: Registry, name: str) -> _Match:
+    """Rules 2-6 for a name that is no alias, remembered per registry (errors are not)."""
+    global _cache
+    cached_registry, matches, lowered = _cache
+    if cached_registry is not registry:
+        lowered = {}
+        for known in reversed(list(registry.aliases)):  # the first in sorted order wins
+            lowered[known.lower()] = known
+        matches = {}
+        _cache = (registry, matches, lowered)
+    match = matches.get(name)
+    if match is not None:
+        return match
+    # one cheap test for the common, clean name; the slow path finds out what is wrong
+    if not (name.isprintable() and name == name.strip()):
+        raise _stray_characters(registry, name)
+    same_but_case = lowered.get(name.lower())
+    if same_but_case is not None:
+        raise _unknown(
+            registry,
+            name,
+            f"it matches alias {same_but_case!r} only when case is ignored; write "
+            f"{same_but_case!r} (as another name it would lose the alias's settings)",
+            suggestions=(same_but_case,),
+        )
+    match = _match_rule(registry, name)
+    if len(matches) >= _MAX_CACHED_NAMES:
+        matches.clear()
+    matches[name] = match
+    return match
+
+
+def _provider(registry: Registry, name: str) -> ProviderSpec | None:
+    """A provider of the registry, else a LiteLLM chat provider by its own name."""
+    spec = registry.providers.get(name)
+    return spec if spec is not None else litellm_provider_spec(name)
+
+
+def _match_rule(registry: Registry, name: str) -> _Match:
+    """Rules 2-6: the provider, model id and reason for a name that is not an alias."""
+    prefix, colon, rest = name.partition(":")
+    if colon and "/" not in prefix:
+        return _explicit(registry, name, prefix, rest)
+
+    spec = registry.providers.get(name) or litellm_provider_spec(name)
+    if spec is not None:
+        if spec.default_model is None:
+            example = "<Hugging Face repo id or path>" if spec.kind == "local" else "<model id>"
+            raise _unknown(
+                registry,
+                name,
+                f"provider '{name}' has no default model; name one, as in '{name}:{example}'"
                 + (" (e.g. 'local:Qwen/Qwen3-4B-Instruct-2507')" if spec.kind == "local" else ""),
             )
-        return spec, spec.default_model, f"provider shortcut: {name} -> {spec.default_model}"
+        return _Match(
+            spec, spec.default_model, f"provider shortcut: {name} -> {spec.default_model}"
+        )
 
     head, slash, tail = name.partition("/")
-    if slash and head in providers:
+    if slash:
+        return _route_or_local(registry, name, head, tail)
+    lowered = name.lower()
+    for spec in registry.providers.values():
+        for pattern in spec.name_prefixes:
+            if lowered.startswith(pattern):
+                return _checked(
+                    registry, name, spec, name, f"heuristic: {pattern}* -> {spec.name}", ""
+                )
+    raise _unknown(registry, name, None)
+
+
+def _explicit(registry: Registry, name: str, prefix: str, rest: str) -> _Match:
+    """Rule 2, "provider:model_id"; an unknown prefix is an error, whatever follows it."""
+    spec = _provider(registry, prefix.rstrip())
+    if spec is None:
+        raise _unknown_prefix(registry, name, prefix, rest)
+    if not rest.strip():
+        raise _empty_model(registry, name, prefix.rstrip() + ":")
+    if prefix != prefix.rstrip() or rest[0].isspace():
+        raise _stray_characters(registry, name)
+    return _checked(registry, name, spec, rest, "explicit provider:model", f"{spec.name}:")
+
+
+def _route_or_local(registry: Registry, name: str, head: str, tail: str) -> _Match:
+    """Rule 4 (a LiteLLM route, hosted, as written) or rule 6 (local)."""
+    spec = _provider(registry, head)
+    if spec is not None:
         if not tail.strip("/ "):
             raise _empty_model(registry, name, head + "/")
         if tail[0].isspace():
             raise _stray_characters(registry, name)
-    if slash:
-        spec = providers.get(head)
-        if spec is not None and spec.kind == "hosted":
-            return spec, tail, f"LiteLLM route: {head}/..."
-    else:
-        lowered = name.lower()
-        for spec in providers.values():
-            for pattern in spec.name_prefixes:
-                if lowered.startswith(pattern):
-                    return spec, name, f"heuristic: {pattern}* -> {spec.name}"
+        if spec.kind == "hosted":
+            return _checked(registry, name, spec, tail, f"LiteLLM route: {head}/...", f"{head}/")
+    if name.strip("/"):
+        return _Match(registry.providers["local"], name, "name with '/' -> local")
+    raise _unknown(registry, name, None)
 
-    if slash and name.strip("/"):
-        return providers["local"], name, "name with '/' -> local"
-    raise _unknown(registry, name, f"'{prefix}' is not a known provider" if colon else None)
+
+def _unknown_prefix(registry: Registry, name: str, prefix: str, rest: str) -> UnknownModelError:
+    known = sorted({*registry.providers, *LITELLM_CHAT_PROVIDERS})
+    by_case = {p.lower(): p for p in known}
+    match = by_case.get(prefix.strip().lower())
+    if match is None:
+        close = difflib.get_close_matches(prefix.strip().lower(), known, n=1, cutoff=0.6)
+        match = close[0] if close else None
+    reason = f"'{prefix}' is not a known provider (ours or LiteLLM's)"
+    if match is None:
+        return _unknown(registry, name, reason)
+    fixed = f"{match}:{rest}"
+    return _unknown(registry, name, f"{reason}; did you mean {fixed!r}?", suggestions=(fixed,))
+
+
+def _checked(
+    registry: Registry, name: str, spec: ProviderSpec, model_id: str, source: str, form: str
+) -> _Match:
+    """A hosted match, with the typo guard's finding when LiteLLM's list does not have it.
+
+    `form` is how the name spelled its provider ("groq/", "openai:", "" for a heuristic),
+    so suggestions are written the same way.
+    """
+    provider = spec.route_prefix
+    if spec.kind != "hosted" or spec.api_base is not None or provider in _USER_NAMED:
+        return _Match(spec, model_id, source)
+    models = model_list()
+    if models is None or not models.has_models(provider) or models.is_listed(provider, model_id):
+        return _Match(spec, model_id, source)
+    names = tuple(_spelled(spec, form, i) for i in _close_ids(registry, spec, model_id))
+    aliases = tuple(difflib.get_close_matches(name, list(registry.aliases), n=2, cutoff=0.6))
+    said = [repr(n) for n in names]
+    if aliases:
+        said.append(("alias " if len(aliases) == 1 else "aliases ") + _quoted(aliases))
+    if form.endswith("/") and "/" not in model_id:  # reads like a Hugging Face "org/name"
+        unlisted = (
+            f"resolves to the hosted provider {spec.name}; for the Hugging Face model write "
+            f"'local:{name}'. The id is not in LiteLLM's model list"
+        )
+    else:
+        unlisted = "is not in LiteLLM's model list"
+    if said:
+        unlisted += f"; did you mean {_one_of(said)}?"
+    else:
+        unlisted += f" of {provider} models; check the model id"
+    return _Match(spec, model_id, source, unlisted, (*names, *aliases))
+
+
+def _close_ids(registry: Registry, spec: ProviderSpec, model_id: str) -> list[str]:
+    """Up to two listed ids closest to `model_id`; the registry's own ids of this provider
+    (its default model, its aliases' ids) count a little closer, being the user's world."""
+    models = model_list()
+    if models is None:
+        return []
+    provider = spec.route_prefix
+    own = {a.model_id for a in registry.aliases.values() if a.provider == spec.name}
+    if spec.default_model is not None:
+        own.add(spec.default_model)
+    candidates = {i: 0.1 for i in own if models.is_listed(provider, i)}
+    for listed in models.closest(provider, model_id, 3):
+        candidates.setdefault(listed, 0.0)
+    matcher = difflib.SequenceMatcher(b=model_id.lower())
+    scored = []
+    for candidate, bonus in candidates.items():
+        matcher.set_seq1(candidate.lower())
+        score = matcher.ratio()
+        if score >= 0.6:
+            scored.append((-(score + bonus), candidate))
+    return [candidate for _, candidate in sorted(scored)[:2]]
+
+
+def _one_of(items: list[str]) -> str:
+    """ "a", "a or b", "a, b or c"."""
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} or {items[-1]}"
+
+
+def _spelled(spec: ProviderSpec, form: str, model_id: str) -> str:
+    """`model_id` written as the user wrote the name; a heuristic's bare id only when the
+    heuristic would send it back to the same provider."""
+    if form:
+        return form + model_id
+    lowered = model_id.lower()
+    plain = ":" not in model_id and "/" not in model_id
+    if plain and any(lowered.startswith(p) for p in spec.name_prefixes):
+        return model_id
+    return f"{spec.name}:{model_id}"
+
+
+def _quoted(items: tuple[str, ...]) -> str:
+    return ", ".join(repr(i) for i in items)
 
 
 def _cleaned(name: str, registry: Registry) -> str:
@@ -179,7 +386,7 @@ def _cleaned(name: str, registry: Registry) -> str:
     text = "".join(c for c in name if c.isprintable()).strip()
     for sep in (":", "/"):
         head, found, tail = text.partition(sep)
-        if found and head.strip() in registry.providers:
+        if found and _provider(registry, head.strip()) is not None:
             text = f"{head.strip()}{sep}{tail.strip()}" if tail.strip() else head.strip()
     return text
 
@@ -202,7 +409,8 @@ def _stray_characters(registry: Registry, name: str) -> UnknownModelError:
 
 def _empty_model(registry: Registry, name: str, prefix: str) -> UnknownModelError:
     provider = prefix[:-1]
-    spec = registry.providers[provider]
+    spec = _provider(registry, provider)
+    assert spec is not None  # only called for a known provider
     reason = f"nothing after '{prefix}'; write '{provider}:<model id>'"
     if spec.default_model is None:
         return _unknown(registry, name, reason, suggestions=())
@@ -231,7 +439,10 @@ def _unknown(
     if suggestions and not said:
         lines.append("  did you mean: " + ", ".join(repr(s) for s in suggestions) + "?")
     lines.append(f"  known aliases ({len(aliases)}): {listed or '(none)'}")
-    lines.append(f"  known providers: {', '.join(sorted(registry.providers))}")
+    lines.append(
+        f"  known providers: {', '.join(sorted(registry.providers))}, and LiteLLM's "
+        f"{len(LITELLM_CHAT_PROVIDERS)} chat providers by name ('groq:<model id>', 'ollama/...')"
+    )
     lines.append(
         "  hint: name the provider explicitly, as in 'openai:gpt-4.1' or "
         "'local:Qwen/Qwen3-4B-Instruct-2507'"

@@ -245,6 +245,7 @@ BAD_FILES = [
     pytest.param(
         """
         [providers."fleet"]
+        litellm_prefix = "hosted_vllm"
         api_bsae = "http://x"
         """,
         "{path}: provider 'fleet': unknown key 'api_bsae' (did you mean 'api_base'?); "
@@ -255,6 +256,7 @@ BAD_FILES = [
     pytest.param(
         """
         [providers."fleet"]
+        litellm_prefix = "hosted_vllm"
         api_key_env = "sk-abc def"
         """,
         "{path}: provider 'fleet': key 'api_key_env' must name an environment variable "

@@ -16,6 +16,7 @@ from model_registry import (
     register_provider,
     resolve,
 )
+from model_registry._litellm_providers import LITELLM_CHAT_PROVIDERS
 
 PACKAGED = "config/model_aliases.toml"
 
@@ -61,6 +62,20 @@ PACKAGED = "config/model_aliases.toml"
             "anthropic/my-claude",
             "explicit provider:model",
         ),
+        (
+            "groq:llama3-70b-8192",  # any LiteLLM provider
+            "groq",
+            "llama3-70b-8192",
+            "groq/llama3-70b-8192",
+            "explicit provider:model",
+        ),
+        (
+            "ollama:llama3.1:8b",
+            "ollama",
+            "llama3.1:8b",
+            "ollama/llama3.1:8b",
+            "explicit provider:model",
+        ),
         # 3. provider shortcut
         ("openai", "openai", "gpt-4.1", "openai/gpt-4.1", "provider shortcut: openai -> gpt-4.1"),
         (
@@ -98,6 +113,20 @@ PACKAGED = "config/model_aliases.toml"
             "gemini-2.0-flash",
             "gemini/gemini-2.0-flash",
             "LiteLLM route: gemini/...",
+        ),
+        (
+            "groq/llama3-70b-8192",  # any LiteLLM provider, the route as written
+            "groq",
+            "llama3-70b-8192",
+            "groq/llama3-70b-8192",
+            "LiteLLM route: groq/...",
+        ),
+        (
+            "openrouter/anthropic/claude-3.5-sonnet",
+            "openrouter",
+            "anthropic/claude-3.5-sonnet",
+            "openrouter/anthropic/claude-3.5-sonnet",
+            "LiteLLM route: openrouter/...",
         ),
         # 5. heuristics on names without "/", case-insensitive prefixes
         ("gpt-4o-mini", "openai", "gpt-4o-mini", "openai/gpt-4o-mini", "heuristic: gpt* -> openai"),
@@ -191,8 +220,13 @@ def test_exact_alias_beats_every_other_rule(user_aliases: Callable[[str], Path])
         [aliases."openai:gpt-4.1"]
         provider = "local"
         model_id = "some/dir"
+
+        [aliases."groq/llama3-70b-8192"]
+        provider = "local"
+        model_id = "some/dir"
         """
     )
+    assert resolve("groq/llama3-70b-8192").provider == "local"  # not the LiteLLM route
     assert resolve("gpt-4o").provider == "anthropic"  # not heuristic gpt* -> openai
     assert resolve("openai").provider == "deepseek"  # not the provider shortcut
     assert resolve("anthropic/claude-x").model_id == "gemini-2.5-pro"  # not the LiteLLM route
@@ -254,7 +288,8 @@ def test_unknown_name_lists_suggestions_aliases_providers_and_the_hint(
         "  known aliases (11): Nanbeige/Nanbeige4.1-3B, Qwen/Qwen3-4B-Instruct-2507, "
         "allenai/Olmo-3-7B-Instruct, claude-haiku, claude-sonnet, deepseek-reasoner, "
         "fast-openai, gemini-flash, my-eval-model, my-eval-model-2, my-reasoning-model\n"
-        "  known providers: anthropic, deepseek, gemini, local, openai\n"
+        "  known providers: anthropic, deepseek, gemini, local, openai, and LiteLLM's "
+        f"{len(LITELLM_CHAT_PROVIDERS)} chat providers by name ('groq:<model id>', 'ollama/...')\n"
         "  hint: name the provider explicitly, as in 'openai:gpt-4.1' or "
         "'local:Qwen/Qwen3-4B-Instruct-2507'"
     )
@@ -273,12 +308,37 @@ def test_unknown_name_error_lists_first_20_aliases_and_a_count(
     assert line.endswith("zz-09, ... (20 more: run 'model-registry list')")
 
 
-def test_unknown_provider_prefix_says_so() -> None:
-    with pytest.raises(
-        UnknownModelError,
-        match=r"^unknown model 'ollama:llama3': 'ollama' is not a known provider\n",
-    ):
-        resolve("ollama:llama3")
+@pytest.mark.parametrize(
+    ("name", "prefix", "suggestion"),
+    [
+        ("olama:llama3", "olama", "ollama:llama3"),
+        ("together:meta-llama/Llama-3.3-70B-Instruct-Turbo", "together", "together_ai:"),
+        ("together:llama", "together", "together_ai:"),
+        ("OpenAI:gpt-4o", "OpenAI", "openai:gpt-4o"),
+        ("GROQ:llama-3.3-70b-versatile", "GROQ", "groq:llama-3.3-70b-versatile"),
+        ("Local:Qwen/Qwen3-4B-Instruct-2507", "Local", "local:Qwen/Qwen3-4B-Instruct-2507"),
+    ],
+)
+def test_an_unknown_provider_prefix_is_an_error_with_or_without_a_slash_after_it(
+    name: str, prefix: str, suggestion: str
+) -> None:
+    # before the first ":" there is no "/", so it is a provider, and an unknown one
+    with pytest.raises(UnknownModelError) as caught:
+        resolve(name)
+    fixed = suggestion + name.partition(":")[2] if suggestion.endswith(":") else suggestion
+    assert str(caught.value).splitlines()[0] == (
+        f"unknown model {name!r}: {prefix!r} is not a known provider (ours or LiteLLM's); "
+        f"did you mean {fixed!r}?"
+    )
+    assert caught.value.suggestions == (fixed,)
+
+
+def test_an_unknown_prefix_with_nothing_close_falls_back_to_the_general_suggestions() -> None:
+    with pytest.raises(UnknownModelError) as caught:
+        resolve("zzqx:model")
+    assert str(caught.value).splitlines()[0] == (
+        "unknown model 'zzqx:model': 'zzqx' is not a known provider (ours or LiteLLM's)"
+    )
 
 
 def test_provider_without_default_model_asks_for_local_path() -> None:
