@@ -56,7 +56,7 @@ from model_registry.types import (
     Generation,
     Prompt,
     Usage,
-    is_secret_key,
+    secret_values,
     to_messages,
 )
 
@@ -179,7 +179,7 @@ _BY_STATUS: Mapping[int, type[ModelCallError]] = {
 }
 
 _LITELLM_PREFIX = re.compile(
-    r"^(?:litellm\.\w+:\s*)?(?:\w+Error:\s*)?(?:\w+Exception(?:\s+\w+)?\s+-\s+)?"
+    r"^(?:litellm\.\w+:\s*)?(?:(?:\w+ )?\w*Error:\s*)?(?:\w+Exception(?:\s+\w+)?\s+-\s+)?"
 )
 _LITELLM_SUFFIX = re.compile(r"\s*Handle with `litellm\.\w+`\.?\s*$")
 
@@ -375,7 +375,8 @@ def invalid_stream_error(
     """The error for a 200 answer to a stream request that holds no event stream.
 
     The same class and status as `generate()` gets for that answer: an error object
-    maps like the one LiteLLM finds in a plain answer; anything else is an APIError.
+    maps by its `code` (an HTTP status; none: BadRequestError), as LiteLLM reads one in
+    a plain answer; anything else is an APIError. `status_code` is None: the server said 200.
     """
     try:
         data = json.loads(body)
@@ -383,8 +384,8 @@ def invalid_stream_error(
         data = None
     error = data.get("error") if isinstance(data, dict) else None
     if isinstance(error, dict) and (error.get("message") or error.get("code") is not None):
-        code = error.get("code")
-        klass = _class_for_code(code)
+        # as LiteLLM reads an error object in a plain answer: without a code it is a 422
+        klass = _class_for_code(error.get("code", 422))
         message = str(error.get("message") or "Error in response object")
     else:
         klass = APIError
@@ -485,7 +486,7 @@ class LiteLLMClient(BaseClient):
         return params, params.get("timeout")
 
     def _secrets(self, params: Mapping[str, Any]) -> list[str]:
-        found = _secret_values(params)
+        found = secret_values(params)
         env_var = self.resolution.spec.api_key_env
         if env_var and os.environ.get(env_var):
             found.append(os.environ[env_var])
@@ -706,28 +707,6 @@ def _not_json(value: Any) -> str | None:
     if isinstance(value, list | tuple):
         return next((p for p in map(_not_json, value) if p is not None), None)
     return f"a {type(value).__name__}"
-
-
-def _secret_values(params: Mapping[str, Any]) -> list[str]:
-    """Every credential in `params`, at any depth: values of credential-named keys,
-    the token of a `Bearer` header, and passwords in URLs."""
-    found: list[str] = []
-    for key, value in params.items():
-        if isinstance(value, Mapping):
-            found += _secret_values(value)
-        elif isinstance(value, str):
-            if is_secret_key(str(key)) or str(key).lower() in _SECRET_HEADERS:
-                found.append(value)
-                found.append(value.partition(" ")[2])  # the token of "Bearer <token>"
-            elif "@" in value and "://" in value:
-                with contextlib.suppress(ValueError):
-                    found.append(urlsplit(value).password or "")
-    return [s for s in found if len(s) >= 4]
-
-
-_SECRET_HEADERS = frozenset(
-    {"authorization", "proxy-authorization", "x-api-key", "api-key", "password", "credentials"}
-)
 
 
 def _usage(usage: Any) -> Usage:

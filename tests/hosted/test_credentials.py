@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -124,3 +126,53 @@ async def test_sentinel_key_never_appears_in_reprs_logs_or_errors(
     sent = [h["authorization"] for h in server.stats("sentinel").headers]
     # OPENAI_API_KEY goes to OpenAI only: this server gets it only when passed as api_key
     assert sent == ["Bearer no-key"] * 2 + [f"Bearer {SENTINEL_KWARG}"] * 2
+
+
+async def _authorization_sent(client: Any, model: str, server: FakeOpenAIServer) -> list[str]:
+    """The Authorization headers the server got for a generate and a stream of `client`."""
+    for call in (client.generate("hi", num_retries=0), _drain(client.stream("hi"))):
+        with contextlib.suppress(AuthenticationError):
+            await call
+    await client.aclose()
+    return [h["authorization"] for h in server.stats(model).headers]
+
+
+async def _drain(stream: Any) -> None:
+    async for _ in stream:
+        pass
+
+
+async def test_the_openai_key_goes_to_another_api_base_only_when_passed_as_api_key(
+    server: FakeOpenAIServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", SENTINEL_ENV)
+    at_server = get_client("openai:elsewhere", api_base=server.base_url)
+    assert await _authorization_sent(at_server, "elsewhere", server) == ["Bearer no-key"] * 2
+
+    # an api_base given per call does not take the key there either
+    held = get_client("openai:per-call")
+    for call in (
+        held.generate("hi", api_base=server.base_url, num_retries=0),
+        _drain(held.stream("hi", api_base=server.base_url)),
+    ):
+        with contextlib.suppress(AuthenticationError):
+            await call
+    await held.aclose()
+    assert [h["authorization"] for h in server.stats("per-call").headers] == ["Bearer no-key"] * 2
+
+    given = get_client("openai:given", api_base=server.base_url, api_key=SENTINEL_ENV)
+    assert await _authorization_sent(given, "given", server) == [f"Bearer {SENTINEL_ENV}"] * 2
+
+    aliases = tmp_path / "aliases.toml"
+    aliases.write_text(
+        '[aliases."mine"]\nprovider = "openai"\nmodel_id = "from-alias"\n'
+        f'[aliases."mine".defaults]\napi_base = "{server.base_url}"\n'
+        '[aliases."mine-keyed"]\nprovider = "openai"\nmodel_id = "from-alias-keyed"\n'
+        f'[aliases."mine-keyed".defaults]\napi_base = "{server.base_url}"\n'
+        f'api_key = "{SENTINEL_KWARG}"\n'
+    )
+    monkeypatch.setenv("MODEL_REGISTRY_ALIASES", str(aliases))
+    from_alias = await _authorization_sent(get_client("mine"), "from-alias", server)
+    assert from_alias == ["Bearer no-key"] * 2
+    keyed = await _authorization_sent(get_client("mine-keyed"), "from-alias-keyed", server)
+    assert keyed == [f"Bearer {SENTINEL_KWARG}"] * 2
