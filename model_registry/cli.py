@@ -16,6 +16,7 @@ its model needs; `resolve --split` loads vLLM to split local kwargs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import faulthandler
 import functools
 import io
@@ -428,7 +429,13 @@ def _main_callback(
 
 
 def main() -> None:
-    """Entry point of the `model-registry` console script."""
+    """Entry point of the `model-registry` console script.
+
+    `kill -USR1 PID` prints every thread's stack on stderr (where a slow prompt waits).
+    """
+    if hasattr(signal, "SIGUSR1"):  # not on Windows
+        with contextlib.suppress(OSError, ValueError):  # stderr is no file
+            faulthandler.register(signal.SIGUSR1, all_threads=True)
     if isinstance(sys.stdout, io.TextIOWrapper):
         sys.stdout.reconfigure(errors="replace")  # a terminal that cannot show a character
     try:
@@ -700,47 +707,10 @@ def _read_prompt(text: str | None) -> str:
     return read
 
 
-def _dump_stacks_on_sigusr1() -> None:
-    """`kill -USR1 PID` prints where a slow prompt waits, on stderr: every thread's stack
-    (at once, even with the event loop stuck) and then what each asyncio task awaits."""
-    if not hasattr(signal, "SIGUSR1"):  # Windows
-        return
-    try:
-        sys.stderr.fileno()
-        asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, _print_tasks)
-    except (AttributeError, OSError, ValueError, RuntimeError):
-        return  # stderr is no file (captured in process), or not the main thread
-    faulthandler.register(signal.SIGUSR1, all_threads=True, chain=True)
-
-
-def _print_tasks() -> None:
-    """Each asyncio task and its chain of awaits, innermost last."""
-    lines = ["asyncio tasks (most recent call last):"]
-    for task in asyncio.all_tasks():
-        lines.append(f"  {task!r}")
-        awaiting: Any = task.get_coro()
-        while awaiting is not None:
-            frame = _first_attribute(awaiting, ("cr_frame", "ag_frame", "gi_frame"))
-            if frame is None:
-                lines.append(f"    awaiting {awaiting!r}")
-                break
-            code = frame.f_code
-            lines.append(f'    File "{code.co_filename}", line {frame.f_lineno}, in {code.co_name}')
-            awaiting = _first_attribute(awaiting, ("cr_await", "ag_await", "gi_yieldfrom"))
-    print("\n".join(lines), file=sys.stderr, flush=True)
-
-
-def _first_attribute(obj: object, names: tuple[str, ...]) -> Any:
-    """The first of `names` that `obj` has and is not None (coroutine, async generator
-    and generator spell their frame and awaitee differently), else None."""
-    return next((v for n in names if (v := getattr(obj, n, None)) is not None), None)
-
-
 async def _prompt(
     name: str, messages: list[Message], kwargs: dict[str, Any], *, stream: bool, echo: bool
 ) -> Generation:
     """Send the prompt (printing the answer when `echo`) and return the Generation."""
-    _dump_stacks_on_sigusr1()
     client = model_registry.get_client(name, **kwargs)
     try:
         if not stream:
@@ -802,7 +772,7 @@ def validate_command(
     ] = None,
 ) -> None:
     """Check alias files and report every problem (file, alias, key); exit 1 if any."""
-    from model_registry.aliases import load_registry, validate_files
+    from model_registry.aliases import validate_files
 
     files = list(paths or ())
     problems = validate_files(*files)
@@ -812,7 +782,7 @@ def validate_command(
         noun = "problem" if len(problems) == 1 else "problems"
         typer.echo(f"\n{len(problems)} {noun} found", err=True)
         raise typer.Exit(1)
-    registry = load_registry(*files, layered=not files)
+    registry = model_registry.load_registry(*files, layered=not files)
     n, k = len(registry.aliases), len(registry.files)
     typer.echo(
         f"ok: {n} alias{'' if n == 1 else 'es'} in {k} file{'' if k == 1 else 's'} "

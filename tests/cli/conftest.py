@@ -100,7 +100,8 @@ RunCli = Callable[..., CliResult]
 def run_cli(cli_dir: Path) -> RunCli:
     """Run the installed `model-registry` console script in a subprocess.
 
-    `env` adds variables (a value of None removes one); `stdin` is fed as input.
+    `env` adds variables (a value of None removes one); `stdin` is fed as input;
+    `close_stdin` starts the CLI with file descriptor 0 closed (a shell's `0<&-`).
     """
 
     def run(
@@ -109,6 +110,7 @@ def run_cli(cli_dir: Path) -> RunCli:
         stdin: str | None = None,
         timeout: float = 120,
         probe_imports: bool = False,
+        close_stdin: bool = False,
     ) -> CliResult:
         full_env = _base_env()
         for key, value in (env or {}).items():
@@ -131,6 +133,7 @@ def run_cli(cli_dir: Path) -> RunCli:
             env=full_env,
             timeout=timeout,
             stdin=None if stdin is not None else subprocess.DEVNULL,
+            preexec_fn=(lambda: os.close(0)) if close_stdin else None,
         )
         return CliResult(done.returncode, done.stdout, done.stderr)
 
@@ -145,7 +148,7 @@ def spawn_cli(cli_dir: Path) -> Iterator[SpawnCli]:
     """Start the console script without waiting (for signals); killed at teardown if alive."""
     started: list[subprocess.Popen[str]] = []
 
-    def spawn(*args: str) -> subprocess.Popen[str]:
+    def spawn(*args: str, stdin: int = subprocess.DEVNULL) -> subprocess.Popen[str]:
         # A child inherits an ignored SIGINT, and these tests may run with it ignored (a
         # shell's background job, nohup): then Python, and asyncio.run in the CLI, leave
         # Ctrl-C ignored, as they should. The CLI starts as from a terminal instead: a
@@ -156,7 +159,7 @@ def spawn_cli(cli_dir: Path) -> Iterator[SpawnCli]:
         try:
             process = subprocess.Popen(
                 [str(_SCRIPT), *args],
-                stdin=subprocess.DEVNULL,
+                stdin=stdin,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import platform
 import re
 import signal
 import subprocess
@@ -212,12 +213,12 @@ def test_ctrl_c_cancels_the_request_and_exits_130(
 def _communicate_or_dump_stacks(
     process: subprocess.Popen[str], timeout: float, server: Callable[[], object] = lambda: None
 ) -> tuple[str, str]:
-    """communicate(); if the CLI is still running at `timeout`, fail with its threads' and
-    tasks' stacks (and what `server()` says)."""
+    """communicate(); if the CLI is still running at `timeout`, fail with its threads'
+    stacks (and what `server()` says)."""
     try:
         return process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        process.send_signal(signal.SIGUSR1)  # the CLI prints every thread's and task's stack
+        process.send_signal(signal.SIGUSR1)  # the CLI prints every thread's stack
         time.sleep(2)
         process.kill()
         _, stderr = process.communicate()
@@ -243,8 +244,100 @@ def test_sigusr1_prints_every_threads_stack_and_the_prompt_goes_on(
     assert process.returncode == 0, stderr
     assert "Current thread" in stderr  # faulthandler's dump of the main thread
     assert re.search(r'File ".*asyncio/base_events\.py", line \d+ in run_forever', stderr), stderr
-    # then each asyncio task's chain of awaits, down to our client's call
-    tasks = stderr[stderr.index("asyncio tasks") :]
-    assert re.search(r'File ".*model_registry/cli\.py", line \d+, in _prompt', tasks), tasks
-    assert re.search(r'File ".*model_registry/clients/litellm\.py", line \d+, in', tasks), tasks
+    assert re.search(r'File ".*model_registry/cli\.py", line \d+ in prompt_command', stderr)
     assert stdout.strip()  # the answer still came
+
+
+@pytest.mark.parametrize("mode", ["--no-stream", "--stream"])
+def test_an_answer_with_a_lone_surrogate_prints_with_a_replacement_character(
+    run_cli: RunCli, loopback_alias: LoopbackAlias, openai_server: FakeOpenAIServer, mode: str
+) -> None:
+    model = loopback_alias(f"cli-surrogate{mode}")
+    openai_server.configure(model, reply="half \ud800 a pair")  # JSON's "\ud800" on the wire
+    result = run_cli("prompt", "loopback", "hi", mode)
+    assert result.code == 0, result.stderr
+    assert result.stdout == "half \ufffd a pair\n"
+    assert FOOTER.match(result.stderr.strip()), result.stderr
+
+
+def test_an_answer_with_a_lone_surrogate_stays_exact_in_json(
+    run_cli: RunCli, loopback_alias: LoopbackAlias, openai_server: FakeOpenAIServer
+) -> None:
+    model = loopback_alias("cli-surrogate-json")
+    openai_server.configure(model, reply="half \ud800 a pair")
+    result = run_cli("prompt", "loopback", "hi", "--json")
+    assert result.code == 0, result.stderr
+    assert "\\ud800" in result.stdout  # JSON's own escape, valid JSON
+    assert result.json()["text"] == "half \ud800 a pair"  # type: ignore[index]
+
+
+PASS_A_PROMPT = "pass the prompt as an argument (model-registry prompt NAME 'TEXT') or pipe it in"
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin", "message"),
+    [
+        (("",), None, "the prompt is empty"),
+        (("  \n",), None, "the prompt is empty"),
+        (("-",), "", "the prompt read from stdin is empty"),
+        ((), " \n", "the prompt read from stdin is empty"),
+    ],
+    ids=["empty TEXT", "blank TEXT", "empty stdin", "blank stdin"],
+)
+def test_an_empty_prompt_is_a_usage_error_saying_what_to_pass(
+    run_cli: RunCli,
+    loopback_alias: LoopbackAlias,
+    openai_server: FakeOpenAIServer,
+    args: tuple[str, ...],
+    stdin: str | None,
+    message: str,
+) -> None:
+    model = loopback_alias("cli-empty-prompt")
+    result = run_cli("prompt", "loopback", *args, stdin=stdin)
+    assert result.code == 2, result.stderr
+    assert message in result.stderr
+    assert PASS_A_PROMPT in result.stderr
+    assert no_traceback(result)
+    assert openai_server.stats(model).requests == 0
+
+
+@pytest.mark.parametrize("args", [(), ("-",)], ids=["no TEXT", "TEXT -"])
+def test_a_closed_stdin_is_a_usage_error_saying_what_to_pass(
+    run_cli: RunCli, loopback_alias: LoopbackAlias, args: tuple[str, ...]
+) -> None:
+    loopback_alias("cli-closed-stdin")
+    result = run_cli("prompt", "loopback", *args, close_stdin=True)
+    assert result.code == 2, result.stderr
+    assert "stdin is closed" in result.stderr
+    assert PASS_A_PROMPT in result.stderr
+    assert no_traceback(result)
+
+
+def test_ctrl_c_while_reading_stdin_exits_130(spawn_cli: SpawnCli) -> None:
+    process = spawn_cli("prompt", "my-eval-model", "-", stdin=subprocess.PIPE)
+    _wait_until_reading_stdin(process)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = _communicate_or_dump_stacks(process, timeout=30)
+    assert process.returncode == 130, stderr
+    assert stderr.strip().endswith("cancelled")
+    assert "Traceback" not in stderr
+    assert stdout == ""
+
+
+def _wait_until_reading_stdin(process: subprocess.Popen[str], within: float = 60) -> None:
+    """Wait until `process` sits in read(0, ...) (Linux's /proc/PID/syscall: number, fd)."""
+    read = {"x86_64": "0", "aarch64": "63"}.get(platform.machine())
+    if read is None:
+        pytest.skip(f"read's syscall number on {platform.machine()} is not known here")
+    syscall = Path(f"/proc/{process.pid}/syscall")
+    deadline = time.monotonic() + within
+    while True:
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "the CLI never read its stdin"
+        try:
+            fields = syscall.read_text().split()
+        except OSError:
+            pytest.skip("no /proc/PID/syscall here to see the CLI wait on stdin")
+        if fields[:2] == [read, "0x0"]:  # read on file descriptor 0
+            return
+        time.sleep(0.1)

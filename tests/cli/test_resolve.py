@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -226,3 +227,45 @@ def test_split_on_a_hosted_model_says_it_is_for_local_models(invoke_cli: InvokeC
         "error: --split is for local models; 'my-eval-model' resolves to the hosted provider "
         "'openai', whose kwargs all go to LiteLLM\n"
     )
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        "temperature=nan",
+        "temperature=inf",
+        "temperature=-inf",
+        "top_p=+nan",
+        "logit_bias={a = inf}",
+    ],
+)
+def test_set_rejects_numbers_that_are_not_finite(item: str) -> None:
+    with pytest.raises(typer.BadParameter) as info:
+        parse_sets([item])
+    assert str(info.value).startswith(f"{item}: not a finite number")
+
+
+def test_set_nan_is_a_usage_error_naming_the_key_and_no_json(run_cli: RunCli) -> None:
+    result = run_cli("resolve", "my-eval-model", "--set", "temperature=nan", "--json")
+    assert result.code == 2, result.stderr
+    assert "temperature=nan: not a finite number" in result.stderr
+    assert result.stdout == ""
+    assert no_traceback(result)
+
+
+def test_set_quoted_nan_is_the_text(run_cli: RunCli) -> None:
+    result = run_cli("resolve", "my-eval-model", "--set", "stop='nan'", "--json")
+    assert result.code == 0, result.stderr
+    assert result.json()["params"] == {"stop": "nan"}  # type: ignore[index]
+
+
+@pytest.mark.parametrize("name", ["gpt-4\x1b]0;pwned\x07", "gpt-4\x1b[31m", "claude\x9b2J"])
+def test_a_name_with_terminal_escapes_prints_escaped(run_cli: RunCli, name: str) -> None:
+    escaped = name.encode("unicode_escape").decode("ascii")
+    for args in (("resolve", name), ("resolve", name, "--set", "temperature=0.2")):
+        result = run_cli(*args)
+        assert result.code in (0, 1), result.stderr  # resolved, or refused as a stray name
+        shown = result.stdout + result.stderr
+        assert not re.search("[\x00-\x09\x0b-\x1f\x7f-\x9f]", shown), shown
+        assert escaped in shown, shown
+        assert no_traceback(result)

@@ -132,3 +132,87 @@ def test_api_keys_never_appear_in_any_output(
     resolved = run_cli("resolve", "loopback", "--json", env=env).json()
     assert resolved["params"]["api_key"] == "***"  # type: ignore[index]
     assert resolved["params"]["hf_token"] == "***"  # type: ignore[index]
+
+
+def test_a_key_that_a_401_echoes_never_prints_even_with_debug(
+    run_cli: RunCli, openai_server: FakeOpenAIServer, alias_file: Callable[..., Path]
+) -> None:
+    env_key, alias_key, set_key = SENTINELS
+    alias_file(
+        f"""
+        [providers.fleet]
+        api_base = "{openai_server.base_url}"
+        api_key_env = "FLEET_API_KEY"
+
+        [aliases."key-from-env"]
+        provider = "fleet"
+        model_id = "cli-401-env"
+
+        [aliases."key-in-alias"]
+        provider = "openai"
+        model_id = "cli-401-alias"
+        defaults = {{ api_base = "{openai_server.base_url}", api_key = "{alias_key}" }}
+
+        [aliases."key-from-set"]
+        provider = "openai"
+        model_id = "cli-401-set"
+        defaults = {{ api_base = "{openai_server.base_url}" }}
+        """
+    )
+    cases = [
+        ("key-from-env", "cli-401-env", env_key, ()),
+        ("key-in-alias", "cli-401-alias", alias_key, ()),
+        ("key-from-set", "cli-401-set", set_key, ("--set", f"api_key={set_key}")),
+    ]
+    for alias, model, key, extra in cases:
+        openai_server.configure(
+            model,
+            status=401,
+            message=f"Incorrect API key provided: {key}. Find your key at https://example.test",
+            error_type="invalid_request_error",
+            error_code="invalid_api_key",
+        )
+        for debug in ((), ("--debug",)):
+            args = (*debug, "prompt", alias, "hello", "--set", "num_retries=0", *extra)
+            result = run_cli(*args, env={"FLEET_API_KEY": env_key})
+            assert openai_server.stats(model).headers[-1]["authorization"] == f"Bearer {key}"
+            for sentinel in SENTINELS:
+                assert sentinel not in result.stdout + result.stderr, (args, result.stderr)
+            assert result.code == 1, result.stderr
+            assert "error: " in result.stderr
+            assert "Incorrect API key provided" in result.stderr
+            if debug:
+                assert "Traceback" in result.stderr
+                assert "AuthenticationError" in result.stderr
+
+
+def test_list_and_resolve_hide_headers_url_passwords_and_nested_keys(
+    run_cli: RunCli, alias_file: Callable[..., Path]
+) -> None:
+    sentinel = "SENTINEL-nested-5e11"
+    alias_file(
+        f"""
+        [aliases."guarded"]
+        provider = "openai"
+        model_id = "gpt-4.1"
+
+        [aliases."guarded".defaults]
+        api_base = "https://user:{sentinel}@llm.example.test/v1"
+        extra_headers = {{ Authorization = "Bearer {sentinel}", x-api-key = "{sentinel}" }}
+        extra_body = {{ api_key = "{sentinel}", options = {{ password = "{sentinel}" }} }}
+        """
+    )
+    for args in (
+        ("list",),
+        ("list", "--full"),
+        ("list", "--json"),
+        ("resolve", "guarded"),
+        ("resolve", "guarded", "--json"),
+        ("resolve", "guarded", "--set", f"extra_headers={{Authorization = 'Bearer {sentinel}'}}"),
+    ):
+        result = run_cli(*args)
+        assert result.code == 0, result.stderr
+        assert sentinel not in result.stdout + result.stderr, (args, result.stdout)
+    params = run_cli("resolve", "guarded", "--json").json()["params"]  # type: ignore[index]
+    assert params["api_base"].endswith("@llm.example.test/v1")
+    assert "llm.example.test" in params["api_base"]

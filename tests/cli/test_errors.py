@@ -1,0 +1,82 @@
+"""How the CLI ends: a library error or a bad input file is one message and exit 1 (no
+traceback), a usage error exits 2, Ctrl-C exits 130; `--debug` adds our error's traceback,
+never the backend exceptions behind it."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.cli.conftest import RunCli, no_traceback
+
+CHAINED = ("The above exception was the direct cause", "During handling of the above exception")
+
+
+def _closed_port() -> int:
+    """A loopback port that nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def _assert_library_error(result_code: int, stderr: str, stdout: str) -> None:
+    assert result_code == 1, stderr
+    assert stdout == ""
+    assert stderr.startswith("error: "), stderr
+    assert "unexpected" not in stderr, stderr
+    assert "Traceback" not in stderr
+
+
+def test_no_server_listening_is_a_connection_error_not_a_crash(
+    run_cli: RunCli, alias_file: Callable[..., Path]
+) -> None:
+    alias_file(
+        f"""
+        [aliases."nowhere"]
+        provider = "openai"
+        model_id = "gpt-4.1"
+        defaults = {{ api_base = "http://127.0.0.1:{_closed_port()}/v1", api_key = "sk-test" }}
+        """
+    )
+    args = ("prompt", "nowhere", "hi", "--set", "num_retries=0")
+    result = run_cli(*args)
+    _assert_library_error(result.code, result.stderr, result.stdout)
+    assert "HTTP 500" not in result.stderr  # no response came: no status to report
+    debug = run_cli("--debug", *args)
+    assert debug.code == 1
+    assert "Traceback" in debug.stderr
+    assert "APIConnectionError" in debug.stderr
+    assert not any(line in debug.stderr for line in CHAINED), debug.stderr
+
+
+def test_a_local_model_that_cannot_start_is_a_library_error(run_cli: RunCli) -> None:
+    # With vLLM: EngineStartError (the id is in no cache, HF_HUB_OFFLINE is set);
+    # without it: BackendNotInstalledError. Either is one message and exit 1.
+    result = run_cli("prompt", "local:no-such-org/no-such-model", "hi", timeout=300)
+    _assert_library_error(
+        result.code, result.stderr[result.stderr.find("error: ") :], result.stdout
+    )
+    assert "no-such-org/no-such-model" in result.stderr
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+@pytest.mark.parametrize("kind", ["directory", "fifo", "missing"])
+def test_an_alias_file_that_is_no_file_is_one_error(
+    run_cli: RunCli, tmp_path: Path, kind: str
+) -> None:
+    path = tmp_path / f"aliases-{kind}.toml"
+    if kind == "directory":
+        path.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(path)
+    for args in (("list",), ("resolve", "my-eval-model"), ("validate", str(path))):
+        result = run_cli(*args, env={"MODEL_REGISTRY_ALIASES": str(path)}, timeout=60)
+        assert result.code == 1, (args, result.stderr)
+        assert str(path) in result.stdout + result.stderr
+        assert no_traceback(result)
+        assert "unexpected" not in result.stderr
