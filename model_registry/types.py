@@ -249,7 +249,11 @@ class Usage(msgspec.Struct, frozen=True):
 
 
 class Generation(msgspec.Struct, frozen=True):
-    """The answer to one prompt. `raw` is the backend's own response object."""
+    """The answer to one prompt. `raw` is the backend's own response object.
+
+    `cost` is LiteLLM's own figure in USD (None where unknown, e.g. local models);
+    `name` is the model name that answered (the client's, or a fallback's).
+    """
 
     text: str
     finish_reason: str | None
@@ -258,12 +262,14 @@ class Generation(msgspec.Struct, frozen=True):
     provider: str
     latency_s: float
     raw: Any = None
+    cost: float | None = None
+    name: str | None = None
 
     def __repr__(self) -> str:
         return (
             f"Generation(text={self.text!r}, finish_reason={self.finish_reason!r}, "
             f"usage={self.usage!r}, model={self.model!r}, provider={self.provider!r}, "
-            f"latency_s={self.latency_s:.3f})"
+            f"latency_s={self.latency_s:.3f}, cost={self.cost!r}, name={self.name!r})"
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -275,6 +281,8 @@ class Generation(msgspec.Struct, frozen=True):
             "model": self.model,
             "provider": self.provider,
             "latency_s": self.latency_s,
+            "cost": self.cost,
+            "name": self.name,
         }
 
 

@@ -151,6 +151,8 @@ def test_prompt_json_is_the_generation(
         "usage": {"prompt_tokens": 2, "completion_tokens": 3, "total_tokens": 5},
         "model": "cli-json",
         "provider": "openai",
+        "cost": None,
+        "name": None,
     }
     assert result.stderr == ""
 
