@@ -252,7 +252,8 @@ class Generation(msgspec.Struct, frozen=True):
     """The answer to one prompt. `raw` is the backend's own response object.
 
     `cost` is LiteLLM's own figure in USD (None where unknown, e.g. local models);
-    `name` is the model name that answered (the client's, or a fallback's).
+    `name` is the model name that answered (the client's, or a fallback's);
+    `from_store` is True for an answer read back from a results_db instead of a call.
     """
 
     text: str
@@ -264,6 +265,7 @@ class Generation(msgspec.Struct, frozen=True):
     raw: Any = None
     cost: float | None = None
     name: str | None = None
+    from_store: bool = False
 
     def __repr__(self) -> str:
         return (
@@ -283,6 +285,7 @@ class Generation(msgspec.Struct, frozen=True):
             "latency_s": self.latency_s,
             "cost": self.cost,
             "name": self.name,
+            "from_store": self.from_store,
         }
 
 

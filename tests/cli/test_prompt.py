@@ -153,6 +153,7 @@ def test_prompt_json_is_the_generation(
         "provider": "openai",
         "cost": None,
         "name": None,
+        "from_store": False,
     }
     assert result.stderr == ""
 
