@@ -115,7 +115,7 @@ class _Match(NamedTuple):
     spec: ProviderSpec
     model_id: str
     source: str
-    unlisted: str | None = None  # "is not in LiteLLM's model list; did you mean ...?"
+    warning: str | None = None  # "'x' is not in LiteLLM's model list; did you mean ...?"
     suggestions: tuple[str, ...] = ()
 
 
@@ -174,16 +174,16 @@ def resolve_in(
     match = _cached_match(registry, name)
     warnings: tuple[str, ...] = ()
     # an api_base of the user's points at a server whose models LiteLLM's list cannot know
-    if match.unlisted is not None and "api_base" not in kwargs:
+    if match.warning is not None and "api_base" not in kwargs:
         if strict or (strict is None and strict_default()):
             raise _unknown(
                 registry,
                 name,
-                f"{name!r} {match.unlisted} (strict mode refuses ids LiteLLM does not list: "
+                f"{match.warning} (strict mode refuses ids LiteLLM does not list: "
                 "use a listed id or an alias, or strict=False)",
                 suggestions=match.suggestions,
             )
-        warnings = (f"{name!r} {match.unlisted}",)
+        warnings = (match.warning,)
     return _resolution(name, match.spec, match.model_id, match.source, kwargs, warnings=warnings)
 
 
@@ -333,7 +333,7 @@ def _checked(
         unlisted += f"; did you mean {_one_of(said)}?"
     else:
         unlisted += f" of {provider} models; check the model id"
-    return _Match(spec, model_id, source, unlisted, (*names, *aliases))
+    return _Match(spec, model_id, source, f"{name!r} {unlisted}", (*names, *aliases))
 
 
 def _close_ids(registry: Registry, spec: ProviderSpec, model_id: str) -> list[str]:

@@ -58,3 +58,21 @@ def test_closest_ids_catch_a_dropped_character() -> None:
     assert models.closest("openai", "gpt4o")[0] == "gpt-4o"
     assert models.closest("openai", "GPT-4o") == ["gpt-4o"]
     assert all(s.startswith("claude-sonnet") for s in models.closest("anthropic", "claude-sonet"))
+
+
+def test_suggestions_are_chat_models_only() -> None:
+    models = model_list()
+    assert models is not None
+    assert models.is_listed("openai", "gpt-4o-mini-tts")  # listed: a text-to-speech model
+    assert "gpt-4o-mini-tts" not in models.closest("openai", "gpt-4o-mini-ts", n=3)
+    assert models.closest("openai", "gpt-4o-mini-ts", n=1) == ["gpt-4o-mini"]
+
+
+def test_a_provider_s_models_filed_under_related_litellm_providers_count_as_its_own() -> None:
+    models = model_list()
+    assert models is not None
+    assert models.is_listed("vertex_ai", "claude-haiku-4-5")  # vertex_ai-anthropic_models
+    assert models.is_listed("vertex_ai", "gemini-2.5-flash")  # vertex_ai-language-models
+    assert models.is_listed("bedrock", "us.writer.palmyra-x4-v1:0")  # bedrock_converse
+    # LiteLLM reads bedrock/converse/<id> as an option, not as part of the id
+    assert models.is_listed("bedrock", "converse/anthropic.claude-3-5-sonnet-20240620-v1:0")
