@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.conftest import RunCli, no_traceback
+from tests.cli.conftest import InvokeCli, RunCli, no_traceback
 
 CHAINED = ("The above exception was the direct cause", "During handling of the above exception")
 
@@ -33,7 +33,7 @@ def _assert_library_error(result_code: int, stderr: str, stdout: str) -> None:
 
 
 def test_no_server_listening_is_a_connection_error_not_a_crash(
-    run_cli: RunCli, alias_file: Callable[..., Path]
+    invoke_cli: InvokeCli, alias_file: Callable[..., Path]
 ) -> None:
     alias_file(
         f"""
@@ -44,10 +44,10 @@ def test_no_server_listening_is_a_connection_error_not_a_crash(
         """
     )
     args = ("prompt", "nowhere", "hi", "--set", "num_retries=0")
-    result = run_cli(*args)
+    result = invoke_cli(*args)
     _assert_library_error(result.code, result.stderr, result.stdout)
     assert "HTTP 500" not in result.stderr  # no response came: no status to report
-    debug = run_cli("--debug", *args)
+    debug = invoke_cli("--debug", *args)
     assert debug.code == 1
     assert "Traceback" in debug.stderr
     assert "APIConnectionError" in debug.stderr

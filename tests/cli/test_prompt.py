@@ -253,22 +253,22 @@ def test_sigusr1_prints_every_threads_stack_and_the_prompt_goes_on(
 
 @pytest.mark.parametrize("mode", ["--no-stream", "--stream"])
 def test_an_answer_with_a_lone_surrogate_prints_with_a_replacement_character(
-    run_cli: RunCli, loopback_alias: LoopbackAlias, openai_server: FakeOpenAIServer, mode: str
+    invoke_cli: InvokeCli, loopback_alias: LoopbackAlias, openai_server: FakeOpenAIServer, mode: str
 ) -> None:
     model = loopback_alias(f"cli-surrogate{mode}")
     openai_server.configure(model, reply="half \ud800 a pair")  # JSON's "\ud800" on the wire
-    result = run_cli("prompt", "loopback", "hi", mode)
+    result = invoke_cli("prompt", "loopback", "hi", mode)
     assert result.code == 0, result.stderr
     assert result.stdout == "half \ufffd a pair\n"
     assert FOOTER.match(result.stderr.strip()), result.stderr
 
 
 def test_an_answer_with_a_lone_surrogate_stays_exact_in_json(
-    run_cli: RunCli, loopback_alias: LoopbackAlias, openai_server: FakeOpenAIServer
+    invoke_cli: InvokeCli, loopback_alias: LoopbackAlias, openai_server: FakeOpenAIServer
 ) -> None:
     model = loopback_alias("cli-surrogate-json")
     openai_server.configure(model, reply="half \ud800 a pair")
-    result = run_cli("prompt", "loopback", "hi", "--json")
+    result = invoke_cli("prompt", "loopback", "hi", "--json")
     assert result.code == 0, result.stderr
     assert "\\ud800" in result.stdout  # JSON's own escape, valid JSON
     assert result.json()["text"] == "half \ud800 a pair"  # type: ignore[index]

@@ -135,9 +135,13 @@ def test_api_keys_never_appear_in_any_output(
 
 
 def test_a_key_that_a_401_echoes_never_prints_even_with_debug(
-    run_cli: RunCli, openai_server: FakeOpenAIServer, alias_file: Callable[..., Path]
+    invoke_cli: InvokeCli,
+    openai_server: FakeOpenAIServer,
+    alias_file: Callable[..., Path],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     env_key, alias_key, set_key = SENTINELS
+    monkeypatch.setenv("FLEET_API_KEY", env_key)
     alias_file(
         f"""
         [providers.fleet]
@@ -174,7 +178,7 @@ def test_a_key_that_a_401_echoes_never_prints_even_with_debug(
         )
         for debug in ((), ("--debug",)):
             args = (*debug, "prompt", alias, "hello", "--set", "num_retries=0", *extra)
-            result = run_cli(*args, env={"FLEET_API_KEY": env_key})
+            result = invoke_cli(*args)
             assert openai_server.stats(model).headers[-1]["authorization"] == f"Bearer {key}"
             for sentinel in SENTINELS:
                 assert sentinel not in result.stdout + result.stderr, (args, result.stderr)
