@@ -125,7 +125,11 @@ def _hidden_parts(value: object, shown: object) -> Iterator[str]:
     if isinstance(value, str) and isinstance(shown, str) and value != shown:
         prefix = _common_prefix_len(value, shown)
         suffix = _common_prefix_len(value[prefix:][::-1], shown[prefix:][::-1])
-        yield value[prefix : len(value) - suffix] or value
+        hidden = value[prefix : len(value) - suffix] or value
+        yield hidden
+        # the password of `user:password` in a URL, the token of `Bearer TOKEN` (a part long
+        # enough to be a credential, so that "Bearer" itself stays readable)
+        yield from (part for part in re.split("[: ]", hidden) if len(part) >= 8)
     elif isinstance(value, Mapping) and isinstance(shown, Mapping):
         for key in value.keys() & shown.keys():
             yield from _hidden_parts(value[key], shown[key])
