@@ -29,11 +29,13 @@ from model_registry.errors import (
     PermissionDeniedError,
     RateLimitError,
     RequestTimeoutError,
+    ResultStoreError,
     ServiceUnavailableError,
     UnknownModelError,
 )
 from model_registry.providers import ProviderSpec, register_provider, unregister_provider
 from model_registry.resolve import Resolution, resolve
+from model_registry.store import ResultStore, StoreSummary
 from model_registry.types import Generation, GenerationStream, Message, ModelClient, Usage
 
 __version__ = "0.1.0"
@@ -66,7 +68,10 @@ __all__ = [
     "Registry",
     "RequestTimeoutError",
     "Resolution",
+    "ResultStore",
+    "ResultStoreError",
     "ServiceUnavailableError",
+    "StoreSummary",
     "UnknownModelError",
     "Usage",
     "__version__",

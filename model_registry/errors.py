@@ -9,6 +9,7 @@
     ├── BackendNotInstalledError  litellm / vllm missing; says what to install
     ├── EngineStartError          the local engine could not start (model id, cause, hint)
     ├── ClientClosedError         a call on a client after aclose()
+    ├── ResultStoreError          a results_db file is not ours, damaged, in use, or a write failed
     └── ModelCallError            a call reached the model and failed
         ├── AuthenticationError       401, bad or revoked key
         ├── PermissionDeniedError     403
@@ -48,6 +49,7 @@ __all__ = [
     "PermissionDeniedError",
     "RateLimitError",
     "RequestTimeoutError",
+    "ResultStoreError",
     "ServiceUnavailableError",
     "UnknownModelError",
 ]
@@ -112,6 +114,11 @@ class EngineStartError(ModelRegistryError, RuntimeError):
 
 class ClientClosedError(ModelRegistryError, RuntimeError):
     """The client was closed with aclose(); make a new one with get_client()."""
+
+
+class ResultStoreError(ModelRegistryError):
+    """A result store cannot be used: not ours, damaged, held by another run, or a failed
+    write. The message names the file and what to do."""
 
 
 class ModelCallError(ModelRegistryError):

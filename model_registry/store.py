@@ -11,12 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
-import json
-import math
 import os
 import queue
-import re
 import sqlite3
 import threading
 import time
@@ -24,12 +20,12 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Self
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import anyio.to_thread
 import msgspec
 
-from model_registry.errors import ModelRegistryError
+from model_registry._store_values import content_hash, decode_extra, encode_extra
+from model_registry.errors import ResultStoreError
 
 __all__ = ["EXCLUDED_FROM_KEY", "ResultStore", "ResultStoreError", "StoreSummary", "StoredResult"]
 
@@ -40,16 +36,10 @@ EXCLUDED_FROM_KEY = frozenset({
     "timeout", "num_retries", "max_retries", "concurrency", "results_db", "return_exceptions",
     "progress", "metadata", "stream_options", "strict", "limits", "fallbacks",
 })
-# Besides those, credentials never enter a key: values of keys whose name ends like a
-# credential (at any depth: `api_key`, `extra_headers.Authorization`), URL userinfo
-# (`https://user:pass@host`) and credential query parameters (`?key=...`).
-_SECRET_SUFFIXES = (
-    "key", "token", "secret", "password", "passwd", "credential", "credentials",
-    "authorization", "auth", "cookie", "signature",
-)
+# Besides those, credentials never enter a key: values of keys named like a credential
+# (`types.is_secret_key`, at any depth: `api_key`, `extra_headers.Authorization`), URL
+# userinfo (`https://user:pass@host`) and credential query parameters (`?key=...`).
 # fmt: on
-_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
-_URL = re.compile(r"(?i)[a-z][a-z0-9+.-]*://\S*")
 
 _APPLICATION_ID = 0x4D52_5253  # "MRRS": model-registry result store, at byte 68 of the file
 _SCHEMA_VERSION = 1
@@ -75,12 +65,6 @@ _STORED = ", ".join(_COLUMNS[3:14])  # text ... extra: the fields of a StoredRes
 _LOOKUP = f"SELECT key, {_STORED} FROM results WHERE ok = 1 AND key IN ({{}})"
 _LOOKUP_CHUNK = 500
 _STOP = object()
-
-
-class ResultStoreError(ModelRegistryError):
-    """A result store cannot be used: not ours, damaged, held by another run, or a failed write.
-
-    The message names the file and what to do."""
 
 
 class StoredResult(msgspec.Struct, frozen=True):
@@ -150,9 +134,7 @@ class ResultStore:
         """The content hash of a request: sha256 (hex) of the route or local model, the
         messages and the params, without credentials or call options (`EXCLUDED_FROM_KEY`)."""
         kept = {k: v for k, v in params.items() if k not in EXCLUDED_FROM_KEY}
-        content = {"target": target, "messages": messages, "params": _without_secrets(kept)}
-        encoded = msgspec.json.encode(content, order="sorted", enc_hook=_encode_other)
-        return hashlib.sha256(encoded).hexdigest()
+        return content_hash(target, messages, kept)
 
     @staticmethod
     def batch_keys(contents: Iterable[str]) -> list[str]:
@@ -175,7 +157,7 @@ class ResultStore:
                 chunk = wanted[start : start + _LOOKUP_CHUNK]
                 marks = ", ".join("?" * len(chunk))
                 for key, *fields, extra in db.execute(_LOOKUP.format(marks), chunk):
-                    found[key] = StoredResult(*(*fields, _decode_extra(extra)))
+                    found[key] = StoredResult(*(*fields, decode_extra(extra)))
         return found
 
     def summary(self) -> StoreSummary:
@@ -193,9 +175,7 @@ class ResultStore:
         """Queue a success for `key` (the prompt at `index`); it replaces a stored error."""
         self._raise_if_unusable()
         try:
-            extra = (
-                msgspec.json.encode(_tag_floats(record.extra)).decode() if record.extra else "{}"
-            )
+            extra = encode_extra(record.extra)
         except (TypeError, ValueError) as exc:
             raise ResultStoreError(
                 f"Cannot store the result for prompt {index} in {self.path}: its extra fields "
@@ -369,71 +349,3 @@ def _connect(path: Path) -> sqlite3.Connection:
     db.execute("PRAGMA journal_mode = WAL")
     db.execute("PRAGMA synchronous = NORMAL")
     return db
-
-
-def _is_secret_name(name: str) -> bool:
-    normal = re.sub(r"[-. ]", "_", _CAMEL.sub("_", name)).lower().rstrip("_")
-    return normal.endswith(_SECRET_SUFFIXES)
-
-
-def _without_secrets(value: Any) -> Any:
-    if isinstance(value, str):
-        return _clean_url(value) if _URL.fullmatch(value) else value
-    if isinstance(value, list | tuple):
-        return [_without_secrets(v) for v in value]
-    if not isinstance(value, Mapping):
-        return value
-    kept = {}
-    for k, v in value.items():
-        cleaned = _without_secrets(v)
-        # A table that held only credentials (extra_headers={"Authorization": ...}) is as
-        # good as no table.
-        if not (isinstance(k, str) and _is_secret_name(k)) and (cleaned or not v):
-            kept[k] = cleaned
-    return kept
-
-
-def _clean_url(url: str) -> str:
-    """`url` without userinfo and credential query parameters."""
-    try:
-        parts = urlsplit(url)
-        query = [(k, v) for k, v in parse_qsl(parts.query, True) if not _is_secret_name(k)]
-    except ValueError:
-        return url
-    netloc = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=netloc, query=urlencode(query)))
-
-
-def _encode_other(value: Any) -> Any:
-    """Params msgspec cannot encode: a class (a response_format model) by its name and JSON
-    schema when it has one; anything else by its repr."""
-    if isinstance(value, type):
-        schema = getattr(value, "model_json_schema", None)
-        return {"type": f"{value.__module__}.{value.__qualname__}", "schema": schema and schema()}
-    return repr(value)
-
-
-def _tag_floats(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return {"$float": repr(value)}  # 'inf', '-inf', 'nan'
-    if isinstance(value, msgspec.Struct):  # a TokenLogprob: its floats too
-        value = msgspec.structs.asdict(value)
-    if isinstance(value, Mapping):
-        return {k: _tag_floats(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_tag_floats(v) for v in value]
-    return value
-
-
-def _untag_float(obj: dict[str, Any]) -> Any:
-    if len(obj) == 1 and obj.get("$float") in ("inf", "-inf", "nan"):
-        return float(obj["$float"])
-    return obj
-
-
-def _decode_extra(text: str) -> Any:
-    if text == "{}":
-        return {}
-    if '"$float"' not in text:
-        return msgspec.json.decode(text)
-    return json.loads(text, object_hook=_untag_float)

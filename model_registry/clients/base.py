@@ -1,17 +1,20 @@
-"""What every client shares: lifecycle, awaitability, streaming wrapper, generate_many."""
+"""What every client shares: lifecycle, awaitability, streaming wrapper, batches
+(generate_many, iter_many; see `_batch`)."""
 
 from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import AsyncGenerator, Generator, Iterator, Mapping, Sequence
+import os
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import anyio
-import anyio.lowlevel
 
-from model_registry.errors import ClientClosedError, InvalidParameterError, RequestTimeoutError
+from model_registry.clients._batch import Batch, Emit
+from model_registry.errors import ClientClosedError, RequestTimeoutError
+from model_registry.store import ResultStore
 from model_registry.types import ClientKind, Generation, GenerationStream, Prompt, redact
 
 if TYPE_CHECKING:
@@ -189,60 +192,101 @@ class BaseClient:
         concurrency: int | None = None,
         return_exceptions: bool = False,
         progress: bool = False,
+        results_db: str | os.PathLike[str] | ResultStore | None = None,
         **kwargs: Any,
     ) -> list[Any]:
-        """Generate for every prompt, results in input order.
+        """Generate for every prompt, results in input order; kwargs apply to each.
 
         At most `concurrency` calls run at once (default: the client's own cap). The
         first error cancels the rest and is raised, unless `return_exceptions=True`,
         which puts each error in its prompt's place instead. Either way an error carries
         `.index`, the position of its prompt, also named in a note of its traceback.
+
+        `results_db` (a path, opened and closed here, or a `ResultStore` of yours) keeps
+        every result and error as it completes; run the same batch again with it and each
+        prompt with a stored success comes back without a call (`from_store=True`), stored
+        errors are retried. What finished is committed before this returns or raises
+        (first error, cancel or Ctrl-C included).
         """
-        prompts = _prompt_list(prompts)
-        _check_concurrency(concurrency)
+        batch = Batch(
+            prompts,
+            concurrency=concurrency,
+            return_exceptions=return_exceptions,
+            progress=progress,
+            results_db=results_db,
+            kwargs=kwargs,
+            caller="generate_many",
+        )
         await self.start()
-        cap = concurrency if concurrency is not None else self.default_concurrency
-        workers = len(prompts) if cap is None else min(cap, len(prompts))
-        results: list[Any] = [None] * len(prompts)
-        pending = iter(enumerate(prompts))
-        first_error: list[BaseException] = []
-        bar = _ProgressBar(len(prompts), self.name) if progress else None
-
-        # `workers` tasks pull prompts from one iterator: the cap holds without a limiter,
-        # and a batch of 10,000 prompts costs `workers` tasks, not 10,000.
-        async def worker(scope: anyio.CancelScope) -> None:
-            first = True
-            for index, prompt in pending:
-                if not first:
-                    # Start the next call on the loop's next turn, as a task waiting on a
-                    # semaphore would (asyncio.gather's pattern), not in the middle of the
-                    # turn that handles the last answer: measured side by side
-                    # (benchmarks/_paired.py), LiteLLM spends 1.5-2% less CPU per call then.
-                    await anyio.lowlevel.checkpoint()
-                first = False
-                try:
-                    results[index] = await self._generate(prompt, kwargs)
-                except Exception as exc:
-                    _mark_index(exc, index, len(prompts))
-                    if not return_exceptions:
-                        if not first_error:
-                            first_error.append(exc)
-                        scope.cancel()
-                        return
-                    results[index] = exc
-                if bar is not None:
-                    bar.advance()
-
-        try:
-            async with anyio.create_task_group() as tg:
-                for _ in range(workers):
-                    tg.start_soon(worker, tg.cancel_scope)
-        finally:
-            if bar is not None:
-                bar.close()
-        if first_error:
-            raise first_error[0]
+        results: list[Any] = [None] * len(batch.prompts)
+        await self._run_batch(batch, results.__setitem__)
         return results
+
+    async def iter_many(
+        self,
+        prompts: Sequence[Prompt],
+        *,
+        concurrency: int | None = None,
+        return_exceptions: bool = False,
+        progress: bool = False,
+        results_db: str | os.PathLike[str] | ResultStore | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[tuple[int, Any]]:
+        """`(index, result)` for every prompt, in completion order (stored results first);
+        the options are `generate_many`'s.
+
+        `result` is a `Generation`, or with `return_exceptions=True` the prompt's error
+        (with `.index`). Without it the first error cancels the calls in flight and is
+        raised from the iterator, after the results before it. To stop early, close the
+        iterator (`async with contextlib.aclosing(client.iter_many(...)) as results:`):
+        the calls in flight are cancelled and what finished is committed to results_db.
+        """
+        batch = Batch(
+            prompts,
+            concurrency=concurrency,
+            return_exceptions=return_exceptions,
+            progress=progress,
+            results_db=results_db,
+            kwargs=kwargs,
+            caller="iter_many",
+        )
+        await self.start()
+        send, receive = anyio.create_memory_object_stream[tuple[int, Any]](math.inf)
+        failure: list[BaseException] = []
+
+        def emit(index: int, result: Any) -> None:
+            with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+                send.send_nowait((index, result))
+
+        async def produce() -> None:
+            try:
+                await self._run_batch(batch, emit)
+            except Exception as exc:
+                failure.append(exc)
+            finally:
+                send.close()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(produce)
+            try:
+                with receive:
+                    async for item in receive:
+                        yield item
+            except GeneratorExit:  # closed early by the caller: cancel the rest, keep what ended
+                tg.cancel_scope.cancel()
+                return
+        if failure:
+            raise failure[0]
+
+    async def _run_batch(self, batch: Batch, emit: Emit) -> None:
+        await batch.run(
+            self._generate,
+            emit,
+            name=self.name,
+            target=self._resolution.route or self.model_id,
+            params={**self.params, **batch.kwargs},
+            default_concurrency=self.default_concurrency,
+        )
 
     # --- for subclasses -----------------------------------------------------------
 
@@ -259,52 +303,3 @@ class BaseClient:
         self, prompt: Prompt, kwargs: dict[str, Any]
     ) -> AsyncGenerator[str | Generation, None]:
         raise NotImplementedError
-
-
-def _prompt_list(prompts: Any) -> list[Any]:
-    if isinstance(prompts, str | bytes):
-        raise InvalidParameterError(
-            "generate_many takes a list of prompts, got a single string: pass "
-            "[prompt] (or call generate(prompt) for one prompt)"
-        )
-    try:
-        return list(prompts)
-    except TypeError:
-        raise InvalidParameterError(
-            f"generate_many takes a list of prompts, got {type(prompts).__name__}"
-        ) from None
-
-
-def _check_concurrency(concurrency: Any) -> None:
-    if concurrency is None:
-        return
-    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-        raise InvalidParameterError(
-            f"concurrency must be a whole number of calls, 1 or more (or None for the "
-            f"client's default), got {concurrency!r}"
-        )
-
-
-def _mark_index(exc: BaseException, index: int, total: int) -> None:
-    """Name the prompt an error of generate_many came from: `.index` and a note."""
-    with contextlib.suppress(AttributeError):  # a few built-in exceptions take no attributes
-        exc.index = index  # type: ignore[attr-defined]
-    exc.add_note(f"(prompt {index} of the {total} given to generate_many)")
-
-
-class _ProgressBar:
-    """A rich progress bar on stderr, imported only when asked for."""
-
-    def __init__(self, total: int, name: str) -> None:
-        from rich.console import Console
-        from rich.progress import Progress
-
-        self._progress = Progress(console=Console(stderr=True), transient=False)
-        self._task = self._progress.add_task(name, total=total)
-        self._progress.start()
-
-    def advance(self) -> None:
-        self._progress.advance(self._task)
-
-    def close(self) -> None:
-        self._progress.stop()

@@ -523,6 +523,8 @@ class LiteLLMClient(BaseClient):
             provider=self.provider,
             latency_s=latency,
             raw=response,
+            cost=_cost(response),
+            name=self.name,
         )
 
     async def _stream(
@@ -604,6 +606,7 @@ class _StreamState:
         self.pieces: list[str] = []
         self.finish_reason: str | None = None
         self.usage: Any = None
+        self.cost: float | None = None
         self.model: str | None = None
 
     def add(self, chunk: Any) -> Iterator[str]:
@@ -611,6 +614,9 @@ class _StreamState:
         self.model = getattr(chunk, "model", None) or self.model
         if getattr(chunk, "usage", None) is not None:
             self.usage = chunk.usage
+            # LiteLLM prices the stream once, at its end (stream_chunk_builder), and puts
+            # that figure on the usage chunk it sends last.
+            self.cost = _cost(chunk)
         for choice in getattr(chunk, "choices", None) or ():
             if getattr(choice, "index", 0) != 0:
                 continue
@@ -631,6 +637,8 @@ class _StreamState:
             provider=client.provider,
             latency_s=latency,
             raw=None,
+            cost=self.cost,
+            name=client.name,
         )
 
 
@@ -707,6 +715,16 @@ def _not_json(value: Any) -> str | None:
     if isinstance(value, list | tuple):
         return next((p for p in map(_not_json, value) if p is not None), None)
     return f"a {type(value).__name__}"
+
+
+def _cost(response: Any) -> float | None:
+    """LiteLLM's own price of a call in USD (`_hidden_params["response_cost"]`, which it
+    computes once per call), or None where it has none (a model it does not price)."""
+    hidden = getattr(response, "_hidden_params", None)
+    cost = hidden.get("response_cost") if isinstance(hidden, dict) else None
+    if isinstance(cost, int | float) and not isinstance(cost, bool) and cost == cost:
+        return float(cost)
+    return None
 
 
 def _usage(usage: Any) -> Usage:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import anyio
@@ -207,6 +207,11 @@ class VLLMClient(BaseClient):
         check_n(kwargs)
         return await super().generate_many(prompts, **kwargs)
 
+    def iter_many(self, prompts: Sequence[Prompt], **kwargs: Any) -> AsyncIterator[tuple[int, Any]]:
+        """`(index, result)` in completion order (see `BaseClient.iter_many`)."""
+        check_n(kwargs)
+        return super().iter_many(prompts, **kwargs)
+
     def _call_params(self, kwargs: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         check_n(kwargs)
         call = split_params(kwargs, where=" in this call")
@@ -359,6 +364,7 @@ class VLLMClient(BaseClient):
             provider=self.provider,
             latency_s=time.perf_counter() - started,
             raw=tally.last,
+            name=self.name,
         )
 
     def _call_error(self, exc: Exception) -> Exception:
