@@ -1,0 +1,415 @@
+"""Declared rate limits: requests and tokens per minute, calls in flight, cooldowns.
+
+One `Limiter` per `LimitKey`, shared by every client in the process: a provider's key is
+(provider, api_base, a salted hash of the API key), an alias's key is its name. A call
+holds a permit from each limiter that applies (provider's, then alias's):
+
+    async with acquire([provider_limiter, alias_limiter], estimated_tokens) as permit:
+        generation = await call()
+        permit.report_usage(generation.usage.total_tokens)
+
+- `rpm` and `tpm` are leaky buckets (aiolimiter) that hold half a second's worth: requests
+  and tokens start at the declared rate, in bursts of at most half a second's worth (at
+  least one request, one token), so any 1 s window holds at most 1.5x the per-second rate.
+- A request is charged `estimate_tokens(...)` before it starts (prompt tokens plus
+  `max_tokens`, or `DEFAULT_COMPLETION_TOKENS` when unset) and corrected by
+  `report_usage`: tokens it did not use are given back to the next request, tokens over
+  the estimate are a debt the next request pays. A charge larger than the bucket (half a
+  second's worth) is taken in bucket-sized parts, one after another, so it waits its share
+  of time and never deadlocks.
+- `concurrency` caps calls in flight (taken first, in one process-wide order, so two calls
+  that share limiters cannot deadlock).
+- `Limiter.cool_down(seconds)` (a 429/503 with Retry-After, see `retry_after_seconds`)
+  pauses every acquire on that limiter until the time has passed.
+
+Buckets and slots belong to an event loop (asyncio); a limiter keeps one set per running
+loop, while its cooldown and token balance are shared by all loops. Queueing here is not
+part of a call's timeout: acquire outside the timeout's scope.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import difflib
+import email.utils
+import hashlib
+import hmac
+import itertools
+import math
+import os
+import time
+import weakref
+from collections.abc import AsyncIterator, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import msgspec
+from aiolimiter import AsyncLimiter
+
+from model_registry.errors import InvalidParameterError
+from model_registry.types import redact
+
+__all__ = [
+    "DEFAULT_COMPLETION_TOKENS",
+    "LIMIT_KEYS",
+    "LimitKey",
+    "Limiter",
+    "Limits",
+    "Permit",
+    "acquire",
+    "alias_key",
+    "estimate_tokens",
+    "limit_problems",
+    "limiter_for",
+    "provider_key",
+    "retry_after_seconds",
+    "validate_limits",
+]
+
+DEFAULT_COMPLETION_TOKENS = 256
+"""Completion tokens charged up front for a request without `max_tokens`."""
+
+LIMIT_KEYS = ("rpm", "tpm", "concurrency")
+
+_BURST_SECONDS = 0.5
+_KEY_SALT = os.urandom(16)  # per process: the hash identifies a key here, reveals nothing
+_order = itertools.count()
+
+
+class Limits(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Declared limits: requests started per minute, tokens per minute, calls in flight."""
+
+    rpm: float | None = None
+    tpm: float | None = None
+    concurrency: int | None = None
+
+
+# -- validation ---------------------------------------------------------------------------
+
+_UNITS = {
+    "rpm": "requests started per minute, e.g. rpm = 600",
+    "tpm": "tokens per minute (prompt + completion), e.g. tpm = 200000",
+    "concurrency": "calls in flight, e.g. concurrency = 8",
+}
+
+
+def limit_problems(value: object) -> list[tuple[str | None, str]]:
+    """Every problem in a limits table, as (key or None, message naming the key and the fix)."""
+    if not isinstance(value, Mapping):
+        return [(None, f"limits must be a table of {', '.join(LIMIT_KEYS)}, got {_kind(value)}")]
+    problems: list[tuple[str | None, str]] = []
+    for key, item in value.items():
+        if key not in LIMIT_KEYS:
+            problems.append((str(key), _unknown_key(key)))
+        elif item is not None and (message := _value_problem(key, item)):
+            problems.append((key, message))
+    return problems
+
+
+def validate_limits(value: Mapping[str, object] | Limits, where: str) -> Limits:
+    """A checked `Limits`; InvalidParameterError (a ValueError) names `where`, each key, the fix."""
+    if isinstance(value, Limits):
+        value = msgspec.structs.asdict(value)
+    problems = limit_problems(value)
+    if problems:
+        raise InvalidParameterError("; ".join(f"{where}: {message}" for _, message in problems))
+    rpm, tpm, concurrency = (value.get(key) for key in LIMIT_KEYS)
+    return Limits(
+        rpm=None if rpm is None else float(rpm),  # type: ignore[arg-type]
+        tpm=None if tpm is None else float(tpm),  # type: ignore[arg-type]
+        concurrency=concurrency,  # type: ignore[arg-type]
+    )
+
+
+def _unknown_key(key: object) -> str:
+    close = difflib.get_close_matches(str(key), LIMIT_KEYS, n=1, cutoff=0.5)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    return f"unknown key {str(key)!r}{hint}; the keys are {', '.join(LIMIT_KEYS)}"
+
+
+def _value_problem(key: str, item: object) -> str | None:
+    if key == "concurrency":
+        if isinstance(item, bool) or not isinstance(item, int) or item < 1:
+            return f"'concurrency' must be a whole number >= 1 ({_UNITS[key]}), got {item!r}"
+        return None
+    if isinstance(item, bool) or not isinstance(item, int | float):
+        return f"{key!r} must be a number ({_UNITS[key]}), got {_kind(item)} {item!r}"
+    if not math.isfinite(item) or item <= 0:
+        return f"{key!r} must be a positive finite number ({_UNITS[key]}), got {item!r}"
+    return None
+
+
+def _kind(value: object) -> str:
+    return type(value).__name__
+
+
+# -- keys and the registry ----------------------------------------------------------------
+
+
+class LimitKey(msgspec.Struct, frozen=True):
+    """What a limiter is shared by: a provider endpoint and credential, or an alias name.
+
+    `api_base` is kept redacted; `credential` is a salted hash of the API key, never the key.
+    """
+
+    scope: Literal["provider", "alias"]
+    name: str
+    api_base: str | None = None
+    credential: str | None = None
+
+
+def provider_key(
+    provider: str, api_base: str | None = None, api_key: str | None = None
+) -> LimitKey:
+    """The key every client of `provider` at `api_base` with `api_key` shares."""
+    digest = None
+    if api_key or api_base:
+        raw = f"{api_base or ''}\0{api_key or ''}".encode()
+        digest = hmac.new(_KEY_SALT, raw, hashlib.sha256).hexdigest()[:16]
+    shown = redact({"api_base": api_base})["api_base"] if api_base else None
+    return LimitKey("provider", provider, shown, digest)
+
+
+def alias_key(alias: str) -> LimitKey:
+    """The key of an alias's own limits (applied on top of its provider's)."""
+    return LimitKey("alias", alias)
+
+
+_registry: dict[LimitKey, Limiter] = {}
+
+
+def limiter_for(key: LimitKey, limits: Limits) -> Limiter:
+    """The process-wide limiter for `key`; declaring other limits for a key replaces them.
+
+    Calls already holding a permit finish under the limits they started with.
+    """
+    limiter = _registry.get(key)
+    if limiter is None:
+        limiter = _registry[key] = Limiter(key, limits)
+    elif limiter.limits != limits:
+        limiter.reconfigure(limits)
+    return limiter
+
+
+# -- the limiter --------------------------------------------------------------------------
+
+
+def _bucket(per_minute: float | None) -> AsyncLimiter | None:
+    if per_minute is None:
+        return None
+    per_second = per_minute / 60
+    capacity = max(per_second * _BURST_SECONDS, 1.0)
+    return AsyncLimiter(capacity, capacity / per_second)
+
+
+class _LoopState:
+    """The asyncio primitives of one limiter on one event loop."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.slots = asyncio.Semaphore(limits.concurrency) if limits.concurrency else None
+        self.requests = _bucket(limits.rpm)
+        self.tokens = _bucket(limits.tpm)
+        self.token_turn = asyncio.Lock()  # FIFO: aiolimiter serves small amounts first
+
+
+class Limiter:
+    """Rate, token and concurrency limits shared by every holder of one `LimitKey`."""
+
+    def __init__(self, key: LimitKey, limits: Limits) -> None:
+        self.key = key
+        self.limits = limits
+        self.order = next(_order)
+        self._cooldown_until = 0.0  # time.monotonic(), which asyncio's loop clock also uses
+        self._token_balance = 0.0  # > 0: tokens used beyond estimates (debt); < 0: credit
+        self._states: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def __repr__(self) -> str:
+        return f"Limiter({self.key!r}, {self.limits!r})"
+
+    def reconfigure(self, limits: Limits) -> None:
+        """Apply new limits to calls that start from now on."""
+        self.limits = limits
+        self._states = weakref.WeakKeyDictionary()
+
+    def cool_down(self, seconds: float) -> None:
+        """Pause every acquire on this limiter for `seconds` (extends, never shortens)."""
+        if math.isfinite(seconds) and seconds > 0:
+            self._cooldown_until = max(self._cooldown_until, time.monotonic() + seconds)
+
+    def cooldown_remaining(self) -> float:
+        """Seconds until acquires may proceed again (0.0 when not cooling down)."""
+        return max(0.0, self._cooldown_until - time.monotonic())
+
+    def _state(self) -> _LoopState:
+        loop = asyncio.get_running_loop()
+        state = self._states.get(loop)
+        if state is None:
+            state = self._states[loop] = _LoopState(self.limits)
+        return state
+
+    async def _wait_cooldown(self) -> None:
+        # a deadline, not an event: another 429 may extend it while we sleep
+        while (remaining := self.cooldown_remaining()) > 0:  # noqa: ASYNC110
+            await asyncio.sleep(remaining)
+
+    async def _take_tokens(self, state: _LoopState, estimate: float) -> None:
+        """Charge `estimate` (plus any debt, less any credit), in bucket-sized parts."""
+        bucket = state.tokens
+        if bucket is None:
+            return
+        async with state.token_turn:
+            need = estimate + self._token_balance
+            self._token_balance = min(need, 0.0)
+            taken = 0.0
+            try:
+                while taken < need:
+                    part = min(need - taken, bucket.max_rate)
+                    await bucket.acquire(part)
+                    taken += part
+            except BaseException:
+                # the request will not run: its estimate is void, what was taken is credit
+                self._token_balance += max(need, 0.0) - taken - estimate
+                raise
+
+    def _give_back_tokens(self, estimate: float) -> None:
+        """A charged request that will not start after all (cooldown): credit its estimate."""
+        if self.limits.tpm is not None:
+            self._token_balance -= estimate
+
+    def _report(self, estimate: float, actual: float) -> None:
+        if self.limits.tpm is not None:
+            self._token_balance += actual - estimate
+
+
+# -- acquiring ----------------------------------------------------------------------------
+
+
+class Permit:
+    """Held while a call runs; `report_usage` corrects the token estimate with real usage."""
+
+    def __init__(self, limiters: Sequence[Limiter], estimated_tokens: float) -> None:
+        self.limiters = tuple(limiters)
+        self.estimated_tokens = estimated_tokens
+        self._reported = False
+
+    def report_usage(self, total_tokens: int | None) -> None:
+        """Record the tokens the call really used (prompt + completion); once; None: keep the estimate."""
+        if self._reported or total_tokens is None:
+            return
+        self._reported = True
+        for limiter in self.limiters:
+            limiter._report(self.estimated_tokens, float(total_tokens))
+
+
+@contextlib.asynccontextmanager
+async def acquire(
+    limiters: Sequence[Limiter], estimated_tokens: float = 0
+) -> AsyncIterator[Permit]:
+    """Wait for every limiter (slots, cooldowns, rates); the call starts inside the block.
+
+    Pass the provider's limiter first, then the alias's. Rates are taken in reverse order,
+    so the provider's bucket, which the server enforces, admits the call last, just before
+    it starts. Queueing here is not part of the call's timeout.
+    """
+    permit = Permit(limiters, max(float(estimated_tokens), 0.0))
+    async with contextlib.AsyncExitStack() as stack:
+        for limiter in sorted(limiters, key=lambda limiter: limiter.order):
+            slots = limiter._state().slots
+            if slots is not None:
+                await slots.acquire()
+                stack.callback(slots.release)
+        await _take_rates(limiters, permit.estimated_tokens)
+        yield permit
+
+
+async def _take_rates(limiters: Sequence[Limiter], estimate: float) -> None:
+    """Take a request and its tokens from each bucket; again if a cooldown began meanwhile."""
+    while True:
+        for limiter in limiters:
+            if limiter._cooldown_until:  # skip a coroutine on the common path
+                await limiter._wait_cooldown()
+        charged: list[Limiter] = []
+        try:
+            for limiter in reversed(limiters):
+                state = limiter._state()
+                await limiter._take_tokens(state, estimate)
+                charged.append(limiter)
+                if state.requests is not None:
+                    await state.requests.acquire()
+        except BaseException:
+            for limiter in charged:
+                limiter._give_back_tokens(estimate)
+            raise
+        if not any(limiter.cooldown_remaining() > 0 for limiter in limiters):
+            return
+        for limiter in charged:
+            limiter._give_back_tokens(estimate)
+
+
+def estimate_tokens(prompt: str | Sequence[Mapping[str, Any]], max_tokens: int | None) -> int:
+    """Tokens to charge before a call: the prompt's (about 4 characters a token, plus 4 a
+    message) plus `max_tokens`, or `DEFAULT_COMPLETION_TOKENS` when it is unset."""
+    if isinstance(prompt, str):
+        chars, messages = len(prompt), 1
+    else:
+        chars, messages = sum(_content_chars(m.get("content")) for m in prompt), len(prompt)
+    completion = DEFAULT_COMPLETION_TOKENS if max_tokens is None else max(max_tokens, 0)
+    return -(-chars // 4) + 4 * messages + completion
+
+
+def _content_chars(content: object) -> int:
+    if isinstance(content, str):
+        return len(content)
+    if isinstance(content, list):
+        return sum(
+            len(p["text"])
+            for p in content
+            if isinstance(p, dict) and isinstance(p.get("text"), str)
+        )
+    return 0
+
+
+# -- Retry-After --------------------------------------------------------------------------
+
+
+def retry_after_seconds(
+    headers_or_value: Mapping[str, Any] | str | float | None, now: datetime | None = None
+) -> float | None:
+    """Seconds to wait from `retry-after-ms` or `Retry-After` (seconds or an HTTP date).
+
+    Takes response headers (any case) or one Retry-After value; None when absent, negative
+    or unreadable. A date in the past gives 0.0.
+    """
+    if isinstance(headers_or_value, Mapping):
+        lowered = {str(k).lower(): v for k, v in headers_or_value.items()}
+        millis = _seconds(lowered.get("retry-after-ms"), None)
+        if millis is not None:
+            return millis / 1000
+        return _seconds(lowered.get("retry-after"), now)
+    return _seconds(headers_or_value, now)
+
+
+def _seconds(value: object, now: datetime | None) -> float | None:
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value) if math.isfinite(value) and value >= 0 else None
+    text = str(value).strip()
+    try:
+        number = float(text)
+    except ValueError:
+        return _date_seconds(text, now)
+    return number if math.isfinite(number) and number >= 0 else None
+
+
+def _date_seconds(text: str, now: datetime | None) -> float | None:
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())

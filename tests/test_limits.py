@@ -1,0 +1,278 @@
+"""Declared limits (issue 20): rates spread out, tokens corrected, slots, cooldowns, parsing.
+
+Real time, short runs; bounds carry generous margins and a slow machine only lowers counts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+from model_registry.errors import InvalidParameterError
+from model_registry.limits import (
+    DEFAULT_COMPLETION_TOKENS,
+    Limits,
+    acquire,
+    alias_key,
+    estimate_tokens,
+    limiter_for,
+    provider_key,
+    retry_after_seconds,
+    validate_limits,
+)
+
+
+def _fresh_key(api_key: str = "sk-test-secret") -> object:
+    return provider_key("openai", f"http://127.0.0.1:9/{uuid.uuid4().hex}/v1", api_key)
+
+
+def _most_in_any_window(times: list[float], weights: list[float] | None = None) -> float:
+    weights = weights or [1.0] * len(times)
+    pairs = sorted(zip(times, weights, strict=True))
+    return max(sum(w for t, w in pairs if start <= t < start + 1.0) for start, _ in pairs)
+
+
+async def _hammer(limiters: list, workers: int, seconds: float, tokens: float = 0) -> list[float]:
+    """Workers acquire as fast as they may until `seconds` pass; waiters are then cancelled."""
+    starts: list[float] = []
+
+    async def worker() -> None:
+        while True:
+            async with acquire(limiters, tokens) as permit:
+                starts.append(time.monotonic())
+                permit.report_usage(int(tokens))
+
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await asyncio.gather(*(worker() for _ in range(workers)))
+    return starts
+
+
+async def test_rpm_starts_are_spread_out_and_within_the_long_run_rate() -> None:
+    limiter = limiter_for(_fresh_key(), Limits(rpm=600))
+    began = time.monotonic()
+    starts = await _hammer([limiter], workers=50, seconds=5.0)
+    elapsed = max(starts) - began
+    per_second, burst = 600 / 60, 600 / 60 / 2
+    assert _most_in_any_window(starts) <= 1.5 * per_second + 1
+    assert len(starts) <= per_second * elapsed + burst + 1
+    assert len(starts) >= 20  # it did run, at roughly the rate
+
+
+async def test_tpm_keeps_tokens_within_the_rate_when_usage_is_known() -> None:
+    limiter = limiter_for(_fresh_key(), Limits(tpm=3000))  # 50 tokens/s, bucket 25
+    began = time.monotonic()
+    starts = await _hammer([limiter], workers=20, seconds=3.0, tokens=30)
+    elapsed = max(starts) - began
+    tokens = [30.0] * len(starts)
+    assert _most_in_any_window(starts, tokens) <= 1.5 * 50 + 30
+    assert sum(tokens) <= 50 * elapsed + 25 + 30
+
+
+async def test_tokens_used_beyond_the_estimate_are_a_debt_the_next_call_waits_for() -> None:
+    limiter = limiter_for(_fresh_key(), Limits(tpm=600))  # 10 tokens/s, bucket 5
+    async with acquire([limiter], 1) as permit:
+        permit.report_usage(21)  # 20 over the estimate
+    began = time.monotonic()
+    async with acquire([limiter], 1):
+        waited = time.monotonic() - began
+    assert waited >= 1.0  # at least (20 + 1 - 5) / 10 s, less rounding
+
+
+async def test_tokens_not_used_are_given_back_to_the_next_call() -> None:
+    limiter = limiter_for(_fresh_key(), Limits(tpm=1200))  # 20 tokens/s, bucket 10
+    async with acquire([limiter], 40) as permit:  # four bucket-sized parts: about 1.5 s
+        permit.report_usage(0)
+    began = time.monotonic()
+    async with acquire([limiter], 40):
+        waited = time.monotonic() - began
+    assert waited < 1.0  # covered by the credit; without it about 2 s
+
+
+async def test_a_charge_larger_than_the_bucket_is_taken_in_parts_without_deadlock() -> None:
+    limiter = limiter_for(_fresh_key(), Limits(tpm=6000))  # bucket 50 tokens
+    async with asyncio.timeout(15):
+        async with acquire([limiter], 200):
+            pass
+
+
+async def test_concurrency_is_shared_by_every_client_of_one_key() -> None:
+    key = _fresh_key()
+    clients = [limiter_for(key, Limits(concurrency=8)) for _ in range(3)]
+    assert clients[0] is clients[1] is clients[2]
+    in_flight, most = 0, 0
+
+    async def call(limiter: object) -> None:
+        nonlocal in_flight, most
+        async with acquire([limiter], 0):  # type: ignore[list-item]
+            in_flight += 1
+            most = max(most, in_flight)
+            await asyncio.sleep(0.02)
+            in_flight -= 1
+
+    await asyncio.gather(*(call(clients[i % 3]) for i in range(90)))
+    assert most == 8
+
+
+async def test_an_alias_limit_applies_on_top_of_its_providers() -> None:
+    provider = limiter_for(_fresh_key(), Limits(concurrency=8))
+    alias = limiter_for(alias_key(f"alias-{uuid.uuid4().hex}"), Limits(concurrency=2))
+    in_flight, most = 0, 0
+
+    async def call() -> None:
+        nonlocal in_flight, most
+        async with acquire([provider, alias], 0):
+            in_flight += 1
+            most = max(most, in_flight)
+            await asyncio.sleep(0.02)
+            in_flight -= 1
+
+    await asyncio.gather(*(call() for _ in range(20)))
+    assert most == 2
+
+
+async def test_cool_down_pauses_every_holder_then_resumes_spread_out() -> None:
+    key = _fresh_key()
+    holders = [limiter_for(key, Limits(rpm=600)) for _ in range(3)]
+    entered: list[float] = []
+
+    async def worker(i: int) -> None:
+        while True:
+            async with acquire([holders[i % 3]], 0):
+                entered.append(time.monotonic())
+
+    task = asyncio.gather(*(worker(i) for i in range(30)))
+    await asyncio.sleep(0.3)
+    holders[1].cool_down(1.0)
+    paused_at = time.monotonic()
+    await asyncio.sleep(2.2)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    during = [t for t in entered if paused_at < t < paused_at + 0.99]
+    after = [t for t in entered if t >= paused_at + 0.99]
+    assert during == []
+    assert after, "acquires resume after the cooldown"
+    assert _most_in_any_window(after) <= 1.5 * 10 + 1  # no lockstep burst at the end
+
+
+async def test_a_cancelled_wait_gives_its_slot_back() -> None:
+    limiter = limiter_for(_fresh_key(), Limits(concurrency=1))
+    async with acquire([limiter], 0):
+        waiter = asyncio.create_task(acquire([limiter], 0).__aenter__())
+        await asyncio.sleep(0.05)
+        waiter.cancel()
+    async with asyncio.timeout(5):
+        async with acquire([limiter], 0):
+            pass
+
+
+def test_keys_hash_the_api_key_and_never_show_it() -> None:
+    a = provider_key("openai", "https://user:pw@example.com/v1", "sk-live-abcdef")
+    b = provider_key("openai", "https://user:pw@example.com/v1", "sk-live-other")
+    assert a != b
+    assert a == provider_key("openai", "https://user:pw@example.com/v1", "sk-live-abcdef")
+    shown = repr(a) + repr(limiter_for(a, Limits(rpm=60)))
+    for secret in ("sk-live-abcdef", "pw@"):
+        assert secret not in shown
+
+
+NOW = datetime(2025, 1, 1, 12, 0, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("given", "seconds"),
+    [
+        ("2", 2.0),
+        (" 1.5 ", 1.5),
+        (0, 0.0),
+        ({"Retry-After": "3"}, 3.0),
+        ({"retry-after": "Wed, 01 Jan 2025 12:00:05 GMT"}, 5.0),
+        ("Wed, 01 Jan 2025 11:59:00 GMT", 0.0),  # a date in the past: go now
+        ({"retry-after-ms": "250", "Retry-After": "9"}, 0.25),
+        ({"Retry-After-Ms": "junk", "retry-after": "4"}, 4.0),
+        ("-1", None),
+        ("soon", None),
+        ("inf", None),
+        ("", None),
+        (None, None),
+        ({}, None),
+        ({"content-type": "text/plain"}, None),
+    ],
+)
+def test_retry_after_seconds(given: object, seconds: float | None) -> None:
+    assert retry_after_seconds(given, now=NOW) == seconds  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        (
+            {"rmp": 600},
+            "limits.'openai': unknown key 'rmp' (did you mean 'rpm'?); the keys are rpm, tpm, concurrency",
+        ),
+        (
+            {"rpm": 0},
+            "limits.'openai': 'rpm' must be a positive finite number "
+            "(requests started per minute, e.g. rpm = 600), got 0",
+        ),
+        (
+            {"tpm": float("inf")},
+            "limits.'openai': 'tpm' must be a positive finite number "
+            "(tokens per minute (prompt + completion), e.g. tpm = 200000), got inf",
+        ),
+        (
+            {"rpm": "600"},
+            "limits.'openai': 'rpm' must be a number "
+            "(requests started per minute, e.g. rpm = 600), got str '600'",
+        ),
+        (
+            {"concurrency": 2.5},
+            "limits.'openai': 'concurrency' must be a whole number >= 1 "
+            "(calls in flight, e.g. concurrency = 8), got 2.5",
+        ),
+        (
+            {"concurrency": True},
+            "limits.'openai': 'concurrency' must be a whole number >= 1 "
+            "(calls in flight, e.g. concurrency = 8), got True",
+        ),
+        (
+            {"rpm": -1, "burst": 3},
+            "limits.'openai': 'rpm' must be a positive finite number "
+            "(requests started per minute, e.g. rpm = 600), got -1; "
+            "limits.'openai': unknown key 'burst'; the keys are rpm, tpm, concurrency",
+        ),
+    ],
+)
+def test_validation_messages_name_the_key_and_the_fix(table: dict, message: str) -> None:
+    with pytest.raises(InvalidParameterError) as caught:
+        validate_limits(table, "limits.'openai'")
+    assert str(caught.value) == message
+
+
+def test_valid_limits_become_a_frozen_struct() -> None:
+    assert validate_limits({"rpm": 600, "concurrency": 8}, "x") == Limits(rpm=600.0, concurrency=8)
+
+
+@pytest.mark.parametrize(
+    ("prompt", "max_tokens", "tokens"),
+    [
+        ("abcdefgh", 100, 2 + 4 + 100),
+        ("abc", None, 1 + 4 + DEFAULT_COMPLETION_TOKENS),
+        (
+            [{"role": "user", "content": "abcd"}, {"role": "assistant", "content": "ab"}],
+            10,
+            2 + 8 + 10,
+        ),
+        ([{"role": "user", "content": [{"type": "text", "text": "abcdefgh"}]}], 0, 2 + 4),
+    ],
+)
+def test_estimate_is_prompt_tokens_plus_max_tokens_or_the_default(
+    prompt: object, max_tokens: int | None, tokens: int
+) -> None:
+    assert estimate_tokens(prompt, max_tokens) == tokens  # type: ignore[arg-type]
