@@ -9,6 +9,9 @@ both load on first use, so importing this package stays cheap.
 
 from model_registry.aliases import Alias, Registry, load_registry
 from model_registry.api import get_client, list_available_models, list_providers
+
+# The one client type (what get_client returns), under the name users annotate with.
+from model_registry.clients.base import BaseClient as ModelClient
 from model_registry.errors import (
     AliasConfigError,
     APIConnectionError,
@@ -29,14 +32,19 @@ from model_registry.errors import (
     PermissionDeniedError,
     RateLimitError,
     RequestTimeoutError,
-    ResultStoreError,
     ServiceUnavailableError,
     UnknownModelError,
 )
-from model_registry.providers import ProviderSpec, register_provider, unregister_provider
-from model_registry.resolve import Resolution, resolve
-from model_registry.store import ResultStore, StoreSummary
-from model_registry.types import Generation, GenerationStream, Message, ModelClient, Usage
+from model_registry.providers import register_provider, unregister_provider
+from model_registry.resolve import resolve
+from model_registry.types import (
+    Generation,
+    GenerationStream,
+    Message,
+    ProviderSpec,
+    Resolution,
+    Usage,
+)
 
 __version__ = "0.1.0"
 
@@ -68,10 +76,7 @@ __all__ = [
     "Registry",
     "RequestTimeoutError",
     "Resolution",
-    "ResultStore",
-    "ResultStoreError",
     "ServiceUnavailableError",
-    "StoreSummary",
     "UnknownModelError",
     "Usage",
     "__version__",

@@ -1,17 +1,16 @@
-"""The provider registry: which providers exist and how each one is reached."""
+"""The provider registry: which providers exist and how each one is reached.
+
+`ProviderSpec` itself lives in `types` (the bottom layer, so clients can read it); it is
+re-exported here for the imports that name it from this module.
+"""
 
 from __future__ import annotations
 
-import difflib
-import os
-import re
 import threading
 from functools import cache
 
-import msgspec
-
 from model_registry._litellm_providers import LITELLM_CHAT_PROVIDERS
-from model_registry.types import ClientKind, redact
+from model_registry.types import ProviderSpec, is_litellm_provider, litellm_prefix_problem
 
 __all__ = [
     "BUILTIN_PROVIDERS",
@@ -25,101 +24,6 @@ __all__ = [
     "unregister_provider",
 ]
 
-_PROVIDER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-
-
-class ProviderSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """How one provider is reached.
-
-    `kind` picks the client: "hosted" goes through LiteLLM with the route
-    `"{litellm_prefix}/{model_id}"`; "local" runs the weights in vLLM's async engine.
-    """
-
-    name: str
-    kind: ClientKind = "hosted"
-    litellm_prefix: str | None = None
-    default_model: str | None = None
-    name_prefixes: tuple[str, ...] = ()
-    api_key_env: str | None = None
-    api_base: str | None = None
-    description: str = ""
-
-    def __post_init__(self) -> None:
-        if not _PROVIDER_NAME.match(self.name):
-            raise ValueError(
-                f"provider name {self.name!r} is not valid: use letters, digits, '_', '-' or '.'"
-            )
-        if self.kind == "local":
-            if self.litellm_prefix is not None:
-                raise ValueError(f"provider {self.name!r}: a local provider has no litellm_prefix")
-            return
-        problem = litellm_prefix_problem(self.name, self.litellm_prefix, self.api_base)
-        if problem is not None:
-            raise ValueError(f"provider {self.name!r}: {problem}")
-
-    @property
-    def route_prefix(self) -> str:
-        """The LiteLLM prefix of this provider's routes: `litellm_prefix` when set, else the
-        provider's own name when LiteLLM knows it, else "openai" (an OpenAI-compatible
-        `api_base`)."""
-        if self.litellm_prefix:
-            return self.litellm_prefix
-        return self.name if self.name in LITELLM_CHAT_PROVIDERS else "openai"
-
-    @property
-    def api_key_set(self) -> bool | None:
-        """Whether the API-key variable is set (None: the provider needs no key)."""
-        if self.api_key_env is None:
-            return None
-        return bool(os.environ.get(self.api_key_env))
-
-    def to_dict(self) -> dict[str, object]:
-        """Plain data for JSON, credentials redacted; says whether the key is set, never its value."""
-        return {**redact(msgspec.structs.asdict(self)), "api_key_set": self.api_key_set}
-
-    def __repr__(self) -> str:
-        fields = ", ".join(f"{k}={v!r}" for k, v in redact(msgspec.structs.asdict(self)).items())
-        return f"ProviderSpec({fields})"
-
-    def route(self, model_id: str) -> str | None:
-        """The LiteLLM route string for `model_id` (None for local models)."""
-        if self.kind == "local":
-            return None
-        return f"{self.route_prefix}/{model_id}"
-
-
-def is_litellm_provider(name: str) -> bool:
-    """True when `name` is one of LiteLLM's chat providers (known without importing it)."""
-    return name in LITELLM_CHAT_PROVIDERS
-
-
-def litellm_prefix_problem(
-    name: str, litellm_prefix: str | None, api_base: str | None
-) -> str | None:
-    """What is wrong with a hosted provider's LiteLLM prefix, or None when it is usable.
-
-    One rule for `[providers]` tables and `register_provider()`: the prefix defaults to the
-    provider's own name when LiteLLM knows it, and to "openai" only with an `api_base`.
-    """
-    if litellm_prefix is not None:
-        if litellm_prefix in LITELLM_CHAT_PROVIDERS:
-            return None
-        match = difflib.get_close_matches(
-            litellm_prefix, sorted(LITELLM_CHAT_PROVIDERS), n=1, cutoff=0.6
-        )
-        hint = f" (did you mean {match[0]!r}?)" if match else ""
-        return (
-            f"litellm_prefix {litellm_prefix!r} is not a LiteLLM provider{hint}; use one of "
-            "LiteLLM's providers, such as 'openai' (any OpenAI-compatible server) or 'hosted_vllm'"
-        )
-    if name in LITELLM_CHAT_PROVIDERS or api_base is not None:
-        return None
-    return (
-        f"{name!r} is not a LiteLLM provider, so its routes need a prefix: set litellm_prefix "
-        "(the LiteLLM provider, e.g. 'hosted_vllm'), or api_base (an OpenAI-compatible "
-        "endpoint, reached as 'openai/<model id>')"
-    )
-
 
 @cache
 def litellm_provider_spec(name: str) -> ProviderSpec | None:
@@ -127,11 +31,17 @@ def litellm_provider_spec(name: str) -> ProviderSpec | None:
 
     It has no `api_key_env` of ours: LiteLLM reads the provider's own variables.
     """
-    if name not in LITELLM_CHAT_PROVIDERS or not _PROVIDER_NAME.match(name):
+    if name not in LITELLM_CHAT_PROVIDERS:
         return None
-    return ProviderSpec(
-        name=name, litellm_prefix=name, description=f"LiteLLM provider {name} (routes as written)"
-    )
+    try:
+        return ProviderSpec(
+            name=name,
+            litellm_prefix=name,
+            description=f"LiteLLM provider {name} (routes as written)",
+            litellm_reads_key=True,
+        )
+    except ValueError:  # a LiteLLM name that is no valid provider name of ours
+        return None
 
 
 BUILTIN_PROVIDERS: dict[str, ProviderSpec] = {
@@ -143,6 +53,7 @@ BUILTIN_PROVIDERS: dict[str, ProviderSpec] = {
             name_prefixes=("gpt", "o1", "o3", "o4", "chatgpt"),
             api_key_env="OPENAI_API_KEY",
             description="OpenAI chat completions",
+            litellm_reads_key=True,
         ),
         ProviderSpec(
             name="anthropic",
@@ -150,6 +61,7 @@ BUILTIN_PROVIDERS: dict[str, ProviderSpec] = {
             name_prefixes=("claude",),
             api_key_env="ANTHROPIC_API_KEY",
             description="Anthropic messages API",
+            litellm_reads_key=True,
         ),
         ProviderSpec(
             name="gemini",
@@ -157,6 +69,7 @@ BUILTIN_PROVIDERS: dict[str, ProviderSpec] = {
             name_prefixes=("gemini",),
             api_key_env="GEMINI_API_KEY",
             description="Google Gemini through AI Studio (LiteLLM's gemini/ route)",
+            litellm_reads_key=True,
         ),
         ProviderSpec(
             name="deepseek",
@@ -164,6 +77,7 @@ BUILTIN_PROVIDERS: dict[str, ProviderSpec] = {
             name_prefixes=("deepseek",),
             api_key_env="DEEPSEEK_API_KEY",
             description="DeepSeek chat completions",
+            litellm_reads_key=True,
         ),
         ProviderSpec(
             name="local",

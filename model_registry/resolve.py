@@ -26,72 +26,29 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
-import msgspec
-
-from model_registry._litellm_providers import LITELLM_CHAT_PROVIDERS
 from model_registry._model_list import model_list
+from model_registry._unknown_names import (
+    empty_model,
+    provider_of,
+    stray_characters,
+    unknown,
+    unknown_prefix,
+)
 from model_registry.aliases import Registry, current_registry
-from model_registry.errors import UnknownModelError
-from model_registry.providers import ProviderSpec, litellm_provider_spec
-from model_registry.types import ClientKind, check_finite, redact
+from model_registry.providers import litellm_provider_spec
+from model_registry.types import ProviderSpec, Resolution, check_finite
 
 __all__ = ["STRICT_ENV_VAR", "Resolution", "resolve", "resolve_in", "strict_default"]
 
 #: Set to 1 to make `strict=True` the default of `resolve()` (and of `get_client()`).
 STRICT_ENV_VAR = "MODEL_REGISTRY_STRICT"
 
-_MAX_LISTED_ALIASES = 20
 _MAX_CACHED_NAMES = 4096
 # Model names of these providers are the user's own (deployments, endpoints, pulled
 # models): LiteLLM's list cannot know them, so they are not checked.
 _USER_NAMED = frozenset(
     {"azure", "azure_ai", "azure_text", "databricks", "ollama", "ollama_chat", "sagemaker"}
 )
-
-
-class Resolution(msgspec.Struct, frozen=True):
-    """What a name resolved to, and why.
-
-    `route` is the LiteLLM route string (None for local models); `params` is a
-    read-only mapping of the alias defaults overridden by explicit kwargs.
-    """
-
-    name: str
-    provider: str
-    model_id: str
-    route: str | None
-    params: Mapping[str, Any]
-    source: str
-    alias: str | None
-    spec: ProviderSpec
-    warnings: tuple[str, ...] = ()
-
-    @property
-    def kind(self) -> ClientKind:
-        """The client kind: "hosted" (LiteLLM) or "local" (vLLM)."""
-        return self.spec.kind
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain data for JSON, credentials redacted."""
-        return {
-            "name": self.name,
-            "provider": self.provider,
-            "model_id": self.model_id,
-            "route": self.route,
-            "kind": self.kind,
-            "params": redact(self.params),
-            "source": self.source,
-            "alias": self.alias,
-            "warnings": list(self.warnings),
-        }
-
-    def __repr__(self) -> str:
-        warnings = f", warnings={self.warnings!r}" if self.warnings else ""
-        return (
-            f"Resolution(name={self.name!r}, provider={self.provider!r}, "
-            f"model_id={self.model_id!r}, route={self.route!r}, params={redact(self.params)!r}, "
-            f"source={self.source!r}, alias={self.alias!r}{warnings})"
-        )
 
 
 def strict_default() -> bool:
@@ -129,8 +86,8 @@ def _resolution(
     alias: str | None = None,
     warnings: tuple[str, ...] = (),
 ) -> Resolution:
-    if defaults is None:
-        defaults = {"api_base": spec.api_base} if spec.api_base is not None else {}
+    if defaults is None:  # an alias's defaults hold its provider's params already
+        defaults = spec.default_params()
     for key, value in kwargs.items():
         # cheap for the common scalar; containers are walked
         if (isinstance(value, float) and not math.isfinite(value)) or isinstance(
@@ -160,7 +117,7 @@ def resolve_in(
         raise TypeError(f"model name must be a string, got {type(name).__name__}")
     alias = registry.aliases.get(name)
     if alias is not None:
-        spec = _provider(registry, alias.provider)
+        spec = provider_of(registry, alias.provider)
         assert spec is not None, "a loaded alias names a known provider"
         return _resolution(
             name,
@@ -176,7 +133,7 @@ def resolve_in(
     # an api_base of the user's points at a server whose models LiteLLM's list cannot know
     if match.warning is not None and "api_base" not in kwargs:
         if strict or (strict is None and strict_default()):
-            raise _unknown(
+            raise unknown(
                 registry,
                 name,
                 f"{match.warning} (strict mode refuses ids LiteLLM does not list: "
@@ -206,10 +163,10 @@ def _cached_match(registry: Registry, name: str) -> _Match:
         return match
     # one cheap test for the common, clean name; the slow path finds out what is wrong
     if not (name.isprintable() and name == name.strip()):
-        raise _stray_characters(registry, name)
+        raise stray_characters(registry, name)
     same_but_case = lowered.get(name.lower())
     if same_but_case is not None:
-        raise _unknown(
+        raise unknown(
             registry,
             name,
             f"it matches alias {same_but_case!r} only when case is ignored; write "
@@ -223,12 +180,6 @@ def _cached_match(registry: Registry, name: str) -> _Match:
     return match
 
 
-def _provider(registry: Registry, name: str) -> ProviderSpec | None:
-    """A provider of the registry, else a LiteLLM chat provider by its own name."""
-    spec = registry.providers.get(name)
-    return spec if spec is not None else litellm_provider_spec(name)
-
-
 def _match_rule(registry: Registry, name: str) -> _Match:
     """Rules 2-6: the provider, model id and reason for a name that is not an alias."""
     prefix, colon, rest = name.partition(":")
@@ -239,7 +190,7 @@ def _match_rule(registry: Registry, name: str) -> _Match:
     if spec is not None:
         if spec.default_model is None:
             example = "<Hugging Face repo id or path>" if spec.kind == "local" else "<model id>"
-            raise _unknown(
+            raise unknown(
                 registry,
                 name,
                 f"provider '{name}' has no default model; name one, as in '{name}:{example}'"
@@ -259,48 +210,34 @@ def _match_rule(registry: Registry, name: str) -> _Match:
                 return _checked(
                     registry, name, spec, name, f"heuristic: {pattern}* -> {spec.name}", ""
                 )
-    raise _unknown(registry, name, None)
+    raise unknown(registry, name, None)
 
 
 def _explicit(registry: Registry, name: str, prefix: str, rest: str) -> _Match:
     """Rule 2, "provider:model_id"; an unknown prefix is an error, whatever follows it."""
-    spec = _provider(registry, prefix.rstrip())
+    spec = provider_of(registry, prefix.rstrip())
     if spec is None:
-        raise _unknown_prefix(registry, name, prefix, rest)
+        raise unknown_prefix(registry, name, prefix, rest)
     if not rest.strip():
-        raise _empty_model(registry, name, prefix.rstrip() + ":")
+        raise empty_model(registry, name, prefix.rstrip() + ":")
     if prefix != prefix.rstrip() or rest[0].isspace():
-        raise _stray_characters(registry, name)
+        raise stray_characters(registry, name)
     return _checked(registry, name, spec, rest, "explicit provider:model", f"{spec.name}:")
 
 
 def _route_or_local(registry: Registry, name: str, head: str, tail: str) -> _Match:
     """Rule 4 (a LiteLLM route, hosted, as written) or rule 6 (local)."""
-    spec = _provider(registry, head)
+    spec = provider_of(registry, head)
     if spec is not None:
         if not tail.strip("/ "):
-            raise _empty_model(registry, name, head + "/")
+            raise empty_model(registry, name, head + "/")
         if tail[0].isspace():
-            raise _stray_characters(registry, name)
+            raise stray_characters(registry, name)
         if spec.kind == "hosted":
             return _checked(registry, name, spec, tail, f"LiteLLM route: {head}/...", f"{head}/")
     if name.strip("/"):
         return _Match(registry.providers["local"], name, "name with '/' -> local")
-    raise _unknown(registry, name, None)
-
-
-def _unknown_prefix(registry: Registry, name: str, prefix: str, rest: str) -> UnknownModelError:
-    known = sorted({*registry.providers, *LITELLM_CHAT_PROVIDERS})
-    by_case = {p.lower(): p for p in known}
-    match = by_case.get(prefix.strip().lower())
-    if match is None:
-        close = difflib.get_close_matches(prefix.strip().lower(), known, n=1, cutoff=0.6)
-        match = close[0] if close else None
-    reason = f"'{prefix}' is not a known provider (ours or LiteLLM's)"
-    if match is None:
-        return _unknown(registry, name, reason)
-    fixed = f"{match}:{rest}"
-    return _unknown(registry, name, f"{reason}; did you mean {fixed!r}?", suggestions=(fixed,))
+    raise unknown(registry, name, None)
 
 
 def _checked(
@@ -378,82 +315,3 @@ def _spelled(spec: ProviderSpec, form: str, model_id: str) -> str:
 
 def _quoted(items: tuple[str, ...]) -> str:
     return ", ".join(repr(i) for i in items)
-
-
-def _cleaned(name: str, registry: Registry) -> str:
-    """`name` without unprintable characters, outer whitespace, or whitespace after
-    "provider:" or "provider/"."""
-    text = "".join(c for c in name if c.isprintable()).strip()
-    for sep in (":", "/"):
-        head, found, tail = text.partition(sep)
-        if found and _provider(registry, head.strip()) is not None:
-            text = f"{head.strip()}{sep}{tail.strip()}" if tail.strip() else head.strip()
-    return text
-
-
-def _stray_characters(registry: Registry, name: str) -> UnknownModelError:
-    odd = next((c for c in name if not c.isprintable()), None)
-    if odd is not None:
-        what = f"an unprintable character (U+{ord(odd):04X})"
-    elif name != name.strip():
-        what = "leading or trailing whitespace"
-    else:
-        what = "whitespace next to the provider name"
-    cleaned = _cleaned(name, registry)
-    reason = f"the name has {what}"
-    if cleaned and cleaned != name:
-        reason += f"; did you mean {cleaned!r}?"
-        return _unknown(registry, name, reason, suggestions=(cleaned,))
-    return _unknown(registry, name, reason + "; check where the name came from", suggestions=())
-
-
-def _empty_model(registry: Registry, name: str, prefix: str) -> UnknownModelError:
-    provider = prefix[:-1]
-    spec = _provider(registry, provider)
-    assert spec is not None  # only called for a known provider
-    reason = f"nothing after '{prefix}'; write '{provider}:<model id>'"
-    if spec.default_model is None:
-        return _unknown(registry, name, reason, suggestions=())
-    reason += f", or {provider!r} for its default model ({spec.default_model})"
-    return _unknown(registry, name, reason, suggestions=(provider,))
-
-
-def _unknown(
-    registry: Registry,
-    name: str,
-    reason: str | None,
-    suggestions: tuple[str, ...] | None = None,
-) -> UnknownModelError:
-    """The error for a name that resolves to nothing; `suggestions` (when given) replace the
-    close matches and are named in `reason` already."""
-    said = suggestions is not None
-    if suggestions is None:
-        suggestions = _close_matches(registry, name)
-    aliases = list(registry.aliases)
-    listed = ", ".join(aliases[:_MAX_LISTED_ALIASES])
-    if len(aliases) > _MAX_LISTED_ALIASES:
-        listed += f", ... ({len(aliases) - _MAX_LISTED_ALIASES} more: run 'model-registry list')"
-    lines = [
-        f"unknown model {name!r}: " + (reason or "no alias, provider or naming rule matches it")
-    ]
-    if suggestions and not said:
-        lines.append("  did you mean: " + ", ".join(repr(s) for s in suggestions) + "?")
-    lines.append(f"  known aliases ({len(aliases)}): {listed or '(none)'}")
-    lines.append(
-        f"  known providers: {', '.join(sorted(registry.providers))}, and LiteLLM's "
-        f"{len(LITELLM_CHAT_PROVIDERS)} chat providers by name ('groq:<model id>', 'ollama/...')"
-    )
-    lines.append(
-        "  hint: name the provider explicitly, as in 'openai:gpt-4.1' or "
-        "'local:Qwen/Qwen3-4B-Instruct-2507'"
-    )
-    return UnknownModelError("\n".join(lines), name=name, suggestions=suggestions)
-
-
-def _close_matches(registry: Registry, name: str) -> tuple[str, ...]:
-    candidates = [c for c in (*registry.aliases, *registry.providers) if c != name]
-    suggestions = tuple(difflib.get_close_matches(name, candidates, n=3, cutoff=0.6))
-    lowered = {c.lower(): c for c in candidates}
-    if name.lower() in lowered and lowered[name.lower()] not in suggestions:
-        suggestions = (lowered[name.lower()], *suggestions)[:3]
-    return suggestions

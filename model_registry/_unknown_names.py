@@ -1,0 +1,117 @@
+"""The errors for names that resolve to nothing: the reason, and what the user may have meant.
+
+Used by `resolve`; kept apart so the resolution order reads on its own.
+"""
+
+from __future__ import annotations
+
+import difflib
+
+from model_registry._litellm_providers import LITELLM_CHAT_PROVIDERS
+from model_registry.aliases import Registry
+from model_registry.errors import UnknownModelError
+from model_registry.providers import litellm_provider_spec
+from model_registry.types import ProviderSpec
+
+__all__ = ["empty_model", "provider_of", "stray_characters", "unknown", "unknown_prefix"]
+
+_MAX_LISTED_ALIASES = 20
+
+
+def provider_of(registry: Registry, name: str) -> ProviderSpec | None:
+    """A provider of the registry, else a LiteLLM chat provider by its own name."""
+    spec = registry.providers.get(name)
+    return spec if spec is not None else litellm_provider_spec(name)
+
+
+def unknown_prefix(registry: Registry, name: str, prefix: str, rest: str) -> UnknownModelError:
+    known = sorted({*registry.providers, *LITELLM_CHAT_PROVIDERS})
+    by_case = {p.lower(): p for p in known}
+    match = by_case.get(prefix.strip().lower())
+    if match is None:
+        close = difflib.get_close_matches(prefix.strip().lower(), known, n=1, cutoff=0.6)
+        match = close[0] if close else None
+    reason = f"'{prefix}' is not a known provider (ours or LiteLLM's)"
+    if match is None:
+        return unknown(registry, name, reason)
+    fixed = f"{match}:{rest}"
+    return unknown(registry, name, f"{reason}; did you mean {fixed!r}?", suggestions=(fixed,))
+
+
+def _cleaned(name: str, registry: Registry) -> str:
+    """`name` without unprintable characters, outer whitespace, or whitespace after
+    "provider:" or "provider/"."""
+    text = "".join(c for c in name if c.isprintable()).strip()
+    for sep in (":", "/"):
+        head, found, tail = text.partition(sep)
+        if found and provider_of(registry, head.strip()) is not None:
+            text = f"{head.strip()}{sep}{tail.strip()}" if tail.strip() else head.strip()
+    return text
+
+
+def stray_characters(registry: Registry, name: str) -> UnknownModelError:
+    odd = next((c for c in name if not c.isprintable()), None)
+    if odd is not None:
+        what = f"an unprintable character (U+{ord(odd):04X})"
+    elif name != name.strip():
+        what = "leading or trailing whitespace"
+    else:
+        what = "whitespace next to the provider name"
+    cleaned = _cleaned(name, registry)
+    reason = f"the name has {what}"
+    if cleaned and cleaned != name:
+        reason += f"; did you mean {cleaned!r}?"
+        return unknown(registry, name, reason, suggestions=(cleaned,))
+    return unknown(registry, name, reason + "; check where the name came from", suggestions=())
+
+
+def empty_model(registry: Registry, name: str, prefix: str) -> UnknownModelError:
+    provider = prefix[:-1]
+    spec = provider_of(registry, provider)
+    assert spec is not None  # only called for a known provider
+    reason = f"nothing after '{prefix}'; write '{provider}:<model id>'"
+    if spec.default_model is None:
+        return unknown(registry, name, reason, suggestions=())
+    reason += f", or {provider!r} for its default model ({spec.default_model})"
+    return unknown(registry, name, reason, suggestions=(provider,))
+
+
+def unknown(
+    registry: Registry,
+    name: str,
+    reason: str | None,
+    suggestions: tuple[str, ...] | None = None,
+) -> UnknownModelError:
+    """The error for a name that resolves to nothing; `suggestions` (when given) replace the
+    close matches and are named in `reason` already."""
+    said = suggestions is not None
+    if suggestions is None:
+        suggestions = _close_matches(registry, name)
+    aliases = list(registry.aliases)
+    listed = ", ".join(aliases[:_MAX_LISTED_ALIASES])
+    if len(aliases) > _MAX_LISTED_ALIASES:
+        listed += f", ... ({len(aliases) - _MAX_LISTED_ALIASES} more: run 'model-registry list')"
+    lines = [
+        f"unknown model {name!r}: " + (reason or "no alias, provider or naming rule matches it")
+    ]
+    if suggestions and not said:
+        lines.append("  did you mean: " + ", ".join(repr(s) for s in suggestions) + "?")
+    lines.append(f"  known aliases ({len(aliases)}): {listed or '(none)'}")
+    lines.append(
+        f"  known providers: {', '.join(sorted(registry.providers))}, and LiteLLM's "
+        f"{len(LITELLM_CHAT_PROVIDERS)} chat providers by name ('groq:<model id>', 'ollama/...')"
+    )
+    lines.append(
+        "  hint: name the provider explicitly, as in 'openai:gpt-4.1' or "
+        "'local:Qwen/Qwen3-4B-Instruct-2507'"
+    )
+    return UnknownModelError("\n".join(lines), name=name, suggestions=suggestions)
+
+
+def _close_matches(registry: Registry, name: str) -> tuple[str, ...]:
+    candidates = [c for c in (*registry.aliases, *registry.providers) if c != name]
+    suggestions = tuple(difflib.get_close_matches(name, candidates, n=3, cutoff=0.6))
+    lowered = {c.lower(): c for c in candidates}
+    if name.lower() in lowered and lowered[name.lower()] not in suggestions:
+        suggestions = (lowered[name.lower()], *suggestions)[:3]
+    return suggestions

@@ -1,0 +1,235 @@
+"""The module layering of DESIGN.md, read from the source: arrows go one way.
+
+    cli -> model_registry (public API: api.py) -> resolve -> aliases, providers -> types, errors
+
+`store` and `limits` sit just above `types` and `errors`; clients import `types`, `errors`,
+`store`, `limits` and each other, never `resolve`, `aliases` or `providers`, not even inside
+a function or under TYPE_CHECKING. Every import counts, wherever it is written.
+"""
+
+from __future__ import annotations
+
+import ast
+import typing
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+
+import model_registry
+from model_registry import api
+
+PACKAGE = Path(model_registry.__file__).parent
+
+#: The bottom layer: `types`, `errors`, and the private modules `types` is built from.
+BOTTOM = frozenset({"types", "errors", "_redaction", "_checks", "_litellm_providers"})
+#: Modules that import nothing of ours: `types` stands on them.
+LEAVES = frozenset({"errors", "_redaction", "_litellm_providers"})
+#: Just above the bottom layer (DESIGN: they import nothing else of ours), so clients may
+#: use them; a private module named after one of them (`_store_values`) is part of it.
+JUST_ABOVE = ("store", "limits")
+#: What a client may import, besides other clients.
+CLIENT_MAY_IMPORT = BOTTOM | frozenset(JUST_ABOVE)
+
+#: Imports that break the arrows today, each to be removed by its module's owner (then the
+#: entry goes). (importer, imported), names relative to model_registry.
+KNOWN_EXCEPTIONS: frozenset[tuple[str, str]] = frozenset(
+    {
+        # Resolution lives in types now: `from model_registry.types import Resolution`
+        ("clients.base", "resolve"),
+        ("clients.litellm", "resolve"),
+        ("clients.vllm", "resolve"),
+        # BUILTIN_PROVIDERS.get(name) == spec: read spec.litellm_reads_key instead
+        ("clients.litellm", "providers"),
+        # the CLI's private imports: split_params, validate_files, redact, the types and
+        # errors it names (all reachable as `model_registry.X` once exported)
+        ("cli", "clients.vllm"),
+        ("cli", "aliases"),
+        ("cli", "types"),
+        ("cli", "errors"),
+    }
+)
+
+MAX_MODULE_LINES = 400
+MAX_FUNCTION_LINES = 60
+#: Modules over MAX_MODULE_LINES today, each being split by its owner (then the entry goes).
+KNOWN_LONG_MODULES = frozenset({"cli", "clients.litellm", "limits", "store"})
+#: Functions over MAX_FUNCTION_LINES today, as "module:function" (the owner splits it).
+KNOWN_LONG_FUNCTIONS = frozenset({"cli:run_command", "clients.base:generate_many"})
+
+
+def _module_name(path: Path) -> str:
+    """`clients/litellm.py` -> "clients.litellm"; the package itself -> "model_registry"."""
+    parts = list(path.relative_to(PACKAGE).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts) or "model_registry"
+
+
+@cache
+def _modules() -> dict[str, Path]:
+    return {_module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+@cache
+def _tree(name: str) -> ast.Module:
+    return ast.parse(_modules()[name].read_text(encoding="utf-8"))
+
+
+def _imported_names(name: str) -> Iterator[str]:
+    """Every module an import statement anywhere in `name` names, absolute and dotted."""
+    package = name if _modules()[name].name == "__init__.py" else name.rpartition(".")[0]
+    for node in ast.walk(_tree(name)):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:  # relative: from .x import y
+                base = ["model_registry", *package.split(".")] if package else ["model_registry"]
+                base = base[: len(base) - node.level + 1]
+                module = ".".join([*base, *([node.module] if node.module else [])])
+            else:
+                module = node.module or ""
+            for alias in node.names:
+                # `from model_registry import providers` names the submodule, not the package
+                submodule = f"{module}.{alias.name}"
+                yield submodule if _ours(submodule) not in (None, "model_registry") else module
+
+
+def _ours(imported: str) -> str | None:
+    """The module of ours that an imported name is, or None."""
+    if imported == "model_registry":
+        return "model_registry"
+    if not imported.startswith("model_registry."):
+        return None
+    relative = imported.removeprefix("model_registry.")
+    return relative if relative in _modules() else None
+
+
+@cache
+def _graph() -> dict[str, frozenset[str]]:
+    graph = {}
+    for name in _modules():
+        found = {_ours(i) for i in _imported_names(name)}
+        graph[name] = frozenset(m for m in found if m is not None and m != name)
+    return graph
+
+
+def _violations(rule: typing.Callable[[str, str], bool]) -> list[str]:
+    """Imports (importer -> imported) that break `rule`, known exceptions left out."""
+    return [
+        f"{importer} -> {imported}"
+        for importer, imports in _graph().items()
+        for imported in sorted(imports)
+        if not rule(importer, imported) and (importer, imported) not in KNOWN_EXCEPTIONS
+    ]
+
+
+def _is_client(name: str) -> bool:
+    return name == "clients" or name.startswith("clients.")
+
+
+def _just_above(name: str) -> bool:
+    return any(name == m or name.startswith(f"_{m}") for m in JUST_ABOVE)
+
+
+def test_the_parser_sees_imports_inside_functions_and_under_type_checking() -> None:
+    # the lazy import of a client inside client_class, and cli's TYPE_CHECKING import
+    assert "clients.litellm" in _graph()["clients"]
+    assert "types" in _graph()["cli"]
+    assert {"aliases", "api", "resolve", "types"} <= _graph()["model_registry"]
+
+
+def test_no_import_cycle() -> None:
+    graph = _graph()
+    state: dict[str, str] = {}  # "open" while on the path, "done" after
+
+    def visit(name: str, path: list[str]) -> list[str] | None:
+        state[name] = "open"
+        for imported in sorted(graph[name]):
+            if state.get(imported) == "open":
+                return [*path[path.index(imported) :], imported]
+            if imported not in state and (cycle := visit(imported, [*path, imported])):
+                return cycle
+        state[name] = "done"
+        return None
+
+    for name in sorted(graph):
+        if name not in state:
+            cycle = visit(name, [name])
+            assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def test_types_and_errors_import_nothing_above_them() -> None:
+    assert _violations(lambda a, b: a not in LEAVES) == []
+    assert _violations(lambda a, b: a not in BOTTOM or b in BOTTOM) == []
+    assert _violations(lambda a, b: a not in BOTTOM - {"types"} or b != "types") == []
+
+
+def test_store_and_limits_import_only_the_bottom_layer() -> None:
+    assert _violations(lambda a, b: not _just_above(a) or b in BOTTOM or _just_above(b)) == []
+
+
+def test_clients_import_only_types_errors_store_limits_and_each_other() -> None:
+    allowed = lambda a, b: (  # noqa: E731
+        not _is_client(a) or b in CLIENT_MAY_IMPORT or _just_above(b) or _is_client(b)
+    )
+    assert _violations(allowed) == []
+
+
+def test_cli_imports_only_the_public_package() -> None:
+    assert _violations(lambda a, b: a != "cli" or b == "model_registry") == []
+
+
+def test_nothing_imports_the_cli_but_the_entry_point() -> None:
+    assert _violations(lambda a, b: b != "cli" or a == "__main__") == []
+
+
+def test_nothing_imports_tests_or_benchmarks() -> None:
+    offenders = [
+        f"{name} -> {imported}"
+        for name in _modules()
+        for imported in _imported_names(name)
+        if imported.split(".")[0] in ("tests", "benchmarks")
+    ]
+    assert offenders == []
+
+
+def test_no_module_over_400_lines() -> None:
+    long = []
+    for name, path in _modules().items():
+        lines = len(path.read_text(encoding="utf-8").splitlines())
+        if lines > MAX_MODULE_LINES and name not in KNOWN_LONG_MODULES:
+            long.append(f"{name} ({lines} lines)")
+    assert long == []
+
+
+def test_no_function_over_60_lines() -> None:
+    long = []
+    for name in _modules():
+        for node in ast.walk(_tree(name)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                length = (node.end_lineno or node.lineno) - node.lineno + 1
+                where = f"{name}:{node.name}"
+                if length > MAX_FUNCTION_LINES and where not in KNOWN_LONG_FUNCTIONS:
+                    long.append(f"{where} ({length} lines)")
+    assert long == []
+
+
+def test_get_client_returns_the_exported_client_type() -> None:
+    # the type users annotate with is the one get_client returns, exported once
+    returned = typing.get_type_hints(api.get_client)["return"]
+    assert returned is model_registry.ModelClient
+    client = model_registry.get_client("openai:gpt-4.1", api_key="sk-test")
+    assert isinstance(client, model_registry.ModelClient)
+
+
+def test_clients_learn_how_litellm_finds_a_key_from_the_spec() -> None:
+    # what clients/litellm.py read from providers.BUILTIN_PROVIDERS is a field now
+    from model_registry.providers import BUILTIN_PROVIDERS, litellm_provider_spec
+
+    hosted = [spec for spec in BUILTIN_PROVIDERS.values() if spec.kind == "hosted"]
+    assert hosted and all(spec.litellm_reads_key for spec in hosted)
+    groq = litellm_provider_spec("groq")
+    assert groq is not None and groq.litellm_reads_key  # LiteLLM reads GROQ_API_KEY itself
+    declared = model_registry.ProviderSpec(name="fleet", api_base="http://10.0.0.1:9/v1")
+    assert not declared.litellm_reads_key
+    assert "litellm_reads_key" not in declared.to_dict()  # `list --full` shows settings only
