@@ -32,11 +32,13 @@ from model_registry.errors import (
     PermissionDeniedError,
     RateLimitError,
     RequestTimeoutError,
+    ResultStoreError,
     ServiceUnavailableError,
     UnknownModelError,
 )
 from model_registry.providers import register_provider, unregister_provider
 from model_registry.resolve import resolve
+from model_registry.store import ResultStore, StoreSummary
 from model_registry.types import (
     Generation,
     GenerationStream,
@@ -76,7 +78,10 @@ __all__ = [
     "Registry",
     "RequestTimeoutError",
     "Resolution",
+    "ResultStore",
+    "ResultStoreError",
     "ServiceUnavailableError",
+    "StoreSummary",
     "UnknownModelError",
     "Usage",
     "__version__",
