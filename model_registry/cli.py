@@ -28,12 +28,14 @@ import shutil
 import signal
 import sys
 import textwrap
+import time
 import tomllib
 import traceback
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, ParamSpec, TypeVar, cast
 
 import typer
 from typer.exceptions import TyperException
@@ -163,9 +165,19 @@ def _known_secrets() -> set[str]:
 
 def _scrub(text: str) -> str:
     """`text` with every known secret value replaced by `***`, longest first."""
-    for secret in sorted(_known_secrets(), key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return text
+    return _scrubber()(text)
+
+
+def _scrubber() -> Callable[[str], str]:
+    """`_scrub` with the known secrets looked up once (for many messages)."""
+    secrets = sorted(_known_secrets(), key=len, reverse=True)
+
+    def scrub(text: str) -> str:
+        for secret in secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    return scrub
 
 
 # --- errors -----------------------------------------------------------------------
@@ -586,12 +598,23 @@ def resolve_command(
             "(imports vLLM, takes seconds).",
         ),
     ] = False,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict",
+            help="Refuse a model id missing from LiteLLM's model list (exit 1) instead of "
+            "warning (default: MODEL_REGISTRY_STRICT).",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Show what NAME resolves to (provider, model id, route, kwargs) and the rule that matched."""
+    """Show what NAME resolves to (provider, model id, route, kwargs) and the rule that matched;
+    warnings (a model id LiteLLM does not list, with the closest known ones) go to stderr."""
     kwargs = parse_sets(sets)
     _state.call = (name, kwargs)
-    resolution = model_registry.resolve(name, **kwargs)
+    resolution = model_registry.resolve(name, strict=True if strict else None, **kwargs)
+    for warning in resolution.warnings:
+        typer.echo(f"warning: {_safe(_scrub(warning), newlines=True)}", err=True)
     data = resolution.to_dict()
     split_data: dict[str, Any] | None = None
     if split:
@@ -792,3 +815,444 @@ def validate_command(
         f"ok: {n} alias{'' if n == 1 else 'es'} in {k} file{'' if k == 1 else 's'} "
         f"({_safe(', '.join(registry.files))})"
     )
+
+
+# --- run --------------------------------------------------------------------------------
+
+#: The keys an input object may have.
+_INPUT_KEYS = ("id", "prompt", "messages")
+_INPUT_SHAPE = (
+    'each line is a JSON string (one user message) or an object with "prompt" (a string) '
+    'or "messages" (a list of {"role": ..., "content": ...}) and an optional "id"'
+)
+#: How many malformed lines one error message lists.
+_MAX_INPUT_PROBLEMS = 20
+
+
+class _BadLine(Exception):
+    """One malformed input line (the message says what is wrong with it)."""
+
+
+@dataclass(frozen=True)
+class _RunInput:
+    """The prompts of an input file and each prompt's output id, in file order."""
+
+    ids: list[Any]
+    prompts: list[Any]
+
+
+def _read_run_input(path: Path) -> _RunInput:
+    """Parse the whole input file before any call; every malformed line is reported (file and
+    line number) as one error, exit 1. Blank lines are skipped."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        _fail(f"cannot read the prompts file {path}: {exc.strerror or exc}")
+    ids: list[Any] = []
+    prompts: list[Any] = []
+    first_line: dict[str, int] = {}
+    problems: list[str] = []
+    position = -1
+    for lineno, raw in enumerate(data.removeprefix(b"\xef\xbb\xbf").split(b"\n"), start=1):
+        if not raw.strip():
+            continue
+        position += 1  # counts malformed lines too, so the ids reported are the final ones
+        try:
+            given_id, prompt = _parse_input_line(raw)
+            output_id = position if given_id is None else given_id
+            _check_unique_id(output_id, lineno, first_line)
+        except _BadLine as exc:
+            problems.append(f"{path}:{lineno}: {exc}")
+            continue
+        ids.append(output_id)
+        prompts.append(prompt)
+    if problems:
+        _fail(_input_problems(path, problems))
+    if not prompts:
+        _fail(f"{path} holds no prompts; {_INPUT_SHAPE}")
+    return _RunInput(ids, prompts)
+
+
+def _input_problems(path: Path, problems: list[str]) -> str:
+    shown = problems[:_MAX_INPUT_PROBLEMS]
+    more = len(problems) - len(shown)
+    tail = f"\n(and {more} more malformed lines)" if more else ""
+    noun = "line" if len(problems) == 1 else "lines"
+    return (
+        f"{len(problems)} malformed {noun} in {path}, nothing was sent:\n"
+        + "\n".join(shown)
+        + tail
+        + f"\n{_INPUT_SHAPE}"
+    )
+
+
+def _parse_input_line(raw: bytes) -> tuple[Any, Any]:
+    """(id or None, prompt) of one input line; raises `_BadLine`."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _BadLine(f"not UTF-8 text (byte {exc.start + 1} of the line)") from None
+    try:
+        value = json.loads(text, parse_constant=_reject_constant)
+    except (json.JSONDecodeError, _BadLine) as exc:
+        why = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+        column = f" at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
+        raise _BadLine(f"not valid JSON ({why}{column})") from None
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise _BadLine("holds a lone surrogate escape (\\udXXX), which is no text") from None
+    if isinstance(value, str):
+        return None, value
+    if not isinstance(value, dict):
+        raise _BadLine(f"a JSON {_json_type(value)} is no prompt; {_INPUT_SHAPE}")
+    return _parse_input_object(value)
+
+
+def _reject_constant(name: str) -> NoReturn:
+    raise _BadLine(f"{name} is not JSON")
+
+
+def _parse_input_object(value: dict[str, Any]) -> tuple[Any, Any]:
+    unknown = [key for key in value if key not in _INPUT_KEYS]
+    if unknown:
+        raise _BadLine(
+            f"unknown key {unknown[0]!r} (an input object has {', '.join(map(repr, _INPUT_KEYS))})"
+        )
+    given_id = value.get("id")
+    if given_id is not None and (isinstance(given_id, bool) or not isinstance(given_id, str | int)):
+        raise _BadLine(f'"id" must be a string or an integer, got a JSON {_json_type(given_id)}')
+    if ("prompt" in value) == ("messages" in value):
+        raise _BadLine('give exactly one of "prompt" and "messages"')
+    if "prompt" in value:
+        if not isinstance(value["prompt"], str):
+            raise _BadLine(f'"prompt" must be a string, got a JSON {_json_type(value["prompt"])}')
+        return given_id, value["prompt"]
+    return given_id, _check_messages(value["messages"])
+
+
+def _check_messages(messages: Any) -> list[dict[str, Any]]:
+    if not isinstance(messages, list) or not messages:
+        raise _BadLine('"messages" must be a non-empty list of {"role": ..., "content": ...}')
+    for n, message in enumerate(messages):
+        if (
+            not isinstance(message, dict)
+            or not isinstance(message.get("role"), str)
+            or "content" not in message
+        ):
+            raise _BadLine(
+                f'"messages" item {n} must be an object with a string "role" and a "content"'
+            )
+    return messages
+
+
+def _check_unique_id(output_id: Any, lineno: int, first_line: dict[str, int]) -> None:
+    key = json.dumps(output_id)
+    if key in first_line:
+        raise _BadLine(
+            f"id {key} is also the id of line {first_line[key]}; ids must be unique (a line "
+            "without an id gets its position among the prompts, from 0)"
+        )
+    first_line[key] = lineno
+
+
+def _json_type(value: object) -> str:
+    names = {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}
+    return names.get(type(value), "number")
+
+
+@dataclass
+class _Tally:
+    """What a run did so far: for the progress bar, the summary and an interrupted run."""
+
+    prompts: int
+    called: int = 0
+    from_store: int = 0
+    failed: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float | None = None
+    paid: float | None = None  # the cost of this run's own calls
+
+    @property
+    def done(self) -> int:
+        return self.called + self.from_store
+
+    def add(self, result: object) -> None:
+        if isinstance(result, BaseException):
+            self.called += 1
+            self.failed += 1
+            return
+        generation = result
+        if getattr(generation, "from_store", False):
+            self.from_store += 1
+        else:
+            self.called += 1
+        usage = getattr(generation, "usage", None)
+        self.prompt_tokens += getattr(usage, "prompt_tokens", None) or 0
+        self.completion_tokens += getattr(usage, "completion_tokens", None) or 0
+        cost = getattr(generation, "cost", None)
+        if cost is not None:
+            self.cost = (self.cost or 0.0) + cost
+            if not generation.from_store:  # type: ignore[attr-defined]
+                self.paid = (self.paid or 0.0) + cost
+
+
+def _money(cost: float | None) -> str:
+    return "unknown" if cost is None else f"${cost:.6f}"
+
+
+class _RunProgress:
+    """A rich progress bar on stderr (only when stderr is a terminal): done, failed, cost."""
+
+    def __init__(self, name: str, tally: _Tally) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        console = Console(stderr=True)
+        self._tally = tally
+        self._progress: Any = None
+        if not console.is_terminal:
+            return
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[failed]} failed  cost {task.fields[cost]}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        )
+        self._task = self._progress.add_task(_safe(name), total=tally.prompts, failed=0, cost="-")
+        self._progress.start()
+
+    def update(self) -> None:
+        if self._progress is not None:
+            tally = self._tally
+            cost = _money(tally.cost) if tally.cost is not None else "-"
+            self._progress.update(self._task, completed=tally.done, failed=tally.failed, cost=cost)
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+
+async def _run_prompts(
+    name: str,
+    kwargs: dict[str, Any],
+    prompts: list[Any],
+    store: model_registry.ResultStore,
+    concurrency: int | None,
+    tally: _Tally,
+) -> list[Any]:
+    """Every prompt's Generation or error, in input order; each result is counted in `tally`
+    as it completes (and kept in `store` by the library)."""
+    results: list[Any] = [None] * len(prompts)
+    bar = _RunProgress(name, tally)
+    client = model_registry.get_client(name, **kwargs)
+    try:
+        # an async generator (closed here so its calls stop at once when this one stops)
+        batch = cast(
+            "AsyncGenerator[tuple[int, Any], None]",
+            client.iter_many(
+                prompts, concurrency=concurrency, return_exceptions=True, results_db=store
+            ),
+        )
+        async with contextlib.aclosing(batch) as completed:
+            async for index, result in completed:
+                results[index] = result
+                tally.add(result)
+                bar.update()
+    finally:
+        bar.close()
+        await client.aclose()
+    return results
+
+
+def _output_line(output_id: Any, result: Any, scrub: Callable[[str], str]) -> str:
+    """One output line: the result of one prompt as a JSON object (`error` null on success)."""
+    record: dict[str, Any] = {"id": output_id}
+    if isinstance(result, BaseException):
+        status = getattr(result, "status_code", None)
+        record |= {"text": None, "finish_reason": None, "usage": None, "cost": None}
+        record["error"] = {
+            "class": type(result).__name__,
+            "message": scrub(str(result)),
+            "status_code": status if isinstance(status, int) else None,
+        }
+    else:
+        usage = result.usage
+        cost = result.cost
+        record |= {
+            "text": _printable_answer(result.text),
+            "finish_reason": result.finish_reason,
+            "usage": {
+                "prompt_tokens": usage.prompt_tokens,
+                "completion_tokens": usage.completion_tokens,
+                "total_tokens": usage.total_tokens,
+            },
+            "cost": cost if cost is None or math.isfinite(cost) else None,
+            "error": None,
+        }
+    return json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def _write_atomically(path: Path, lines: Iterable[str]) -> None:
+    """Write `path` whole or not at all: a temporary file in the same folder, fsync'd, then
+    renamed over it (a crash leaves the old file or none, never half of one)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+    try:
+        with open(fd, "w", encoding="utf-8", newline="\n") as file:
+            file.writelines(lines)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    with contextlib.suppress(OSError):  # make the rename itself durable
+        folder = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
+
+
+def _check_run_paths(prompts_file: Path, out: Path, results_db: Path) -> None:
+    """Refuse, before any call, outputs that would overwrite the input or the store, or that
+    cannot be written."""
+    for other, what in ((prompts_file, "the prompts file"), (results_db, "the results db")):
+        if out.resolve() == other.resolve():
+            raise typer.BadParameter(
+                f"{out} is {what}; give the results another file name", param_hint="'--out'"
+            )
+    if out.is_dir():
+        _fail(f"cannot write the results to {out}: it is a folder; give a file name to --out")
+    folder = out.parent
+    if not folder.is_dir():
+        _fail(f"cannot write the results to {out}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        _fail(f"cannot write the results to {out}: the folder {folder} is not writable")
+
+
+def _run_summary(tally: _Tally, seconds: float) -> Iterator[str]:
+    yield (
+        f"{tally.prompts} prompts in {seconds:.1f} s: {tally.called} calls made, "
+        f"{tally.from_store} from the store, {tally.failed} failed"
+    )
+    paid_cost = 0.0 if tally.called == 0 else tally.paid
+    paid = f" (this run's calls: {_money(paid_cost)})" if tally.from_store else ""
+    yield (
+        f"tokens: {tally.prompt_tokens} prompt + {tally.completion_tokens} completion; "
+        f"cost: {_money(tally.cost)}{paid}"
+    )
+
+
+@app.command("run")
+@_command
+def run_command(
+    name: Annotated[str, typer.Argument(help="A model name (see 'model-registry list').")],
+    prompts_file: Annotated[
+        Path,
+        typer.Argument(
+            metavar="PROMPTS.jsonl",
+            help='One prompt a line: a JSON string, or {"id": ..., "prompt": "..."} or '
+            '{"id": ..., "messages": [...]}.',
+            show_default=False,
+        ),
+    ],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            "-o",
+            metavar="RESULTS.jsonl",
+            help="The results, one line per prompt in input order (written whole at the end).",
+            show_default=False,
+        ),
+    ],
+    results_db: Annotated[
+        Path | None,
+        typer.Option(
+            "--results-db",
+            metavar="PATH",
+            help="The result store that keeps each answer as it arrives; the same command "
+            "again resumes from it. [default: RESULTS.jsonl.sqlite]",
+            show_default=False,
+        ),
+    ] = None,
+    concurrency: Annotated[
+        int | None,
+        typer.Option(
+            "--concurrency", "-c", min=1, help="Calls in flight at once (default: the model's)."
+        ),
+    ] = None,
+    sets: SetOption = None,
+) -> None:
+    """Send every prompt of PROMPTS.jsonl to NAME, keeping each answer as it arrives, and write
+    RESULTS.jsonl; run it again to resume (stored answers are not paid for twice).
+
+    Output lines: {"id", "text", "finish_reason", "usage", "cost", "error"}. Exit 1 when a
+    prompt failed (its line has "error"; running again retries it), 130 on Ctrl-C (the
+    finished answers are kept; the results file is written on a run that finishes).
+    """
+    kwargs = parse_sets(sets)
+    _state.call = (name, kwargs)
+    db = results_db if results_db is not None else out.with_name(out.name + ".sqlite")
+    _check_run_paths(prompts_file, out, db)
+    run_input = _read_run_input(prompts_file)
+    model_registry.resolve(name, **kwargs)  # an unknown name fails before the store is made
+    store = model_registry.ResultStore(db)
+    tally = _Tally(len(run_input.prompts))
+    started = time.monotonic()
+    try:
+        results = asyncio.run(
+            _run_prompts(name, kwargs, run_input.prompts, store, concurrency, tally)
+        )
+    except KeyboardInterrupt:
+        _echo_lines_err(["", "cancelled", *_run_summary(tally, time.monotonic() - started)])
+        typer.echo(
+            _safe(
+                f"the finished answers are kept in {db}; run the same command again to finish "
+                f"({out} was not written)"
+            ),
+            err=True,
+        )
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    finally:
+        store.close()
+    _write_results(out, run_input.ids, results)
+    _echo_lines_err(
+        [*_run_summary(tally, time.monotonic() - started), f"wrote {out} (store: {db})"]
+    )
+    if tally.failed:
+        noun = "prompt" if tally.prompts == 1 else "prompts"
+        _fail(
+            f"{tally.failed} of {tally.prompts} {noun} failed; their lines in {out} have "
+            '"error"; run the same command again to retry them'
+        )
+
+
+def _write_results(out: Path, ids: list[Any], results: list[Any]) -> None:
+    if any(result is None for result in results):  # pragma: no cover - a library bug
+        raise RuntimeError("the batch ended without a result for every prompt")
+    scrub = _scrubber()
+    lines = (
+        _output_line(output_id, result, scrub)
+        for output_id, result in zip(ids, results, strict=True)
+    )
+    try:
+        _write_atomically(out, lines)
+    except OSError as exc:
+        _fail(f"cannot write the results to {out}: {exc.strerror or exc}")
+
+
+def _echo_lines_err(lines: Iterable[str]) -> None:
+    typer.echo(_safe("\n".join(lines), newlines=True), err=True)

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 from model_registry.cli import app
 from model_registry.providers import BUILTIN_PROVIDERS
-from tests.fixtures.openai_server import openai_server_fixture
+from tests.fixtures.openai_server import FakeOpenAIServer, openai_server_fixture
 
 openai_server = openai_server_fixture()
 
@@ -225,3 +225,29 @@ def no_traceback(result: CliResult) -> bool:
 
 def lines(text: str) -> Sequence[str]:
     return [line.rstrip() for line in text.splitlines()]
+
+
+LoopbackAlias = Callable[..., str]
+
+
+@pytest.fixture
+def loopback_alias(
+    openai_server: FakeOpenAIServer, alias_file: Callable[..., Path]
+) -> LoopbackAlias:
+    """Write an alias 'loopback' for `model_id` on the fake server; returns the model id."""
+
+    def write(model_id: str) -> str:
+        alias_file(
+            f"""
+            [aliases."loopback"]
+            provider = "openai"
+            model_id = "{model_id}"
+
+            [aliases."loopback".defaults]
+            api_base = "{openai_server.base_url}"
+            api_key = "sk-loopback-test"
+            """
+        )
+        return model_id
+
+    return write

@@ -12,38 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.conftest import InvokeCli, RunCli, SpawnCli, no_traceback
+from tests.cli.conftest import InvokeCli, LoopbackAlias, RunCli, SpawnCli, no_traceback
 from tests.fixtures.openai_server import FakeOpenAIServer
 
 FOOTER = re.compile(
     r"^openai:(?P<model>\S+) \| finish: (?P<finish>\S+) \| tokens: (?P<prompt>\d+) prompt \+ "
     r"(?P<completion>\d+) completion = (?P<total>\d+) \| latency: \d+\.\d\d s$"
 )
-
-LoopbackAlias = Callable[..., str]
-
-
-@pytest.fixture
-def loopback_alias(
-    openai_server: FakeOpenAIServer, alias_file: Callable[..., Path]
-) -> LoopbackAlias:
-    """Write an alias 'loopback' for `model_id` on the fake server; returns the model id."""
-
-    def write(model_id: str) -> str:
-        alias_file(
-            f"""
-            [aliases."loopback"]
-            provider = "openai"
-            model_id = "{model_id}"
-
-            [aliases."loopback".defaults]
-            api_base = "{openai_server.base_url}"
-            api_key = "sk-loopback-test"
-            """
-        )
-        return model_id
-
-    return write
 
 
 def test_prompt_prints_the_answer_then_a_footer_on_stderr(
@@ -152,7 +127,7 @@ def test_prompt_json_is_the_generation(
         "model": "cli-json",
         "provider": "openai",
         "cost": None,
-        "name": None,
+        "name": "loopback",
         "from_store": False,
     }
     assert result.stderr == ""

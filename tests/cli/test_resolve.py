@@ -269,3 +269,51 @@ def test_a_name_with_terminal_escapes_prints_escaped(run_cli: RunCli, name: str)
         assert not re.search("[\x00-\x09\x0b-\x1f\x7f-\x9f]", shown), shown
         assert escaped in shown, shown
         assert no_traceback(result)
+
+
+# --- the typo guard ---------------------------------------------------------------------
+
+
+def test_resolve_prints_the_typo_guard_warning_on_stderr(invoke_cli: InvokeCli) -> None:
+    warnings = resolve("claude-sonet").warnings
+    assert warnings  # the library's own warning, shown as it is
+    result = invoke_cli("resolve", "claude-sonet")
+    assert result.code == 0
+    assert result.stderr == "".join(f"warning: {w}\n" for w in warnings)
+    assert "did you mean 'claude-sonnet-4-5'" in result.stderr
+    assert "alias 'claude-sonnet'" in result.stderr
+    assert "anthropic/claude-sonet" in result.stdout  # the resolution still prints
+
+
+def test_resolve_json_carries_the_warnings(invoke_cli: InvokeCli) -> None:
+    result = invoke_cli("resolve", "gpt4o", "--json")
+    assert result.code == 0
+    data = result.json()
+    assert isinstance(data, dict)
+    assert data["warnings"] == list(resolve("gpt4o").warnings)
+    assert "did you mean 'gpt-4o'" in data["warnings"][0]
+
+
+def test_a_listed_model_resolves_without_a_warning(invoke_cli: InvokeCli) -> None:
+    result = invoke_cli("resolve", "gpt-4o", "--json")
+    assert result.code == 0
+    assert result.stderr == ""
+    data = result.json()
+    assert isinstance(data, dict) and data["warnings"] == []
+
+
+def test_resolve_strict_refuses_an_unlisted_id_with_the_suggestions(run_cli: RunCli) -> None:
+    with pytest.raises(UnknownModelError) as info:
+        resolve("claude-sonet", strict=True)
+    result = run_cli("resolve", "claude-sonet", "--strict")
+    assert result.code == 1
+    assert result.stdout == ""
+    assert result.stderr == f"error: {info.value}\n"
+    assert "did you mean 'claude-sonnet-4-5'" in result.stderr
+    assert no_traceback(result)
+
+
+def test_resolve_strict_lets_a_listed_id_through(invoke_cli: InvokeCli) -> None:
+    result = invoke_cli("resolve", "claude-sonnet-4-5", "--strict")
+    assert result.code == 0
+    assert result.stderr == ""
