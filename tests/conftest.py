@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -10,6 +11,11 @@ import pytest
 from hypothesis import settings
 
 from model_registry import aliases, providers
+
+# No test may reach the Hugging Face hub, and huggingface_hub reads this once, at its import
+# (whichever test imports it first): set it before any test runs.
+for _var in ("HF_HUB_OFFLINE", "VLLM_NO_USAGE_STATS", "DO_NOT_TRACK"):
+    os.environ.setdefault(_var, "1")
 
 
 @pytest.fixture(autouse=True)
