@@ -1,13 +1,13 @@
 """model-registry: turn a model name into a ready async client.
 
-    client = await get_client("my-reasoning-model", temperature=0.2)
+    client = await get_client("my-reasoning-model", reasoning_effort="low")
     generation = await client.generate("Write three distractors for: ...")
 
 Hosted providers go through LiteLLM, local weights through vLLM's async engine;
 both load on first use, so importing this package stays cheap.
 """
 
-from model_registry.aliases import Alias, Registry, load_registry
+from model_registry.aliases import Alias, Registry, load_registry, validate_files
 from model_registry.api import get_client, list_available_models, list_providers
 
 # The one client type (what get_client returns), under the name users annotate with.
@@ -29,6 +29,7 @@ from model_registry.errors import (
     ModelPathNotFoundError,
     ModelRegistryError,
     NotFoundError,
+    OutputValidationError,
     PermissionDeniedError,
     RateLimitError,
     RequestTimeoutError,
@@ -46,6 +47,7 @@ from model_registry.types import (
     ProviderSpec,
     Resolution,
     Usage,
+    redact,
 )
 
 __version__ = "0.1.0"
@@ -72,6 +74,7 @@ __all__ = [
     "ModelPathNotFoundError",
     "ModelRegistryError",
     "NotFoundError",
+    "OutputValidationError",
     "PermissionDeniedError",
     "ProviderSpec",
     "RateLimitError",
@@ -89,7 +92,9 @@ __all__ = [
     "list_available_models",
     "list_providers",
     "load_registry",
+    "redact",
     "register_provider",
     "resolve",
     "unregister_provider",
+    "validate_files",
 ]

@@ -21,6 +21,7 @@
         ├── RequestTimeoutError       the call ran past its timeout
         ├── ServiceUnavailableError   the server answered 5xx (503, 502, 500...)
         ├── APIConnectionError        no response came: refused, reset, DNS (status_code None)
+        ├── OutputValidationError     a structured answer that does not validate (.text: the raw answer)
         └── APIError                  anything else the provider reported
 
 User mistakes (the first seven) are kept apart from failures of a call
@@ -46,6 +47,7 @@ __all__ = [
     "ModelPathNotFoundError",
     "ModelRegistryError",
     "NotFoundError",
+    "OutputValidationError",
     "PermissionDeniedError",
     "RateLimitError",
     "RequestTimeoutError",
@@ -186,6 +188,27 @@ class ServiceUnavailableError(ModelCallError):
 
 class APIConnectionError(ModelCallError):
     """No response came from the server (refused, reset, DNS); `status_code` is None."""
+
+
+class OutputValidationError(ModelCallError):
+    """An answer asked for with `response_format` does not validate against its schema.
+
+    `text` holds the raw answer and `validation_message` what did not validate.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str,
+        model: str,
+        text: str,
+        validation_message: str,
+        status_code: int | None = None,
+    ) -> None:
+        super().__init__(message, provider=provider, model=model, status_code=status_code)
+        self.text = text
+        self.validation_message = validation_message
 
 
 class APIError(ModelCallError):
