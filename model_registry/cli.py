@@ -31,6 +31,7 @@ import textwrap
 import time
 import tomllib
 import traceback
+import warnings
 from collections.abc import AsyncGenerator, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -41,10 +42,10 @@ import typer
 from typer.exceptions import TyperException
 
 import model_registry
-from model_registry.errors import ModelRegistryError
+from model_registry import ModelRegistryError
 
 if TYPE_CHECKING:
-    from model_registry.types import Generation, Message
+    from model_registry import Generation, Message
 
 __all__ = ["app", "main", "parse_sets"]
 
@@ -1143,8 +1144,9 @@ def _check_run_paths(prompts_file: Path, out: Path, results_db: Path) -> None:
 
 
 def _run_summary(tally: _Tally, seconds: float) -> Iterator[str]:
+    done = f"{tally.done} of " if tally.done < tally.prompts else ""
     yield (
-        f"{tally.prompts} prompts in {seconds:.1f} s: {tally.called} calls made, "
+        f"{done}{tally.prompts} prompts in {seconds:.1f} s: {tally.called} calls made, "
         f"{tally.from_store} from the store, {tally.failed} failed"
     )
     paid_cost = 0.0 if tally.called == 0 else tally.paid
@@ -1213,9 +1215,12 @@ def run_command(
     tally = _Tally(len(run_input.prompts))
     started = time.monotonic()
     try:
-        results = asyncio.run(
-            _run_prompts(name, kwargs, run_input.prompts, store, concurrency, tally)
-        )
+        with warnings.catch_warnings():
+            # LiteLLM's coroutines cancelled by Ctrl-C before they ran: nothing to report
+            warnings.filterwarnings("ignore", "coroutine .* was never awaited", RuntimeWarning)
+            results = asyncio.run(
+                _run_prompts(name, kwargs, run_input.prompts, store, concurrency, tally)
+            )
     except KeyboardInterrupt:
         _echo_lines_err(["", "cancelled", *_run_summary(tally, time.monotonic() - started)])
         typer.echo(

@@ -226,7 +226,9 @@ def test_ctrl_c_stops_with_130_keeps_what_finished_and_the_rerun_completes(
 
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr
+    assert "Warning" not in stderr
     assert "cancelled" in stderr
+    assert f"of {count} prompts in" in stderr
     assert "run the same command again" in stderr
     assert not (cli_dir / "results.jsonl").exists()
     at_interrupt = requests(openai_server, model)
