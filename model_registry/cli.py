@@ -648,9 +648,9 @@ def _split(resolution: model_registry.Resolution) -> dict[str, Any]:
             f"--split is for local models; {resolution.name!r} resolves to the hosted "
             f"provider {resolution.provider!r}, whose kwargs all go to LiteLLM"
         )
-    from model_registry.clients.vllm import split_params
-    from model_registry.types import redact
+    from model_registry.clients.vllm import split_params  # not public yet (issue 17)
 
+    redact = model_registry.redact
     split = split_params(resolution.params)
     return {
         "engine": redact(split.engine),
@@ -800,10 +800,8 @@ def validate_command(
     ] = None,
 ) -> None:
     """Check alias files and report every problem (file, alias, key); exit 1 if any."""
-    from model_registry.aliases import validate_files
-
     files = list(paths or ())
-    problems = validate_files(*files)
+    problems = model_registry.validate_files(*files)
     if problems:
         for problem in problems:
             typer.echo(_safe(problem, newlines=True))
