@@ -179,6 +179,23 @@ def test_a_failed_prompt_has_an_error_line_exit_1_and_the_rerun_retries_only_it(
     ]
 
 
+def test_an_error_that_echoes_the_api_key_keeps_it_out_of_the_results(
+    invoke_cli: InvokeCli,
+    loopback_alias: LoopbackAlias,
+    openai_server: FakeOpenAIServer,
+    cli_dir: Path,
+) -> None:
+    model = loopback_alias("cli-run-secret")
+    openai_server.configure(model, status=401, message="Incorrect API key: sk-loopback-test")
+    write_prompts(cli_dir, [json.dumps("hi")])
+    result = invoke_cli(*RUN, "--set", "num_retries=0")
+    assert result.code == 1
+    text = (cli_dir / "results.jsonl").read_text(encoding="utf-8")
+    assert "sk-loopback-test" not in text + result.stderr
+    (line,) = read_results(cli_dir / "results.jsonl")
+    assert line["error"]["status_code"] == 401
+
+
 # --- killed and interrupted runs ------------------------------------------------------------
 
 
