@@ -151,7 +151,10 @@ def _params() -> list[object]:
 
 
 @pytest.mark.parametrize("block", _params())
-def test_readme_block_runs(block: Block, request: pytest.FixtureRequest) -> None:
+def test_readme_block_runs(
+    block: Block, request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # files a block writes (a results_db) land here
     server = request.getfixturevalue("hosted_at_server")
     if block.mark == "local":
         request.getfixturevalue("local_on_tiny_model")
