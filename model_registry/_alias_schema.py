@@ -17,7 +17,9 @@ from typing import Any
 import msgspec
 
 from model_registry._alias_files import display_path, read_alias_file
+from model_registry._alias_limits import Declared, check_fallbacks, parse_limits
 from model_registry.errors import AliasConfigError
+from model_registry.limits import Limits
 from model_registry.providers import BUILTIN_PROVIDERS, litellm_provider_spec
 from model_registry.types import (
     ProviderSpec,
@@ -32,7 +34,8 @@ __all__ = ["Alias", "Registry", "parse_file"]
 
 
 class Alias(msgspec.Struct, frozen=True):
-    """One alias as loaded: `source` is the file it came from (the last that defined it)."""
+    """One alias as loaded: `source` is the file it came from (the last that defined it);
+    `fallbacks` the names tried, in order, when a call to it fails for want of capacity."""
 
     name: str
     provider: str
@@ -41,33 +44,43 @@ class Alias(msgspec.Struct, frozen=True):
     defaults: Mapping[str, Any]
     description: str
     source: str
+    fallbacks: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
-        return shown_repr(self, _ALIAS_REPR, ("defaults",))
+        return shown_repr(self, _ALIAS_REPR, ("defaults",), unless_empty=("fallbacks",))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for JSON, credentials redacted."""
         return shown_dict(self, _ALIAS_DICT, ("defaults",))
 
 
-_ALIAS_REPR = ("name", "provider", "model_id", "route", "defaults", "source")
-_ALIAS_DICT = ("name", "provider", "model_id", "route", "defaults", "description", "source")
+_ALIAS_REPR = ("name", "provider", "model_id", "route", "defaults", "source", "fallbacks")
+_ALIAS_DICT = (*_ALIAS_REPR[:5], "description", "source", "fallbacks")
 
 
 class Registry(msgspec.Struct, frozen=True):
-    """The providers and aliases of a set of layered alias files."""
+    """The providers, aliases and declared limits (by provider or alias name) of a set of
+    layered alias files."""
 
     providers: Mapping[str, ProviderSpec]
     aliases: Mapping[str, Alias]
     files: tuple[str, ...]
+    limits: Mapping[str, Limits] = msgspec.field(default_factory=lambda: MappingProxyType({}))
 
 
 # --- the schema ------------------------------------------------------------------
 
-_ALIAS_KEYS = ("provider", "model_id", "defaults", "description")
+_ALIAS_KEYS = ("provider", "model_id", "defaults", "description", "fallbacks")
 _PROVIDER_KEYS = ("litellm_prefix", "api_base", "api_key_env", "default_model", "description")
 _PREFIX_KEYS = ("litellm_prefix", "api_base")
-_TOP_KEYS = ("aliases", "providers")
+_TOP_KEYS = ("aliases", "providers", "limits")
+#: Arguments of ours that alias defaults cannot hold (they never reach a backend).
+_NOT_DEFAULTS = {
+    "fallbacks": "write fallbacks = [...] beside provider and model_id, not under defaults",
+    "limits": 'declare limits in a [limits."NAME"] table',
+    "results_db": "results_db is an argument of generate_many() and iter_many()",
+    "strict": "strict is an argument of get_client() and resolve() (or MODEL_REGISTRY_STRICT)",
+}
 _ENV_VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -280,6 +293,7 @@ def _parse_alias(
     model_id = _check_string(problems, where, name, "model_id", table.get("model_id"))
     description = _check_string(problems, where, name, "description", table.get("description"))
     defaults = _alias_defaults(table.get("defaults", {}), where, name, problems)
+    fallbacks = check_fallbacks(table.get("fallbacks"), where, name, problems.add)
     target = _alias_target(provider_name, model_id, where, name, problems, providers)
     if target is None or unknown:
         return None
@@ -292,6 +306,7 @@ def _parse_alias(
         defaults=MappingProxyType(spec.default_params(defaults)),
         description=description or "",
         source=path,
+        fallbacks=fallbacks,
     )
 
 
@@ -306,6 +321,8 @@ def _alias_defaults(defaults: object, where: str, name: str, problems: _Problems
         )
         return {}
     for key, value in defaults.items():
+        if key in _NOT_DEFAULTS:
+            problems.add(f"{where}: key 'defaults.{key}': {_NOT_DEFAULTS[key]}", name, key)
         found = first_non_finite(value)
         if found is not None:
             problems.add(
@@ -356,9 +373,9 @@ def _alias_target(
 
 def parse_file(
     path: Path, known_providers: Mapping[str, ProviderSpec]
-) -> tuple[dict[str, ProviderSpec], dict[str, Alias]]:
-    """The providers and aliases one file declares; every problem in it raised together
-    as one AliasConfigError."""
+) -> tuple[dict[str, ProviderSpec], dict[str, Alias], Declared]:
+    """The providers, aliases and limits one file declares; every problem in it raised
+    together as one AliasConfigError."""
     shown = display_path(path)
     data = read_alias_file(path, shown)
     parsed = _parse_toml(data, shown)
@@ -368,11 +385,12 @@ def parse_file(
             hint = _did_you_mean(key, _TOP_KEYS)
             problems.add(
                 f"{shown}: unknown top-level key '{key}'{hint}; an alias file holds only "
-                f'[aliases."name"] and [providers."name"] tables',
+                f'[aliases."name"], [providers."name"] and [limits."name"] tables',
                 key=key,
             )
     file_providers = _parse_providers(parsed.get("providers"), shown, problems, known_providers)
     all_providers = {**known_providers, **file_providers}
     file_aliases = _parse_aliases(parsed.get("aliases"), shown, problems, all_providers)
+    file_limits = parse_limits(parsed.get("limits"), shown, problems.add)
     problems.raise_if_any()
-    return file_providers, file_aliases
+    return file_providers, file_aliases, file_limits

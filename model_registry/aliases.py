@@ -1,21 +1,25 @@
 """Alias files: discovery, layering and the loaded-registry cache.
 
-A file holds `[aliases."name"]` tables (provider, model_id, defaults, description)
-and optional `[providers."name"]` tables for OpenAI-compatible endpoints (the schema
-and its validation: `_alias_schema`). Files layer in order (packaged defaults,
+A file holds `[aliases."name"]` tables (provider, model_id, defaults, description,
+fallbacks), optional `[providers."name"]` tables for OpenAI-compatible endpoints and
+`[limits."NAME"]` tables (rpm, tpm, concurrency of a provider or an alias); the schema and
+its validation: `_alias_schema`, `_alias_limits`. Files layer in order (packaged defaults,
 ./config/model_aliases.toml, MODEL_REGISTRY_ALIASES or an explicit path); later files
-win per alias.
+win per alias and per limits NAME. Once layered, limits NAMEs must be known, fallback
+names must resolve, and fallbacks must not go round in a cycle.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import MappingProxyType
 
 from model_registry import providers as _providers
 from model_registry._alias_files import ALIASES_ENV_VAR, MAX_ALIAS_FILE_BYTES, display_path
+from model_registry._alias_limits import Declared, link_problems
 from model_registry._alias_schema import Alias, Registry, parse_file
 from model_registry.errors import AliasConfigError
 
@@ -31,6 +35,7 @@ __all__ = [
     "clear_cache",
     "default_alias_paths",
     "first_non_finite",
+    "install_name_check",
     "load_registry",
     "packaged_aliases_path",
     "validate_files",
@@ -75,8 +80,19 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
+#: Checks a fallback name that is no alias: None, or what is wrong with it. `resolve`
+#: installs its resolver here (this module cannot import it: resolve sits above).
+_name_check: Callable[[Registry, str], str | None] | None = None
+
+
+def install_name_check(check: Callable[[Registry, str], str | None]) -> None:
+    """Set how fallback names that are no alias are checked when files load (resolve's)."""
+    global _name_check
+    _name_check = check
+
+
 def load_registry(*paths: str | os.PathLike[str], layered: bool = True) -> Registry:
-    """Load and validate alias files; later files win per alias.
+    """Load and validate alias files; later files win per alias and per limits NAME.
 
     With `layered=True` (the default) the given paths go on top of the default set
     (packaged, ./config/model_aliases.toml, MODEL_REGISTRY_ALIASES); otherwise only they load.
@@ -84,15 +100,39 @@ def load_registry(*paths: str | os.PathLike[str], layered: bool = True) -> Regis
     file_paths = [*(default_alias_paths() if layered else []), *(Path(p) for p in paths)]
     known = _providers.builtin_and_registered_providers()
     aliases: dict[str, Alias] = {}
+    limits: Declared = {}
     for path in file_paths:
-        file_providers, file_aliases = parse_file(path, known)
+        file_providers, file_aliases, file_limits = parse_file(path, known)
         known = {**known, **file_providers}
         aliases.update(file_aliases)
-    return Registry(
+        limits.update(file_limits)
+    registry = Registry(
         providers=MappingProxyType(known),
         aliases=MappingProxyType(dict(sorted(aliases.items()))),
         files=tuple(display_path(p) for p in file_paths),
+        limits=MappingProxyType({name: declared for name, (_, declared) in limits.items()}),
     )
+    _check_links(registry, limits)
+    return registry
+
+
+def _check_links(registry: Registry, limits: Declared) -> None:
+    """Raise one AliasConfigError for every limits NAME, fallback and cycle at fault."""
+    check = _name_check
+    found = link_problems(
+        registry.aliases,
+        registry.providers,
+        limits,
+        None if check is None else (lambda name: check(registry, name)),
+    )
+    if not found:
+        return
+    lines = tuple(message for message, _, _, _ in found)
+    text = lines[0]
+    if len(lines) > 1:
+        text += f"\n(and {len(lines) - 1} more problem(s):\n  " + "\n  ".join(lines[1:]) + ")"
+    _, path, alias, key = found[0]
+    raise AliasConfigError(text, path=path, alias=alias, key=key, problems=lines)
 
 
 def validate_files(*paths: str | os.PathLike[str]) -> list[str]:
@@ -105,11 +145,16 @@ def validate_files(*paths: str | os.PathLike[str]) -> list[str]:
     problems: list[str] = []
     for path in file_paths:
         try:
-            file_providers, _ = parse_file(path, known)
+            file_providers, _, _ = parse_file(path, known)
         except AliasConfigError as exc:
             problems.extend(exc.problems)
             continue
         known = {**known, **file_providers}
+    if not problems:  # each file is sound: now what needs them all (names, fallbacks)
+        try:
+            load_registry(*file_paths, layered=False)
+        except AliasConfigError as exc:
+            problems.extend(exc.problems)
     return problems
 
 

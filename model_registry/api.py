@@ -1,28 +1,269 @@
-"""The public functions: get_client, list_available_models, list_providers."""
+"""The public functions: get_client, list_available_models, list_providers, limits_in_force.
+
+`get_client` resolves a name, applies the declared limits (`[limits."NAME"]` of its
+provider and of its name, and `limits=`) and, when the name has fallbacks, wraps the
+client in a `FallbackClient`: the fallback chain resolves names, so it lives here, above
+the clients, which never import `resolve`.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from typing import Any, ClassVar
 
-from model_registry.aliases import Alias, current_registry
+import msgspec
+
+from model_registry.aliases import Alias, Registry, current_registry
 from model_registry.clients import client_class
 from model_registry.clients.base import BaseClient
+from model_registry.errors import (
+    APIConnectionError,
+    InvalidParameterError,
+    ModelCallError,
+    RateLimitError,
+    RequestTimeoutError,
+    ServiceUnavailableError,
+)
+from model_registry.limits import Limits, validate_limits
 from model_registry.providers import ProviderSpec
-from model_registry.resolve import resolve
+from model_registry.resolve import resolve_in
+from model_registry.types import ClientKind, Generation, Prompt, Resolution
 
-__all__ = ["get_client", "list_available_models", "list_providers"]
+__all__ = [
+    "FALLBACK_ERRORS",
+    "FallbackClient",
+    "get_client",
+    "limits_in_force",
+    "list_available_models",
+    "list_providers",
+]
+
+logger = logging.getLogger("model_registry")
+
+#: The failures a fallback can fix: the primary is out of capacity or out of reach. Any
+#: other error (bad request, authentication, content filter, ...) is raised at once.
+FALLBACK_ERRORS: tuple[type[ModelCallError], ...] = (
+    RateLimitError,
+    ServiceUnavailableError,
+    RequestTimeoutError,
+    APIConnectionError,
+)
+
+#: (name, warning) pairs already logged: each typo-guard warning is logged once per name.
+_warned: set[tuple[str, str]] = set()
 
 
-def get_client(name: str, **kwargs: Any) -> BaseClient:
+def get_client(
+    name: str,
+    *,
+    limits: Mapping[str, Any] | Limits | None = None,
+    fallbacks: Sequence[str] | None = None,
+    strict: bool | None = None,
+    **kwargs: Any,
+) -> BaseClient:
     """A client for `name`; kwargs beat the alias defaults.
 
     Resolves at once (an unknown name raises here, before any await). The client is
     awaitable (`client = await get_client(name)` starts its backend), an async context
     manager, and otherwise starts on its first call:
     `await get_client(name).generate(prompt)`.
+
+    `limits` ({"rpm": ..., "tpm": ..., "concurrency": ...}) applies to the clients of
+    `name` made with it, shared by them, on top of the declared limits of its provider and
+    name. `fallbacks` (names) replaces the alias's declared fallbacks: after the primary's
+    retries fail with a rate limit, a 5xx, a timeout or a connection error, the call goes
+    to the next name (its own alias defaults plus these kwargs). `strict` is `resolve`'s;
+    the typo guard's warnings are logged once per name on the "model_registry" logger.
     """
-    resolution = resolve(name, **kwargs)
-    return client_class(resolution.kind)(resolution)
+    if "results_db" in kwargs:
+        raise InvalidParameterError(
+            f"results_db is not a kwarg of get_client({name!r}): pass it to generate_many() "
+            "or iter_many(), as in client.generate_many(prompts, results_db='run.sqlite')"
+        )
+    registry = current_registry()
+    resolution = resolve_in(registry, name, kwargs, strict=strict)
+    _log_warnings(resolution)
+    code = None if limits is None else validate_limits(limits, f"get_client({name!r}, limits=)")
+    client = _client_for(registry, resolution, code)
+    chain = _fallback_chain(registry, name, fallbacks)
+    if not chain:
+        return client
+    resolutions = [resolve_in(registry, other, kwargs, strict=strict) for other in chain]
+    for other in resolutions:
+        _log_warnings(other)
+    wrapper = _LocalFallbackClient if resolution.kind == "local" else FallbackClient
+    return wrapper(client, resolutions, lambda r: _client_for(registry, r, None))
+
+
+def _log_warnings(resolution: Resolution) -> None:
+    for warning in resolution.warnings:
+        if (resolution.name, warning) not in _warned:
+            _warned.add((resolution.name, warning))
+            logger.warning("%s", warning)
+
+
+def _client_for(registry: Registry, resolution: Resolution, code: Limits | None) -> BaseClient:
+    """A client for `resolution` under the limits declared for its provider and its name."""
+    client = client_class(resolution.kind)(resolution)
+    provider = registry.limits.get(resolution.provider)
+    alias = None if resolution.name == resolution.provider else registry.limits.get(resolution.name)
+    client.set_limits(provider=provider, alias=alias, code=code)
+    return client
+
+
+def _fallback_chain(registry: Registry, name: str, explicit: Sequence[str] | None) -> list[str]:
+    """The names after `name`, in order: its fallbacks (explicit, or its alias's), each
+    followed by that name's own fallbacks; every name once, `name` itself never."""
+    if isinstance(explicit, str):
+        raise InvalidParameterError(
+            f"fallbacks must be a list of names, got the string {explicit!r}: write "
+            f"fallbacks=[{explicit!r}]"
+        )
+    chain: list[str] = []
+    seen = {name}
+
+    def add(names: Sequence[str]) -> None:
+        for other in names:
+            if other in seen:
+                continue
+            seen.add(other)
+            chain.append(other)
+            alias = registry.aliases.get(other)
+            add(alias.fallbacks if alias is not None else ())
+
+    alias = registry.aliases.get(name)
+    add(explicit if explicit is not None else (alias.fallbacks if alias is not None else ()))
+    return chain
+
+
+class FallbackClient(BaseClient):
+    """A client whose calls go on to the next name when one fails for want of capacity.
+
+    It is the client get_client returns for a name with fallbacks: the same interface,
+    the primary's name, params and resolution. Fallback clients start only when needed and
+    close with it. Each name gets a fresh timeout; `Generation.name`, `.provider` and
+    `.model` say which answered. When every name fails, the last error is raised with a
+    note naming every name tried, in order.
+    """
+
+    kind: ClassVar[ClientKind] = "hosted"
+
+    def __init__(
+        self,
+        primary: BaseClient,
+        fallbacks: Sequence[Resolution],
+        make: Callable[[Resolution], BaseClient],
+    ) -> None:
+        super().__init__(primary.resolution)
+        self._resolutions = [primary.resolution, *fallbacks]
+        self._clients: list[BaseClient | None] = [primary, *(None for _ in fallbacks)]
+        self._make = make
+        #: The names tried after the primary, in order.
+        self.fallbacks: tuple[str, ...] = tuple(r.name for r in fallbacks)
+
+    def __repr__(self) -> str:
+        return f"{super().__repr__()[:-1]} fallbacks={list(self.fallbacks)!r}>"
+
+    def _client(self, index: int) -> BaseClient:
+        client = self._clients[index]
+        if client is None:
+            client = self._clients[index] = self._make(self._resolutions[index])
+        return client
+
+    async def _start(self) -> None:
+        await self._client(0).start()
+
+    async def aclose(self) -> None:
+        """Close the primary and every fallback client that started; idempotent."""
+        self._closed = True
+        for client in self._clients:
+            if client is not None:
+                await client.aclose()
+
+    async def _call(self, prompt: Prompt, kwargs: dict[str, Any]) -> Generation:
+        tried: list[str] = []
+        for index in range(len(self._resolutions)):
+            self._check_open()
+            client = self._client(index)
+            try:
+                await client.start()
+                return await client._call(prompt, kwargs)
+            except FALLBACK_ERRORS as exc:
+                self._failed(client, exc, tried)
+                last = exc
+        raise last
+
+    def _failed(self, client: BaseClient, exc: ModelCallError, tried: list[str]) -> None:
+        """Note a name that failed; on the last one, name every name tried on its error."""
+        tried.append(f"{client.name!r} ({type(exc).__name__})")
+        if len(tried) < len(self._resolutions):
+            logger.info("%r failed (%s); trying the next fallback", client.name, exc)
+        else:
+            exc.add_note(f"every name failed; tried in order: {', '.join(tried)}")
+
+    async def _stream_events(
+        self, prompt: Prompt, kwargs: dict[str, Any]
+    ) -> AsyncGenerator[str | Generation, None]:
+        await self.start()
+        tried: list[str] = []
+        for index in range(len(self._resolutions)):
+            self._check_open()
+            client = self._client(index)
+            said_something = False
+            events = client._stream_events(prompt, kwargs)
+            try:
+                async for event in events:
+                    said_something = True
+                    yield event
+                return
+            except FALLBACK_ERRORS as exc:
+                if said_something:  # the caller has part of this answer: no other may follow
+                    raise
+                self._failed(client, exc, tried)
+                last = exc
+            finally:
+                await events.aclose()
+        raise last
+
+    async def _run_batch(self, batch: Any, emit: Any) -> None:
+        # the primary's request is the store key (a resume finds it whoever answered)
+        await batch.run(
+            self._call,
+            emit,
+            name=self.name,
+            target=self._resolution.route or self.model_id,
+            params={**self.params, **batch.kwargs},
+            default_concurrency=self._client(0).default_concurrency,
+        )
+
+
+class _LocalFallbackClient(FallbackClient):
+    """A FallbackClient whose primary is a local model."""
+
+    kind: ClassVar[ClientKind] = "local"
+
+
+def limits_in_force(resolution: Resolution) -> dict[str, dict[str, float]]:
+    """The declared limits that apply to calls of `resolution`, by the NAME they were
+    declared for (its provider, its name), only the keys set: `{"openai": {"rpm": 600}}`.
+    Empty when none are declared. (`get_client(limits=)` is the caller's own and not here.)"""
+    registry = current_registry()
+    names = [resolution.provider]
+    if resolution.name != resolution.provider:
+        names.append(resolution.name)
+    found: dict[str, dict[str, float]] = {}
+    for name in names:
+        declared = registry.limits.get(name)
+        if declared is not None:
+            values = msgspec.structs.asdict(declared)
+            found[name] = {k: _plain(v) for k, v in values.items() if v is not None}
+    return found
+
+
+def _plain(value: float) -> float:
+    """600.0 -> 600, so printed limits read as written."""
+    return int(value) if float(value).is_integer() else value
 
 
 def list_available_models() -> list[Alias]:

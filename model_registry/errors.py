@@ -100,10 +100,19 @@ class ModelPathNotFoundError(ModelRegistryError, FileNotFoundError):
 class MissingCredentialsError(ModelRegistryError):
     """A hosted provider needs an API key and none was found."""
 
-    def __init__(self, message: str, *, provider: str, env_var: str | None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str,
+        env_var: str | None,
+        env_vars: tuple[str, ...] = (),
+    ) -> None:
         super().__init__(message)
         self.provider = provider
         self.env_var = env_var
+        #: Every variable that is missing (`env_var` is the first of them).
+        self.env_vars = env_vars or ((env_var,) if env_var else ())
 
 
 class BackendNotInstalledError(ModelRegistryError, ImportError):
@@ -129,7 +138,9 @@ class ModelCallError(ModelRegistryError):
     `status_code` is the HTTP status the server answered with, or None when no response
     came (or none that said one). `cause_type` names the backend's own exception class
     (e.g. "litellm.AuthenticationError"): the backend's exception itself is not chained,
-    since its text and attributes may hold credentials.
+    since its text and attributes may hold credentials. `retry_after` is the wait in
+    seconds a 429 or 503 asked for (`Retry-After`, `retry-after-ms`), None when it asked
+    for none.
     """
 
     def __init__(
@@ -140,12 +151,14 @@ class ModelCallError(ModelRegistryError):
         model: str,
         status_code: int | None = None,
         cause_type: str | None = None,
+        retry_after: float | None = None,
     ) -> None:
         self.provider = provider
         self.model = model
         self.status_code = status_code
         self.message = message
         self.cause_type = cause_type
+        self.retry_after = retry_after
         status = f" (HTTP {status_code})" if status_code is not None else ""
         super().__init__(f"{provider} model '{model}'{status}: {message}")
 

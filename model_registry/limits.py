@@ -8,23 +8,14 @@ holds a permit from each limiter that applies (provider's, then alias's):
         generation = await call()
         permit.report_usage(generation.usage.total_tokens)
 
-- `rpm` and `tpm` are leaky buckets (aiolimiter) that hold half a second's worth: requests
-  and tokens start at the declared rate, in bursts of at most half a second's worth (at
-  least one request, one token), so any 1 s window holds at most 1.5x the per-second rate.
-- A request is charged `estimate_tokens(...)` before it starts (prompt tokens plus
-  `max_tokens`, or `DEFAULT_COMPLETION_TOKENS` when unset) and corrected by
-  `report_usage`: tokens it did not use are given back to the next request, tokens over
-  the estimate are a debt the next request pays. A charge larger than the bucket (half a
-  second's worth) is taken in bucket-sized parts, one after another, so it waits its share
-  of time and never deadlocks.
-- `concurrency` caps calls in flight (taken first, in one process-wide order, so two calls
-  that share limiters cannot deadlock).
-- `Limiter.cool_down(seconds)` (a 429/503 with Retry-After, see `retry_after_seconds`)
-  pauses every acquire on that limiter until the time has passed.
-
-Buckets and slots belong to an event loop (asyncio); a limiter keeps one set per running
-loop, while its cooldown and token balance are shared by all loops. Queueing here is not
-part of a call's timeout: acquire outside the timeout's scope.
+`rpm` and `tpm` are leaky buckets (aiolimiter) holding half a second's worth, so any 1 s
+window holds at most 1.5x the per-second rate. A request is charged `estimate_tokens(...)`
+before it starts and corrected by `report_usage` (unused tokens are credit for the next
+request, extra ones a debt); a charge larger than the bucket is taken in bucket-sized parts.
+`concurrency` slots are taken first, in one process-wide order (no deadlock between calls
+that share limiters). `Limiter.cool_down(seconds)` (a 429/503 with Retry-After) pauses
+every acquire on that limiter. Buckets and slots belong to an event loop (one set per
+loop); cooldowns and token balances are shared. Acquire outside a call's timeout scope.
 """
 
 from __future__ import annotations
@@ -97,7 +88,9 @@ _UNITS = {
 def limit_problems(value: object) -> list[tuple[str | None, str]]:
     """Every problem in a limits table, as (key or None, message naming the key and the fix)."""
     if not isinstance(value, Mapping):
-        return [(None, f"limits must be a table of {', '.join(LIMIT_KEYS)}, got {_kind(value)}")]
+        return [
+            (None, f"limits must be a table of {', '.join(LIMIT_KEYS)}, got {type(value).__name__}")
+        ]
     problems: list[tuple[str | None, str]] = []
     for key, item in value.items():
         if key not in LIMIT_KEYS:
@@ -134,24 +127,18 @@ def _value_problem(key: str, item: object) -> str | None:
             return f"'concurrency' must be a whole number >= 1 ({_UNITS[key]}), got {item!r}"
         return None
     if isinstance(item, bool) or not isinstance(item, int | float):
-        return f"{key!r} must be a number ({_UNITS[key]}), got {_kind(item)} {item!r}"
+        return f"{key!r} must be a number ({_UNITS[key]}), got {type(item).__name__} {item!r}"
     if not math.isfinite(item) or item <= 0:
         return f"{key!r} must be a positive finite number ({_UNITS[key]}), got {item!r}"
     return None
-
-
-def _kind(value: object) -> str:
-    return type(value).__name__
 
 
 # -- keys and the registry ----------------------------------------------------------------
 
 
 class LimitKey(msgspec.Struct, frozen=True):
-    """What a limiter is shared by: a provider endpoint and credential, or an alias name.
-
-    `api_base` is kept redacted; `credential` is a salted hash of the API key, never the key.
-    """
+    """What a limiter is shared by: a provider endpoint and key (`api_base` redacted,
+    `credential` a salted hash of the key, never the key), or an alias name."""
 
     scope: Literal["provider", "alias"]
     name: str
@@ -184,8 +171,7 @@ def limiter_for(key: LimitKey, limits: Limits) -> Limiter:
 
     Calls already holding a permit finish under the limits they started with.
     """
-    limiter = _registry.get(key)
-    if limiter is None:
+    if (limiter := _registry.get(key)) is None:
         limiter = _registry[key] = Limiter(key, limits)
     elif limiter.limits != limits:
         limiter.reconfigure(limits)
@@ -220,7 +206,7 @@ class Limiter:
         self.key = key
         self.limits = limits
         self.order = next(_order)
-        self._cooldown_until = 0.0  # time.monotonic(), which asyncio's loop clock also uses
+        self.cooldown_until = 0.0  # time.monotonic() (the loop's clock) until acquires go on
         self._token_balance = 0.0  # > 0: tokens used beyond estimates (debt); < 0: credit
         self._states: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = (
             weakref.WeakKeyDictionary()
@@ -237,20 +223,20 @@ class Limiter:
     def cool_down(self, seconds: float) -> None:
         """Pause every acquire on this limiter for `seconds` (extends, never shortens)."""
         if math.isfinite(seconds) and seconds > 0:
-            self._cooldown_until = max(self._cooldown_until, time.monotonic() + seconds)
+            self.cooldown_until = max(self.cooldown_until, time.monotonic() + seconds)
 
     def cooldown_remaining(self) -> float:
         """Seconds until acquires may proceed again (0.0 when not cooling down)."""
-        return max(0.0, self._cooldown_until - time.monotonic())
+        return max(0.0, self.cooldown_until - time.monotonic())
 
     def _state(self) -> _LoopState:
         loop = asyncio.get_running_loop()
-        state = self._states.get(loop)
-        if state is None:
+        if (state := self._states.get(loop)) is None:
             state = self._states[loop] = _LoopState(self.limits)
         return state
 
-    async def _wait_cooldown(self) -> None:
+    async def wait_cooldown(self) -> None:
+        """Return once no cooldown is in force."""
         # a deadline, not an event: another 429 may extend it while we sleep
         while (remaining := self.cooldown_remaining()) > 0:  # noqa: ASYNC110
             await asyncio.sleep(remaining)
@@ -310,10 +296,8 @@ async def acquire(
 ) -> AsyncIterator[Permit]:
     """Wait for every limiter (slots, cooldowns, rates); the call starts inside the block.
 
-    Pass the provider's limiter first, then the alias's. Rates are taken in reverse order,
-    so the provider's bucket, which the server enforces, admits the call last, just before
-    it starts. Queueing here is not part of the call's timeout.
-    """
+    Pass the provider's limiter first, then the alias's: rates are taken in reverse order,
+    so the provider's bucket (the server's) admits the call last, just before it starts."""
     permit = Permit(limiters, max(float(estimated_tokens), 0.0))
     async with contextlib.AsyncExitStack() as stack:
         for limiter in sorted(limiters, key=lambda limiter: limiter.order):
@@ -329,8 +313,8 @@ async def _take_rates(limiters: Sequence[Limiter], estimate: float) -> None:
     """Take a request and its tokens from each bucket; again if a cooldown began meanwhile."""
     while True:
         for limiter in limiters:
-            if limiter._cooldown_until:  # skip a coroutine on the common path
-                await limiter._wait_cooldown()
+            if limiter.cooldown_until:  # skip a coroutine on the common path
+                await limiter.wait_cooldown()
         charged: list[Limiter] = []
         try:
             for limiter in reversed(limiters):

@@ -34,7 +34,8 @@ from model_registry._unknown_names import (
     unknown,
     unknown_prefix,
 )
-from model_registry.aliases import Registry, current_registry
+from model_registry.aliases import Registry, current_registry, install_name_check
+from model_registry.errors import UnknownModelError
 from model_registry.providers import litellm_provider_spec
 from model_registry.types import ProviderSpec, Resolution, check_finite
 
@@ -315,3 +316,16 @@ def _spelled(spec: ProviderSpec, form: str, model_id: str) -> str:
 
 def _quoted(items: tuple[str, ...]) -> str:
     return ", ".join(repr(i) for i in items)
+
+
+def _fallback_problem(registry: Registry, name: str) -> str | None:
+    """What is wrong with a fallback name in `registry` (None: it resolves), strict by
+    MODEL_REGISTRY_STRICT as any name."""
+    try:
+        resolve_in(registry, name, {})
+    except (UnknownModelError, TypeError) as exc:
+        return str(exc)
+    return None
+
+
+install_name_check(_fallback_problem)

@@ -121,7 +121,7 @@ BAD_FILES = [
         model-id = "gpt-4.1"
         """,
         "{path}: alias 'x': unknown key 'model-id' (did you mean 'model_id'?); allowed keys: "
-        'provider, model_id, defaults, description (call kwargs go under [aliases."x".defaults])',
+        'provider, model_id, defaults, description, fallbacks (call kwargs go under [aliases."x".defaults])',
         ("x", "model-id"),
         id="unknown-key-did-you-mean",
     ),
@@ -132,7 +132,7 @@ BAD_FILES = [
         temprature = 0.2
         """,
         "{path}: alias 'x': unknown key 'temprature'; allowed keys: provider, model_id, "
-        'defaults, description (call kwargs go under [aliases."x".defaults])',
+        'defaults, description, fallbacks (call kwargs go under [aliases."x".defaults])',
         ("x", "temprature"),
         id="call-kwarg-outside-defaults",
     ),
@@ -219,7 +219,7 @@ BAD_FILES = [
         provider = "openai"
         """,
         "{path}: unknown top-level key 'alias' (did you mean 'aliases'?); an alias file holds "
-        'only [aliases."name"] and [providers."name"] tables',
+        'only [aliases."name"], [providers."name"] and [limits."name"] tables',
         (None, "alias"),
         id="unknown-top-level-key",
     ),
@@ -329,7 +329,7 @@ def test_every_problem_of_a_file_is_reported_together(write_toml: WriteToml) -> 
         f"{path}: alias 'a': unknown provider 'opnai' (did you mean 'openai'?); known providers: "
         "anthropic, deepseek, gemini, local, openai (or declare it in a [providers] table)",
         f"{path}: alias 'b': unknown key 'modelid' (did you mean 'model_id'?); allowed keys: "
-        'provider, model_id, defaults, description (call kwargs go under [aliases."b".defaults])',
+        'provider, model_id, defaults, description, fallbacks (call kwargs go under [aliases."b".defaults])',
     )
     assert str(error).startswith(error.problems[0] + f"\n(and 1 more problem(s) in {path}:\n  ")
     assert validate_files(path) == list(error.problems)

@@ -8,17 +8,23 @@ import math
 import os
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator, Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import Any, ClassVar, Self
 
 import anyio
 
 from model_registry.clients._batch import Batch, Emit
-from model_registry.errors import ClientClosedError, RequestTimeoutError
+from model_registry.clients._limited import CallLimits
+from model_registry.errors import ClientClosedError, ModelCallError, RequestTimeoutError
+from model_registry.limits import Limits
 from model_registry.store import ResultStore
-from model_registry.types import ClientKind, Generation, GenerationStream, Prompt, redact
-
-if TYPE_CHECKING:
-    from model_registry.resolve import Resolution
+from model_registry.types import (
+    ClientKind,
+    Generation,
+    GenerationStream,
+    Prompt,
+    Resolution,
+    redact,
+)
 
 __all__ = ["BaseClient"]
 
@@ -46,6 +52,44 @@ class BaseClient:
         #: Cancel scopes of the calls in flight (see `_call_step`); aclose() cancels them.
         self._calls: set[anyio.CancelScope] = set()
         self._drained: anyio.Event | None = None
+        #: The limits calls run under (see `set_limits`); none bind until it is called.
+        self._limits = CallLimits()
+
+    # --- limits -------------------------------------------------------------------
+
+    def set_limits(
+        self,
+        provider: Limits | None = None,
+        alias: Limits | None = None,
+        code: Limits | None = None,
+    ) -> None:
+        """Apply declared limits (get_client calls this): the provider's, shared by every
+        client of the provider, endpoint and key in the process; the name's
+        (`[limits."NAME"]`); and `get_client(name, limits=...)`'s, shared by the clients of
+        that name made with it. A hosted client always has its provider's limiter
+        (unlimited when none is declared), so Retry-After cooldowns reach every client."""
+        self._limits.configure(self._resolution, provider, alias, code)
+
+    async def _call(self, prompt: Prompt, kwargs: dict[str, Any]) -> Generation:
+        """One call under the client's limits (queueing is not part of its timeout)."""
+        limits = self._limits
+        if not limits.binding:  # the common path: an attribute read, no context manager
+            if limits.cooldown is not None and limits.cooldown.cooldown_until:
+                await limits.cooldown.wait_cooldown()
+            try:
+                return await self._generate(prompt, kwargs)
+            except ModelCallError as exc:
+                limits.cool_down(exc)
+                raise
+        async with limits.permit(prompt, kwargs) as permit:
+            try:
+                generation = await self._generate(prompt, kwargs)
+            except ModelCallError as exc:
+                limits.cool_down(exc)
+                raise
+            if permit is not None:
+                permit.report_usage(generation.usage.total_tokens)
+            return generation
 
     # --- identity -----------------------------------------------------------------
 
@@ -167,7 +211,7 @@ class BaseClient:
     async def generate(self, prompt: Prompt, **kwargs: Any) -> Generation:
         """One prompt (a string or chat messages) to one `Generation`; kwargs beat the client's."""
         await self.start()
-        return await self._generate(prompt, kwargs)
+        return await self._call(prompt, kwargs)
 
     def stream(self, prompt: Prompt, **kwargs: Any) -> GenerationStream:
         """Text deltas as they arrive; the stream's `result` holds the `Generation` at the end."""
@@ -178,12 +222,18 @@ class BaseClient:
         self, prompt: Prompt, kwargs: dict[str, Any]
     ) -> AsyncGenerator[str | Generation, None]:
         await self.start()
-        events = self._stream(prompt, kwargs)
-        try:
-            async for event in events:
-                yield event
-        finally:
-            await events.aclose()
+        async with self._limits.permit(prompt, kwargs) as permit:
+            events = self._stream(prompt, kwargs)
+            try:
+                async for event in events:
+                    if permit is not None and isinstance(event, Generation):
+                        permit.report_usage(event.usage.total_tokens)
+                    yield event
+            except ModelCallError as exc:
+                self._limits.cool_down(exc)
+                raise
+            finally:
+                await events.aclose()
 
     async def generate_many(
         self,
@@ -280,7 +330,7 @@ class BaseClient:
 
     async def _run_batch(self, batch: Batch, emit: Emit) -> None:
         await batch.run(
-            self._generate,
+            self._call,
             emit,
             name=self.name,
             target=self._resolution.route or self.model_id,

@@ -25,7 +25,7 @@ import time
 import weakref
 from collections.abc import AsyncGenerator, Iterable, Iterator, Mapping
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import anyio
@@ -49,23 +49,24 @@ from model_registry.errors import (
     RequestTimeoutError,
     ServiceUnavailableError,
 )
-from model_registry.providers import BUILTIN_PROVIDERS
+from model_registry.limits import retry_after_seconds
 from model_registry.types import (
     REDACTED,
     ClientKind,
     Generation,
     Prompt,
+    Resolution,
     Usage,
     secret_values,
     to_messages,
 )
 
-if TYPE_CHECKING:
-    from model_registry.resolve import Resolution
-
 __all__ = ["LITELLM_ERROR_MAP", "LiteLLMClient", "invalid_stream_error", "map_litellm_error"]
 
-_INSTALL_HINT = "pip install 'litellm>=1.109.1,<1.110'  (or: uv add litellm)"
+_INSTALL_HINT = (
+    "install the package with its dependencies: 'pip install model-registry-llm' "
+    "(in a checkout: 'uv sync --inexact')"
+)
 _LITELLM_LOGGERS = ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy")
 #: Route prefixes served by the openai SDK, which refuses to run without some key.
 _OPENAI_SDK_PREFIXES = frozenset({"openai", "custom_openai", "text-completion-openai"})
@@ -84,7 +85,17 @@ _RESERVED = {
     "messages": "the prompt is generate()'s first argument",
     "stream": "use client.stream(prompt) for a stream and client.generate(prompt) for a "
     "whole answer",
+    "results_db": "results_db is an argument of generate_many() and iter_many()",
+    "limits": "limits are declared once: get_client(name, limits=...) or a [limits] table",
+    "fallbacks": "fallbacks are declared once: get_client(name, fallbacks=[...]) or in the "
+    "alias file",
+    "strict": "strict is an argument of get_client() and resolve()",
 }
+#: Providers whose credentials LiteLLM may find outside the environment (files, metadata
+#: servers) or that need none: their variables are not checked at start.
+_UNCHECKED_CREDENTIALS = frozenset(
+    {"ollama", "ollama_chat", "bedrock", "sagemaker", "vertex_ai", "vertex_ai_beta"}
+)
 #: Kwargs that LiteLLM takes as Python objects, not as JSON for the wire.
 _OBJECT_KWARGS = frozenset({"response_format", "client", "logger_fn", "timeout"})
 
@@ -366,7 +377,23 @@ def map_litellm_error(
         model=model,
         status_code=status,
         cause_type=_cause_type(exc),
+        retry_after=_retry_after(chain) if status in (429, 503) else None,
     )
+
+
+def _retry_after(chain: list[BaseException]) -> float | None:
+    """The wait a 429/503 asked for: `retry-after-ms` or `Retry-After` of its response."""
+    for exc in chain:
+        for headers in (
+            getattr(getattr(exc, "response", None), "headers", None),
+            getattr(exc, "headers", None),
+            getattr(exc, "litellm_response_headers", None),
+        ):
+            if isinstance(headers, Mapping) or hasattr(headers, "items"):
+                seconds = retry_after_seconds(dict(headers.items()))  # type: ignore[union-attr]
+                if seconds is not None:
+                    return seconds
+    return None
 
 
 def invalid_stream_error(
@@ -424,7 +451,8 @@ class LiteLLMClient(BaseClient):
             )
         _check_params(self.params, f"get_client({resolution.name!r})")
         self._route: str = resolution.route
-        self._builtin = BUILTIN_PROVIDERS.get(resolution.spec.name) == resolution.spec
+        spec = resolution.spec
+        self._builtin = spec.litellm_reads_key and spec.api_key_env is not None
         # resolve() already put the provider's api_base into params; only keys go here
         self._extra: dict[str, Any] = self._key_params(self.params)
 
@@ -460,7 +488,32 @@ class LiteLLMClient(BaseClient):
     async def _start(self) -> None:
         if _litellm_module is None:
             await anyio.to_thread.run_sync(_litellm)
+        self._check_litellm_credentials()
         LiteLLMClient._open_clients.add(self)
+
+    def _check_litellm_credentials(self) -> None:
+        """For a LiteLLM provider by name (whose key variables only LiteLLM knows), raise
+        MissingCredentialsError naming every variable it lacks, before any call."""
+        spec = self.resolution.spec
+        if spec.api_key_env is not None or not spec.litellm_reads_key:
+            return  # ours: _key_params checked the key already
+        if self.params.get("api_key") or spec.route_prefix in _UNCHECKED_CREDENTIALS:
+            return
+        api_base = self.params.get("api_base")
+        found = _litellm().validate_environment(model=self._route, api_base=api_base)
+        missing = [
+            var
+            for var in found.get("missing_keys") or ()
+            if not (api_base and var.endswith(("_API_BASE", "_BASE_URL", "_ENDPOINT")))
+        ]
+        if missing:
+            raise MissingCredentialsError(
+                f"no credentials for provider {spec.name!r}: set {' and '.join(missing)} "
+                "(or pass api_key=...)",
+                provider=spec.name,
+                env_var=missing[0],
+                env_vars=tuple(missing),
+            )
 
     async def _close(self) -> None:
         LiteLLMClient._open_clients.discard(self)
