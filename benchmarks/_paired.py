@@ -1,129 +1,122 @@
 """Two client processes side by side: comparisons under load that survive a drifting machine.
 
-On these shared machines the speed of a core drifts within seconds (a fixed
-pure-Python loop took 0.30 s, then 0.54 s a few seconds later; `machine_drift()` measures
-it), and a loaded client is CPU-bound, so two batches run one after the other differ by
-10-30% whatever they run: A against A swings more than the few per cent a goal asks to
-resolve. So the comparisons under load run path A and path B AT THE SAME TIME, in two
-worker processes of the same shape pinned to one core (the OS shares a core fairly
-between two processes; three processes on two cores settle unevenly, 2x apart A against
-A), against one loopback server on the other core. Both see the same machine at the
-same moment, and the roles swap between the two processes every round, so a bias of
-either process (about 2% here) cancels in each pair of rounds.
+Path A and path B run AT THE SAME TIME in two worker processes pinned to one core, the
+loopback server on the other, roles swapped every round (benchmarks/README.md says why).
+Each worker reports the CPU seconds (all threads) a batch cost: a loaded client is
+CPU-bound, so throughput is the inverse of CPU seconds per call. With `probe`, a
+`LagProbe` on each worker's loop reads the loop lag on the CPU clock.
 
-- `batch()`: both workers run the same number of calls at the same concurrency from the
-  same instant; each reports the CPU seconds (all threads) it spent. A loaded client is
-  CPU-bound (wall time equals CPU time within 1% in a saturated batch alone), so
-  throughput is the inverse of CPU seconds per call, and CPU seconds do not count the
-  time the OS gave the other worker.
-- `batch(..., probe=True)`: the same, with a `LagProbe` on each worker's loop; the CPU
-  clock of the probe is the comparable figure (see `LagProbe`).
-
-Each worker has its own alias file (model `bench-w0` / `bench-w1`), so the server's
-counts tell them apart. Workers take JSON lines on stdin and answer on stdout.
+Paths: "litellm" (`asyncio.gather` over raw `litellm.acompletion`), "many"
+(`generate_many`), "many_store" (`generate_many(results_db=<a fresh file>)`) and
+"many_limits" (`generate_many` on a client with limits that never bind). Workers take
+JSON lines on stdin and answer on stdout.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 import json
-import math
 import os
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from _common import (
-    BENCH_DIR,
-    HOSTED_ALIAS,
-    HOSTED_PROMPT,
-    REPO,
-    LagProbe,
-    gather_limited,
-    hosted_alias_file,
-    pin_threads,
-)
+from _common import BENCH_DIR, REPO, LagProbe, paired_ratios, percentile, pin_threads, spread
 
-PATHS = ("litellm", "ours_generate", "ours_generate_many")
-_READY = "PAIRED_WORKER_READY"
+#: The hosted benchmarks' alias (a keyless provider at the loopback server) and prompt.
+HOSTED_ALIAS = "bench-hosted"
+HOSTED_PROMPT = "Write three distractors for: the capital of France"
+
+PATHS = ("litellm", "many", "many_store", "many_limits")
+#: Limits declared high enough never to bind (issue 20's cost goal).
+NEVER_BINDING = {"rpm": 1e9, "tpm": 1e12, "concurrency": 100_000}
+LIMITED_ALIAS = "bench-hosted-limited"
+#: The orders the latency paths take turns in: each path comes first, and follows each
+#: other path, equally often (a Williams design). Plain rotation is not enough: LiteLLM
+#: finishes each call in a worker thread, which slows whichever call comes next.
+ORDERS = ((0, 1, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0), (0, 2, 1), (1, 0, 2))
 #: seconds between sending a command and the instant both workers start it
 START_DELAY_S = 0.15
 
 
+def loopback_server() -> contextlib.AbstractContextManager[Any]:
+    """The fake OpenAI-compatible server of tests/fixtures, in its own process."""
+    from tests.fixtures.openai_server import run_openai_server
+
+    return run_openai_server()
+
+
 def worker_model(index: int) -> str:
+    """The model name worker `index` sends (the server's counts tell the workers apart)."""
     return f"bench-w{index}"
 
 
-def machine_drift(chunks: int = 6) -> dict[str, float]:
-    """Seconds a fixed pure-Python workload takes, `chunks` times in a row: the drift."""
-    times = []
-    for _ in range(chunks):
-        started = time.perf_counter()
-        table: dict[int, str] = {}
-        for i in range(300_000):
-            table[i % 1000] = str(i)
-        times.append(time.perf_counter() - started)
-    return {"min_s": min(times), "max_s": max(times), "max_over_min": max(times) / min(times)}
+def alias_file(path: Path, base_url: str, model: str) -> Path:
+    """The workers' aliases: `HOSTED_ALIAS`, and `LIMITED_ALIAS` on a provider of its own
+    (limits are shared per provider: the unlimited side must not share them)."""
+    text = "".join(
+        f'[providers."{provider}"]\napi_base = "{base_url}"\n\n'
+        f'[aliases."{alias}"]\nprovider = "{provider}"\nmodel_id = "{model}"\n\n'
+        for provider, alias in (("bench", HOSTED_ALIAS), ("bench-limited", LIMITED_ALIAS))
+    )
+    path.write_text(text)
+    return path
 
 
-def paired_ratios(rounds: Sequence[float]) -> list[float]:
-    """Per-round ratios (B/A, roles swapped every round) combined two by two (geometric
-    mean), which cancels a constant bias of either worker process (about 2% here, A
-    against A). An odd last round is left out."""
-    return [math.sqrt(a * b) for a, b in zip(rounds[0::2], rounds[1::2], strict=False)]
+def swapped(paths: tuple[str, str], round_index: int) -> tuple[str, str]:
+    """The paths of workers 0 and 1 in a round: roles swap every round."""
+    return paths if round_index % 2 == 0 else (paths[1], paths[0])
 
 
 class PairedWorkers:
-    """Two worker processes with warm clients of every path; `batch()` and `lag()` drive both."""
+    """Two worker processes with warm clients of every path; `compare()` drives both."""
 
     def __init__(self, server: Any) -> None:
         self.server = server
         self._tmp = tempfile.TemporaryDirectory()
         self.processes: list[subprocess.Popen[str]] = []
         self._ready = False
-        #: how the processes were placed (set when the first comparison starts)
         self.pinning = ""
+        #: why the limits path cannot be measured here ("" when it can)
+        self.limits_unavailable = ""
         try:
-            for index in range(2):
-                self.processes.append(self._spawn(index))
+            self.processes = [self._spawn(index) for index in range(2)]
         except BaseException:
             self.close()
             raise
 
-    def ready(self) -> None:
-        """Wait until both workers have imported everything and warmed up (8-15 s here):
-        spawn them early and call this late to overlap their start with other work."""
-        if not self._ready:
-            for process in self.processes:
-                self._read(process, expect=_READY)
-            self._ready = True
-
     def _spawn(self, index: int) -> subprocess.Popen[str]:
-        aliases = hosted_alias_file(
-            Path(self._tmp.name) / f"w{index}.toml", self.server.base_url, worker_model(index)
-        )
-        env = {
-            **os.environ,
-            "MODEL_REGISTRY_ALIASES": str(aliases),
-            "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-        }
+        model = worker_model(index)
+        aliases = alias_file(Path(self._tmp.name) / f"w{index}.toml", self.server.base_url, model)
+        env = {**os.environ, "MODEL_REGISTRY_ALIASES": str(aliases)}
+        env["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+        command = [sys.executable, str(Path(__file__)), self.server.base_url, model, self._tmp.name]
         return subprocess.Popen(
-            [sys.executable, str(Path(__file__)), self.server.base_url, worker_model(index)],
-            cwd=REPO,
-            env=env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
+            command, cwd=REPO, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
         )
+
+    def ready(self) -> None:
+        """Wait until both workers have imported and warmed up (8-15 s here): spawn them
+        early and call this late, to overlap their start with other work."""
+        if self._ready:
+            return
+        answers = [self._read(process) for process in self.processes]
+        self._ready = True
+        self.limits_unavailable = next((a["limits"] for a in answers if a["limits"]), "")
+        # The limits client's warm-up call must not carry `limits` to the server: if it
+        # did, the client does not know the keyword yet and sent it on as a parameter.
+        bodies = [b for i in range(2) for b in self.server.stats(worker_model(i)).bodies]
+        if not self.limits_unavailable and any("limits" in body for body in bodies):
+            self.limits_unavailable = "get_client(limits=...) sends `limits` to the server"
+        self.pinning = self._pin()
 
     def _pin(self) -> str:
-        if not hasattr(os, "sched_setaffinity"):
-            return "not pinned (no sched_setaffinity)"
-        cores = sorted(os.sched_getaffinity(0))
+        cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
         if len(cores) < 2 or self.server.pid is None:
             return "not pinned (fewer than 2 usable cores)"
         for process in self.processes:
@@ -131,61 +124,72 @@ class PairedWorkers:
         pin_threads(self.server.pid, cores[1])
         return f"both workers on core {cores[0]}, the server on core {cores[1]}"
 
-    def _read(self, process: subprocess.Popen[str], expect: str | None = None) -> Any:
+    def _read(self, process: subprocess.Popen[str]) -> Any:
         assert process.stdout is not None
-        while True:
-            line = process.stdout.readline()
-            if not line:
-                raise RuntimeError(f"a benchmark worker exited with code {process.wait()}")
-            if expect is not None and line.strip() == expect:
-                return None
-            if expect is None and line.startswith("{"):
+        while line := process.stdout.readline():
+            if line.startswith("{"):
                 return json.loads(line)
+        raise RuntimeError(f"a benchmark worker exited with code {process.wait()}")
 
-    def _run(self, commands: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """One command to each worker, both to start at the same instant; both answers."""
+    def batch(self, paths: tuple[str, str], n: int, concurrency: int, probe: bool) -> list[Any]:
+        """Worker i runs `n` calls of paths[i] at `concurrency`, both from the same instant;
+        each answers its CPU and wall seconds, and with `probe` its loop lag ("lag")."""
         self.ready()
-        if not self.pinning:
-            self.pinning = self._pin()
-        # both read, parse and collect (a few ms since gc.freeze()) before that instant;
-        # CLOCK_MONOTONIC is the same in every process
-        start_at = time.monotonic() + START_DELAY_S
-        for process, command in zip(self.processes, commands, strict=True):
+        start_at = time.monotonic() + START_DELAY_S  # CLOCK_MONOTONIC is system-wide
+        for process, path in zip(self.processes, paths, strict=True):
+            command = {"path": path, "n": n, "concurrency": concurrency, "probe": probe}
             assert process.stdin is not None
-            process.stdin.write(json.dumps({**command, "start_at": start_at}) + "\n")
+            process.stdin.write(json.dumps(command | {"start_at": start_at}) + "\n")
             process.stdin.flush()
         answers = [self._read(process) for process in self.processes]
         self.server.wait_idle(within=60)
         return answers
 
-    def batch(
-        self, paths: tuple[str, str], n: int, concurrency: int, probe: bool = False
-    ) -> list[dict[str, Any]]:
-        """Worker i runs `n` calls of paths[i] at `concurrency`; CPU and wall seconds of
-        each, and with `probe` the loop lag its `LagProbe` saw (key "lag")."""
-        return self._run(
-            [
-                {"op": "batch", "path": p, "n": n, "concurrency": concurrency, "probe": probe}
-                for p in paths
-            ]
-        )
+    def latency(self, n_per_path: int, concurrency: int) -> dict[str, dict[str, float]]:
+        """One interleaved latency run on worker 0 (see `_Worker.latency`)."""
+        self.ready()
+        command = {"op": "latency", "n": n_per_path, "concurrency": concurrency}
+        self.processes[0].stdin.write(json.dumps(command) + "\n")  # type: ignore[union-attr]
+        self.processes[0].stdin.flush()  # type: ignore[union-attr]
+        answer: dict[str, dict[str, float]] = self._read(self.processes[0])
+        return answer
+
+    def compare(
+        self, paths: tuple[str, str], n: int, concurrency: int, rounds: int, probe: bool = False
+    ) -> dict[str, Any]:
+        """`rounds` rounds of paths[0] against paths[1], roles swapped every round.
+        `ratio`: throughput of paths[1] over paths[0] per pair of rounds (inverse CPU)."""
+        answers: list[dict[str, Any]] = []
+        for r in range(rounds):
+            order = swapped(paths, r)
+            answers.append(dict(zip(order, self.batch(order, n, concurrency, probe), strict=True)))
+        a, b = paths
+        per_round = [x[a]["cpu_s"] / x[b]["cpu_s"] for x in answers]
+        cpu_ms = {p: spread([x[p]["cpu_s"] / n * 1e3 for x in answers]) for p in paths}
+        return {
+            "paths": list(paths),
+            "n_per_batch": n,
+            "concurrency": concurrency,
+            "rounds": rounds,
+            "cpu_ms_per_call": cpu_ms,
+            "per_round_ratio": per_round,
+            "ratio": paired_ratios(per_round),
+            "answers": answers if probe else [],
+            "pinning": self.pinning,
+        }
 
     def close(self) -> None:
+        """Stop both workers (they close their clients) and remove their files."""
         for process in self.processes:
-            if process.poll() is None and process.stdin is not None:
-                try:
-                    process.stdin.write(json.dumps({"op": "exit"}) + "\n")
-                    process.stdin.close()
-                except (BrokenPipeError, ValueError):
-                    pass
+            with contextlib.suppress(BrokenPipeError):
+                process.stdin.close()  # type: ignore[union-attr]
         for process in self.processes:
             try:
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-            if process.stdout is not None:
-                process.stdout.close()
+            process.stdout.close()  # type: ignore[union-attr]
         self._tmp.cleanup()
 
     def __enter__(self) -> PairedWorkers:
@@ -198,120 +202,142 @@ class PairedWorkers:
 # --- the worker process ------------------------------------------------------------------
 
 
-class _GcTimer:
-    """The garbage collector's passes while it runs, per generation: count, CPU seconds
-    (of this thread: the other worker shares the core) and the longest. A pass runs
-    inside whichever callback allocated past the threshold, so it stalls the loop too."""
-
-    def __init__(self) -> None:
-        self._started = 0.0
-        self.passes: dict[int, list[float]] = {0: [], 1: [], 2: []}
-        gc.callbacks.append(self._callback)
-
-    def _callback(self, phase: str, info: dict[str, int]) -> None:
-        if phase == "start":
-            self._started = time.thread_time()
-        else:
-            self.passes[info["generation"]].append(time.thread_time() - self._started)
-
-    def stop(self) -> dict[str, dict[str, float]]:
-        gc.callbacks.remove(self._callback)
-        return {
-            f"gen{g}": {"n": len(s), "s": sum(s), "max_s": max(s, default=0.0)}
-            for g, s in self.passes.items()
-        }
+async def _quiet(for_s: float = 0.02, tick_s: float = 0.002) -> None:
+    """Return once the loop has run nothing but this for `for_s`. LiteLLM finishes each
+    call's success logging in tasks after the call returned: without this wait, that
+    tail of a 256-call batch ran into the next round (which started up to 1.3 s late)."""
+    quiet_since = give_up = time.perf_counter()
+    give_up += 10.0
+    while time.perf_counter() - quiet_since < for_s and time.perf_counter() < give_up:
+        before = time.perf_counter()
+        await asyncio.sleep(tick_s)
+        if time.perf_counter() - before > 2 * tick_s:  # something else held the loop
+            quiet_since = time.perf_counter()
 
 
-async def _serve(base_url: str, model: str) -> None:
-    import asyncio
+class _Worker:
+    """The clients of every path in one worker process."""
 
-    import litellm
+    def __init__(self, base_url: str, model: str, tmp: str) -> None:
+        self.base_url, self.model = base_url, model
+        self.stores = Path(tempfile.mkdtemp(dir=tmp, prefix=f"{model}-stores-"))
+        self.batches = 0
+        self.limits_unavailable = ""
 
-    from model_registry import get_client
+    async def start(self) -> None:
+        import litellm
+        import openai
 
-    client = await get_client(HOSTED_ALIAS)
+        from model_registry import get_client
 
-    async def raw() -> Any:
+        self.litellm = litellm
+        self.sdk = openai.AsyncOpenAI(base_url=self.base_url, api_key="-", max_retries=0)
+        self.client = await get_client(HOSTED_ALIAS)
+        self.limited: Any = self.client
+        try:
+            self.limited = await get_client(LIMITED_ALIAS, limits=NEVER_BINDING)
+        except Exception as exc:  # the limits API not landed (or refused): reported
+            self.limits_unavailable = (
+                f"get_client(limits=...): {type(exc).__name__}: {str(exc)[:120]}"
+            )
+        # warm-up: connection pools, LiteLLM's caches, our clients, sqlite
+        raw = [self.raw() for _ in range(16)] + [self.call_sdk() for _ in range(16)]
+        await asyncio.gather(*raw, self.client.generate_many([HOSTED_PROMPT] * 16))
+        await self.run("many_store", 16, 16)
+        if not self.limits_unavailable:
+            await self.limited.generate(HOSTED_PROMPT)
+
+    async def raw(self) -> Any:
         # fresh messages per call, as real prompts are (LiteLLM caches work on the object)
-        return await litellm.acompletion(
-            model=f"openai/{model}",
-            messages=[{"role": "user", "content": HOSTED_PROMPT}],
-            api_base=base_url,
-            api_key="no-key",
+        messages = [{"role": "user", "content": HOSTED_PROMPT}]
+        return await self.litellm.acompletion(
+            model=f"openai/{self.model}", messages=messages, api_base=self.base_url, api_key="-"
         )
 
-    async def ours() -> Any:
-        return await client.generate(HOSTED_PROMPT)
+    async def latency(self, command: dict[str, Any]) -> dict[str, dict[str, float]]:
+        """One run: the openai SDK, raw LiteLLM and our `generate` take turns call by call
+        (`ORDERS`), `concurrency` calls in flight in all; p50 and p99 of each in ms."""
+        calls = {"openai_sdk": self.call_sdk, "litellm": self.raw, "ours": self.call_ours}
+        names = list(calls)
+        turns = iter([names[i] for r in range(command["n"]) for i in ORDERS[r % len(ORDERS)]])
+        latencies: dict[str, list[float]] = {name: [] for name in names}
 
-    calls = {"litellm": raw, "ours_generate": ours}
+        async def caller() -> None:
+            for name in turns:
+                started = time.perf_counter()
+                await calls[name]()
+                latencies[name].append(time.perf_counter() - started)
 
-    async def sleep_until(moment: float) -> None:
-        await asyncio.sleep(max(0.0, moment - time.monotonic()))
-
-    async def quiet(for_s: float = 0.02, tick_s: float = 0.002) -> None:
-        """Return once the loop has run nothing but this for `for_s`. LiteLLM finishes
-        each call's success logging in tasks after the call has returned: without this
-        wait that tail of a 256-call batch ran into the next round, which started up to
-        1.3 s late (its probe saw 4 wake-ups instead of about 140) and paid for it."""
-        quiet_since = give_up = time.perf_counter()
-        give_up += 10.0  # a loop that never quiets down: answer anyway
-        while time.perf_counter() - quiet_since < for_s and time.perf_counter() < give_up:
-            before = time.perf_counter()
-            await asyncio.sleep(tick_s)
-            if time.perf_counter() - before > 2 * tick_s:  # something else held the loop
-                quiet_since = time.perf_counter()
-
-    async def batch(command: dict[str, Any]) -> dict[str, Any]:
-        path, n, concurrency = command["path"], command["n"], command["concurrency"]
-        probe = LagProbe() if command.get("probe") else None
-        if probe is not None:
-            # started before the common instant, as a caller's loop runs before a burst:
-            # its idle wake-ups count in the percentiles too
-            probe.start()
-        await sleep_until(command["start_at"])
-        collections = _GcTimer()
-        cpu, wall = time.process_time(), time.perf_counter()
-        if path == "ours_generate_many":
-            await client.generate_many([HOSTED_PROMPT] * n, concurrency=concurrency)
-        else:
-            await gather_limited(calls[path], n, concurrency)
-        await quiet()  # the batch's own tail (LiteLLM's logging tasks) counts as its cost
-        answer: dict[str, Any] = {
-            "cpu_s": time.process_time() - cpu,
-            "wall_s": time.perf_counter() - wall,
-            "gc": collections.stop(),
+        await asyncio.gather(*(caller() for _ in range(command["concurrency"])))
+        return {
+            k: {"p50": percentile(v, 50) * 1e3, "p99": percentile(v, 99) * 1e3}
+            for k, v in latencies.items()
         }
+
+    async def call_sdk(self) -> Any:
+        messages: Any = [{"role": "user", "content": HOSTED_PROMPT}]
+        return await self.sdk.chat.completions.create(model=self.model, messages=messages)
+
+    async def call_ours(self) -> Any:
+        return await self.client.generate(HOSTED_PROMPT)
+
+    async def run(self, path: str, n: int, concurrency: int) -> None:
+        prompts = [HOSTED_PROMPT] * n
+        if path == "litellm":  # what a user writes without us
+            semaphore = asyncio.Semaphore(concurrency)
+
+            async def one() -> Any:
+                async with semaphore:
+                    return await self.raw()
+
+            await asyncio.gather(*(one() for _ in range(n)))
+        elif path == "many":
+            await self.client.generate_many(prompts, concurrency=concurrency)
+        elif path == "many_limits":
+            await self.limited.generate_many(prompts, concurrency=concurrency)
+        else:  # a fresh store per batch: nothing is resumed
+            self.batches += 1
+            store = self.stores / f"{self.batches}.sqlite"
+            await self.client.generate_many(prompts, concurrency=concurrency, results_db=store)
+
+    async def batch(self, command: dict[str, Any]) -> dict[str, Any]:
+        if command.get("op") == "latency":
+            return await self.latency(command)
+        probe = LagProbe() if command["probe"] else None
+        if probe is not None:  # idle wake-ups before the burst count too, as a caller's
+            probe.start()
+        await asyncio.sleep(max(0.0, command["start_at"] - time.monotonic()))
+        cpu, wall = time.process_time(), time.perf_counter()
+        await self.run(command["path"], command["n"], command["concurrency"])
+        await _quiet()  # the batch's own tail (LiteLLM's logging tasks) is its cost
+        answer = {"cpu_s": time.process_time() - cpu, "wall_s": time.perf_counter() - wall}
         if probe is not None:
-            answer["lag"] = await probe.stop(samples=True)
+            answer["lag"] = (await probe.stop())["cpu_lags_ms"]
+        for store in self.stores.iterdir():
+            store.unlink()
         return answer
 
-    handlers = {"batch": batch}
-    # warm-up: connection pools, LiteLLM's caches, our client
-    await asyncio.gather(*(raw() for _ in range(16)), *(ours() for _ in range(16)))
-    # What is alive now (LiteLLM and the rest) leaves the collector's view: a full
-    # gc.collect() took 0.4 s with it, longer than the START_DELAY_S each command leaves
-    # before its start, and the two workers collect on the one core they share.
+
+async def _serve(base_url: str, model: str, tmp: str) -> None:
+    worker = _Worker(base_url, model, tmp)
+    await worker.start()
+    # What is alive now leaves the collector's view: a full gc.collect() took 0.4 s with
+    # LiteLLM alive, and the two workers collect on the one core they share.
     gc.collect()
     gc.freeze()
-    print(_READY, flush=True)
+    print(json.dumps({"limits": worker.limits_unavailable}), flush=True)
     reader = asyncio.StreamReader()
     loop = asyncio.get_running_loop()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     while line := await reader.readline():
-        command = json.loads(line)
-        if command["op"] == "exit":
-            break
         gc.collect()
-        print(json.dumps(await handlers[command["op"]](command)), flush=True)
-    await client.aclose()
-
-
-def _worker_main() -> None:
-    import asyncio
-
-    sys.path.insert(0, str(BENCH_DIR))
-    asyncio.run(_serve(sys.argv[1], sys.argv[2]))
+        print(json.dumps(await worker.batch(json.loads(line))), flush=True)
+    await worker.client.aclose()
+    await worker.sdk.close()
+    if worker.limited is not worker.client:
+        await worker.limited.aclose()
 
 
 if __name__ == "__main__":
-    _worker_main()
+    sys.path.insert(0, str(BENCH_DIR))
+    asyncio.run(_serve(sys.argv[1], sys.argv[2], sys.argv[3]))

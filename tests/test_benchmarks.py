@@ -1,6 +1,7 @@
-"""The benchmark helpers whose logic decides a figure: goal verdicts, the pairing that
-cancels a worker's bias, the lag probe's two clocks, the local runs' order, the loop-lag
-figures of paired rounds, the collector's timer. And every script's --help."""
+"""The benchmark helpers whose logic decides a figure or a verdict: goal verdicts, the
+pairing that cancels a worker's bias, the lag probe's two clocks, the local runs' order,
+the loop-lag figure of paired rounds, what `run_all.py --check` counts, where results
+go, and the plot. And every script's --help. No timing is asserted."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import asyncio
 import math
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +18,11 @@ BENCH_DIR = Path(__file__).resolve().parent.parent / "benchmarks"
 sys.path.insert(0, str(BENCH_DIR))
 
 import _common  # noqa: E402
-from _common import Goal, LagProbe, Phases, percentile  # noqa: E402
-from _paired import _GcTimer, paired_ratios  # noqa: E402
-from event_loop_lag import hosted_figures, lag_paths  # noqa: E402
-from local_throughput import cpu_seconds, palindrome  # noqa: E402
+from _common import Goal, LagProbe, goal_of, paired_ratios, percentile, verdict  # noqa: E402
+from _paired import ORDERS, swapped  # noqa: E402
+from hosted_overhead import lag_goal  # noqa: E402
+from local_throughput import palindrome  # noqa: E402
+from run_all import plot, summarise  # noqa: E402
 
 SCRIPTS = sorted(p.stem for p in BENCH_DIR.glob("*.py") if not p.stem.startswith("_"))
 
@@ -42,6 +43,30 @@ def test_goal_verdicts(compare: str, target: float, measured: float | None, pass
     goal = Goal("g", target, compare, measured, "x")  # type: ignore[arg-type]
     assert goal.passed is passed
     assert goal.to_dict()["passed"] is passed
+    assert Goal.from_dict(goal.to_dict()) == goal
+
+
+def test_a_goal_of_repeated_measurements_is_their_median_with_its_spread() -> None:
+    goal = goal_of("g", 0.95, ">=", [0.99, 0.93, 0.97], "x")
+    assert (goal.measured, goal.low, goal.high) == (0.97, 0.93, 0.99)
+    assert goal.passed is True
+    assert goal_of("g", 0.95, ">=", [], "x").passed is None
+
+
+def test_check_fails_on_a_miss_or_a_missing_figure_not_on_report_only_or_unavailable(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    met = Goal("met", 1.0, "<=", 0.5, "x")
+    stretch = Goal("stretch", 2.0, "<=", 2.2, "x", checked=False)
+    unavailable = Goal("limits", 0.98, ">=", None, "x", unavailable="API not landed")
+    assert summarise([met, stretch, unavailable], check=True) == 0
+    out = capsys.readouterr().out
+    assert "report only: stretch" in out and "not available: API not landed" in out
+    assert verdict(unavailable) == "not available (API not landed)"
+    assert summarise([met, Goal("missed", 1.0, "<=", 1.5, "x")], check=True) == 1
+    assert "MISSED: missed" in capsys.readouterr().out
+    assert summarise([Goal("silent", 1.0, "<=", None, "x")], check=True) == 1
+    assert summarise([Goal("missed", 1.0, "<=", 1.5, "x")], check=False) == 0
 
 
 def test_paired_ratios_cancel_a_constant_worker_bias() -> None:
@@ -51,7 +76,7 @@ def test_paired_ratios_cancel_a_constant_worker_bias() -> None:
     combined = paired_ratios(rounds)
     assert len(combined) == 2  # the odd last round is left out
     assert all(math.isclose(value, true) for value in combined)
-    assert paired_ratios([2.0, 0.5]) == [1.0]
+    assert swapped(("a", "b"), 0) == ("a", "b") and swapped(("a", "b"), 1) == ("b", "a")
 
 
 def test_percentile_interpolates() -> None:
@@ -60,9 +85,18 @@ def test_percentile_interpolates() -> None:
     assert math.isnan(percentile([], 50))
 
 
+def test_latency_paths_come_first_and_follow_each_other_equally_often() -> None:
+    n = 3
+    assert all(sorted(order) == list(range(n)) for order in ORDERS)
+    firsts = [order[0] for order in ORDERS]
+    follows = [(o[i], o[i + 1]) for o in ORDERS for i in range(n - 1)]
+    assert all(firsts.count(p) == firsts.count(0) for p in range(n))
+    pairs = {(a, b) for a in range(n) for b in range(n) if a != b}
+    assert {follows.count(pair) for pair in pairs} == {follows.count((0, 1))}
+
+
 class FakeClocks:
-    """The two clocks the benchmark helpers read, moved only by the test: a stall of
-    known length, spent working or waiting, with no dependence on the machine's load."""
+    """The two clocks the lag probe reads, moved only by the test."""
 
     def __init__(self) -> None:
         self.wall = 100.0
@@ -121,47 +155,22 @@ def test_palindrome_runs_each_side_symmetrically_in_time() -> None:
     assert palindrome(["a", "b"], 1, 2) == ["b", "b", "a", "a", "a", "a", "b", "b"]
 
 
-def test_hosted_lag_figures_pool_each_sides_wake_ups() -> None:
-    raw, ours = lag_paths(0)
-    assert lag_paths(1) == (ours, raw)
-
-    def lag(stalls_ms: list[float]) -> dict[str, Any]:
-        samples = [0.01] * 147 + stalls_ms  # idle wake-ups and a burst's few long stalls
-        keys = ("cpu_p50_ms", "p50_ms", "p99_ms", "max_ms", "samples")
-        return {
-            "lag": {
-                "cpu_p99_ms": percentile(samples, 99),
-                "cpu_lags_ms": samples,
-                **dict.fromkeys(keys, 1.0),
-            }
-        }
+def test_the_loop_lag_goal_pools_each_sides_wake_ups_over_the_rounds() -> None:
+    def lags(stalls_ms: list[float]) -> dict[str, Any]:
+        return {"lag": [0.01] * 147 + stalls_ms}  # idle wake-ups and a burst's few stalls
 
     # Round 0: one of our bursts has only 1 long stall, so that round's own p99 falls
     # among the idle wake-ups; pooled over the rounds, each side's p99 is a stall.
     answers = [
-        {raw: lag([800.0, 900.0, 1000.0]), ours: lag([0.01, 0.01, 990.0])},
-        {ours: lag([840.0, 945.0, 1050.0]), raw: lag([800.0, 900.0, 1000.0])},
+        {"litellm": lags([800.0, 900.0, 1000.0]), "many": lags([0.01, 0.01, 990.0])},
+        {"many": lags([840.0, 945.0, 1050.0]), "litellm": lags([800.0, 900.0, 1000.0])},
     ]
-    figures = hosted_figures(256, answers, "pinned")
-    assert figures["per_round_cpu_p99_ratio"][0] < 0.1  # the flip pooling is for
-    pooled_raw = percentile([x for a in answers for x in a[raw]["lag"]["cpu_lags_ms"]], 99)
-    pooled_ours = percentile([x for a in answers for x in a[ours]["lag"]["cpu_lags_ms"]], 99)
-    assert 800.0 <= pooled_raw <= 1000.0
-    assert figures["ours_over_litellm_p99"] == pytest.approx(pooled_ours / pooled_raw)
-    assert 0.9 < figures["ours_over_litellm_p99"] < 1.1
-    assert figures["litellm"]["cpu_p99_ms_all_rounds"] == pytest.approx(pooled_raw)
-    assert len(figures["pairs_of_rounds_cpu_p99_ratio"]) == 1
-
-
-def test_phases_add_up_the_laps(clocks: FakeClocks) -> None:
-    phases = Phases()
-    clocks.wall += 0.02
-    phases.lap("a")
-    phases.lap("b")
-    clocks.wall += 0.03
-    phases.lap("a")
-    assert phases.seconds == {"a": 0.05, "b": 0.0}
-    assert list(phases.seconds) == ["a", "b"]
+    goal = lag_goal({"paths": ["litellm", "many"], "answers": answers, "n_per_batch": 256})
+    pooled = {p: percentile([x for a in answers for x in a[p]["lag"]], 99) for p in answers[0]}
+    assert 800.0 <= pooled["litellm"] <= 1000.0
+    assert goal.measured == pytest.approx(pooled["many"] / pooled["litellm"])
+    assert 0.9 < goal.measured < 1.1
+    assert goal.low is not None and goal.low < 0.2  # the one pair of rounds, flipped
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
@@ -173,35 +182,26 @@ def test_every_script_has_help(script: str) -> None:
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
-    assert "--quick" in result.stdout
+    assert "--quick" in result.stdout and "--out" in result.stdout
 
 
-def test_cpu_seconds_counts_a_process_s_cpu_and_its_wait_for_a_core() -> None:
-    psutil = pytest.importorskip("psutil")
-    me = {"me": psutil.Process()}
-    before = cpu_seconds(me)
-    deadline = time.process_time() + 0.2
-    while time.process_time() < deadline:  # burn 0.2 s of CPU
-        pass
-    after = cpu_seconds(me)
-    assert set(after) == {"frontend", "me", "me_runqueue_wait"}
-    assert after["me"] - before["me"] >= 0.15
-    assert after["frontend"] - before["frontend"] >= 0.15
-    assert after["me_runqueue_wait"] >= before["me_runqueue_wait"] >= 0
+def test_results_go_to_a_folder_git_ignores() -> None:
+    for name in ("summary.json", "goals.png", "hosted_overhead.json"):
+        path = _common.RESULTS_DIR / name
+        ignored = subprocess.run(["git", "check-ignore", "-q", str(path)], cwd=BENCH_DIR)
+        assert ignored.returncode == 0, f"{path} would be tracked by git"
 
 
-def test_gc_timer_counts_each_generation_s_passes_and_lets_go() -> None:
-    import gc
-
-    timer = _GcTimer()
-    garbage = [[i] for i in range(200_000)]  # a generation-2 pass has work to do
-    gc.collect(0)
-    gc.collect(1)
-    gc.collect(2)
-    del garbage
-    figures = timer.stop()
-    assert figures["gen0"]["n"] >= 1 and figures["gen1"]["n"] >= 1 and figures["gen2"]["n"] >= 1
-    assert 0.0 < figures["gen2"]["max_s"] <= figures["gen2"]["s"] < 10.0
-    assert timer._callback not in gc.callbacks
-    gc.collect()  # after stop: not counted
-    assert [len(timer.passes[g]) for g in (0, 1, 2)] == [figures[f"gen{g}"]["n"] for g in (0, 1, 2)]
+def test_the_plot_shows_lower_and_higher_is_better_goals_apart(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    goals = [
+        goal_of("lag", 1.2, "<=", [0.8, 1.1, 0.9], "x"),
+        goal_of("resolve", 10.0, "<=", [5.0, 6.0], "us"),
+        goal_of("store", 0.95, ">=", [0.97, 0.99], "x"),
+        Goal("modules", 0, "<=", 0, "modules"),  # a count: in the table, not on the plot
+        Goal("limits", 0.98, ">=", None, "x", unavailable="not landed"),
+    ]
+    path = tmp_path / "goals.png"
+    assert plot(goals, path, "title") == f"plot: {path}"
+    assert path.stat().st_size > 0
+    assert plot(goals[3:], tmp_path / "none.png", "t") == "plot skipped: no goal to plot"
