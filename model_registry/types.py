@@ -9,6 +9,7 @@ the bottom layer's private modules (`_redaction`, `_checks`, the generated
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import re
 from collections.abc import AsyncGenerator, Mapping
@@ -37,6 +38,7 @@ __all__ = [
     "Prompt",
     "ProviderSpec",
     "Resolution",
+    "TokenLogprob",
     "Usage",
     "check_finite",
     "first_non_finite",
@@ -62,12 +64,41 @@ class Usage(msgspec.Struct, frozen=True):
     total_tokens: int | None = None
 
 
+class TokenLogprob(msgspec.Struct, frozen=True):
+    """One generated token, its log-probability and the top alternatives at its position
+    (`(token, logprob)` pairs, most likely first; empty unless `top_logprobs` was asked).
+
+    Under `response_format` the grammar masks tokens: a forced token shows 0.0 and a masked
+    alternative `-inf`, which `to_dict()` writes as None (JSON has no infinity).
+    """
+
+    token: str
+    logprob: float
+    top_logprobs: tuple[tuple[str, float], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for JSON: a non-finite log-probability (`-inf`) becomes None."""
+        return {
+            "token": self.token,
+            "logprob": _finite_or_none(self.logprob),
+            "top_logprobs": [[t, _finite_or_none(lp)] for t, lp in self.top_logprobs],
+        }
+
+
+def _finite_or_none(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
 class Generation(msgspec.Struct, frozen=True):
     """The answer to one prompt. `raw` is the backend's own response object.
 
     `cost` is LiteLLM's own figure in USD (None where unknown, e.g. local models);
     `name` is the model name that answered (the client's, or a fallback's);
     `from_store` is True for an answer read back from a results_db instead of a call.
+    `parsed` is the validated answer when `response_format` was given (a model instance,
+    a Struct, or plain data for a schema dict); `logprobs` the tokens with their
+    log-probabilities when `logprobs=True` was asked; `reasoning` the provider's
+    reasoning text where it returns one.
     """
 
     text: str
@@ -80,13 +111,38 @@ class Generation(msgspec.Struct, frozen=True):
     cost: float | None = None
     name: str | None = None
     from_store: bool = False
+    parsed: Any = None
+    logprobs: list[TokenLogprob] | None = None
+    reasoning: str | None = None
 
     def __repr__(self) -> str:
-        return shown_repr(self, _GENERATION_REPR, formats={"latency_s": ".3f"})
+        return shown_repr(
+            self,
+            _GENERATION_REPR,
+            formats={"latency_s": ".3f"},
+            unless_empty=("parsed", "reasoning"),
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data for JSON (without `raw`)."""
-        return shown_dict(self, _GENERATION_DICT)
+        """Plain data for JSON (without `raw`). `parsed`, `logprobs` and `reasoning` appear
+        only when set: `parsed` as plain data, each logprob as `TokenLogprob.to_dict()`
+        gives it (`-inf` as None)."""
+        data = shown_dict(self, _GENERATION_DICT)
+        if self.parsed is not None:
+            data["parsed"] = _plain_parsed(self.parsed)
+        if self.logprobs is not None:
+            data["logprobs"] = [t.to_dict() for t in self.logprobs]
+        if self.reasoning is not None:
+            data["reasoning"] = self.reasoning
+        return data
+
+
+def _plain_parsed(value: Any) -> Any:
+    """A parsed answer as plain data: a pydantic model dumped, a Struct as builtins."""
+    dump = getattr(value, "model_dump", None)
+    if callable(dump) and not isinstance(value, type):
+        return dump(mode="json")
+    return msgspec.to_builtins(value) if value is not None else None
 
 
 _GENERATION_REPR = (
@@ -98,8 +154,10 @@ _GENERATION_REPR = (
     "latency_s",
     "cost",
     "name",
+    "parsed",
+    "reasoning",
 )
-_GENERATION_DICT = (*_GENERATION_REPR, "from_store")
+_GENERATION_DICT = (*_GENERATION_REPR[:-2], "from_store")
 
 
 class GenerationStream:

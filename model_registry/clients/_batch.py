@@ -19,10 +19,17 @@ from typing import Any, cast
 import anyio
 import anyio.lowlevel
 import anyio.to_thread
+import msgspec
 
-from model_registry.errors import InvalidParameterError, ModelRegistryError, ResultStoreError
+from model_registry.clients._structured import OutputSchema, output_schema
+from model_registry.errors import (
+    InvalidParameterError,
+    ModelRegistryError,
+    OutputValidationError,
+    ResultStoreError,
+)
 from model_registry.store import ResultStore, StoredResult
-from model_registry.types import Generation, Prompt, Usage, to_messages
+from model_registry.types import Generation, Prompt, TokenLogprob, Usage, to_messages
 
 __all__ = ["Batch", "Emit"]
 
@@ -78,7 +85,8 @@ class Batch:
             todo: Sequence[int] = range(len(self.prompts))
             if store is not None:
                 runner.keys = _keys(self.prompts, target, params)
-                todo = await self._from_store(store, runner.keys, emit, bar)
+                schema = output_schema(params.get("response_format"))
+                todo = await self._from_store(store, runner.keys, emit, bar, schema)
             cap = self.concurrency if self.concurrency is not None else default_concurrency
             await runner.run(todo, cap)
         finally:
@@ -91,17 +99,24 @@ class Batch:
             raise runner.failure
 
     async def _from_store(
-        self, store: ResultStore, keys: list[str | None], emit: Emit, bar: _ProgressBar | None
+        self,
+        store: ResultStore,
+        keys: list[str | None],
+        emit: Emit,
+        bar: _ProgressBar | None,
+        schema: OutputSchema | None,
     ) -> list[int]:
-        """Emit the stored successes; the indexes still to call."""
+        """Emit the stored successes (a stored answer parsed again by `schema`, as its call
+        parsed it); the indexes still to call."""
         found = await anyio.to_thread.run_sync(store.lookup, [k for k in keys if k is not None])
         todo = []
         for index, key in enumerate(keys):
             stored = found.get(key) if key is not None else None
-            if stored is None:
+            generation = None if stored is None else _stored_generation(stored, schema)
+            if generation is None:
                 todo.append(index)
             else:
-                emit(index, _generation(stored))
+                emit(index, generation)
         if bar is not None:
             bar.advance(len(keys) - len(todo))
         return todo
@@ -214,10 +229,36 @@ def _record(generation: Generation) -> StoredResult:
         model=generation.model,
         provider=generation.provider,
         name=generation.name or "",
+        extra=_extra(generation),
     )
 
 
-def _generation(stored: StoredResult) -> Generation:
+def _extra(generation: Generation) -> dict[str, Any]:
+    """What a store keeps beyond the columns: logprobs and reasoning (`parsed` is parsed
+    again from the text on resume, so it comes back as the same type)."""
+    extra: dict[str, Any] = {}
+    if generation.logprobs is not None:
+        extra["logprobs"] = generation.logprobs
+    if generation.reasoning is not None:
+        extra["reasoning"] = generation.reasoning
+    return extra
+
+
+def _stored_generation(stored: StoredResult, schema: OutputSchema | None) -> Generation | None:
+    """A stored answer as a Generation; None (call again) when it no longer validates (the
+    schema changed under the same name)."""
+    try:
+        return _generation(stored, schema)
+    except OutputValidationError:
+        return None
+
+
+def _generation(stored: StoredResult, schema: OutputSchema | None = None) -> Generation:
+    extra = stored.extra
+    logprobs = extra.get("logprobs")
+    parsed = None
+    if schema is not None:
+        parsed = schema.parse(stored.text, provider=stored.provider, model=stored.model)
     return Generation(
         text=stored.text,
         finish_reason=stored.finish_reason,
@@ -228,6 +269,9 @@ def _generation(stored: StoredResult) -> Generation:
         cost=stored.cost,
         name=stored.name or None,
         from_store=True,
+        parsed=parsed,
+        logprobs=None if logprobs is None else msgspec.convert(logprobs, list[TokenLogprob]),
+        reasoning=extra.get("reasoning"),
     )
 
 

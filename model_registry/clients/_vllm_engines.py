@@ -214,12 +214,23 @@ def _register_start() -> None:
         _starts += 1
 
 
+def _engine_objects(engine_args: dict[str, Any]) -> dict[str, Any]:
+    """The engine args as AsyncEngineArgs takes them: a `structured_outputs_config` table
+    (how aliases write it, and how the cache key holds it) becomes vLLM's config object."""
+    config = engine_args.get("structured_outputs_config")
+    if not isinstance(config, Mapping):
+        return engine_args
+    from vllm.config import StructuredOutputsConfig
+
+    return {**engine_args, "structured_outputs_config": StructuredOutputsConfig(**config)}
+
+
 def _start_engine_sync(entry: Engine) -> None:
     failure = None
     try:
         vllm = import_vllm()
         # Building the args resolves the model id (a Hugging Face Hub lookup).
-        args = vllm.AsyncEngineArgs(model=entry.model, **entry.engine_args)
+        args = vllm.AsyncEngineArgs(model=entry.model, **_engine_objects(entry.engine_args))
         _register_start()
         engine = vllm.AsyncLLMEngine.from_engine_args(args)
     except Exception as exc:

@@ -2,7 +2,8 @@
 
 Every merged kwarg goes to exactly one place, decided by the fields vLLM itself declares:
 
-- our own call options (`CALL_OPTIONS`: `raw`, `timeout`);
+- our own call options (`CALL_OPTIONS`: `raw`, `timeout`, `response_format`,
+  `top_logprobs`, `chat_template_kwargs`);
 - sampling params: the public fields of `vllm.SamplingParams`, per request;
 - engine args: the fields of `vllm.AsyncEngineArgs`, fixed when the engine starts.
 
@@ -11,6 +12,14 @@ per request and can change per call. A key in none of them is an
 `InvalidParameterError` with a did-you-mean. `tokenizer_mode="slow"` (rejected by vLLM
 0.32) runs as `"hf"`, the slow/Python tokenizer path, with a logged note. `n` other
 than 1 is refused: a call returns one answer.
+
+Structured output: `response_format` becomes vLLM's `StructuredOutputsParams(json=schema)`
+(grammar-constrained decoding). Its engine-level settings are ours by default
+(`DEFAULT_STRUCTURED_OUTPUTS`: the guidance backend without free whitespace; with vLLM's
+own defaults a weak model pads JSON with spaces up to max_tokens, and the per-request
+`disable_any_whitespace` is ignored); an alias or get_client() may set
+`structured_outputs_config`, whose keys win over ours. `logprobs=True` with
+`top_logprobs=k` becomes vLLM's `logprobs=k` (0: the chosen token only).
 """
 
 from __future__ import annotations
@@ -24,6 +33,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from model_registry.clients._extras import Asked
+from model_registry.clients._structured import output_schema
 from model_registry.errors import (
     BackendNotInstalledError,
     InvalidParameterError,
@@ -32,12 +43,15 @@ from model_registry.errors import (
 
 __all__ = [
     "CALL_OPTIONS",
+    "DEFAULT_STRUCTURED_OUTPUTS",
     "INSTALL_HINT",
     "ParamSplit",
     "check_call_options",
     "check_n",
+    "engine_args_with_defaults",
     "engine_param_names",
     "import_vllm",
+    "local_request",
     "model_location",
     "require_vllm",
     "sampling_param_names",
@@ -49,7 +63,22 @@ logger = logging.getLogger("model_registry.vllm")
 #: Options of ours that a call (or the client, or an alias) may set, beside vLLM's own.
 #: `raw`: send the prompt as a plain completion, without the chat template.
 #: `timeout`: seconds for one call; past it the request is aborted (RequestTimeoutError).
-CALL_OPTIONS: frozenset[str] = frozenset({"raw", "timeout"})
+#: `response_format`: a schema the answer must follow (grammar-constrained; see above).
+#: `top_logprobs`: alternatives per token with `logprobs=True` (OpenAI's name).
+#: `chat_template_kwargs`: variables for the model's chat template (`enable_thinking`).
+CALL_OPTIONS: frozenset[str] = frozenset(
+    {"raw", "timeout", "response_format", "top_logprobs", "chat_template_kwargs"}
+)
+
+#: The engine's structured-output settings unless the alias or client sets its own:
+#: guidance honours integer ranges and string lengths (outlines ignored a range; xgrammar
+#: let raw control characters into a string with maxLength), and no free whitespace.
+DEFAULT_STRUCTURED_OUTPUTS: Mapping[str, Any] = {
+    "backend": "guidance",
+    "disable_any_whitespace": True,
+}
+#: Keys of chat_template_kwargs that we pass ourselves.
+_TEMPLATE_RESERVED = frozenset({"tokenize", "add_generation_prompt", "conversation", "messages"})
 
 #: Fields that we set ourselves and that callers may not.
 _RESERVED = {
@@ -180,6 +209,69 @@ def check_call_options(options: Mapping[str, Any]) -> None:
         raise InvalidParameterError(
             f"'timeout' must be a positive number of seconds, got {timeout!r}"
         )
+    _check_template_kwargs(options.get("chat_template_kwargs"))
+    top = options.get("top_logprobs")
+    if top is not None and (isinstance(top, bool) or not isinstance(top, int) or top < 0):
+        raise InvalidParameterError(f"'top_logprobs' must be a whole number >= 0, got {top!r}")
+
+
+def _check_template_kwargs(value: Any) -> None:
+    if value is None:
+        return
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+        raise InvalidParameterError(
+            f"'chat_template_kwargs' must be a table of variables for the chat template "
+            f"(e.g. {{'enable_thinking': False}}), got {value!r}"
+        )
+    taken = sorted(_TEMPLATE_RESERVED & set(value))
+    if taken:
+        raise InvalidParameterError(
+            f"'chat_template_kwargs' cannot set {', '.join(map(repr, taken))}: model-registry "
+            "passes the messages and asks for the generation prompt itself (raw=True sends "
+            "a prompt without the template)"
+        )
+
+
+def engine_args_with_defaults(engine: Mapping[str, Any]) -> dict[str, Any]:
+    """The engine args a client starts its engine with: ours where not set
+    (`structured_outputs_config`: `DEFAULT_STRUCTURED_OUTPUTS`, the given keys winning)."""
+    given = engine.get("structured_outputs_config")
+    if given is None:
+        return {**engine, "structured_outputs_config": dict(DEFAULT_STRUCTURED_OUTPUTS)}
+    if isinstance(given, Mapping):
+        merged = {**DEFAULT_STRUCTURED_OUTPUTS, **given}
+        return {**engine, "structured_outputs_config": merged}
+    return dict(engine)
+
+
+def local_request(sampling: dict[str, Any], options: Mapping[str, Any]) -> tuple[Asked, int]:
+    """Turn our options into vLLM sampling params, in place: `response_format` into
+    `structured_outputs`, `logprobs=True`/`top_logprobs=k` into `logprobs=k`. Returns what
+    was asked and k (the alternatives kept per token)."""
+    schema = output_schema(options.get("response_format"))
+    if schema is not None:
+        if sampling.get("structured_outputs") is not None:
+            raise InvalidParameterError(
+                "pass response_format or vLLM's structured_outputs, not both"
+            )
+        from vllm.sampling_params import StructuredOutputsParams
+
+        sampling["structured_outputs"] = StructuredOutputsParams(json=schema.json_schema)
+    logprobs, top = sampling.pop("logprobs", None), options.get("top_logprobs")
+    if top is not None and not logprobs:
+        raise InvalidParameterError(
+            "top_logprobs needs logprobs=True as well (OpenAI's rule, kept for all backends)"
+        )
+    if logprobs is None or logprobs is False:
+        return Asked(schema, False), 0
+    if isinstance(logprobs, bool):
+        k = top or 0
+    elif isinstance(logprobs, int) and logprobs >= 0:
+        k = logprobs if top is None else top  # vLLM's own meaning: k alternatives
+    else:
+        raise InvalidParameterError(f"'logprobs' must be true or false, got {logprobs!r}")
+    sampling["logprobs"] = k
+    return Asked(schema, True), k
 
 
 def _looks_like_path(model_id: str) -> bool:

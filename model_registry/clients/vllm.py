@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import anyio
 
+from model_registry.clients._extras import Asked, generation_extras, vllm_logprobs
 from model_registry.clients._vllm_engines import (
     CachedEngine,
     Engine,
@@ -35,7 +36,9 @@ from model_registry.clients._vllm_params import (
     ParamSplit,
     check_call_options,
     check_n,
+    engine_args_with_defaults,
     engine_param_names,
+    local_request,
     model_location,
     require_vllm,
     sampling_param_names,
@@ -90,6 +93,8 @@ class _Tally:
         self.completion_tokens = 0
         self.prompt_tokens: int | None = None
         self.last: Any = None
+        self.token_ids: list[int] = []
+        self.logprobs: list[Any] = []
 
     def add(self, out: Any) -> str:
         """Count one engine output; returns its new text."""
@@ -101,9 +106,13 @@ class _Tally:
             self.completion_tokens += len(completion.token_ids)
             if completion.text:
                 self.parts.append(completion.text)
+            self.token_ids.extend(completion.token_ids)
+            self.logprobs.extend(completion.logprobs or ())
         else:
             self.completion_tokens = len(completion.token_ids)
             self.parts = [completion.text]
+            self.token_ids = list(completion.token_ids)
+            self.logprobs = list(completion.logprobs or ())
         return str(completion.text)
 
     def usage(self) -> Usage:
@@ -158,7 +167,7 @@ class VLLMClient(BaseClient):
         if self._split is None:
             # The first import of vLLM takes seconds: keep it off the event loop.
             await anyio.to_thread.run_sync(lambda: self.split)
-        entry = await acquire(self._model, self.split.engine)
+        entry = await acquire(self._model, engine_args_with_defaults(self.split.engine))
         if self.closed:  # closed while the engine was starting
             await release(entry)
             self._check_open()
@@ -240,7 +249,9 @@ class VLLMClient(BaseClient):
                 f"vLLM rejected the sampling params {sampling!r}: {exc}"
             ) from exc
 
-    def _engine_prompt(self, entry: Engine, prompt: Prompt, raw: bool) -> tuple[Any, Any]:
+    def _engine_prompt(
+        self, entry: Engine, prompt: Prompt, raw: bool, template_kwargs: Any = None
+    ) -> tuple[Any, Any]:
         if raw:
             if not isinstance(prompt, str):
                 raise InvalidParameterError("raw=True takes a string prompt, not chat messages")
@@ -252,7 +263,9 @@ class VLLMClient(BaseClient):
                 f"model {self.model_id!r} has no chat template; pass raw=True to send the "
                 f"prompt as a plain completion"
             )
-        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        text = tokenizer.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=True, **(template_kwargs or {})
+        )
         # The template writes the special tokens (BOS) itself, as vLLM's chat endpoint does.
         return {"prompt": text}, {"add_special_tokens": False}
 
@@ -287,8 +300,11 @@ class VLLMClient(BaseClient):
     ) -> AsyncGenerator[str | Generation, None]:
         entry = self._running_entry()
         sampling, options = self._call_params(kwargs)
+        asked, top_k = local_request(sampling, options)
         params = self._sampling_params(sampling, delta)
-        engine_prompt, tokenization = self._engine_prompt(entry, prompt, options.get("raw", False))
+        engine_prompt, tokenization = self._engine_prompt(
+            entry, prompt, options.get("raw", False), options.get("chat_template_kwargs")
+        )
         timeout = options.get("timeout")
         engine = entry.engine
         request_id = f"model-registry-{uuid.uuid4().hex}"
@@ -312,7 +328,7 @@ class VLLMClient(BaseClient):
                     break
         finally:
             await self._end_request(engine, outputs, request_id, finished)
-        yield self._generation(tally, started)
+        yield self._generation(tally, started, asked, top_k)
 
     async def _next_output(self, outputs: Any, deadline: float | None, timeout_s: Any) -> Any:
         """The engine's next output for a request, None at its end; errors become ours."""
@@ -351,20 +367,34 @@ class VLLMClient(BaseClient):
             if not self._in_flight and self._drained is not None:
                 self._drained.set()
 
-    def _generation(self, tally: _Tally, started: float) -> Generation:
+    def _generation(self, tally: _Tally, started: float, asked: Asked, top_k: int) -> Generation:
         if tally.last is None:
             raise APIError(
                 "the engine returned no output", provider=self.provider, model=self.model_id
             )
+        text = "".join(tally.parts)
+        finish_reason = tally.last.outputs[0].finish_reason
+        extras = generation_extras(
+            asked,
+            text=text,
+            finish_reason=finish_reason,
+            logprobs=vllm_logprobs(tally.token_ids, tally.logprobs, top_k)
+            if asked.logprobs
+            else None,
+            reasoning=None,
+            provider=self.provider,
+            model=self.model_id,
+        )
         return Generation(
-            text="".join(tally.parts),
-            finish_reason=tally.last.outputs[0].finish_reason,
+            text=text,
+            finish_reason=finish_reason,
             usage=tally.usage(),
             model=self.model_id,
             provider=self.provider,
             latency_s=time.perf_counter() - started,
             raw=tally.last,
             name=self.name,
+            **extras,
         )
 
     def _call_error(self, exc: Exception) -> Exception:
