@@ -646,3 +646,172 @@ def test_check_finite_rejects_nan_and_inf_at_any_depth(value: object, message: s
 @pytest.mark.parametrize("value", [0.5, 1, "nan", None, [1.0, {"a": 2.0}], True])
 def test_check_finite_lets_finite_values_and_strings_through(value: object) -> None:
     check_finite(value, "--set x")
+
+
+# --- limits and fallbacks (issue 20) ---------------------------------------------
+
+LIMITS_AND_FALLBACKS_BAD = [
+    pytest.param(
+        """
+        [limits."openai"]
+        rmp = 600
+        """,
+        "{path}: limits 'openai': unknown key 'rmp' (did you mean 'rpm'?); the keys are rpm, "
+        "tpm, concurrency",
+        ("openai", "rmp"),
+        id="limits-unknown-key-did-you-mean",
+    ),
+    pytest.param(
+        """
+        [limits."openai"]
+        rpm = 0
+        """,
+        "{path}: limits 'openai': 'rpm' must be a positive finite number (requests started "
+        "per minute, e.g. rpm = 600), got 0",
+        ("openai", "rpm"),
+        id="limits-zero-rpm",
+    ),
+    pytest.param(
+        """
+        [limits."openai"]
+        concurrency = -2
+        """,
+        "{path}: limits 'openai': 'concurrency' must be a whole number >= 1 (calls in flight, "
+        "e.g. concurrency = 8), got -2",
+        ("openai", "concurrency"),
+        id="limits-negative-concurrency",
+    ),
+    pytest.param(
+        """
+        [limits."nobody"]
+        rpm = 60
+        """,
+        "{path}: limits 'nobody': 'nobody' is neither a provider nor an alias of the alias "
+        'files; name one of them (as in [limits."openai"])',
+        ("nobody", "limits"),
+        id="limits-unknown-name",
+    ),
+    pytest.param(
+        """
+        [aliases."a"]
+        provider = "openai"
+        fallbacks = ["no-such-model-xyz"]
+        """,
+        "{path}: alias 'a': fallback 'no-such-model-xyz' does not resolve: ",
+        ("a", "fallbacks"),
+        id="fallback-unknown-name",
+    ),
+    pytest.param(
+        """
+        [aliases."a"]
+        provider = "openai"
+        fallbacks = ["b"]
+
+        [aliases."b"]
+        provider = "anthropic"
+        fallbacks = ["c"]
+
+        [aliases."c"]
+        provider = "gemini"
+        fallbacks = ["a"]
+        """,
+        "{path}: alias 'a': fallbacks go round in a cycle: a -> b -> c -> a; remove one of "
+        "these fallbacks",
+        ("a", "fallbacks"),
+        id="fallback-cycle",
+    ),
+    pytest.param(
+        """
+        [aliases."a"]
+        provider = "openai"
+        fallbacks = "b"
+        """,
+        "{path}: alias 'a': key 'fallbacks' must be a list of model names, as in "
+        'fallbacks = ["claude-sonnet", "gemini-flash"]',
+        ("a", "fallbacks"),
+        id="fallbacks-not-a-list",
+    ),
+    pytest.param(
+        """
+        [aliases."a"]
+        provider = "openai"
+        defaults = { results_db = "run.sqlite" }
+        """,
+        "{path}: alias 'a': key 'defaults.results_db': results_db is an argument of "
+        "generate_many() and iter_many()",
+        ("a", "results_db"),
+        id="results-db-in-defaults",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "message", "where"), LIMITS_AND_FALLBACKS_BAD)
+def test_bad_limits_and_fallbacks_raise_one_error_naming_file_name_and_key(
+    write_toml: WriteToml, text: str, message: str, where: tuple[str | None, str | None]
+) -> None:
+    path = write_toml(text)
+    error = load_error(path)
+    assert str(error).startswith(message.format(path=path))
+    assert (error.path, error.alias, error.key) == (str(path), *where)
+    assert validate_files(path) == list(error.problems)
+
+
+def test_limits_and_fallbacks_load_and_later_files_win_per_name(write_toml: WriteToml) -> None:
+    first = write_toml(
+        """
+        [aliases."fast"]
+        provider = "openai"
+        fallbacks = ["claude-sonnet-4-20250514", "openai:gpt-4.1-mini"]
+
+        [limits."openai"]
+        rpm = 600
+        tpm = 200000
+
+        [limits."fast"]
+        concurrency = 8
+        """
+    )
+    second = write_toml(
+        """
+        [limits."openai"]
+        rpm = 60
+        """,
+        name="second.toml",
+    )
+    registry = load_registry(first, second, layered=False)
+    assert registry.aliases["fast"].fallbacks == ("claude-sonnet-4-20250514", "openai:gpt-4.1-mini")
+    assert registry.aliases["fast"].to_dict()["fallbacks"] == list(
+        registry.aliases["fast"].fallbacks
+    )
+    assert {name: limits.rpm for name, limits in registry.limits.items()} == {
+        "openai": 60,
+        "fast": None,
+    }
+    assert registry.limits["fast"].concurrency == 8
+
+
+def test_limits_in_force_names_the_provider_and_alias_limits(
+    write_toml: WriteToml, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from model_registry.api import limits_in_force
+
+    path = write_toml(
+        """
+        [aliases."fast"]
+        provider = "openai"
+
+        [limits."openai"]
+        rpm = 600
+
+        [limits."fast"]
+        concurrency = 8
+        tpm = 1500.5
+        """
+    )
+    monkeypatch.setenv("MODEL_REGISTRY_ALIASES", str(path))
+    assert limits_in_force(resolve("fast")) == {
+        "openai": {"rpm": 600},
+        "fast": {"tpm": 1500.5, "concurrency": 8},
+    }
+    assert limits_in_force(resolve("openai")) == {"openai": {"rpm": 600}}
+    assert limits_in_force(resolve("claude-sonnet-4-20250514")) == {}

@@ -176,3 +176,69 @@ async def test_the_openai_key_goes_to_another_api_base_only_when_passed_as_api_k
     assert from_alias == ["Bearer no-key"] * 2
     keyed = await _authorization_sent(get_client("mine-keyed"), "from-alias-keyed", server)
     assert keyed == [f"Bearer {SENTINEL_KWARG}"] * 2
+
+
+# --- LiteLLM's own providers (issue 18): their variables checked at start -------------
+
+
+async def test_a_litellm_provider_without_its_key_fails_at_start_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("GROQ_API_KEY", raising=False)
+    client = get_client("groq/llama-3.3-70b-versatile")  # resolving needs no key
+    with pytest.raises(MissingCredentialsError) as info:
+        await client
+    assert str(info.value) == (
+        "no credentials for provider 'groq': set GROQ_API_KEY (or pass api_key=...)"
+    )
+    assert (info.value.env_var, info.value.env_vars) == ("GROQ_API_KEY", ("GROQ_API_KEY",))
+    await client.aclose()
+
+
+async def test_a_litellm_provider_with_its_key_or_an_api_key_starts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("GROQ_API_KEY", "gsk-test-not-real")
+    async with get_client("groq/llama-3.3-70b-versatile") as client:
+        assert client.resolution.provider == "groq"
+    monkeypatch.delenv("GROQ_API_KEY")
+    async with get_client("groq/llama-3.3-70b-versatile", api_key="gsk-kwarg") as client:
+        assert client.resolution.provider == "groq"
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs"),
+    [
+        ("ollama/llama3", {}),
+        ("ollama_chat/llama3", {}),
+        ("hosted_vllm/my-model", {"api_base": "http://127.0.0.1:9/v1"}),
+    ],
+)
+async def test_keyless_litellm_providers_start_without_credentials(
+    name: str, kwargs: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for var in ("OLLAMA_API_BASE", "HOSTED_VLLM_API_BASE", "HOSTED_VLLM_API_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    async with get_client(name, **kwargs) as client:
+        assert not client.closed
+
+
+def test_without_litellm_the_error_says_how_to_install_it() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['litellm'] = None\n"
+        "from model_registry.clients import litellm as adapter\n"
+        "adapter._litellm_module = None\n"
+        "try:\n    adapter._litellm()\n"
+        "except ImportError as exc:\n    print(type(exc).__name__, exc)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == (
+        "BackendNotInstalledError hosted models need LiteLLM, which is not installed: LiteLLM "
+        "comes with model-registry: 'pip install model-registry-llm' (in a checkout: 'uv sync', "
+        "with --inexact to keep a vLLM installed by pip)"
+    )
