@@ -30,7 +30,9 @@ from urllib.parse import urlsplit
 
 import anyio
 import anyio.to_thread
+import msgspec
 
+from model_registry.clients._extras import HostedStreamExtras, hosted_extras, hosted_request
 from model_registry.clients.base import BaseClient
 from model_registry.errors import (
     APIConnectionError,
@@ -552,6 +554,7 @@ class LiteLLMClient(BaseClient):
 
     async def _generate(self, prompt: Prompt, kwargs: dict[str, Any]) -> Generation:
         params, timeout = self._call_params(kwargs)
+        asked = hosted_request(params, f" in a call to {self.name!r}")  # issue 21
         messages = to_messages(prompt)
         if asyncio.get_running_loop() not in _loop_watchers:
             await _watch_this_loop()
@@ -578,12 +581,14 @@ class LiteLLMClient(BaseClient):
             raw=response,
             cost=_cost(response),
             name=self.name,
+            **hosted_extras(response, asked, provider=self.provider, model=self.model_id),
         )
 
     async def _stream(
         self, prompt: Prompt, kwargs: dict[str, Any]
     ) -> AsyncGenerator[str | Generation, None]:
         params, timeout = self._call_params(kwargs)
+        extras = HostedStreamExtras(hosted_request(params, f" in a call to {self.name!r}"))
         messages = to_messages(prompt)
         if asyncio.get_running_loop() not in _loop_watchers:
             await _watch_this_loop()
@@ -598,6 +603,7 @@ class LiteLLMClient(BaseClient):
         state = _StreamState()
         try:
             while (chunk := await self._next_chunk(response, params, limit)) is not None:
+                extras.add(chunk)  # logprobs, reasoning text: never text deltas
                 for delta in state.add(chunk):
                     yield delta
             if not state.pieces and getattr(response, "received_finish_reason", None) is None:
@@ -605,7 +611,11 @@ class LiteLLMClient(BaseClient):
         finally:
             with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
                 await response.aclose()
-        yield state.generation(self, time.perf_counter() - started)
+        whole = state.generation(self, time.perf_counter() - started)
+        fields = extras.fields(
+            whole.text, whole.finish_reason, provider=self.provider, model=self.model_id
+        )
+        yield msgspec.structs.replace(whole, **fields)
 
     async def _open_stream(
         self, messages: list[Any], params: dict[str, Any], limit: tuple[float, float | None]
