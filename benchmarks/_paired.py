@@ -32,7 +32,6 @@ from _common import BENCH_DIR, REPO, LagProbe, paired_ratios, percentile, pin_th
 HOSTED_ALIAS = "bench-hosted"
 HOSTED_PROMPT = "Write three distractors for: the capital of France"
 
-PATHS = ("litellm", "many", "many_store", "many_limits")
 #: Limits declared high enough never to bind (issue 20's cost goal).
 NEVER_BINDING = {"rpm": 1e9, "tpm": 1e12, "concurrency": 100_000}
 LIMITED_ALIAS = "bench-hosted-limited"

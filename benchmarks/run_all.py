@@ -96,11 +96,11 @@ def _panel(ax: Any, label: str, goals: Sequence[Goal]) -> None:
         text = f"{format_value(g.measured, g.unit)} (target {g.compare} {format_value(g.target, g.unit)})"
         ax.annotate(text, (max(x, high), y), xytext=(6, 0), textcoords="offset points", **LABEL)
     ax.axvline(1.0, color="black", linestyle="--", linewidth=1)
-    ax.set_xscale("log")
     ax.set_yticks(range(len(goals)), [g.name for g in goals], fontsize=8)
     ax.set_ylim(len(goals) - 0.5, -0.5)
-    left, right = ax.get_xlim()
-    ax.set_xlim(left, right * 3)  # room for the labels
+    left, right = ax.get_xlim()  # linear: a difference goal's figure can be negative
+    left, right = min(left, 0.9), max(right, 1.1)
+    ax.set_xlim(left, right + 0.6 * (right - left))  # room for the labels
     ax.set_title(label, fontsize=9)
 
 
