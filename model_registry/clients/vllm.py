@@ -1,10 +1,11 @@
 """The local adapter: models run in vLLM's async engine, owned by the caller's process.
 
 vLLM is imported lazily (on the first start, in a worker thread), never at
-`import model_registry`. Three modules: `_vllm_params` routes kwargs to engine args,
-sampling params and our call options (see its docstring for the rules);
-`_vllm_engines` holds the process-wide engine cache (one engine per event loop, model
-and engine args, shut down and reaped with its last client); this one is the client.
+`import model_registry`. `_vllm_params` routes kwargs to engine args, sampling params
+and our call options (see its docstring for the rules); `_vllm_engines` holds the
+process-wide engine cache (one engine per event loop, model and engine args, shut down
+and reaped with its last client); `_vllm_output` tallies a request's outputs; this one
+is the client. Structured output and logprobs: see `_vllm_params` and `_extras`.
 
 A call without `max_tokens` generates until EOS or the context limit (vLLM's own
 default would stop at 16 tokens); `n` other than 1 is refused. Calls in flight when
@@ -31,6 +32,7 @@ from model_registry.clients._vllm_engines import (
     release,
 )
 from model_registry.clients._vllm_errors import GUARD_HINT, bootstrapping_spawned_child
+from model_registry.clients._vllm_output import Tally
 from model_registry.clients._vllm_params import (
     CALL_OPTIONS,
     ParamSplit,
@@ -59,7 +61,6 @@ from model_registry.types import (
     Generation,
     GenerationStream,
     Prompt,
-    Usage,
     to_messages,
 )
 
@@ -82,44 +83,6 @@ logger = logging.getLogger("model_registry.vllm")
 
 #: How long aclose() waits for the calls it aborted to unwind before releasing the engine.
 _DRAIN_S = 10.0
-
-
-class _Tally:
-    """What one request has produced so far: text, token counts, the last output."""
-
-    def __init__(self, delta: bool) -> None:
-        self.delta = delta
-        self.parts: list[str] = []
-        self.completion_tokens = 0
-        self.prompt_tokens: int | None = None
-        self.last: Any = None
-        self.token_ids: list[int] = []
-        self.logprobs: list[Any] = []
-
-    def add(self, out: Any) -> str:
-        """Count one engine output; returns its new text."""
-        self.last = out
-        if self.prompt_tokens is None and out.prompt_token_ids is not None:
-            self.prompt_tokens = len(out.prompt_token_ids)
-        completion = out.outputs[0]
-        if self.delta:
-            self.completion_tokens += len(completion.token_ids)
-            if completion.text:
-                self.parts.append(completion.text)
-            self.token_ids.extend(completion.token_ids)
-            self.logprobs.extend(completion.logprobs or ())
-        else:
-            self.completion_tokens = len(completion.token_ids)
-            self.parts = [completion.text]
-            self.token_ids = list(completion.token_ids)
-            self.logprobs = list(completion.logprobs or ())
-        return str(completion.text)
-
-    def usage(self) -> Usage:
-        """Token counts as a `Usage`."""
-        prompt, completion = self.prompt_tokens, self.completion_tokens
-        total = None if prompt is None else prompt + completion
-        return Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=total)
 
 
 class VLLMClient(BaseClient):
@@ -314,7 +277,7 @@ class VLLMClient(BaseClient):
             engine_prompt, params, request_id, tokenization_kwargs=tokenization
         )
         self._in_flight[request_id] = engine
-        tally = _Tally(delta)
+        tally = Tally(delta)
         finished = False
         try:
             while (out := await self._next_output(outputs, deadline, timeout)) is not None:
@@ -367,7 +330,7 @@ class VLLMClient(BaseClient):
             if not self._in_flight and self._drained is not None:
                 self._drained.set()
 
-    def _generation(self, tally: _Tally, started: float, asked: Asked, top_k: int) -> Generation:
+    def _generation(self, tally: Tally, started: float, asked: Asked, top_k: int) -> Generation:
         if tally.last is None:
             raise APIError(
                 "the engine returned no output", provider=self.provider, model=self.model_id

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from model_registry import get_client, resolve
+from model_registry.clients._vllm_params import engine_args_with_defaults
 from model_registry.clients.vllm import (
     CALL_OPTIONS,
     engine_param_names,
@@ -134,8 +135,34 @@ def test_keys_the_adapter_sets_itself_are_refused(key: str) -> None:
 
 
 def test_call_options_are_ours() -> None:
-    assert {"raw", "timeout"} == CALL_OPTIONS
+    assert {"raw", "timeout", "response_format", "top_logprobs", "chat_template_kwargs"} == (
+        CALL_OPTIONS
+    )
     assert split_params({"raw": True, "timeout": 5}).options == {"raw": True, "timeout": 5}
+
+
+def test_chat_template_kwargs_and_response_format_are_call_options_not_unknown_keys() -> None:
+    split = split_params(
+        {"chat_template_kwargs": {"enable_thinking": False}, "response_format": {}, "logprobs": 1}
+    )
+    assert split.options == {
+        "chat_template_kwargs": {"enable_thinking": False},
+        "response_format": {},
+    }
+    assert split.sampling == {"logprobs": 1}
+    assert split.engine == {}
+
+
+def test_the_engine_gets_our_structured_output_settings_unless_told_otherwise() -> None:
+    assert engine_args_with_defaults({"max_model_len": 64}) == {
+        "max_model_len": 64,
+        "structured_outputs_config": {"backend": "guidance", "disable_any_whitespace": True},
+    }
+    given = {"structured_outputs_config": {"backend": "xgrammar"}}
+    assert engine_args_with_defaults(given)["structured_outputs_config"] == {
+        "backend": "xgrammar",
+        "disable_any_whitespace": True,
+    }
 
 
 def test_a_client_shows_its_split_without_starting() -> None:
