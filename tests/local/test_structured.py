@@ -155,11 +155,16 @@ async def test_logprobs_under_a_grammar_stay_valid_json(tiny: Any) -> None:
     )
     assert generation.logprobs is not None
     assert len(generation.logprobs) == generation.usage.completion_tokens
+    # after the grammar's mask: forced tokens show 0.0, masked alternatives -inf
+    assert any(t.logprob == 0.0 for t in generation.logprobs)
+    assert any(lp == -math.inf for t in generation.logprobs for _, lp in t.top_logprobs)
     text = json.dumps(generation.to_dict(), allow_nan=False)  # -inf would raise here
     data = json.loads(text)
     assert data["parsed"] == generation.parsed.model_dump()
     for token, shown in zip(generation.logprobs, data["logprobs"], strict=True):
         assert shown["logprob"] == (token.logprob if math.isfinite(token.logprob) else None)
+        for (_, lp), (_, shown_lp) in zip(token.top_logprobs, shown["top_logprobs"], strict=True):
+            assert shown_lp == (lp if math.isfinite(lp) else None)
 
 
 async def test_stored_results_parse_the_same_way_on_resume(tiny: Any, tmp_path: Path) -> None:
@@ -177,6 +182,7 @@ async def test_stored_results_parse_the_same_way_on_resume(tiny: Any, tmp_path: 
         assert isinstance(new.parsed, Verdict)
         assert new.parsed == old.parsed
         assert new.logprobs == old.logprobs  # -inf and all, as they were
+    assert any(lp == -math.inf for g in again for t in g.logprobs for _, lp in t.top_logprobs)
 
 
 async def test_chat_template_kwargs_reach_the_template(tiny: Any, tiny_name: str) -> None:
