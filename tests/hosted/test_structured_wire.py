@@ -7,6 +7,7 @@ answer becomes `Generation.parsed`, `.logprobs` and `.reasoning`.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any, Literal
 
 import httpx
@@ -370,3 +371,26 @@ async def test_chat_template_kwargs_pass_through_as_a_body_key(
     async with get_client("openai:gpt-4.1") as client:
         await client.generate("x", chat_template_kwargs={"enable_thinking": False})
     assert _body(route)["chat_template_kwargs"] == {"enable_thinking": False}
+
+
+async def test_a_schema_file_path_is_sent_as_its_schema(
+    respx_mock: respx.MockRouter, tmp_path: Path
+) -> None:
+    # how an alias's `response_format = "schemas/x.json"` arrives, made absolute by the loader
+    path = tmp_path / "pair.json"
+    path.write_text(json.dumps({"type": "object", "properties": {"a": {"type": "integer"}}}))
+    route = respx_mock.post(OPENAI_URL).mock(
+        return_value=httpx.Response(200, json=_openai_answer('{"a": 2}'))
+    )
+    async with get_client("openai:gpt-4.1", response_format=str(path)) as client:
+        generation = await client.generate("x")
+    assert _body(route)["response_format"]["json_schema"] == {
+        "name": "pair",
+        "strict": True,
+        "schema": {
+            "type": "object",
+            "properties": {"a": {"type": "integer"}},
+            "additionalProperties": False,
+        },
+    }
+    assert generation.parsed == {"a": 2}
