@@ -46,6 +46,7 @@ from model_registry.types import (
     Message,
     ProviderSpec,
     Resolution,
+    TokenLogprob,
     Usage,
     redact,
 )
@@ -85,6 +86,7 @@ __all__ = [
     "ResultStoreError",
     "ServiceUnavailableError",
     "StoreSummary",
+    "TokenLogprob",
     "UnknownModelError",
     "Usage",
     "__version__",
