@@ -154,3 +154,14 @@ async def test_a_rate_limited_primary_without_fallbacks_raises_its_own_error(
         with pytest.raises(RateLimitError) as caught:
             await client.generate("hello")
     assert not getattr(caught.value, "__notes__", None)
+
+
+async def test_each_name_gets_a_fresh_timeout(
+    server: FakeOpenAIServer, chain: dict[str, str]
+) -> None:
+    server.configure(chain["primary"], delay=5.0)
+    server.configure(chain["second"], delay=0.6)
+    async with get_client("primary", timeout=1.0) as client:
+        generation = await client.generate("slow primary")
+    # the primary used its whole second; the second name had a second of its own
+    assert generation.name == "second"
