@@ -109,6 +109,7 @@ def test_list_full_shows_every_field_of_each_alias(
         "route": "anthropic/claude-3-5-haiku-latest",
         "defaults": "temperature=0.2 max_tokens=512",
         "description": "The team's default model for drafting distractors in many languages",
+        "fallbacks": "(none)",
         "source": str(path),
     }
     for alias in list_available_models():
@@ -272,5 +273,5 @@ def test_list_with_a_broken_alias_file_is_one_error_without_traceback(
     assert result.stdout == ""
     assert result.stderr == (
         f"error: {path}: alias 'x': unknown key 'temprature'; allowed keys: provider, "
-        'model_id, defaults, description (call kwargs go under [aliases."x".defaults])\n'
+        'model_id, defaults, description, fallbacks (call kwargs go under [aliases."x".defaults])\n'
     )

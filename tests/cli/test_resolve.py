@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -227,6 +228,18 @@ def test_split_on_a_hosted_model_says_it_is_for_local_models(invoke_cli: InvokeC
         "error: --split is for local models; 'my-eval-model' resolves to the hosted provider "
         "'openai', whose kwargs all go to LiteLLM\n"
     )
+
+
+def test_split_without_vllm_is_one_library_error_with_the_install_hint(
+    invoke_cli: InvokeCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the split is the local client's own; without vLLM that client cannot be made
+    monkeypatch.setitem(sys.modules, "vllm", None)  # as if vLLM were not installed
+    result = invoke_cli("resolve", "local:some/model", "--split")
+    assert result.code == 1
+    assert result.stderr.startswith("error: "), result.stderr
+    assert "vllm" in result.stderr.lower()  # what to install
+    assert no_traceback(result)
 
 
 @pytest.mark.parametrize(

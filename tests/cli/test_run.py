@@ -59,6 +59,18 @@ def assert_every_prompt_once_in_order(results_file: Path, count: int) -> None:
     assert all(r["error"] is None for r in results)
 
 
+# --- help ----------------------------------------------------------------------------------
+
+
+def test_run_help_wraps_each_paragraph_to_the_terminal_and_names_the_default_store(
+    run_cli: RunCli,
+) -> None:
+    result = run_cli("run", "--help")  # 200 columns: each paragraph fits one line
+    assert result.code == 0, result.stderr
+    assert "Exit 1 when a prompt failed" in result.stdout  # no line break from the source
+    assert "RESULTS.jsonl.sqlite" in result.stdout  # the --results-db default
+
+
 # --- a run and its rerun ------------------------------------------------------------------
 
 
@@ -389,6 +401,7 @@ def test_a_store_that_is_not_ours_is_refused_and_left_as_it_was(
 
     assert result.code == 1
     assert f"error: results.jsonl.sqlite {message}" in result.stderr
+    assert "(model-registry run: use --results-db PATH)" in result.stderr  # not "results_db"
     assert no_traceback(result)
     assert store.read_bytes() == before
     assert requests(openai_server, model) == 0
@@ -404,6 +417,7 @@ def test_a_store_in_use_by_another_run_is_a_clear_error(
         result = run_cli(*RUN, "--results-db", "elsewhere.sqlite")
     assert result.code == 1
     assert "error: The result store elsewhere.sqlite is in use by another run" in result.stderr
+    assert "(model-registry run: use --results-db PATH)" in result.stderr
     assert requests(openai_server, model) == 0
     assert not (cli_dir / "results.jsonl.sqlite").exists()
 

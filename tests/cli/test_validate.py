@@ -50,7 +50,7 @@ def test_validate_reports_every_problem_of_every_file(run_cli: RunCli, tmp_path:
     assert no_traceback(result)
     assert result.stdout.splitlines() == [
         f"{broken}: alias 'fast': unknown key 'temprature'; allowed keys: provider, model_id, "
-        'defaults, description (call kwargs go under [aliases."fast".defaults])',
+        'defaults, description, fallbacks (call kwargs go under [aliases."fast".defaults])',
         f"{broken}: alias 'loc': provider 'local' has no default model; "
         'add model_id = "<Hugging Face repo id or path>"',
         f"{broken}: alias 'ok': key 'defaults' must be a table of call kwargs, got an integer; "
@@ -113,7 +113,7 @@ def test_validate_without_paths_reports_a_broken_env_file(
     assert result.code == 1
     assert result.stdout == (
         f"{path}: alias 'x': unknown key 'model' (did you mean 'model_id'?); allowed keys: "
-        'provider, model_id, defaults, description (call kwargs go under [aliases."x".defaults])\n'
+        'provider, model_id, defaults, description, fallbacks (call kwargs go under [aliases."x".defaults])\n'
     )
 
 
