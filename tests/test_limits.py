@@ -276,3 +276,27 @@ def test_estimate_is_prompt_tokens_plus_max_tokens_or_the_default(
     prompt: object, max_tokens: int | None, tokens: int
 ) -> None:
     assert estimate_tokens(prompt, max_tokens) == tokens  # type: ignore[arg-type]
+
+
+def test_a_local_alias_takes_its_declared_limits_and_hosted_fallbacks_without_a_backend(
+    tmp_path: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pathlib import Path
+
+    from model_registry import get_client
+    from model_registry.api import limits_in_force
+
+    path = Path(str(tmp_path)) / "aliases.toml"
+    path.write_text(
+        '[aliases."tiny"]\nprovider = "local"\nmodel_id = "some-org/tiny-model"\n'
+        'fallbacks = ["openai:gpt-4.1-mini"]\n\n[limits."tiny"]\nconcurrency = 2\n',
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("MODEL_REGISTRY_ALIASES", str(path))
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    client = get_client("tiny")
+    assert (client.kind, client.fallbacks) == ("local", ("openai:gpt-4.1-mini",))  # type: ignore[attr-defined]
+    assert limits_in_force(client.resolution) == {"tiny": {"concurrency": 2}}
+    # the local client calls under the alias's limiter (a local model has no provider one)
+    primary = client._clients[0]  # type: ignore[attr-defined]
+    assert [limiter.key for limiter in primary._limits.limiters] == [alias_key("tiny")]
