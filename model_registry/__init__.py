@@ -8,7 +8,12 @@ both load on first use, so importing this package stays cheap.
 """
 
 from model_registry.aliases import Alias, Registry, load_registry, validate_files
-from model_registry.api import get_client, list_available_models, list_providers
+from model_registry.api import (
+    get_client,
+    limits_in_force,
+    list_available_models,
+    list_providers,
+)
 
 # The one client type (what get_client returns), under the name users annotate with.
 from model_registry.clients.base import BaseClient as ModelClient
@@ -91,6 +96,7 @@ __all__ = [
     "Usage",
     "__version__",
     "get_client",
+    "limits_in_force",
     "list_available_models",
     "list_providers",
     "load_registry",

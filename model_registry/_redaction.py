@@ -83,7 +83,13 @@ def redact(params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _redact_item(key: object, value: Any, active: set[int]) -> Any:
-    if isinstance(key, str) and is_secret_key(key) and value is not None:
+    # a flag (`litellm_reads_key=True`) says whether there is a credential, it is not one
+    if (
+        isinstance(key, str)
+        and is_secret_key(key)
+        and value is not None
+        and not isinstance(value, bool)
+    ):
         return REDACTED
     return _redact_value(value, active)
 

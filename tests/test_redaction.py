@@ -226,3 +226,11 @@ def test_an_alias_file_error_does_not_echo_a_table_that_may_hold_a_credential(
         f"{path}: provider 'p': key 'api_base' must be a string, got a table",
         f"{path}: alias 'x': key 'model_id' must be a string, got an array",
     )
+
+
+def test_a_flag_named_like_a_key_is_shown_it_is_no_credential() -> None:
+    assert redact({"litellm_reads_key": True, "api_key": "sk-1234567"}) == {
+        "litellm_reads_key": True,
+        "api_key": "***",
+    }
+    assert "litellm_reads_key=True" in repr(ProviderSpec(name="openai", litellm_reads_key=True))

@@ -110,6 +110,8 @@ def _litellm() -> ModuleType:
     if _litellm_module is not None:
         return _litellm_module
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    # else every Anthropic call tries to fetch a beta-header map from GitHub
+    os.environ.setdefault("LITELLM_LOCAL_ANTHROPIC_BETA_HEADERS", "True")
     if os.environ.get("LITELLM_LOG") == "":
         # what `export LITELLM_LOG=` leaves; LiteLLM would fail on every call with it
         del os.environ["LITELLM_LOG"]
