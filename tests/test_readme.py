@@ -40,6 +40,8 @@ DUMMY_KEYS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "DEEPSEEK
 #: The local aliases the README's blocks use, all run on the tiny model.
 LOCAL_ALIASES = ("Qwen/Qwen3-4B-Instruct-2507",)
 REQUIRE_VLLM = "MODEL_REGISTRY_REQUIRE_VLLM"
+#: Answers the server gives a model instead of its echo (the structured-output example).
+REPLIES = {"gpt-4o-mini": '{"distractors": ["3", "5", "22"]}'}
 
 _FENCE = re.compile(r"^```python\n(.*?)^```$", re.S | re.M)
 _MARK = re.compile(r"<!--\s*readme-test:\s*(local|skip)\s*(?::\s*(.*?))?\s*-->\s*$")
@@ -78,7 +80,11 @@ def readme_blocks(text: str) -> list[Block]:
 def run_block(block: Block, server_url: str) -> None:
     """Compile the block as README.md's own lines and run it (awaiting it if it awaits)."""
     source = "\n" * block.line + block.source.replace(EXAMPLE_SERVER, server_url)
-    code = compile(source, str(README), "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+    # dont_inherit: the block runs as a user's file would, without this module's
+    # `from __future__ import annotations` (pydantic reads the annotations it sees)
+    code = compile(
+        source, str(README), "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True
+    )
     namespace = {"__name__": "__main__"}
     if code.co_flags & inspect.CO_COROUTINE:
         asyncio.run(eval(code, namespace))
@@ -97,6 +103,8 @@ def hosted_at_server(
 ) -> Iterator[FakeOpenAIServer]:
     """Every built-in hosted provider answers from the loopback server, with dummy keys."""
     openai_server.reset()
+    for model, reply in REPLIES.items():
+        openai_server.configure(model, reply=reply)
     for var in DUMMY_KEYS:
         monkeypatch.setenv(var, f"dummy-{var.lower()}")
     for spec in providers.BUILTIN_PROVIDERS.values():
