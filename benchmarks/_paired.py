@@ -44,8 +44,8 @@ START_DELAY_S = 0.15
 
 
 def loopback_server() -> contextlib.AbstractContextManager[Any]:
-    """The fake OpenAI-compatible server of tests/fixtures, in its own process."""
-    from tests.fixtures.openai_server import run_openai_server
+    """The fake OpenAI-compatible server of `model_registry.testing`, in its own process."""
+    from model_registry.testing import run_openai_server
 
     return run_openai_server()
 

@@ -43,11 +43,14 @@ TINY_ENGINE_ARGS = {
 
 
 def tiny_model_dir() -> Path:
-    """The tiny random Llama model of tests/fixtures, built once in a subprocess (torch
+    """`model_registry.testing`'s tiny random Llama, built once in a subprocess (torch
     and transformers stay out of this process until vLLM brings them)."""
     target = Path(tempfile.gettempdir()) / "model-registry-bench" / "tiny-model"
     if not (target / "config.json").is_file() or not (target / "tokenizer.json").is_file():
-        command = [sys.executable, "-m", "tests.fixtures.tiny_model", str(target)]
+        build = (
+            "import sys; from model_registry.testing import build_tiny_model as b; b(sys.argv[1])"
+        )
+        command = [sys.executable, "-c", build, str(target)]
         subprocess.run(command, cwd=REPO, check=True, capture_output=True, timeout=600)
     return target
 

@@ -5,11 +5,16 @@
 `store` and `limits` sit just above `types` and `errors`; clients import `types`, `errors`,
 `store`, `limits` and each other, never `resolve`, `aliases` or `providers`, not even inside
 a function or under TYPE_CHECKING. Every import counts, wherever it is written.
+`testing` (the test double users import) is a leaf on top: it imports the public package and
+the bottom layer, and nothing of ours imports it, not even `import model_registry`.
 """
 
 from __future__ import annotations
 
 import ast
+import json
+import subprocess
+import sys
 import typing
 from collections.abc import Iterator
 from functools import cache
@@ -126,6 +131,11 @@ def _is_cli(name: str) -> bool:
     return name in ("cli", "_cli") or name.startswith("_cli.")
 
 
+def _is_testing(name: str) -> bool:
+    """The test double: `testing` and the private `_testing_*` modules it is built from."""
+    return name == "testing" or name.startswith("_testing")
+
+
 def test_the_parser_sees_imports_inside_functions_and_under_type_checking() -> None:
     # the lazy import of a client inside client_class, and its TYPE_CHECKING import
     assert "clients.litellm" in _graph()["clients"]
@@ -178,6 +188,32 @@ def test_cli_imports_only_the_public_package() -> None:
 
 def test_nothing_imports_the_cli_but_the_entry_point() -> None:
     assert _violations(lambda a, b: not _is_cli(b) or a == "__main__" or _is_cli(a)) == []
+
+
+def test_the_test_double_imports_only_the_public_package_and_the_bottom_layer() -> None:
+    allowed = lambda a, b: (  # noqa: E731
+        not _is_testing(a) or b == "model_registry" or b in BOTTOM or _is_testing(b)
+    )
+    assert _violations(allowed) == []
+    assert "_testing_model" in _graph()["testing"]  # the rule sees its private modules
+    assert "errors" in _graph()["_testing_model"]
+
+
+def test_nothing_imports_the_test_double() -> None:
+    assert _violations(lambda a, b: not _is_testing(b) or _is_testing(a)) == []
+
+
+def test_the_test_double_is_not_loaded_by_the_package_and_loads_no_backend() -> None:
+    code = (
+        "import sys, json\n"
+        "import model_registry\n"
+        "before = sorted(m for m in sys.modules if 'testing' in m)\n"
+        "import model_registry.testing\n"
+        "heavy = {'litellm', 'vllm', 'torch', 'transformers', 'aiohttp', 'pytest'}\n"
+        "print(json.dumps([before, sorted({m.split('.')[0] for m in sys.modules} & heavy)]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == [[], []]
 
 
 def test_nothing_imports_tests_or_benchmarks() -> None:

@@ -1,0 +1,296 @@
+"""Test doubles for pipelines built on model_registry: a fake OpenAI server, a tiny model.
+
+Run a pipeline offline, with no keys, against a real HTTP server that fails on cue::
+
+    from model_registry import get_client
+    from model_registry.testing import fake_openai_server
+
+    async with fake_openai_server() as server:
+        client = get_client("openai:any", api_base=server.url, api_key="sk-fake")
+        g = await client.generate("hi")              # g.text == "echo: hi"
+        server.configure("any", status=503, times=1)  # the next call for "any" fails once
+        assert server.stats("any").requests == 1
+
+The server is real (aiohttp on 127.0.0.1, in its own process, so it answers while the
+test's loop is busy) and speaks what LiteLLM's OpenAI client sends: `POST
+/v1/chat/completions` (JSON, or server-sent events when `"stream": true`, usage on the last
+chunk when `stream_options.include_usage`) and `GET /v1/models`. The reply echoes the last
+user message (`"echo: <text>"`), one token per word, unless a rule sets `reply`. Any model
+name is accepted; rules and counts are kept per model name, so tests that use distinct
+names stay apart while sharing one server.
+
+Fault rules, per model: `server.configure(model, ...)` replaces the model's rule:
+
+- `status=503` (with `message`, `error_type`, `error_code`): answer with that HTTP status
+  and an OpenAI-shaped error body; `headers={"retry-after": "2"}` adds response headers
+  (a `Retry-After` for 429/503);
+- `times=N`: the fault (status, drop, body) hits only the first N requests, then the
+  model answers normally (a retry succeeds);
+- `delay=S`: wait S seconds before answering (a slow server, a timeout);
+- `drop=True`: close the connection without an answer;
+- `chunk_delay=S`: S seconds between the chunks of a stream;
+- `trickle=S`: send a plain JSON answer in a few pieces S seconds apart;
+- `body="..."`, `content_type="text/html"`: answer 200 with exactly this body (a login
+  page, broken JSON, an empty body) instead of a completion;
+- `reply="text"`, `finish_reason="length"`: what a normal answer says.
+
+Fault rules, per prompt (written anywhere in a message; handy for one bad prompt inside
+`generate_many`): `!status=500`, `!delay=0.5`, `!drop=1`; `!once=500` fails only the
+first request with that exact prompt (its retry succeeds); `!serial=1` ends the answer
+with ` #N`, N the server's request count (repeated prompts get distinct answers).
+
+What the server saw: `server.stats(model)` (or `stats()` for all models) gives
+`requests`, `in_flight`, `max_in_flight`, `disconnects` (clients that hung up before the
+answer was complete) and the latest 20 request `bodies` and `headers`;
+`request_starts(model)` the arrival times (`time.monotonic()`); `wait_idle()` /
+`await_idle()` wait until nothing is in flight; `reset()` forgets rules and counts.
+
+`fake_openai_server()` is for async code, `run_openai_server()` for synchronous code,
+and `openai_server_fixture()` makes a pytest fixture of it (in a conftest:
+`openai_server = openai_server_fixture()`). Run it alone for a CLI or a load test:
+`python -m model_registry.testing --port 8000`.
+
+`build_tiny_model(path)` builds a random-weight Llama that vLLM loads in seconds (for
+tests of a local pipeline; it needs torch and transformers, which vLLM brings).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from model_registry import _testing_model
+
+__all__ = [
+    "FakeOpenAIServer",
+    "ModelStats",
+    "build_tiny_model",
+    "fake_openai_server",
+    "openai_server_fixture",
+    "run_openai_server",
+]
+
+#: The server process's script; run by path with `-P`, so it imports nothing of ours.
+_SERVER_SCRIPT = Path(__file__).resolve().with_name("_testing_server.py")
+_READY = "OPENAI_SERVER_READY"  # the line _testing_server prints once it listens
+_CONTROL = "/_control"
+
+
+@dataclass(frozen=True)
+class ModelStats:
+    """What the server saw for one model (or for all models, as `stats()`)."""
+
+    requests: int
+    disconnects: int
+    max_in_flight: int
+    in_flight: int
+    bodies: list[dict[str, Any]] = field(default_factory=list)
+    headers: list[dict[str, str]] = field(default_factory=list)
+
+
+class FakeOpenAIServer:
+    """Handle on a running fake server: its URL, and control calls (synchronous, over
+    loopback, well under a millisecond)."""
+
+    def __init__(self, host: str, port: int, api_key: str | None, pid: int | None = None) -> None:
+        self.host = host
+        self.port = port
+        #: The key requests must carry (`Authorization: Bearer ...`), or None: any.
+        self.api_key = api_key
+        #: The server process's id (benchmarks pin it to a core).
+        self.pid = pid
+        self._root = f"http://{host}:{port}"
+        #: The OpenAI base URL, ending in /v1: pass it as `api_base`.
+        self.url = f"{self._root}/v1"
+        #: The same as `url`.
+        self.base_url = self.url
+
+    def _control(self, path: str, payload: dict[str, Any] | None = None) -> Any:
+        data = json.dumps(payload).encode() if payload is not None else None
+        request = urllib.request.Request(
+            f"{self._root}{_CONTROL}/{path}",
+            data=data,
+            method="POST" if data is not None else "GET",
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read())
+
+    def configure(
+        self,
+        model: str,
+        *,
+        status: int | None = None,
+        message: str | None = None,
+        error_type: str | None = None,
+        error_code: str | None = None,
+        delay: float = 0.0,
+        chunk_delay: float = 0.0,
+        drop: bool = False,
+        times: int | None = None,
+        reply: str | None = None,
+        finish_reason: str = "stop",
+        headers: dict[str, str] | None = None,
+        body: str | None = None,
+        content_type: str = "application/json",
+        trickle: float = 0.0,
+    ) -> None:
+        """Set the rule for requests naming `model`, replacing any earlier one (the
+        module's docstring describes each knob)."""
+        rule = dict(locals())
+        del rule["self"]
+        rule["headers"] = headers or {}
+        self._control("configure", rule)
+
+    def reset(self) -> None:
+        """Forget every rule and every count."""
+        self._control("reset", {})
+
+    def stats(self, model: str | None = None) -> ModelStats:
+        """Counts for `model`, or for all requests when None."""
+        return ModelStats(**self._control("stats" + _query(model)))
+
+    def request_starts(self, model: str | None = None) -> list[float]:
+        """When each request (for `model`) arrived, as `time.monotonic()` (Linux: the same
+        clock in the test process), in arrival order."""
+        return [float(t) for t in self._control("starts" + _query(model))]
+
+    def wait_idle(self, model: str | None = None, within: float = 5.0) -> ModelStats:
+        """Wait until no request (for `model`) is in flight; its stats then. Raises
+        TimeoutError after `within` seconds."""
+        deadline = time.monotonic() + within
+        while (stats := self.stats(model)).in_flight:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{stats.in_flight} request(s) still in flight after {within} s")
+            time.sleep(0.01)
+        return stats
+
+    async def await_idle(self, model: str | None = None, within: float = 5.0) -> ModelStats:
+        """`wait_idle` for async code: polls in a thread, so the caller's loop keeps running."""
+        return await asyncio.to_thread(self.wait_idle, model, within)
+
+    def __repr__(self) -> str:
+        return f"<FakeOpenAIServer {self.url}>"
+
+
+def _query(model: str | None) -> str:
+    return f"?model={urllib.parse.quote(model)}" if model else ""
+
+
+def _start(api_key: str | None, host: str, timeout: float) -> tuple[subprocess.Popen[str], int]:
+    """Start the server process; it and its port once it listens."""
+    command = [sys.executable, "-P", str(_SERVER_SCRIPT), "--host", host, "--port", "0"]
+    if api_key is not None:
+        command += ["--api-key", api_key]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=None, text=True)
+    try:
+        return process, _wait_ready(process, timeout)
+    except BaseException:
+        _stop(process)
+        raise
+
+
+def _wait_ready(process: subprocess.Popen[str], timeout: float) -> int:
+    assert process.stdout is not None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if line.startswith(_READY):
+            return int(line.split()[1])
+        if not line and process.poll() is not None:
+            raise RuntimeError(
+                f"the fake OpenAI server exited with code {process.returncode} before it "
+                "listened (its error is above, on stderr)"
+            )
+    raise RuntimeError(f"the fake OpenAI server did not start within {timeout} s")
+
+
+def _stop(process: subprocess.Popen[str], timeout: float = 10.0) -> None:
+    """Terminate the server, kill it if it has not exited within `timeout` s, reap it."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    if process.stdout is not None:
+        process.stdout.close()
+
+
+@contextlib.contextmanager
+def run_openai_server(
+    *, api_key: str | None = None, host: str = "127.0.0.1", startup_timeout: float = 30.0
+) -> Iterator[FakeOpenAIServer]:
+    """Start the fake server in a child process, yield its handle, stop it on exit.
+
+    `api_key`: when set, requests without `Authorization: Bearer <api_key>` get a 401.
+    """
+    process, port = _start(api_key, host, startup_timeout)
+    try:
+        yield FakeOpenAIServer(host, port, api_key, process.pid)
+    finally:
+        _stop(process)
+
+
+@contextlib.asynccontextmanager
+async def fake_openai_server(
+    *, api_key: str | None = None, host: str = "127.0.0.1", startup_timeout: float = 30.0
+) -> AsyncIterator[FakeOpenAIServer]:
+    """`async with fake_openai_server() as server:` the fake server for async code: started
+    and stopped in a thread, so the event loop keeps running meanwhile. `server.url` is the
+    `api_base` to give a client; `api_key` as for `run_openai_server`."""
+    process, port = await asyncio.to_thread(_start, api_key, host, startup_timeout)
+    try:
+        yield FakeOpenAIServer(host, port, api_key, process.pid)
+    finally:
+        await asyncio.to_thread(_stop, process)
+
+
+def openai_server_fixture(
+    *,
+    scope: Literal["session", "package", "module", "class", "function"] = "session",
+    api_key: str | None = None,
+) -> Any:
+    """A pytest fixture running one fake server for `scope`; assign it in a conftest:
+    `openai_server = openai_server_fixture()` (`server.reset()` between tests if they
+    share model names)."""
+    import pytest
+
+    @pytest.fixture(scope=scope)
+    def _fixture() -> Iterator[FakeOpenAIServer]:
+        with run_openai_server(api_key=api_key) as server:
+            yield server
+
+    return _fixture
+
+
+def build_tiny_model(path: str | os.PathLike[str], *, seed: int = 0) -> Path:
+    """Build a tiny random-weight Llama that vLLM loads in seconds into `path`; the directory.
+
+    `get_client(f"local:{path}", max_model_len=512)` then runs it (its answers are
+    random text). It holds config.json, the weights, a byte-level BPE tokenizer trained
+    on local text (model_registry's sources, standard-library docstrings) and a ChatML
+    chat template whose end-of-turn token `<|im_end|>` is the EOS (like Qwen3's, it opens
+    an empty think block when `enable_thinking` is false). Sizes: hidden 64, 2 layers, 4
+    heads, 2 KV heads, 512 positions. Idempotent: a directory that already holds a built
+    model is returned as is. Needs torch, transformers and tokenizers (vLLM brings them):
+    `BackendNotInstalledError` says what to install otherwise.
+    """
+    return _testing_model.build(Path(path), seed)
+
+
+if __name__ == "__main__":
+    from model_registry._testing_server import main
+
+    main()

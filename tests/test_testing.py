@@ -1,0 +1,104 @@
+"""`model_registry.testing`, used as a user's test suite uses it: a pipeline runs offline,
+with no keys, against the fake OpenAI server, which fails on cue; a tiny local model."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from model_registry import AuthenticationError, ServiceUnavailableError, get_client
+from model_registry.testing import build_tiny_model, fake_openai_server
+
+
+@pytest.fixture
+def no_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No provider key in the environment: the fake server needs none."""
+    for var in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "DEEPSEEK_API_KEY"):
+        monkeypatch.delenv(var, raising=False)
+
+
+async def test_a_pipeline_runs_offline_against_the_fake_server(no_keys: None) -> None:
+    async with fake_openai_server() as server:
+        assert server.url.endswith("/v1")
+        g = await get_client("openai:any", api_base=server.url).generate("hi")
+        assert g.text == "echo: hi"
+        stats = server.stats("any")
+        assert stats.requests == 1
+        assert stats.bodies[-1]["messages"] == [{"role": "user", "content": "hi"}]
+
+
+async def test_fault_rules_fail_calls_with_the_typed_error(no_keys: None) -> None:
+    async with fake_openai_server() as server:
+        client = get_client("openai:any", api_base=server.url)
+        server.configure("any", status=401, message="no such key")
+        with pytest.raises(AuthenticationError, match="no such key") as caught:
+            await client.generate("hi")
+        assert caught.value.status_code == 401
+        # a prompt's own rule: this prompt fails with a 503 every time, retries included
+        with pytest.raises(ServiceUnavailableError):
+            await get_client("openai:other", api_base=server.url).generate("hi !status=503")
+        assert server.stats("other").requests >= 2  # the call was retried, then gave up
+
+
+async def test_the_server_stops_with_its_block(no_keys: None) -> None:
+    async with fake_openai_server() as server:
+        pid = server.pid
+    assert pid is not None
+    with pytest.raises(ProcessLookupError):  # stopped and reaped (a zombie still has its pid)
+        os.kill(pid, 0)
+
+
+#: Makes torch and transformers unimportable, as on a machine without vLLM.
+NO_TORCH = (
+    "import sys, importlib.abc\n"
+    "class NoTorch(importlib.abc.MetaPathFinder):\n"
+    "    def find_spec(self, name, path=None, target=None):\n"
+    "        if name.split('.')[0] in ('torch', 'transformers'): raise ModuleNotFoundError(name)\n"
+    "sys.meta_path.insert(0, NoTorch())\n"
+)
+
+
+def test_build_tiny_model_without_torch_says_what_to_install(tmp_path: Path) -> None:
+    code = NO_TORCH + (
+        "from model_registry import BackendNotInstalledError\n"
+        "from model_registry.testing import build_tiny_model\n"
+        "try:\n"
+        f"    build_tiny_model({str(tmp_path / 'tiny')!r})\n"
+        "except BackendNotInstalledError as e:\n"
+        "    print(e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "pip install 'model-registry-llm[local]'" in out.stdout
+    assert "missing: torch, transformers" in out.stdout
+    assert not (tmp_path / "tiny").exists()  # nothing half-built left behind
+
+
+def _transformers_installed() -> bool:
+    try:
+        return importlib.util.find_spec("transformers") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+@pytest.mark.local  # only vLLM brings torch and transformers
+@pytest.mark.skipif(not _transformers_installed(), reason="transformers comes with vLLM")
+def test_build_tiny_model_writes_a_model_a_tokenizer_and_a_chat_template(tmp_path: Path) -> None:
+    out = build_tiny_model(tmp_path / "tiny")
+    assert out == tmp_path / "tiny"
+    assert {"config.json", "tokenizer.json", "tokenizer_config.json"} <= {
+        p.name for p in out.iterdir()
+    }
+    config = json.loads((out / "config.json").read_text())
+    assert (config["model_type"], config["num_hidden_layers"]) == ("llama", 2)
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    chat = tokenizer.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False)
+    assert "<|im_start|>user\nhi<|im_end|>" in chat
+    assert build_tiny_model(out) == out  # built once: a second call returns it as is
