@@ -8,8 +8,11 @@ holds a permit from each limiter that applies (provider's, then alias's):
         generation = await call()
         permit.report_usage(generation.usage.total_tokens)
 
-`rpm` and `tpm` are leaky buckets (aiolimiter) holding half a second's worth, so any 1 s
-window holds at most 1.5x the per-second rate. A request is charged `estimate_tokens(...)`
+`rpm` and `tpm` are leaky buckets (aiolimiter) with a burst B of half a second's worth (at
+least 1), available at once, refilling at (rpm - B)/60 a second: W seconds hold at most
+B + (rpm - B) * W/60, so any 60 s window at most `rpm` (a server's sliding minute) and any
+1 s window at most 1.5x rpm/60. Below 2 rpm (B = 1) the rate is rpm/120 a second (a minute
+still holds one). Tokens likewise with `tpm`: a request is charged `estimate_tokens(...)`
 before it starts and corrected by `report_usage` (unused tokens are credit for the next
 request, extra ones a debt); a charge larger than the bucket is taken in bucket-sized parts.
 `concurrency` slots are taken first, in one process-wide order (no deadlock between calls
@@ -167,10 +170,7 @@ _registry: dict[LimitKey, Limiter] = {}
 
 
 def limiter_for(key: LimitKey, limits: Limits) -> Limiter:
-    """The process-wide limiter for `key`; declaring other limits for a key replaces them.
-
-    Calls already holding a permit finish under the limits they started with.
-    """
+    """The process-wide limiter for `key`; other limits for a key apply from the next call."""
     if (limiter := _registry.get(key)) is None:
         limiter = _registry[key] = Limiter(key, limits)
     elif limiter.limits != limits:
@@ -184,9 +184,9 @@ def limiter_for(key: LimitKey, limits: Limits) -> Limiter:
 def _bucket(per_minute: float | None) -> AsyncLimiter | None:
     if per_minute is None:
         return None
-    per_second = per_minute / 60
-    capacity = max(per_second * _BURST_SECONDS, 1.0)
-    return AsyncLimiter(capacity, capacity / per_second)
+    burst = max(per_minute / 60 * _BURST_SECONDS, 1.0)
+    per_second = max(per_minute - burst, per_minute / 2) / 60
+    return AsyncLimiter(burst, burst / per_second)
 
 
 class _LoopState:
@@ -362,11 +362,9 @@ def _content_chars(content: object) -> int:
 def retry_after_seconds(
     headers_or_value: Mapping[str, Any] | str | float | None, now: datetime | None = None
 ) -> float | None:
-    """Seconds to wait from `retry-after-ms` or `Retry-After` (seconds or an HTTP date).
-
-    Takes response headers (any case) or one Retry-After value; None when absent, negative
-    or unreadable. A date in the past gives 0.0.
-    """
+    """Seconds to wait from `retry-after-ms` or `Retry-After` (seconds or an HTTP date), in
+    response headers (any case) or one value; None when absent, negative or unreadable; a
+    date in the past gives 0.0."""
     if isinstance(headers_or_value, Mapping):
         lowered = {str(k).lower(): v for k, v in headers_or_value.items()}
         millis = _seconds(lowered.get("retry-after-ms"), None)

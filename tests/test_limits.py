@@ -1,15 +1,20 @@
 """Declared limits (issue 20): rates spread out, tokens corrected, slots, cooldowns, parsing.
 
 Real time, short runs; bounds carry generous margins and a slow machine only lowers counts.
+The minute-long properties run on a virtual clock (exact: aiolimiter reads the loop's time).
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
+import random
 import time
 import uuid
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -62,6 +67,95 @@ async def test_rpm_starts_are_spread_out_and_within_the_long_run_rate() -> None:
     assert _most_in_any_window(starts) <= 1.5 * per_second + 1
     assert len(starts) <= per_second * elapsed + burst + 1
     assert len(starts) >= 20  # it did run, at roughly the rate
+
+
+class VirtualClockLoop(asyncio.SelectorEventLoop):
+    """An event loop whose clock jumps to its next timer instead of waiting for it, so
+    minutes of limiter time (aiolimiter reads `loop.time()`) pass in a moment."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._now = 0.0
+        real_select = self._selector.select  # type: ignore[attr-defined]
+
+        def select(timeout: float | None = None) -> list[Any]:
+            events = real_select(0)
+            if timeout is not None:
+                # every turn takes a microsecond, as on a real clock: aiolimiter may set a
+                # timer a rounding error ahead, which a clock standing still never reaches
+                self._now += max(0.0 if events else timeout, 1e-6)
+            return events  # type: ignore[no-any-return]
+
+        self._selector.select = select  # type: ignore[attr-defined]
+
+    def time(self) -> float:
+        return self._now
+
+
+def on_virtual_clock(main: Callable[[], Coroutine[Any, Any, list[float]]]) -> list[float]:
+    with asyncio.Runner(loop_factory=VirtualClockLoop) as runner:
+        return runner.run(main())
+
+
+def most_in_any_window(times: list[float], seconds: float, weights: list[float] | None = None):
+    """The most starts (or their weights) in any closed window [t, t + seconds]."""
+    order = sorted(range(len(times)), key=times.__getitem__)
+    ts = [times[i] for i in order]
+    ws = [1.0 if weights is None else weights[i] for i in order]
+    sums = [0.0]
+    for w in ws:
+        sums.append(sums[-1] + w)
+    return max(sums[bisect.bisect_right(ts, t + seconds)] - sums[i] for i, t in enumerate(ts))
+
+
+async def _demand(limiter: object, seconds: float, pattern: str, tokens: float = 0) -> list[float]:
+    """Start times of calls that ask as fast as they may ("steady"), or in waves with idle
+    gaps that let the bucket refill ("waves"), for `seconds` of loop time."""
+    loop = asyncio.get_running_loop()
+    starts: list[float] = []
+    pause = random.Random(20).uniform
+
+    async def worker() -> None:
+        while True:
+            async with acquire([limiter], tokens) as permit:  # type: ignore[list-item]
+                starts.append(loop.time())
+                permit.report_usage(int(tokens))
+            if pattern == "waves":
+                await asyncio.sleep(pause(0, 3) if len(starts) % 97 else pause(5, 40))
+
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await asyncio.gather(*(worker() for _ in range(50)))
+    return starts
+
+
+@pytest.mark.parametrize("pattern", ["steady", "waves"])
+@pytest.mark.parametrize("rpm", [1, 3, 60, 90, 600, 3000])
+def test_any_minute_holds_at_most_rpm_requests_and_any_second_one_and_a_half_seconds_worth(
+    rpm: int, pattern: str
+) -> None:
+    """What a server counting a sliding minute sees: never more than `rpm` in 60 s; the
+    burst (half a second's worth) still keeps every 1 s window within 1.5x rpm/60; and the
+    rate is not given away (a busy minute holds close to `rpm`)."""
+    minutes = 6 if rpm >= 600 else 20
+    limiter = limiter_for(_fresh_key(), Limits(rpm=rpm))
+    starts = on_virtual_clock(lambda: _demand(limiter, 60 * minutes, pattern))
+    assert most_in_any_window(starts, 60) <= rpm
+    for seconds in (1, 5, 10):
+        assert (
+            most_in_any_window(starts, seconds) <= max(1.5 * rpm / 60, 1) + rpm * (seconds - 1) / 60
+        )
+    if pattern == "steady":
+        assert len(starts) >= (rpm if rpm >= 60 else rpm / 2) * minutes * 0.98
+
+
+def test_any_minute_holds_at_most_tpm_tokens() -> None:
+    limiter = limiter_for(_fresh_key(), Limits(tpm=6000))  # bucket: 50 tokens
+    starts = on_virtual_clock(lambda: _demand(limiter, 600, "steady", tokens=40))
+    tokens = [40.0] * len(starts)
+    assert most_in_any_window(starts, 60, tokens) <= 6000
+    assert most_in_any_window(starts, 1, tokens) <= 1.5 * 100 + 40
+    assert sum(tokens) >= 6000 * 10 * 0.98 - 40
 
 
 async def test_tpm_keeps_tokens_within_the_rate_when_usage_is_known() -> None:
