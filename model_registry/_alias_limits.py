@@ -1,4 +1,5 @@
-"""The alias file's policy parts: `[limits."NAME"]` tables and an alias's `fallbacks`.
+"""The alias file's policy parts: `[limits."NAME"]` tables, an alias's `fallbacks`, and the
+JSON Schema file its `defaults.response_format` may name (`schema_file`).
 
 Each file's tables and lists are checked on their own (types, keys, numbers); what needs
 every layered file (a NAME that is a provider or alias, a fallback name that resolves, no
@@ -7,12 +8,14 @@ cycle of fallbacks) is checked once the files are layered, by `link_problems`.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from model_registry.limits import Limits, limit_problems, validate_limits
 
-__all__ = ["Declared", "check_fallbacks", "link_problems", "parse_limits"]
+__all__ = ["Declared", "check_fallbacks", "link_problems", "parse_limits", "schema_file"]
 
 #: Reports one problem: (message, alias or NAME, key).
 Report = Callable[[str, "str | None", "str | None"], None]
@@ -57,6 +60,35 @@ def check_fallbacks(value: object, where: str, name: str, report: Report) -> tup
         )
         return ()
     return tuple(value)
+
+
+def schema_file(value: str, path: str, where: str, name: str, report: Report) -> str:
+    """`response_format = "schemas/x.json"`: the absolute path of that file, relative to the
+    alias file at `path`; the value unchanged (a problem reported) when it holds no JSON
+    object."""
+    file = (Path(path).parent / value).resolve()
+    where = f"{where}: key 'defaults.response_format'"
+    try:
+        schema = json.loads(file.read_bytes())
+    except OSError:
+        report(
+            f"{where}: no JSON Schema file {str(file)!r} (a path relative to the alias file)",
+            name,
+            "response_format",
+        )
+        return value
+    except ValueError as exc:  # not JSON, or not UTF-8
+        schema = exc
+    if not isinstance(schema, dict):
+        shown = f"not JSON ({schema})" if isinstance(schema, ValueError) else "not a JSON object"
+        report(
+            f"{where}: {str(file)!r} is {shown}; a JSON Schema file holds one JSON object, "
+            'as in {"type": "object", "properties": {...}}',
+            name,
+            "response_format",
+        )
+        return value
+    return str(file)
 
 
 def link_problems(

@@ -17,7 +17,7 @@ from typing import Any
 import msgspec
 
 from model_registry._alias_files import display_path, read_alias_file
-from model_registry._alias_limits import Declared, check_fallbacks, parse_limits
+from model_registry._alias_limits import Declared, check_fallbacks, parse_limits, schema_file
 from model_registry.errors import AliasConfigError
 from model_registry.limits import Limits
 from model_registry.providers import BUILTIN_PROVIDERS, litellm_provider_spec
@@ -292,7 +292,7 @@ def _parse_alias(
     )
     model_id = _check_string(problems, where, name, "model_id", table.get("model_id"))
     description = _check_string(problems, where, name, "description", table.get("description"))
-    defaults = _alias_defaults(table.get("defaults", {}), where, name, problems)
+    defaults = _alias_defaults(table.get("defaults", {}), path, where, name, problems)
     fallbacks = check_fallbacks(table.get("fallbacks"), where, name, problems.add)
     target = _alias_target(provider_name, model_id, where, name, problems, providers)
     if target is None or unknown:
@@ -310,8 +310,10 @@ def _parse_alias(
     )
 
 
-def _alias_defaults(defaults: object, where: str, name: str, problems: _Problems) -> dict[str, Any]:
-    """An alias's `defaults` table, checked: a table, with no nan or inf anywhere in it."""
+def _alias_defaults(
+    defaults: object, path: str, where: str, name: str, problems: _Problems
+) -> dict[str, Any]:
+    """An alias's `defaults`, checked (a table, no nan or inf); a schema file path absolute."""
     if not isinstance(defaults, dict):
         problems.add(
             f"{where}: key 'defaults' must be a table of call kwargs, got {_type_name(defaults)}; "
@@ -331,6 +333,8 @@ def _alias_defaults(defaults: object, where: str, name: str, problems: _Problems
                 name,
                 key,
             )
+    if isinstance(schema := defaults.get("response_format"), str):
+        return {**defaults, "response_format": schema_file(schema, path, where, name, problems.add)}
     return dict(defaults)
 
 

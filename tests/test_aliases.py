@@ -815,3 +815,67 @@ def test_limits_in_force_names_the_provider_and_alias_limits(
     }
     assert limits_in_force(resolve("openai")) == {"openai": {"rpm": 600}}
     assert limits_in_force(resolve("claude-sonnet-4-20250514")) == {}
+
+
+# --- a JSON Schema file as an alias default (issue 21) -----------------------------------
+
+SCHEMA_ALIAS = '[aliases."judge"]\nprovider = "openai"\n[aliases."judge".defaults]\n'
+
+
+def test_a_response_format_path_is_relative_to_the_alias_file(
+    write_toml: WriteToml, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    schema = tmp_path / "conf" / "schemas" / "verdict.json"
+    schema.parent.mkdir(parents=True)
+    schema.write_text('{"type": "object", "properties": {"ok": {"type": "boolean"}}}')
+    path = write_toml(
+        SCHEMA_ALIAS + 'response_format = "schemas/verdict.json"\n', name="conf/aliases.toml"
+    )
+    monkeypatch.chdir(tmp_path / "conf" / "schemas")  # not where the path is read from
+    registry = load_registry(path, layered=False)
+    assert registry.aliases["judge"].defaults["response_format"] == str(schema)
+    monkeypatch.setenv("MODEL_REGISTRY_ALIASES", str(path))
+    assert resolve("judge").params["response_format"] == str(schema)
+
+
+def test_a_schema_given_inline_is_kept_as_it_is(write_toml: WriteToml) -> None:
+    path = write_toml(SCHEMA_ALIAS + 'response_format = { type = "json_object" }\n')
+    defaults = load_registry(path, layered=False).aliases["judge"].defaults
+    assert defaults["response_format"] == {"type": "json_object"}
+
+
+def test_a_missing_schema_file_names_the_path_it_looked_for(
+    write_toml: WriteToml, tmp_path: Path
+) -> None:
+    path = write_toml(SCHEMA_ALIAS + 'response_format = "schemas/missing.json"\n')
+    error = load_error(path)
+    assert str(error) == (
+        f"{path}: alias 'judge': key 'defaults.response_format': no JSON Schema file "
+        f"{str(tmp_path / 'schemas' / 'missing.json')!r} (a path relative to the alias file)"
+    )
+    assert (error.alias, error.key) == ("judge", "response_format")
+
+
+@pytest.mark.parametrize(
+    ("content", "shown"),
+    [
+        (
+            "{not json",
+            "not JSON (Expecting property name enclosed in double quotes: line 1 "
+            "column 2 (char 1))",
+        ),
+        ('["a", "list"]', "not a JSON object"),
+    ],
+)
+def test_a_schema_file_that_is_no_json_object_is_a_load_error(
+    write_toml: WriteToml, tmp_path: Path, content: str, shown: str
+) -> None:
+    (tmp_path / "x.json").write_text(content)
+    path = write_toml(SCHEMA_ALIAS + 'response_format = "x.json"\n')
+    error = load_error(path)
+    assert str(error) == (
+        f"{path}: alias 'judge': key 'defaults.response_format': "
+        f"{str(tmp_path / 'x.json')!r} is {shown}; a JSON Schema file holds one JSON object, "
+        'as in {"type": "object", "properties": {...}}'
+    )
+    assert (error.alias, error.key) == ("judge", "response_format")
