@@ -31,7 +31,10 @@ def show_list(*, provider: str | None, full: bool, as_json: bool) -> None:
         aliases = [a for a in aliases if a.provider == provider]
         providers = [p for p in providers if p.name == provider]
     if as_json:
-        alias_data = [{**a.to_dict(), "source": os.path.abspath(a.source)} for a in aliases]
+        alias_data = [
+            {**a.to_dict(), "source": os.path.abspath(a.source), "limits": _alias_limits(a)}
+            for a in aliases
+        ]
         print_json({"aliases": alias_data, "providers": [p.to_dict() for p in providers]})
         return
     width = terminal_width()
@@ -39,7 +42,10 @@ def show_list(*, provider: str | None, full: bool, as_json: bool) -> None:
     if not aliases:
         lines.append("no aliases" + (f" for provider {safe(repr(provider))}" if provider else ""))
     elif full:
-        alias_records = ((a.name, {**a.to_dict(), "source": a.source}) for a in aliases)
+        alias_records = (
+            (a.name, {**a.to_dict(), "source": a.source, "limits": _fmt_limits(_alias_limits(a))})
+            for a in aliases
+        )
         lines += _records(alias_records, width)
     else:
         rows = [("alias", "provider", "route")]
@@ -51,6 +57,38 @@ def show_list(*, provider: str | None, full: bool, as_json: bool) -> None:
     else:
         lines += _provider_rows(providers, width)
     echo_lines(lines)
+
+
+def _alias_limits(alias: model_registry.Alias) -> dict[str, dict[str, float]]:
+    """The declared limits a call to `alias` runs under: its provider's and its own."""
+    return model_registry.limits_in_force(model_registry.resolve(alias.name, strict=False))
+
+
+def _fmt_limits(found: Mapping[str, Mapping[str, float]]) -> str:
+    """Limits in force by the name they were declared for: `openai: rpm=600; fast: concurrency=8`
+    (unescaped: the caller makes it safe)."""
+    parts = (
+        f"{name}: " + " ".join(f"{k}={v}" for k, v in kv.items()) for name, kv in found.items()
+    )
+    return "; ".join(parts) or "(none)"
+
+
+def _fallback_chain(resolution: model_registry.Resolution) -> list[str]:
+    """The names a client of `resolution` falls back to, in order: its alias's fallbacks,
+    each followed by that name's own (as get_client chains them); every name once."""
+    aliases = {a.name: a for a in model_registry.list_available_models()}
+    chain: list[str] = []
+    seen = {resolution.name}
+
+    def add(names: Sequence[str]) -> None:
+        for other in names:
+            if other not in seen:
+                seen.add(other)
+                chain.append(other)
+                add(aliases[other].fallbacks if other in aliases else ())
+
+    add(aliases[resolution.alias].fallbacks if resolution.alias in aliases else ())
+    return chain
 
 
 def _target(alias: model_registry.Alias) -> str:
@@ -113,6 +151,8 @@ def show_resolution(
     for warning in resolution.warnings:
         warn(warning)
     data = resolution.to_dict()
+    data["limits"] = model_registry.limits_in_force(resolution)
+    data["fallbacks"] = _fallback_chain(resolution)
     if split:
         data["split"] = _split(name, kwargs, resolution)
     if as_json:
@@ -128,6 +168,8 @@ def show_resolution(
     if resolution.alias is not None:
         rows.append(("alias", safe(resolution.alias)))
     rows.append(("kwargs", fmt_params(data["params"]) or "(none)"))
+    rows.append(("limits", safe(_fmt_limits(data["limits"]))))
+    rows.append(("fallbacks", safe(", ".join(data["fallbacks"])) or "(none)"))
     for part, params in data.get("split", {}).items():
         rows.append((_SPLIT_LABELS.get(part, part), fmt_params(params) or "(none)"))
     echo_lines(fields(rows, terminal_width()))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from model_registry import list_available_models, list_providers
+from model_registry import limits_in_force, list_available_models, list_providers, resolve
 from tests.cli.conftest import InvokeCli, RunCli, lines, no_traceback
 
 LONG_NAME = "some-organisation-with-a-long-name/a-really-long-model-name-v2-instruct"
@@ -47,7 +47,12 @@ def test_list_json_is_list_available_models_and_list_providers(
     result = run_cli("list", "--json")
     assert result.code == 0, result.stderr
     assert result.json() == {
-        "aliases": _plain([alias.to_dict() for alias in list_available_models()]),
+        "aliases": _plain(
+            [
+                {**alias.to_dict(), "limits": limits_in_force(resolve(alias.name))}
+                for alias in list_available_models()
+            ]
+        ),
         "providers": _plain([spec.to_dict() for spec in list_providers()]),
     }
 
@@ -111,12 +116,57 @@ def test_list_full_shows_every_field_of_each_alias(
         "description": "The team's default model for drafting distractors in many languages",
         "fallbacks": "(none)",
         "source": str(path),
+        "limits": "(none)",
     }
     for alias in list_available_models():
         assert records[alias.name]["model id"] == alias.model_id
         assert records[alias.name]["source"] == alias.source
     assert records[LONG_NAME]["route"] == "-"
     assert records["provider anthropic"]["api key env"] == "ANTHROPIC_API_KEY"
+
+
+LIMITED = """
+    [aliases."fast"]
+    provider = "openai"
+    model_id = "gpt-4.1-mini"
+    fallbacks = ["slow"]
+
+    [aliases."slow"]
+    provider = "anthropic"
+    model_id = "claude-3-5-haiku-latest"
+
+    [limits."openai"]
+    rpm = 600
+    tpm = 150000.5
+
+    [limits."fast"]
+    concurrency = 8
+"""
+
+
+def test_list_full_shows_the_limits_each_alias_runs_under(
+    invoke_cli: InvokeCli, alias_file: Callable[..., Path]
+) -> None:
+    alias_file(LIMITED)
+    result = invoke_cli("list", "--full")
+    assert result.code == 0, result.stderr
+    records = _records(result.stdout)
+    assert records["fast"]["limits"] == "openai: rpm=600 tpm=150000.5; fast: concurrency=8"
+    assert records["fast"]["fallbacks"] == "slow"
+    assert records["slow"]["limits"] == "(none)"
+    assert records["my-eval-model"]["limits"] == "openai: rpm=600 tpm=150000.5"
+
+
+def test_list_json_carries_the_limits_in_force_by_the_name_they_were_declared_for(
+    invoke_cli: InvokeCli, alias_file: Callable[..., Path]
+) -> None:
+    alias_file(LIMITED)
+    aliases = {a["name"]: a for a in invoke_cli("list", "--json").json()["aliases"]}  # type: ignore[index]
+    assert aliases["fast"]["limits"] == {
+        "openai": {"rpm": 600, "tpm": 150000.5},
+        "fast": {"concurrency": 8},
+    }
+    assert aliases["slow"]["limits"] == {}
 
 
 def _records(out: str) -> dict[str, dict[str, str]]:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import typer
 
-from model_registry import UnknownModelError, resolve
+from model_registry import UnknownModelError, limits_in_force, resolve
 from model_registry.cli import parse_sets
 from tests.cli.conftest import InvokeCli, RunCli, no_traceback
 
@@ -74,7 +74,8 @@ def test_resolve_json_is_the_resolution_and_its_rule(
     route: str | None,
     source: str,
 ) -> None:
-    expected = resolve(name).to_dict()
+    resolution = resolve(name)
+    expected = {**resolution.to_dict(), "limits": limits_in_force(resolution), "fallbacks": []}
     source = source.format(packaged=expected["source"].removeprefix("exact alias from "))
     result = invoke_cli("resolve", name, "--json")
     assert result.code == 0, result.stderr
@@ -104,6 +105,62 @@ def test_resolve_table_shows_the_rule_through_the_console_script(
     assert _field(result.stdout, "provider") == f"{provider} ({resolution.kind})"
     assert _field(result.stdout, "model id") == model_id
     assert _field(result.stdout, "route") == (route or "- (local: vLLM, no LiteLLM route)")
+
+
+POLICY = """
+    [aliases."fast"]
+    provider = "openai"
+    model_id = "gpt-4.1-mini"
+    fallbacks = ["steady", "local-backup"]
+
+    [aliases."steady"]
+    provider = "anthropic"
+    model_id = "claude-3-5-haiku-latest"
+    fallbacks = ["gemini-flash", "local-backup"]
+
+    [aliases."gemini-flash"]
+    provider = "gemini"
+    model_id = "gemini-2.0-flash"
+
+    [aliases."local-backup"]
+    provider = "local"
+    model_id = "Qwen/Qwen3-0.6B"
+
+    [limits."openai"]
+    rpm = 600
+
+    [limits."fast"]
+    concurrency = 8
+    tpm = 100000
+"""
+
+
+def test_resolve_shows_the_limits_in_force_and_the_fallbacks_in_order(
+    invoke_cli: InvokeCli, alias_file: Callable[..., Path]
+) -> None:
+    alias_file(POLICY)
+    result = invoke_cli("resolve", "fast")
+    assert result.code == 0, result.stderr
+    assert _field(result.stdout, "limits") == "openai: rpm=600; fast: tpm=100000 concurrency=8"
+    # each fallback followed by its own, every name once (what get_client tries)
+    assert _field(result.stdout, "fallbacks") == "steady, gemini-flash, local-backup"
+    data = invoke_cli("resolve", "fast", "--json").json()
+    assert data["limits"] == {"openai": {"rpm": 600}, "fast": {"tpm": 100000, "concurrency": 8}}  # type: ignore[index]
+    assert data["fallbacks"] == ["steady", "gemini-flash", "local-backup"]  # type: ignore[index]
+
+
+def test_resolve_without_declared_limits_or_fallbacks_says_none(
+    invoke_cli: InvokeCli, alias_file: Callable[..., Path]
+) -> None:
+    alias_file(POLICY)
+    result = invoke_cli("resolve", "gemini-flash")
+    assert (_field(result.stdout, "limits"), _field(result.stdout, "fallbacks")) == (
+        "(none)",
+        "(none)",
+    )
+    assert invoke_cli("resolve", "openai:gpt-4.1", "--json").json()["limits"] == {
+        "openai": {"rpm": 600}
+    }  # type: ignore[index]
 
 
 def _field(out: str, label: str) -> str:
