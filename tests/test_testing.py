@@ -3,6 +3,7 @@ with no keys, against the fake OpenAI server, which fails on cue; a tiny local m
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import json
 import os
@@ -102,3 +103,15 @@ def test_build_tiny_model_writes_a_model_a_tokenizer_and_a_chat_template(tmp_pat
     chat = tokenizer.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False)
     assert "<|im_start|>user\nhi<|im_end|>" in chat
     assert build_tiny_model(out) == out  # built once: a second call returns it as is
+
+
+async def test_a_request_in_flight_across_a_reset_still_leaves_the_counts(no_keys: None) -> None:
+    async with fake_openai_server() as server:
+        client = get_client("openai:any", api_base=server.url)
+        call = asyncio.create_task(client.generate("slow !delay=1"))
+        while not server.stats().in_flight:  # noqa: ASYNC110 (another process)
+            await asyncio.sleep(0.01)
+        server.reset()
+        await call
+        assert (await server.await_idle()).in_flight == 0
+        await client.aclose()
