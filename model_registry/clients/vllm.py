@@ -65,7 +65,7 @@ from model_registry.types import (
 )
 
 if TYPE_CHECKING:
-    from model_registry.resolve import Resolution
+    from model_registry.types import Resolution
 
 __all__ = [
     "CALL_OPTIONS",
