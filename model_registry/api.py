@@ -148,6 +148,9 @@ class FallbackClient(BaseClient):
     """
 
     kind: ClassVar[ClientKind] = "hosted"
+    #: The primary's cap (a batch's store keys are the primary's requests too, so a resume
+    #: finds an answer whoever gave it)
+    default_concurrency: ClassVar[int | None] = 64
 
     def __init__(
         self,
@@ -226,22 +229,12 @@ class FallbackClient(BaseClient):
                 await events.aclose()
         raise last
 
-    async def _run_batch(self, batch: Any, emit: Any) -> None:
-        # the primary's request is the store key (a resume finds it whoever answered)
-        await batch.run(
-            self._call,
-            emit,
-            name=self.name,
-            target=self._resolution.route or self.model_id,
-            params={**self.params, **batch.kwargs},
-            default_concurrency=self._client(0).default_concurrency,
-        )
-
 
 class _LocalFallbackClient(FallbackClient):
     """A FallbackClient whose primary is a local model."""
 
     kind: ClassVar[ClientKind] = "local"
+    default_concurrency: ClassVar[int | None] = None
 
 
 def limits_in_force(resolution: Resolution) -> dict[str, dict[str, float]]:
