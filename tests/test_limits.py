@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
+import importlib.util
+import os
 import random
 import time
 import uuid
@@ -372,6 +374,12 @@ def test_estimate_is_prompt_tokens_plus_max_tokens_or_the_default(
     assert estimate_tokens(prompt, max_tokens) == tokens  # type: ignore[arg-type]
 
 
+@pytest.mark.local  # a local client needs vLLM installed to be made (not started)
+@pytest.mark.skipif(
+    importlib.util.find_spec("vllm") is None
+    and os.environ.get("MODEL_REGISTRY_REQUIRE_VLLM") != "1",
+    reason="vLLM is not installed",
+)
 def test_a_local_alias_takes_its_declared_limits_and_hosted_fallbacks_without_a_backend(
     tmp_path: object, monkeypatch: pytest.MonkeyPatch
 ) -> None:
