@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from model_registry import get_client
+from model_registry.clients._vllm_params import DEFAULT_STRUCTURED_OUTPUTS
 from model_registry.clients.vllm import cached_engines, engine_starts
 from model_registry.errors import ClientClosedError
 from model_registry.types import Generation
@@ -98,7 +99,12 @@ async def test_engine_starts_off_the_loop_is_shared_and_stops_with_its_last_clie
     assert all(c.engine is a.engine for c in clients) and a.engine is not None
     assert a.engine is not tiny.engine
     ours = [e for e in cached_engines() if e.engine_id == id(a.engine)]
-    assert len(ours) == 1 and ours[0].refs == 16 and ours[0].engine_args == OWN_ENGINE
+    assert len(ours) == 1 and ours[0].refs == 16
+    # our structured-output defaults are engine args too (part of the cache key)
+    assert ours[0].engine_args == {
+        **OWN_ENGINE,
+        "structured_outputs_config": dict(DEFAULT_STRUCTURED_OUTPUTS),
+    }
 
     # The loop kept running while the engine started (13-100 s here): most ticks on time,
     # none held up by the start (a rare longer one is the shared 2-core machine's scheduler).

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from model_registry import get_client
+from model_registry.clients._vllm_params import DEFAULT_STRUCTURED_OUTPUTS
 from model_registry.errors import EngineStartError, InvalidParameterError, ModelRegistryError
 from tests.local.conftest import ENGINE_KWARGS
 
@@ -48,10 +49,13 @@ async def test_an_engine_arg_value_vllm_rejects_is_an_invalid_parameter_error(
     client = get_client(f"local:{tiny_model_dir}", dtype="float99", **ENGINE_KWARGS)
     with pytest.raises(InvalidParameterError) as info:
         await client.generate("hi")
+    engine_args = {
+        "dtype": "float99",
+        **ENGINE_KWARGS,
+        "structured_outputs_config": dict(DEFAULT_STRUCTURED_OUTPUTS),
+    }
     assert str(info.value).startswith(
-        f"vLLM rejected the engine args {{'dtype': 'float99', "
-        f"'kv_cache_memory_bytes': 67108864, 'enforce_eager': True}} for "
-        f"'{tiny_model_dir}': ValidationError: "
+        f"vLLM rejected the engine args {engine_args!r} for '{tiny_model_dir}': ValidationError: "
     )
 
 
