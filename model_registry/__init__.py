@@ -9,6 +9,7 @@ both load on first use, so importing this package stays cheap.
 
 from model_registry.aliases import Alias, Registry, load_registry, validate_files
 from model_registry.api import (
+    fallback_chain,
     get_client,
     limits_in_force,
     list_available_models,
@@ -95,6 +96,7 @@ __all__ = [
     "UnknownModelError",
     "Usage",
     "__version__",
+    "fallback_chain",
     "get_client",
     "limits_in_force",
     "list_available_models",

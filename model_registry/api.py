@@ -33,6 +33,7 @@ from model_registry.types import ClientKind, Generation, Prompt, Resolution
 __all__ = [
     "FALLBACK_ERRORS",
     "FallbackClient",
+    "fallback_chain",
     "get_client",
     "limits_in_force",
     "list_available_models",
@@ -110,6 +111,12 @@ def _client_for(registry: Registry, resolution: Resolution, code: Limits | None)
     alias = None if resolution.name == resolution.provider else registry.limits.get(resolution.name)
     client.set_limits(provider=provider, alias=alias, code=code)
     return client
+
+
+def fallback_chain(name: str, fallbacks: Sequence[str] | None = None) -> list[str]:
+    """The names a client of `name` falls back to, in the order it tries them: `fallbacks`
+    (or the alias's own), each followed by that name's own fallbacks; every name once."""
+    return _fallback_chain(current_registry(), name, fallbacks)
 
 
 def _fallback_chain(registry: Registry, name: str, explicit: Sequence[str] | None) -> list[str]:

@@ -73,24 +73,6 @@ def _fmt_limits(found: Mapping[str, Mapping[str, float]]) -> str:
     return "; ".join(parts) or "(none)"
 
 
-def _fallback_chain(resolution: model_registry.Resolution) -> list[str]:
-    """The names a client of `resolution` falls back to, in order: its alias's fallbacks,
-    each followed by that name's own (as get_client chains them); every name once."""
-    aliases = {a.name: a for a in model_registry.list_available_models()}
-    chain: list[str] = []
-    seen = {resolution.name}
-
-    def add(names: Sequence[str]) -> None:
-        for other in names:
-            if other not in seen:
-                seen.add(other)
-                chain.append(other)
-                add(aliases[other].fallbacks if other in aliases else ())
-
-    add(aliases[resolution.alias].fallbacks if resolution.alias in aliases else ())
-    return chain
-
-
 def _target(alias: model_registry.Alias) -> str:
     """What an alias calls: its LiteLLM route, or for a local model the model vLLM loads."""
     return alias.route if alias.route is not None else alias.model_id
@@ -152,7 +134,7 @@ def show_resolution(
         warn(warning)
     data = resolution.to_dict()
     data["limits"] = model_registry.limits_in_force(resolution)
-    data["fallbacks"] = _fallback_chain(resolution)
+    data["fallbacks"] = model_registry.fallback_chain(resolution.name)
     if split:
         data["split"] = _split(name, kwargs, resolution)
     if as_json:
