@@ -10,11 +10,11 @@ import math
 import os
 import time
 import warnings
-from collections.abc import AsyncGenerator, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn, cast
+from typing import Any, NoReturn
 
 import typer
 
@@ -216,12 +216,9 @@ async def _run_prompts(
     bar = _RunProgress(name, tally)
     client = model_registry.get_client(name, **kwargs)
     try:
-        # an async generator (closed here so its calls stop at once when this one stops)
-        batch = cast(
-            "AsyncGenerator[tuple[int, Any], None]",
-            client.iter_many(
-                prompts, concurrency=concurrency, return_exceptions=True, results_db=store
-            ),
+        # closed here, so its calls stop at once when this one stops
+        batch = client.iter_many(
+            prompts, concurrency=concurrency, return_exceptions=True, results_db=store
         )
         async with contextlib.aclosing(batch) as completed:
             async for index, result in completed:

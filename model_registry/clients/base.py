@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Generator, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, ClassVar, Self
 
@@ -281,7 +281,7 @@ class BaseClient:
         progress: bool = False,
         results_db: str | os.PathLike[str] | ResultStore | None = None,
         **kwargs: Any,
-    ) -> AsyncIterator[tuple[int, Any]]:
+    ) -> AsyncGenerator[tuple[int, Any], None]:
         """`(index, result)` for every prompt, in completion order (stored results first);
         the options are `generate_many`'s.
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import anyio
@@ -179,7 +179,9 @@ class VLLMClient(BaseClient):
         check_n(kwargs)
         return await super().generate_many(prompts, **kwargs)
 
-    def iter_many(self, prompts: Sequence[Prompt], **kwargs: Any) -> AsyncIterator[tuple[int, Any]]:
+    def iter_many(
+        self, prompts: Sequence[Prompt], **kwargs: Any
+    ) -> AsyncGenerator[tuple[int, Any], None]:
         """`(index, result)` in completion order (see `BaseClient.iter_many`)."""
         check_n(kwargs)
         return super().iter_many(prompts, **kwargs)
