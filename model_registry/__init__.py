@@ -55,6 +55,7 @@ from model_registry.types import (
     TokenLogprob,
     Usage,
     redact,
+    secret_values,
 )
 
 __version__ = "0.1.0"
@@ -105,6 +106,7 @@ __all__ = [
     "redact",
     "register_provider",
     "resolve",
+    "secret_values",
     "unregister_provider",
     "validate_files",
 ]

@@ -8,7 +8,7 @@ import json
 import os
 import re
 import traceback
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, NoReturn, ParamSpec, TypeVar
 
@@ -93,31 +93,6 @@ def echo_lines_err(lines: Iterable[str]) -> None:
 _MIN_SECRET_LEN = 5
 
 
-def _hidden_parts(value: object, shown: object) -> Iterator[str]:
-    """The pieces of `value` that its redacted form `shown` hides (a whole value, or the
-    password inside a URL), at any depth."""
-    if isinstance(value, str) and isinstance(shown, str) and value != shown:
-        prefix = _common_prefix_len(value, shown)
-        suffix = _common_prefix_len(value[prefix:][::-1], shown[prefix:][::-1])
-        hidden = value[prefix : len(value) - suffix] or value
-        yield hidden
-        # the password of `user:password` in a URL, the token of `Bearer TOKEN` (a part long
-        # enough to be a credential, so that "Bearer" itself stays readable)
-        yield from (part for part in re.split("[: ]", hidden) if len(part) >= 8)
-    elif isinstance(value, Mapping) and isinstance(shown, Mapping):
-        for key in value.keys() & shown.keys():
-            yield from _hidden_parts(value[key], shown[key])
-    elif isinstance(value, list | tuple) and isinstance(shown, list | tuple):
-        for item, shown_item in zip(value, shown, strict=False):
-            yield from _hidden_parts(item, shown_item)
-
-
-def _common_prefix_len(a: str, b: str) -> int:
-    return next(
-        (i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b))
-    )
-
-
 def _known_secrets() -> set[str]:
     """Secret values this run knows of: provider keys in the environment, and the
     credentials among the running command's kwargs and alias defaults."""
@@ -129,7 +104,7 @@ def _known_secrets() -> set[str]:
         if state.call is not None:
             name, kwargs = state.call
             resolution = model_registry.resolve(name, **kwargs)
-            secrets.update(_hidden_parts(dict(resolution.params), resolution.to_dict()["params"]))
+            secrets.update(model_registry.secret_values(resolution.params))
     except Exception:  # a broken alias file or name: its own error is the one to show
         pass
     return {s for s in secrets if len(s) >= _MIN_SECRET_LEN}
