@@ -2,16 +2,18 @@
 
 Run as a script (`python -P path/to/_testing_server.py --port 0`): it imports nothing of
 model_registry, only aiohttp (which LiteLLM brings) and the standard library, and prints
-`OPENAI_SERVER_READY <port>` once it listens. The fault rules are documented in
-`model_registry.testing`.
+`OPENAI_SERVER_READY <port>` once it listens. The fault rules and the enforced rate limit
+(`rpm`) are documented in `model_registry.testing`.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import json
+import math
 import os
 import re
 import socket
@@ -66,6 +68,7 @@ class _Counter:
 
     def __init__(self) -> None:
         self.requests = 0
+        self.rejected = 0  # 429s of an enforced `rpm`
         self.disconnects = 0
         self.in_flight = 0
         self.max_in_flight = 0
@@ -83,19 +86,48 @@ class _Counter:
         self.headers = [*self.headers[1 - KEEP :], headers]
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "requests": self.requests,
-            "disconnects": self.disconnects,
-            "max_in_flight": self.max_in_flight,
-            "in_flight": self.in_flight,
-            "bodies": self.bodies,
-            "headers": self.headers,
-        }
+        return {name: value for name, value in vars(self).items() if name != "starts"}
 
 
 def _error_response(status: int, message: str, etype: str, code: str | None) -> web.Response:
     body = {"error": {"message": message, "type": etype, "param": None, "code": code}}
     return web.json_response(body, status=status)
+
+
+class _RateWindow:
+    """A strict provider's request limit for one model: a request is admitted only if the
+    trailing 60 s then hold at most `rpm` admitted requests and the trailing 1 s at most
+    1.5x rpm/60 (rounded down, at least 1). Refused requests are not admitted."""
+
+    def __init__(self, rpm: float) -> None:
+        per_second = max(1, math.floor(1.5 * rpm / 60))
+        self.bounds = ((60.0, max(1, math.floor(rpm))), (1.0, per_second))
+        self.admitted = collections.deque[float]()  # the last 60 s, oldest first
+
+    def admit(self, now: float) -> float:
+        """0.0 when the request at `now` is admitted (and recorded), else the seconds until
+        it would have been."""
+        times = self.admitted
+        while times and times[0] <= now - 60.0:
+            times.popleft()
+        waits = [times[-n] + span - now for span, n in self.bounds if len(times) >= n]
+        wait = max(waits, default=0.0)
+        if wait <= 0.0:
+            times.append(now)
+        return max(wait, 0.0)
+
+    def refusal(self, model: str, wait: float) -> web.Response:
+        """An OpenAI-shaped 429 saying when to come back (`Retry-After` rounded up)."""
+        (_, per_minute), (_, per_second) = self.bounds
+        millis = math.ceil(wait * 1000)
+        message = (
+            f"Rate limit reached for {model} on requests per min (RPM): Limit {per_minute} "
+            f"({per_second} a second). Please try again in {millis}ms."
+        )
+        response = _error_response(429, message, "requests", "rate_limit_exceeded")
+        response.headers["Retry-After"] = str(math.ceil(wait))
+        response.headers["retry-after-ms"] = str(millis)
+        return response
 
 
 def _prompt_text(body: dict[str, Any]) -> str:
@@ -143,27 +175,20 @@ class _Answer:
         self.usage = _usage(body, self.words)
         self.finish = rule.get("finish_reason", "stop")
 
+    def _head(self, kind: str, created: int) -> dict[str, Any]:
+        return {"id": self.ident, "object": kind, "created": created, "model": self.model}
+
     def completion(self, created: int) -> dict[str, Any]:
         message = {"role": "assistant", "content": self.reply}
-        return {
-            "id": self.ident,
-            "object": "chat.completion",
-            "created": created,
-            "model": self.model,
-            "choices": [{"index": 0, "message": message, "finish_reason": self.finish}],
-            "usage": self.usage,
-        }
+        choice = {"index": 0, "message": message, "finish_reason": self.finish}
+        return {**self._head("chat.completion", created), "choices": [choice], "usage": self.usage}
 
     def chunk(self, created: int, choices: list[dict[str, Any]], **extra: Any) -> bytes:
-        chunk = {
-            "id": self.ident,
-            "object": "chat.completion.chunk",
-            "created": created,
-            "model": self.model,
-            "choices": choices,
-            **extra,
-        }
+        chunk = {**self._head("chat.completion.chunk", created), "choices": choices, **extra}
         return f"data: {json.dumps(chunk)}\n\n".encode()
+
+    def delta(self, created: int, delta: dict[str, Any], finish: str | None = None) -> bytes:
+        return self.chunk(created, [{"index": 0, "delta": delta, "finish_reason": finish}])
 
 
 class FakeApp:
@@ -172,6 +197,7 @@ class FakeApp:
     def __init__(self, api_key: str | None) -> None:
         self.api_key = api_key
         self.rules: dict[str, dict[str, Any]] = {}
+        self.windows: dict[str, _RateWindow] = {}  # per model: an enforced `rpm`
         self.total = _Counter()
         self.per_model: dict[str, _Counter] = {}
         self.failed_once: set[str] = set()  # prompts that asked for `!once=STATUS` and got it
@@ -192,11 +218,16 @@ class FakeApp:
 
     async def configure(self, request: web.Request) -> web.Response:
         rule = await request.json()
-        self.rules[rule.pop("model")] = {**rule, "seen": 0}
+        model, rpm = rule.pop("model"), rule.pop("rpm", None)
+        self.rules[model] = {**rule, "seen": 0}
+        self.windows.pop(model, None)
+        if rpm is not None:
+            self.windows[model] = _RateWindow(rpm)
         return web.json_response({"ok": True})
 
     async def reset(self, request: web.Request) -> web.Response:
         self.rules.clear()
+        self.windows.clear()
         self.failed_once.clear()
         self.per_model.clear()  # requests still in flight leave the counters they entered
         # in place: requests in flight hold this object and leave it when they end
@@ -232,6 +263,10 @@ class FakeApp:
         for counter in counters:
             counter.enter(body, headers)
         try:
+            if (refusal := self.refusal(request, model)) is not None:
+                for counter in counters:
+                    counter.rejected += 1
+                return refusal
             return await self.answer(request, body, model)
         except (_ClientGone, ConnectionResetError):
             for counter in counters:
@@ -240,6 +275,19 @@ class FakeApp:
         finally:
             for counter in counters:
                 counter.in_flight -= 1
+
+    def authorized(self, request: web.Request) -> bool:
+        """Whether the request carries the key the server requires (if any)."""
+        key = self.api_key
+        return key is None or request.headers.get("Authorization") == f"Bearer {key}"
+
+    def refusal(self, request: web.Request, model: str) -> web.Response | None:
+        """A 429 when the model's enforced `rpm` does not admit this (authorized) request."""
+        window = self.windows.get(model)
+        if window is None or not self.authorized(request):
+            return None
+        wait = window.admit(time.monotonic())
+        return window.refusal(model, wait) if wait else None
 
     def rule_for(self, body: dict[str, Any], model: str) -> tuple[dict[str, Any], bool, bool]:
         """The rule in force for this request, whether its fault applies, and `serial`."""
@@ -262,8 +310,7 @@ class FakeApp:
         rule, faulty, serial = self.rule_for(body, model)
         if rule.get("delay"):
             await _sleep_unless_gone(request, rule["delay"])
-        key = self.api_key
-        if key is not None and request.headers.get("Authorization") != f"Bearer {key}":
+        if not self.authorized(request):
             return _error_response(
                 401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key"
             )
@@ -288,19 +335,12 @@ class FakeApp:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
         created = self.created
-        first = {"role": "assistant", "content": ""}
-        await response.write(
-            answer.chunk(created, [{"index": 0, "delta": first, "finish_reason": None}])
-        )
+        await response.write(answer.delta(created, {"role": "assistant", "content": ""}))
         for i, word in enumerate(answer.words):
             if rule.get("chunk_delay"):
                 await _sleep_unless_gone(request, rule["chunk_delay"])
-            delta = {"content": word if i == 0 else f" {word}"}
-            await response.write(
-                answer.chunk(created, [{"index": 0, "delta": delta, "finish_reason": None}])
-            )
-        last = {"index": 0, "delta": {}, "finish_reason": answer.finish}
-        await response.write(answer.chunk(created, [last]))
+            await response.write(answer.delta(created, {"content": f" {word}" if i else word}))
+        await response.write(answer.delta(created, {}, answer.finish))
         if (body.get("stream_options") or {}).get("include_usage"):
             await response.write(answer.chunk(created, [], usage=answer.usage))
         await response.write(b"data: [DONE]\n\n")
@@ -315,19 +355,14 @@ def _fault(request: web.Request, rule: dict[str, Any]) -> web.Response | None:
         request.transport.abort()
         raise asyncio.CancelledError
     if rule.get("status"):
-        response = _error_response(
-            rule["status"],
-            rule.get("message") or f"injected error {rule['status']}",
-            rule.get("error_type") or "server_error",
-            rule.get("error_code"),
-        )
+        message = rule.get("message") or f"injected error {rule['status']}"
+        etype = rule.get("error_type") or "server_error"
+        response = _error_response(rule["status"], message, etype, rule.get("error_code"))
         response.headers.update(rule.get("headers") or {})
         return response
     if rule.get("body") is not None:
-        content_type = rule.get("content_type") or "application/json"
-        return web.Response(
-            status=200, body=rule["body"].encode(), headers={"Content-Type": content_type}
-        )
+        headers = {"Content-Type": rule.get("content_type") or "application/json"}
+        return web.Response(status=200, body=rule["body"].encode(), headers=headers)
     return None
 
 

@@ -32,7 +32,13 @@ Fault rules, per model: `server.configure(model, ...)` replaces the model's rule
 - `trickle=S`: send a plain JSON answer in a few pieces S seconds apart;
 - `body="..."`, `content_type="text/html"`: answer 200 with exactly this body (a login
   page, broken JSON, an empty body) instead of a completion;
-- `reply="text"`, `finish_reason="length"`: what a normal answer says.
+- `reply="text"`, `finish_reason="length"`: what a normal answer says;
+- `rpm=600`: enforce a rate limit as a strict provider does. A request is refused with
+  a 429 (an OpenAI-shaped `rate_limit_exceeded` error, `Retry-After` in seconds rounded
+  up and `retry-after-ms`: how long until it would have been admitted) when admitting it
+  would put more than `rpm` requests in the trailing 60 s, or more than 1.5x rpm/60
+  (rounded down, at least 1) in the trailing 1 s. Refused requests are not admitted
+  and reach no other knob; the count starts afresh with each `configure` and `reset()`.
 
 Fault rules, per prompt (written anywhere in a message; handy for one bad prompt inside
 `generate_many`): `!status=500`, `!delay=0.5`, `!drop=1`; `!once=500` fails only the
@@ -40,9 +46,10 @@ first request with that exact prompt (its retry succeeds); `!serial=1` ends the 
 with ` #N`, N the server's request count (repeated prompts get distinct answers).
 
 What the server saw: `server.stats(model)` (or `stats()` for all models) gives
-`requests`, `in_flight`, `max_in_flight`, `disconnects` (clients that hung up before the
-answer was complete) and the latest 20 request `bodies` and `headers`;
-`request_starts(model)` the arrival times (`time.monotonic()`); `wait_idle()` /
+`requests` (refused ones included), `rejected` (429s of an enforced `rpm`), `in_flight`,
+`max_in_flight`, `disconnects` (clients that hung up before the answer was complete)
+and the latest 20 request `bodies` and `headers`; `request_starts(model)` the arrival
+times (`time.monotonic()`, refused requests included); `wait_idle()` /
 `await_idle()` wait until nothing is in flight; `reset()` forgets rules and counts.
 
 `fake_openai_server()` is for async code, `run_openai_server()` for synchronous code,
@@ -95,6 +102,8 @@ class ModelStats:
     disconnects: int
     max_in_flight: int
     in_flight: int
+    #: Requests refused with a 429 by an enforced `rpm` (`configure(model, rpm=...)`).
+    rejected: int = 0
     bodies: list[dict[str, Any]] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
 
@@ -145,9 +154,12 @@ class FakeOpenAIServer:
         body: str | None = None,
         content_type: str = "application/json",
         trickle: float = 0.0,
+        rpm: float | None = None,
     ) -> None:
         """Set the rule for requests naming `model`, replacing any earlier one (the
-        module's docstring describes each knob)."""
+        module's docstring describes each knob). ValueError: `rpm` below 1."""
+        if rpm is not None and not 1 <= rpm < float("inf"):
+            raise ValueError(f"rpm must be a finite number >= 1, got {rpm!r}")
         rule = dict(locals())
         del rule["self"]
         rule["headers"] = headers or {}

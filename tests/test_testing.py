@@ -6,15 +6,24 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
+import math
 import os
 import subprocess
 import sys
+import time
+import uuid
 from pathlib import Path
 
+import httpx
 import pytest
 
 from model_registry import AuthenticationError, ServiceUnavailableError, get_client
-from model_registry.testing import build_tiny_model, fake_openai_server
+from model_registry.testing import (
+    FakeOpenAIServer,
+    build_tiny_model,
+    fake_openai_server,
+    openai_server_fixture,
+)
 
 
 @pytest.fixture
@@ -115,3 +124,67 @@ async def test_a_request_in_flight_across_a_reset_still_leaves_the_counts(no_key
         await call
         assert (await server.await_idle()).in_flight == 0
         await client.aclose()
+
+
+# -- an enforced rate limit: real requests, as any client sends them ------------------------
+
+enforcing_server = openai_server_fixture(scope="module")
+
+
+def _post(client: httpx.Client, server: FakeOpenAIServer, model: str) -> httpx.Response:
+    body = {"model": model, "messages": [{"role": "user", "content": "hi"}]}
+    return client.post(f"{server.url}/chat/completions", json=body)
+
+
+def test_rpm_600_refuses_the_16th_request_in_a_second_until_its_retry_after(
+    enforcing_server: FakeOpenAIServer,
+) -> None:
+    server, model = enforcing_server, f"strict-{uuid.uuid4().hex[:8]}"
+    server.configure(model, rpm=600)  # at most 15 (1.5x 600/60) in any second
+    with httpx.Client() as client:
+        answers = [_post(client, server, model) for _ in range(16)]
+        starts = server.request_starts(model)
+        assert starts[-1] - starts[0] < 1.0  # all in one second (else the count is another)
+        assert [a.status_code for a in answers] == [200] * 15 + [429]
+        refused = answers[-1]
+        error = refused.json()["error"]
+        assert (error["type"], error["code"]) == ("requests", "rate_limit_exceeded")
+        assert "Rate limit reached for" in error["message"]
+        # when the first of the 15 leaves the trailing second, rounded up
+        assert refused.headers["Retry-After"] == "1"
+        millis = int(refused.headers["retry-after-ms"])
+        assert abs(millis - (starts[0] + 1.0 - starts[-1]) * 1000) <= 5
+        time.sleep(millis / 1000)
+        assert _post(client, server, model).status_code == 200  # admitted once it is due
+    stats = server.stats(model)
+    assert (stats.requests, stats.rejected) == (17, 1)  # the refused request was not admitted
+
+
+def test_rpm_counts_the_trailing_60_seconds_and_a_new_rule_starts_afresh(
+    enforcing_server: FakeOpenAIServer,
+) -> None:
+    server, model = enforcing_server, f"minute-{uuid.uuid4().hex[:8]}"
+    server.configure(model, rpm=2)  # 2 a minute, 1 a second
+    with httpx.Client() as client:
+        assert _post(client, server, model).status_code == 200
+        too_soon = _post(client, server, model)
+        assert (too_soon.status_code, too_soon.headers["Retry-After"]) == (429, "1")
+        time.sleep(1.05)
+        assert _post(client, server, model).status_code == 200
+        time.sleep(1.05)
+        over = _post(client, server, model)  # a third in the minute
+        first = server.request_starts(model)[0]
+        assert over.status_code == 429
+        expected = first + 60.0 - server.request_starts(model)[-1]
+        assert int(over.headers["Retry-After"]) == math.ceil(expected)
+        assert abs(int(over.headers["retry-after-ms"]) - expected * 1000) <= 5
+        assert int(over.headers["Retry-After"]) <= 58  # the first is over 2 s old
+        server.configure(model, rpm=2)
+        assert _post(client, server, model).status_code == 200
+    assert server.stats(model).rejected == 2
+    assert server.stats().rejected >= 2  # the overall counts have them too
+
+
+def test_rpm_below_one_is_refused_where_it_is_set(enforcing_server: FakeOpenAIServer) -> None:
+    with pytest.raises(ValueError, match=r"rpm must be a finite number >= 1, got 0\.5"):
+        enforcing_server.configure("any", rpm=0.5)
