@@ -8,13 +8,15 @@ holds a permit from each limiter that applies (provider's, then alias's):
         generation = await call()
         permit.report_usage(generation.usage.total_tokens)
 
-`rpm` and `tpm` are leaky buckets (aiolimiter) with a burst B of half a second's worth (at
-least 1), available at once, refilling at (rpm - B)/60 a second: W seconds hold at most
-B + (rpm - B) * W/60, so any 60 s window at most `rpm` (a server's sliding minute) and any
-1 s window at most 1.5x rpm/60. Below 2 rpm (B = 1) the rate is rpm/120 a second (a minute
-still holds one). Tokens likewise with `tpm`: a request is charged `estimate_tokens(...)`
-before it starts and corrected by `report_usage` (unused tokens are credit for the next
-request, extra ones a debt); a charge larger than the bucket is taken in bucket-sized parts.
+`rpm` and `tpm` are leaky buckets (aiolimiter) with a burst B of 0.4 s worth (at least
+1), available at once, refilling at 0.99 (rpm - B)/60 a second: W seconds hold at most
+B + 0.99 (rpm - B) * W/60, so any 60 s window at most 0.99 `rpm` + B/100 (a server's
+sliding minute) and any 1 s window at most about 1.4x rpm/60 (the issue's bound is 1.5x):
+the margins absorb requests that reach the server a little later than they left here.
+Below 2 rpm (B = 1) the rate is 0.99 rpm/120 a second (a minute still holds one).
+Tokens likewise with `tpm`: a request is charged `estimate_tokens(...)` before it starts
+and corrected by `report_usage` (unused tokens are credit for the next request, extra ones
+a debt); a charge larger than the bucket is taken in bucket-sized parts.
 `concurrency` slots are taken first, in one process-wide order (no deadlock between calls
 that share limiters). `Limiter.cool_down(seconds)` (a 429/503 with Retry-After) pauses
 every acquire on that limiter. Buckets and slots belong to an event loop (one set per
@@ -26,16 +28,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import difflib
-import email.utils
 import hashlib
 import hmac
 import itertools
 import math
 import os
+import random
 import time
 import weakref
 from collections.abc import AsyncIterator, Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any, Literal
 
 import msgspec
@@ -57,7 +58,7 @@ __all__ = [
     "limit_problems",
     "limiter_for",
     "provider_key",
-    "retry_after_seconds",
+    "take_request",
     "validate_limits",
 ]
 
@@ -66,7 +67,13 @@ DEFAULT_COMPLETION_TOKENS = 256
 
 LIMIT_KEYS = ("rpm", "tpm", "concurrency")
 
-_BURST_SECONDS = 0.5
+# A burst of 0.4 s worth and 99% of the rate: a tenth of a second and 1% below what the
+# bounds allow, for requests that reach the server later than they left the limiter (a
+# burst's last request leaves after the others' client-side work, under load tens of ms)
+_BURST_SECONDS = 0.4
+_RATE_MARGIN = 0.99
+_COOLDOWN_SPREAD = 0.25
+_COOLDOWN_SPREAD_MAX = 5.0
 _KEY_SALT = os.urandom(16)  # per process: the hash identifies a key here, reveals nothing
 _order = itertools.count()
 
@@ -185,7 +192,7 @@ def _bucket(per_minute: float | None) -> AsyncLimiter | None:
     if per_minute is None:
         return None
     burst = max(per_minute / 60 * _BURST_SECONDS, 1.0)
-    per_second = max(per_minute - burst, per_minute / 2) / 60
+    per_second = max(per_minute - burst, per_minute / 2) / 60 * _RATE_MARGIN
     return AsyncLimiter(burst, burst / per_second)
 
 
@@ -236,10 +243,12 @@ class Limiter:
         return state
 
     async def wait_cooldown(self) -> None:
-        """Return once no cooldown is in force."""
+        """Return once no cooldown is in force, each waiter a little later than the next:
+        up to a quarter of its wait (at most 5 s) more, so they do not resume in lockstep."""
         # a deadline, not an event: another 429 may extend it while we sleep
-        while (remaining := self.cooldown_remaining()) > 0:  # noqa: ASYNC110
-            await asyncio.sleep(remaining)
+        while (remaining := self.cooldown_remaining()) > 0:
+            spread = random.uniform(0, min(remaining * _COOLDOWN_SPREAD, _COOLDOWN_SPREAD_MAX))
+            await asyncio.sleep(remaining + spread)
 
     async def _take_tokens(self, state: _LoopState, estimate: float) -> None:
         """Charge `estimate` (plus any debt, less any credit), in bucket-sized parts."""
@@ -309,6 +318,12 @@ async def acquire(
         yield permit
 
 
+async def take_request(limiters: Sequence[Limiter]) -> None:
+    """Before a retry: wait out any cooldown and take another request from each bucket
+    (a retry is a request the server counts; its tokens were charged with the first)."""
+    await _take_rates(limiters, 0.0)
+
+
 async def _take_rates(limiters: Sequence[Limiter], estimate: float) -> None:
     """Take a request and its tokens from each bucket; again if a cooldown began meanwhile."""
     while True:
@@ -354,44 +369,3 @@ def _content_chars(content: object) -> int:
             if isinstance(p, dict) and isinstance(p.get("text"), str)
         )
     return 0
-
-
-# -- Retry-After --------------------------------------------------------------------------
-
-
-def retry_after_seconds(
-    headers_or_value: Mapping[str, Any] | str | float | None, now: datetime | None = None
-) -> float | None:
-    """Seconds to wait from `retry-after-ms` or `Retry-After` (seconds or an HTTP date), in
-    response headers (any case) or one value; None when absent, negative or unreadable; a
-    date in the past gives 0.0."""
-    if isinstance(headers_or_value, Mapping):
-        lowered = {str(k).lower(): v for k, v in headers_or_value.items()}
-        millis = _seconds(lowered.get("retry-after-ms"), None)
-        if millis is not None:
-            return millis / 1000
-        return _seconds(lowered.get("retry-after"), now)
-    return _seconds(headers_or_value, now)
-
-
-def _seconds(value: object, now: datetime | None) -> float | None:
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value) if math.isfinite(value) and value >= 0 else None
-    text = str(value).strip()
-    try:
-        number = float(text)
-    except ValueError:
-        return _date_seconds(text, now)
-    return number if math.isfinite(number) and number >= 0 else None
-
-
-def _date_seconds(text: str, now: datetime | None) -> float | None:
-    try:
-        when = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from model_registry.clients._retries import retry_after_seconds
 from model_registry.errors import InvalidParameterError
 from model_registry.limits import (
     DEFAULT_COMPLETION_TOKENS,
@@ -29,7 +30,6 @@ from model_registry.limits import (
     estimate_tokens,
     limiter_for,
     provider_key,
-    retry_after_seconds,
     validate_limits,
 )
 
@@ -137,8 +137,9 @@ def test_any_minute_holds_at_most_rpm_requests_and_any_second_one_and_a_half_sec
     rpm: int, pattern: str
 ) -> None:
     """What a server counting a sliding minute sees: never more than `rpm` in 60 s; the
-    burst (half a second's worth) still keeps every 1 s window within 1.5x rpm/60; and the
-    rate is not given away (a busy minute holds close to `rpm`)."""
+    burst (0.4 s worth) still keeps every 1 s window within 1.5x rpm/60; and the rate is
+    not given away (a busy minute holds close to `rpm`: 1% and a one-request burst below
+    it at most, the margin for requests that reach the server late)."""
     minutes = 6 if rpm >= 600 else 20
     limiter = limiter_for(_fresh_key(), Limits(rpm=rpm))
     starts = on_virtual_clock(lambda: _demand(limiter, 60 * minutes, pattern))
@@ -148,7 +149,7 @@ def test_any_minute_holds_at_most_rpm_requests_and_any_second_one_and_a_half_sec
             most_in_any_window(starts, seconds) <= max(1.5 * rpm / 60, 1) + rpm * (seconds - 1) / 60
         )
     if pattern == "steady":
-        assert len(starts) >= (rpm if rpm >= 60 else rpm / 2) * minutes * 0.98
+        assert len(starts) >= (rpm if rpm >= 60 else rpm / 2) * minutes * 0.97
 
 
 def test_any_minute_holds_at_most_tpm_tokens() -> None:
@@ -255,6 +256,24 @@ async def test_cool_down_pauses_every_holder_then_resumes_spread_out() -> None:
     assert during == []
     assert after, "acquires resume after the cooldown"
     assert _most_in_any_window(after) <= 1.5 * 10 + 1  # no lockstep burst at the end
+
+
+async def test_without_a_rate_the_callers_a_cooldown_paused_come_back_spread_out() -> None:
+    """No `rpm` to smooth them: each waiter adds up to a quarter of its wait, at random,
+    so 40 paused workers do not all send in the same instant."""
+    limiter = limiter_for(_fresh_key(), Limits())
+    limiter.cool_down(0.4)
+    paused_at = time.monotonic()
+    resumed: list[float] = []
+
+    async def waiter() -> None:
+        await limiter.wait_cooldown()
+        resumed.append(time.monotonic() - paused_at)
+
+    await asyncio.gather(*(waiter() for _ in range(40)))
+    assert min(resumed) >= 0.4 - 0.01
+    assert max(resumed) <= 0.4 * 1.25 + 0.1
+    assert max(resumed) - min(resumed) > 0.03
 
 
 async def test_a_cancelled_wait_gives_its_slot_back() -> None:

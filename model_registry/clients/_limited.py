@@ -10,7 +10,9 @@ acquire, no token estimate.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -24,10 +26,14 @@ from model_registry.limits import (
     estimate_tokens,
     limiter_for,
     provider_key,
+    take_request,
 )
 from model_registry.types import Prompt, Resolution
 
 __all__ = ["CallLimits"]
+
+logger = logging.getLogger("model_registry")
+_LONG_COOLDOWN = 60.0  # seconds: a longer Retry-After is logged
 
 
 class CallLimits:
@@ -88,10 +94,29 @@ class CallLimits:
         async with acquire(self.limiters, tokens) as permit:
             yield permit
 
+    async def before_retry(self) -> None:
+        """Before a call's retry: wait out any cooldown and, where an `rpm` binds, take
+        another request from its bucket (the server counts a retry like any request)."""
+        if self.binding:
+            await take_request(self.limiters)
+        else:
+            await self.wait_cooldown()
+
     def cool_down(self, error: ModelCallError) -> None:
-        """A 429/503 with Retry-After pauses every client of this provider that long."""
-        if error.retry_after is not None and self.cooldown is not None:
-            self.cooldown.cool_down(error.retry_after)
+        """A 429/503 with Retry-After pauses every client of this provider that long (a
+        long pause is logged: calls waiting it out are not silently stuck)."""
+        seconds, limiter = error.retry_after, self.cooldown
+        if seconds is None or limiter is None:
+            return
+        if seconds > _LONG_COOLDOWN and seconds > limiter.cooldown_remaining() + 1:
+            until = time.strftime("%H:%M:%S", time.localtime(time.time() + seconds))
+            logger.warning(
+                "%s asked to wait %.0f s (Retry-After): every call to it waits until %s",
+                error.provider,
+                seconds,
+                until,
+            )
+        limiter.cool_down(seconds)
 
 
 def _api_key(resolution: Resolution) -> str | None:

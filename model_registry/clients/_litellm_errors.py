@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from model_registry.clients._retries import retry_after_seconds
 from model_registry.errors import (
     APIConnectionError,
     APIError,
@@ -26,7 +27,6 @@ from model_registry.errors import (
     RequestTimeoutError,
     ServiceUnavailableError,
 )
-from model_registry.limits import retry_after_seconds
 from model_registry.types import REDACTED
 
 __all__ = ["LITELLM_ERROR_MAP", "invalid_stream_error", "map_litellm_error"]

@@ -14,7 +14,7 @@ import anyio
 
 from model_registry.clients._batch import Batch, Emit
 from model_registry.clients._limited import CallLimits
-from model_registry.errors import ClientClosedError, ModelCallError, RequestTimeoutError
+from model_registry.errors import ClientClosedError, RequestTimeoutError
 from model_registry.limits import Limits
 from model_registry.store import ResultStore
 from model_registry.types import (
@@ -76,17 +76,9 @@ class BaseClient:
         if not limits.binding:  # the common path: an attribute read, no context manager
             if limits.cooldown is not None and limits.cooldown.cooldown_until:
                 await limits.cooldown.wait_cooldown()
-            try:
-                return await self._generate(prompt, kwargs)
-            except ModelCallError as exc:
-                limits.cool_down(exc)
-                raise
+            return await self._generate(prompt, kwargs)
         async with limits.permit(prompt, kwargs) as permit:
-            try:
-                generation = await self._generate(prompt, kwargs)
-            except ModelCallError as exc:
-                limits.cool_down(exc)
-                raise
+            generation = await self._generate(prompt, kwargs)
             if permit is not None:
                 permit.report_usage(generation.usage.total_tokens)
             return generation
@@ -229,9 +221,6 @@ class BaseClient:
                     if permit is not None and isinstance(event, Generation):
                         permit.report_usage(event.usage.total_tokens)
                     yield event
-            except ModelCallError as exc:
-                self._limits.cool_down(exc)
-                raise
             finally:
                 await events.aclose()
 

@@ -41,6 +41,7 @@ from model_registry.clients._litellm_response import (
     body_if_not_event_stream,
     whole_answer,
 )
+from model_registry.clients._retries import call_with_retries, retries_in
 from model_registry.clients.base import BaseClient
 from model_registry.errors import (
     BackendNotInstalledError,
@@ -116,6 +117,7 @@ class LiteLLMClient(BaseClient):
                 f"{resolution.name!r} is not a hosted model (provider {resolution.provider!r})"
             )
         check_params(self.params, f"get_client({resolution.name!r})")
+        retries_in(self.params, f"get_client({resolution.name!r})")
         self._route: str = resolution.route
         # resolve() already put the provider's api_base into params; only keys go here
         self._extra: dict[str, Any] = key_params(resolution.spec, self.params)
@@ -163,10 +165,13 @@ class LiteLLMClient(BaseClient):
         """What one call sends, checked; the running loop watched (its end closes the pool)."""
         params, timeout = self._call_params(kwargs)
         asked = hosted_request(params, f" in a call to {self.name!r}")  # issue 21
+        retries = retries_in(params, f"a call to {self.name!r}")
+        # the retries are ours (see `_retries`): LiteLLM and the openai SDK make none
+        params["num_retries"] = params["max_retries"] = 0
         messages = to_messages(prompt)
         if asyncio.get_running_loop() not in _loop_watchers:
             await _watch_this_loop()
-        return _Call(params, messages, asked, (self._deadline(timeout), timeout))
+        return _Call(params, messages, asked, (self._deadline(timeout), timeout), retries)
 
     def _call_params(self, kwargs: Mapping[str, Any]) -> tuple[dict[str, Any], float | None]:
         """What goes to LiteLLM for one call (each mutable value a copy), and its timeout."""
@@ -184,9 +189,29 @@ class LiteLLMClient(BaseClient):
                 params[key] = copy.deepcopy(value)
         return params, params.get("timeout")
 
+    async def _attempts(self, step: Callable[[], Awaitable[_T]], call: _Call) -> _T:
+        """`await step()` as a step of `call`, retried as `_retries` says; between attempts
+        the call waits (bounded by its timeout, cancelled by aclose) and takes its limits."""
+
+        async def pause(seconds: float) -> None:
+            with self._call_step(*call.limit):
+                await anyio.sleep(seconds)
+                await self._limits.before_retry()
+
+        async def attempt() -> _T:
+            return await self._step(step, call)
+
+        return await call_with_retries(
+            attempt,
+            retries=call.retries,
+            deadline=call.limit[0],
+            pause=pause,
+        )
+
     async def _step(self, step: Callable[[], Awaitable[_T]], call: _Call) -> _T:
         """`await step()` as one step of `call` (see `_call_step`), with its error mapped
         to ours and raised outside `except`: the original (and any key in it) is not chained.
+        A 429/503 with Retry-After pauses every client of the provider from now on.
         """
         error: ModelCallError | None = None
         with self._call_step(*call.limit):
@@ -200,13 +225,14 @@ class LiteLLMClient(BaseClient):
                     secrets=call_secrets(self.resolution.spec, call.params),
                 )
         assert error is not None
+        self._limits.cool_down(error)
         raise error from None
 
     async def _generate(self, prompt: Prompt, kwargs: dict[str, Any]) -> Generation:
         call = await self._prepare(prompt, kwargs)
         litellm = _litellm()
         started = time.perf_counter()
-        response = await self._step(
+        response = await self._attempts(
             lambda: litellm.acompletion(model=self._route, messages=call.messages, **call.params),
             call,
         )
@@ -250,7 +276,7 @@ class LiteLLMClient(BaseClient):
             )
             return response, await body_if_not_event_stream(response)
 
-        response, body = await self._step(open_it, call)
+        response, body = await self._attempts(open_it, call)
         if body is not None:
             raise self._invalid_stream(body, call)
         return response
@@ -270,6 +296,8 @@ class _Call(NamedTuple):
     asked: Asked
     #: (deadline, timeout), as `_call_step` takes them
     limit: tuple[float, float | None]
+    #: retries after the first attempt (`num_retries`)
+    retries: int
 
 
 # --- LiteLLM's process-wide pool -------------------------------------------------

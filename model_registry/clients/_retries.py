@@ -1,0 +1,196 @@
+"""Retries of a hosted call: ours, on tenacity, so that every attempt obeys the limits.
+
+`num_retries` keeps LiteLLM's name and meaning (retries after the first attempt; the openai
+SDK's `max_retries` is read as the same when `num_retries` is not given), with a default of
+2 on every route, what the openai SDK made on OpenAI routes. LiteLLM itself is told to make
+none: its retries were invisible to the rate limiter (each one a request no `rpm` counted),
+the openai SDK's waited out a Retry-After alone while the other clients kept sending, and
+off the SDK's routes LiteLLM's retry needs tenacity, which it does not install, so there
+`num_retries` did nothing at all.
+
+Retried: a 429 (`RateLimitError`), a 5xx (`ServiceUnavailableError`), no response
+(`APIConnectionError`) and an attempt that timed out (`RequestTimeoutError`); anything
+else is raised at once. Before each retry the call waits: the server's Retry-After (plus up
+to a quarter of it, at most 5 s, so that the callers it paused do not all come back in the
+same instant) or else exponential backoff with jitter (0.5, 1, 2 ... 8 s); then it goes
+through the client's limits again (the provider's cooldown, a request from each `rpm`
+bucket). A wait that would end past the call's timeout, or one over `MAX_RETRY_WAIT`, is not
+started: the error is raised at once, with a note saying why (a fallback can take over).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import math
+import random
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import anyio
+
+from model_registry.errors import (
+    APIConnectionError,
+    InvalidParameterError,
+    ModelCallError,
+    RateLimitError,
+    RequestTimeoutError,
+    ServiceUnavailableError,
+)
+
+__all__ = [
+    "DEFAULT_RETRIES",
+    "MAX_RETRY_WAIT",
+    "RETRIED_ERRORS",
+    "call_with_retries",
+    "retries_in",
+    "retry_after_seconds",
+    "retry_wait",
+]
+
+DEFAULT_RETRIES = 2
+"""Retries after the first attempt when a call names no `num_retries`."""
+
+RETRIED_ERRORS: tuple[type[ModelCallError], ...] = (
+    RateLimitError,
+    ServiceUnavailableError,
+    APIConnectionError,
+    RequestTimeoutError,
+)
+
+_BACKOFF_FIRST = 0.5
+_BACKOFF_MAX = 8.0
+_SPREAD = 0.25  # of a Retry-After, added at random
+_SPREAD_MAX = 5.0
+MAX_RETRY_WAIT = 60.0
+"""A retry waits at most this long (the openai SDK's cap): a server that asks for more (a
+quota spent for the hour) gets its error raised at once, so a fallback can take over."""
+
+_T = TypeVar("_T")
+
+
+def retries_in(params: Mapping[str, Any], where: str) -> int:
+    """The retries a call asks for: `num_retries`, else `max_retries`, else the default."""
+    key = "num_retries" if params.get("num_retries") is not None else "max_retries"
+    value = params.get(key)
+    if value is None:
+        return DEFAULT_RETRIES
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidParameterError(
+            f"{key!r} in {where} must be a whole number >= 0 (the retries after the first "
+            f"attempt, e.g. num_retries=2), got {value!r}"
+        )
+    return value
+
+
+def retry_wait(error: BaseException | None, attempt: int) -> float:
+    """Seconds to wait before retry number `attempt` (1, 2, ...) after `error`."""
+    retry_after = getattr(error, "retry_after", None)
+    if retry_after is not None:
+        seconds = float(retry_after)
+        return seconds + random.uniform(0, min(seconds * _SPREAD, _SPREAD_MAX))
+    backoff = min(_BACKOFF_FIRST * 2.0 ** (attempt - 1), _BACKOFF_MAX)
+    return backoff * (1 - random.uniform(0, 0.25))
+
+
+async def call_with_retries(
+    attempt: Callable[[], Awaitable[_T]],
+    *,
+    retries: int,
+    deadline: float,
+    pause: Callable[[float], Awaitable[None]],
+) -> _T:
+    """`await attempt()`, retried up to `retries` times on a `RETRIED_ERRORS` error.
+
+    `pause(seconds)` runs between attempts: it waits `seconds` and whatever the limits ask
+    for. `deadline` (anyio's clock) is the call's: no wait is started that would end past it.
+    """
+    try:
+        return await attempt()
+    except RETRIED_ERRORS as error:
+        if retries == 0:
+            raise
+        failed: ModelCallError | None = error
+    # tenacity from the first failure on: it costs ~60 µs a call, the direct call ~0.5 µs
+    import tenacity
+
+    async def attempts() -> _T:
+        nonlocal failed
+        if failed is not None:  # tenacity's attempt 1 is the one that just failed
+            error, failed = failed, None
+            raise error
+        return await attempt()
+
+    def stop(state: tenacity.RetryCallState) -> bool:
+        if state.attempt_number > retries:
+            return True
+        now, wait = anyio.current_time(), state.upcoming_sleep
+        if now + wait < deadline and wait <= MAX_RETRY_WAIT:
+            return False
+        error = state.outcome.exception() if state.outcome is not None else None
+        if error is not None and wait > MAX_RETRY_WAIT:
+            error.add_note(
+                f"not retried: the server asked to wait {wait:.0f} s, over the "
+                f"{MAX_RETRY_WAIT:.0f} s a retry waits"
+            )
+        elif error is not None and now < deadline:
+            error.add_note(
+                f"not retried: the wait before the next attempt ({wait:.1f} s) would end "
+                f"past the call's timeout ({deadline - now:.1f} s left)"
+            )
+        return True
+
+    def wait(state: tenacity.RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome is not None else None
+        return retry_wait(error, state.attempt_number)
+
+    retrying = tenacity.AsyncRetrying(
+        retry=tenacity.retry_if_exception_type(RETRIED_ERRORS),
+        stop=stop,
+        wait=wait,
+        sleep=pause,
+        reraise=True,
+    )
+    result: _T = await retrying(attempts)  # a coroutine function: tenacity awaits it
+    return result
+
+
+# -- Retry-After --------------------------------------------------------------------------
+
+
+def retry_after_seconds(
+    headers_or_value: Mapping[str, Any] | str | float | None, now: datetime | None = None
+) -> float | None:
+    """Seconds to wait from `retry-after-ms` or `Retry-After` (seconds or an HTTP date), in
+    response headers (any case) or one value; None when absent, negative or unreadable; a
+    date in the past gives 0.0."""
+    if isinstance(headers_or_value, Mapping):
+        lowered = {str(k).lower(): v for k, v in headers_or_value.items()}
+        millis = _seconds(lowered.get("retry-after-ms"), None)
+        if millis is not None:
+            return millis / 1000
+        return _seconds(lowered.get("retry-after"), now)
+    return _seconds(headers_or_value, now)
+
+
+def _seconds(value: object, now: datetime | None) -> float | None:
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value) if math.isfinite(value) and value >= 0 else None
+    text = str(value).strip()
+    try:
+        number = float(text)
+    except ValueError:
+        return _date_seconds(text, now)
+    return number if math.isfinite(number) and number >= 0 else None
+
+
+def _date_seconds(text: str, now: datetime | None) -> float | None:
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
