@@ -1,11 +1,13 @@
 """The benchmark helpers whose logic decides a figure or a verdict: goal verdicts, the
 pairing that cancels a worker's bias, the lag probe's two clocks, the local runs' order,
 the loop-lag figure of paired rounds, what `run_all.py --check` counts, where results
-go, and the plot. And every script's --help. No timing is asserted."""
+go, and the plot. And every script's --help, and the enforced-limits run (which
+`run_all.py` leaves out) in a tiny mode. No timing is asserted."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import subprocess
 import sys
@@ -20,6 +22,7 @@ sys.path.insert(0, str(BENCH_DIR))
 import _common  # noqa: E402
 from _common import Goal, LagProbe, goal_of, paired_ratios, percentile, verdict  # noqa: E402
 from _paired import ORDERS, swapped  # noqa: E402
+from enforced_limits import most_in_window, per_second_limit  # noqa: E402
 from hosted_overhead import lag_goal  # noqa: E402
 from local_throughput import palindrome  # noqa: E402
 from run_all import plot, summarise  # noqa: E402
@@ -205,3 +208,26 @@ def test_the_plot_shows_lower_and_higher_is_better_goals_apart(tmp_path: Path) -
     assert plot(goals, path, "title") == f"plot: {path}"
     assert path.stat().st_size > 0
     assert plot(goals[3:], tmp_path / "none.png", "t") == "plot skipped: no goal to plot"
+
+
+def test_most_in_window_counts_trailing_windows_open_at_their_start() -> None:
+    """As the enforcing server counts: (t - seconds, t] for each arrival t."""
+    times = [1.6, 0.0, 0.5, 1.0, 1.5]  # in any order
+    assert most_in_window(times, 1.0) == 3  # (0.6, 1.6]; 0.0 is out of (0.0, 1.0]
+    assert most_in_window(times, 60.0) == 5
+    assert most_in_window([], 1.0) == 0
+    assert [per_second_limit(rpm) for rpm in (600, 1800, 10)] == [15, 45, 1]
+
+
+def test_the_enforced_limits_run_works_in_a_tiny_mode(tmp_path: Path) -> None:
+    script = BENCH_DIR / "enforced_limits.py"
+    tiny = ["--prompts", "40", "--rpm", "6000", "--baseline-seconds", "1", "--out", str(tmp_path)]
+    result = subprocess.run(
+        [sys.executable, str(script), *tiny], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    figures = json.loads((tmp_path / "enforced_limits.json").read_text())["figures"]
+    run = figures["limited"]
+    assert (run["prompts"], run["requests"], run["rejected"], run["failed"]) == (40, 40, 0, 0)
+    assert (run["most_in_1s"], run["limit_1s"], run["limit_60s"]) == (40, 150, 6000)
+    assert figures["baseline"]["requests"] >= 1
