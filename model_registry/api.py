@@ -191,23 +191,41 @@ class FallbackClient(BaseClient):
             if client is not None:
                 await client.aclose()
 
+    def _order(self) -> list[int]:
+        """The names to try for one call: those whose provider is not cooling down (no
+        Retry-After in force) in their order, then the others, soonest back first; so a
+        run moves on at once instead of waiting out a primary's pause."""
+        # a name not yet needed has no client (making one may need its key): taken as ready
+        remaining = [0.0 if c is None else c.cooldown_remaining() for c in self._clients]
+        ready = [i for i, seconds in enumerate(remaining) if seconds == 0]
+        cooling = sorted((i for i, s in enumerate(remaining) if s > 0), key=remaining.__getitem__)
+        if cooling and ready:
+            names = ", ".join(repr(self._resolutions[i].name) for i in cooling)
+            logger.info("%s tried last: cooling down after a Retry-After", names)
+        return ready + cooling
+
+    def cooldown_remaining(self) -> float:
+        """Seconds until some name of the chain is out of its provider's pause (0.0: now)."""
+        return min(0.0 if c is None else c.cooldown_remaining() for c in self._clients)
+
     async def _call(self, prompt: Prompt, kwargs: dict[str, Any]) -> Generation:
         tried: list[str] = []
-        for index in range(len(self._resolutions)):
+        order = self._order()
+        for index in order:
             self._check_open()
             client = self._client(index)
             try:
                 await client.start()
                 return await client._call(prompt, kwargs)
             except FALLBACK_ERRORS as exc:
-                self._failed(client, exc, tried)
+                self._failed(client, exc, tried, len(order))
                 last = exc
         raise last
 
-    def _failed(self, client: BaseClient, exc: ModelCallError, tried: list[str]) -> None:
+    def _failed(self, client: BaseClient, exc: ModelCallError, tried: list[str], of: int) -> None:
         """Note a name that failed; on the last one, name every name tried on its error."""
         tried.append(f"{client.name!r} ({type(exc).__name__})")
-        if len(tried) < len(self._resolutions):
+        if len(tried) < of:
             logger.info("%r failed (%s); trying the next fallback", client.name, exc)
         else:
             exc.add_note(f"every name failed; tried in order: {', '.join(tried)}")
@@ -217,7 +235,8 @@ class FallbackClient(BaseClient):
     ) -> AsyncGenerator[str | Generation, None]:
         await self.start()
         tried: list[str] = []
-        for index in range(len(self._resolutions)):
+        order = self._order()
+        for index in order:
             self._check_open()
             client = self._client(index)
             said_something = False
@@ -230,7 +249,7 @@ class FallbackClient(BaseClient):
             except FALLBACK_ERRORS as exc:
                 if said_something:  # the caller has part of this answer: no other may follow
                     raise
-                self._failed(client, exc, tried)
+                self._failed(client, exc, tried, len(order))
                 last = exc
             finally:
                 await events.aclose()

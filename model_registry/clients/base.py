@@ -70,6 +70,12 @@ class BaseClient:
         (unlimited when none is declared), so Retry-After cooldowns reach every client."""
         self._limits.configure(self._resolution, provider, alias, code)
 
+    def cooldown_remaining(self) -> float:
+        """Seconds until the pause a Retry-After put on this client's provider ends (0.0
+        when none is in force); calls started meanwhile wait it out."""
+        cooldown = self._limits.cooldown
+        return 0.0 if cooldown is None else cooldown.cooldown_remaining()
+
     async def _call(self, prompt: Prompt, kwargs: dict[str, Any]) -> Generation:
         """One call under the client's limits (queueing is not part of its timeout)."""
         limits = self._limits

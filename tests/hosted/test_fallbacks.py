@@ -4,9 +4,11 @@ the last error names them all, in order."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from pathlib import Path
 
+import anyio
 import pytest
 
 from model_registry import (
@@ -165,3 +167,33 @@ async def test_each_name_gets_a_fresh_timeout(
         generation = await client.generate("slow primary")
     # the primary used its whole second; the second name had a second of its own
     assert generation.name == "second"
+
+
+async def test_a_primary_cooling_down_is_tried_last_so_the_run_moves_on_at_once(
+    server: FakeOpenAIServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Retry-After pauses the primary's provider; until it ends, calls go straight to the
+    fallback (another provider) instead of each waiting the pause out; then back."""
+    tag = uuid.uuid4().hex[:8]
+    monkeypatch.setenv("LOOPBACK_KEY", SERVER_KEY)
+    text = ""
+    for name in ("first", "other"):
+        text += (
+            f'[providers."{name}{tag}"]\nlitellm_prefix = "openai"\n'
+            f'api_base = "{server.base_url}"\napi_key_env = "LOOPBACK_KEY"\n\n'
+            f'[aliases."{name}-{tag}"]\nprovider = "{name}{tag}"\nmodel_id = "{name}-{tag}"\n'
+            + (f'fallbacks = ["other-{tag}"]\n' if name == "first" else "")
+            + f'[aliases."{name}-{tag}".defaults]\nnum_retries = 0\n\n'
+        )
+    (tmp_path / "aliases.toml").write_text(text, encoding="utf-8")
+    monkeypatch.setenv("MODEL_REGISTRY_ALIASES", str(tmp_path / "aliases.toml"))
+    server.configure(f"first-{tag}", status=429, headers={"Retry-After": "3"}, times=1)
+    async with get_client(f"first-{tag}") as client:
+        assert (await client.generate("one")).name == f"other-{tag}"
+        started = time.monotonic()
+        assert (await client.generate("two")).name == f"other-{tag}"
+        assert time.monotonic() - started < 1.0  # not the 3 s pause
+        assert requests(server, f"first-{tag}") == 1
+        assert client.cooldown_remaining() == 0.0  # some name of the chain is ready
+        await anyio.sleep(3.1)
+        assert (await client.generate("three")).name == f"first-{tag}"
