@@ -13,6 +13,7 @@ holds a permit from each limiter that applies (provider's, then alias's):
 B + 0.99 (rpm - B) * W/60, so any 60 s window at most 0.99 `rpm` + B/100 (a server's
 sliding minute) and any 1 s window at most about 1.4x rpm/60 (the issue's bound is 1.5x):
 the margins absorb requests that reach the server a little later than they left here.
+A new bucket lets one request go at once, then the rate (see `_start_nearly_full`).
 Below 2 rpm (B = 1) the rate is 0.99 rpm/120 a second (a minute still holds one).
 Tokens likewise with `tpm`: a request is charged `estimate_tokens(...)` before it starts
 and corrected by `report_usage` (unused tokens are credit for the next request, extra ones
@@ -204,6 +205,18 @@ class _LoopState:
         self.requests = _bucket(limits.rpm)
         self.tokens = _bucket(limits.tpm)
         self.token_turn = asyncio.Lock()  # FIFO: aiolimiter serves small amounts first
+        if self.requests is not None:
+            _start_nearly_full(self.requests)
+
+
+def _start_nearly_full(bucket: AsyncLimiter) -> None:
+    """One request at once, then the rate: no burst on a new bucket. A backend's first call
+    holds the event loop for a while (LiteLLM's lazy set-up: ~0.4 s), so the requests the
+    bucket admits meanwhile leave together with the first; on top of a full burst, that put
+    16 requests into one second at rpm=600 (a strict server allows 15)."""
+    # aiolimiter has no public way to start a bucket at a level: these are its fields (1.x)
+    bucket._level = max(bucket.max_rate - 1.0, 0.0)
+    bucket._last_check = asyncio.get_running_loop().time()
 
 
 class Limiter:

@@ -276,6 +276,30 @@ async def test_without_a_rate_the_callers_a_cooldown_paused_come_back_spread_out
     assert max(resumed) - min(resumed) > 0.03
 
 
+async def test_a_new_limiter_sends_one_request_at_once_so_a_first_call_stall_adds_no_burst() -> (
+    None
+):
+    """A backend's first call holds the event loop (LiteLLM's lazy set-up: ~0.4 s); what a
+    bucket admits meanwhile leaves with the first requests. Starting with a full burst
+    available put 16 requests into one second at rpm=600 on the wire (a strict server
+    allows 15); a new bucket lets one go at once, then goes at the rate."""
+    limiter = limiter_for(_fresh_key(), Limits(rpm=600))
+    sent: list[float] = []
+    warmed = False
+
+    async def call() -> None:
+        nonlocal warmed
+        async with acquire([limiter], 0):
+            await asyncio.sleep(0)  # the call's own awaits before it sends
+            if not warmed:
+                warmed = True
+                time.sleep(0.4)  # noqa: ASYNC251 (the first call's set-up, holding the loop)
+            sent.append(time.monotonic())
+
+    await asyncio.gather(*(call() for _ in range(30)))
+    assert most_in_any_window(sent, 1.0) <= 1.5 * 600 / 60
+
+
 async def test_a_cancelled_wait_gives_its_slot_back() -> None:
     limiter = limiter_for(_fresh_key(), Limits(concurrency=1))
     async with acquire([limiter], 0):
