@@ -47,6 +47,17 @@ def most_in_window(times: Sequence[float], seconds: float) -> int:
     return max((i + 1 - bisect.bisect_right(ts, t - seconds) for i, t in enumerate(ts)), default=0)
 
 
+def over_bound(times: Sequence[float], seconds: float, limit: int) -> list[float]:
+    """When (seconds after the first arrival) an arrival made its trailing window hold more
+    than `limit` (refused arrivals count too: this locates refusals, it does not replay them)."""
+    ts = sorted(times)
+    return [
+        round(t - ts[0], 3)
+        for i, t in enumerate(ts)
+        if i + 1 - bisect.bisect_right(ts, t - seconds) > limit
+    ]
+
+
 def per_second_limit(rpm: float) -> int:
     """What the enforcing server admits in any 1 s: 1.5x rpm/60, rounded down, at least 1."""
     return max(1, math.floor(1.5 * rpm / 60))
@@ -142,6 +153,8 @@ def summary(
         "limit_1s": per_second_limit(rpm),
         "most_in_60s": most_in_window(starts, 60.0),
         "limit_60s": math.floor(rpm),
+        "over_1s_at_s": over_bound(starts, 1.0, per_second_limit(rpm))[:20],
+        "over_60s_at_s": over_bound(starts, 60.0, math.floor(rpm))[:20],
     }
 
 
