@@ -22,7 +22,7 @@ from model_registry import Generation, RateLimitError, get_client
 from tests.fixtures.openai_server import FakeOpenAIServer
 from tests.hosted.conftest import SERVER_KEY
 
-#: 100 prompts at the issue's 600 a minute: about 10 s (a burst of 4, then 9.8 a second).
+#: 100 prompts at the issue's 600 a minute: about 10 s (9.8 a second, after a burst).
 #: What is left for send jitter is the limiter's margin under the server's 1 s bound (a
 #: burst of 0.4 s worth, not 0.5; 0.99 of the rate): about 120 ms at any rate. Requests
 #: admitted apart can reach the server together (a burst's requests leave behind calls
