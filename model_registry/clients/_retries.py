@@ -124,13 +124,14 @@ async def call_with_retries(
     def stop(state: tenacity.RetryCallState) -> bool:
         if state.attempt_number > retries:
             return True
-        now, wait = anyio.current_time(), state.upcoming_sleep
-        if now + wait < deadline and wait <= MAX_RETRY_WAIT:
-            return False
         error = state.outcome.exception() if state.outcome is not None else None
-        if error is not None and wait > MAX_RETRY_WAIT:
+        asked = getattr(error, "retry_after", None) or 0.0
+        now, wait = anyio.current_time(), state.upcoming_sleep
+        if now + wait < deadline and asked <= MAX_RETRY_WAIT:
+            return False
+        if error is not None and asked > MAX_RETRY_WAIT:
             error.add_note(
-                f"not retried: the server asked to wait {wait:.0f} s, over the "
+                f"not retried: the server asked to wait {asked:.0f} s, over the "
                 f"{MAX_RETRY_WAIT:.0f} s a retry waits"
             )
         elif error is not None and now < deadline:

@@ -10,6 +10,7 @@ own (a fresh limiter and cooldown) and its own model names (the server's counter
 from __future__ import annotations
 
 import itertools
+import math
 import time
 import uuid
 from pathlib import Path
@@ -28,7 +29,7 @@ from model_registry import (
     ServiceUnavailableError,
     get_client,
 )
-from model_registry.clients._retries import DEFAULT_RETRIES, retry_wait
+from model_registry.clients._retries import DEFAULT_RETRIES, call_with_retries, retry_wait
 from tests.fixtures.openai_server import FakeOpenAIServer
 from tests.hosted.conftest import SERVER_KEY
 
@@ -282,3 +283,33 @@ async def test_num_retries_retries_anthropic_too_and_honours_retry_after(
     assert generation.text == "Paris."
     assert len(seen) == 2
     assert seen[1] - seen[0] >= 1.0 - 0.05
+
+
+@pytest.mark.parametrize(("asked", "retried"), [(59.0, True), (60.0, True), (61.0, False)])
+async def test_a_retry_waits_up_to_60_s_of_retry_after_never_more(
+    asked: float, retried: bool
+) -> None:
+    """At the cap the spread may take the wait past 60 s: the header decides, not the
+    spread. `pause` is the client's wait (here it records, it does not sleep)."""
+    waits: list[float] = []
+    calls = 0
+
+    async def attempt() -> str:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RateLimitError("slow down", provider="p", model="m", retry_after=asked)
+        return "answer"
+
+    async def pause(seconds: float) -> None:
+        waits.append(seconds)
+
+    if retried:
+        answer = await call_with_retries(attempt, retries=2, deadline=math.inf, pause=pause)
+        assert (answer, calls) == ("answer", 2)
+        assert asked <= waits[0] <= asked * 1.25
+    else:
+        with pytest.raises(RateLimitError) as caught:
+            await call_with_retries(attempt, retries=2, deadline=math.inf, pause=pause)
+        assert (calls, waits) == (1, [])
+        assert "asked to wait 61 s, over the 60 s a retry waits" in caught.value.__notes__[0]
