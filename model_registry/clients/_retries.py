@@ -25,7 +25,7 @@ import math
 import random
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 
@@ -37,6 +37,9 @@ from model_registry.errors import (
     RequestTimeoutError,
     ServiceUnavailableError,
 )
+
+if TYPE_CHECKING:
+    from tenacity import RetryCallState
 
 __all__ = [
     "DEFAULT_RETRIES",
@@ -121,39 +124,42 @@ async def call_with_retries(
             raise error
         return await attempt()
 
-    def stop(state: tenacity.RetryCallState) -> bool:
-        if state.attempt_number > retries:
-            return True
-        error = state.outcome.exception() if state.outcome is not None else None
-        asked = getattr(error, "retry_after", None) or 0.0
-        now, wait = anyio.current_time(), state.upcoming_sleep
-        if now + wait < deadline and asked <= MAX_RETRY_WAIT:
-            return False
-        if error is not None and asked > MAX_RETRY_WAIT:
-            error.add_note(
-                f"not retried: the server asked to wait {asked:.0f} s, over the "
-                f"{MAX_RETRY_WAIT:.0f} s a retry waits"
-            )
-        elif error is not None and now < deadline:
-            error.add_note(
-                f"not retried: the wait before the next attempt ({wait:.1f} s) would end "
-                f"past the call's timeout ({deadline - now:.1f} s left)"
-            )
-        return True
-
     def wait(state: tenacity.RetryCallState) -> float:
         error = state.outcome.exception() if state.outcome is not None else None
         return retry_wait(error, state.attempt_number)
 
     retrying = tenacity.AsyncRetrying(
         retry=tenacity.retry_if_exception_type(RETRIED_ERRORS),
-        stop=stop,
+        stop=lambda state: _should_stop(state, retries, deadline),
         wait=wait,
         sleep=pause,
         reraise=True,
     )
     result: _T = await retrying(attempts)  # a coroutine function: tenacity awaits it
     return result
+
+
+def _should_stop(state: RetryCallState, retries: int, deadline: float) -> bool:
+    """Whether to give up after the attempt `state` holds (a note on the error says why,
+    when it is the wait and not the count)."""
+    if state.attempt_number > retries:
+        return True
+    error = state.outcome.exception() if state.outcome is not None else None
+    asked = getattr(error, "retry_after", None) or 0.0
+    now, wait = anyio.current_time(), state.upcoming_sleep
+    if now + wait < deadline and asked <= MAX_RETRY_WAIT:
+        return False
+    if error is not None and asked > MAX_RETRY_WAIT:
+        error.add_note(
+            f"not retried: the server asked to wait {asked:.0f} s, over the "
+            f"{MAX_RETRY_WAIT:.0f} s a retry waits"
+        )
+    elif error is not None and now < deadline:
+        error.add_note(
+            f"not retried: the wait before the next attempt ({wait:.1f} s) would end "
+            f"past the call's timeout ({deadline - now:.1f} s left)"
+        )
+    return True
 
 
 # -- Retry-After --------------------------------------------------------------------------
