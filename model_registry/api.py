@@ -16,15 +16,9 @@ import msgspec
 
 from model_registry.aliases import Alias, Registry, current_registry
 from model_registry.clients import client_class
+from model_registry.clients._retries import RETRIED_ERRORS
 from model_registry.clients.base import BaseClient
-from model_registry.errors import (
-    APIConnectionError,
-    InvalidParameterError,
-    ModelCallError,
-    RateLimitError,
-    RequestTimeoutError,
-    ServiceUnavailableError,
-)
+from model_registry.errors import InvalidParameterError, ModelCallError
 from model_registry.limits import Limits, validate_limits
 from model_registry.providers import ProviderSpec
 from model_registry.resolve import resolve_in
@@ -42,14 +36,11 @@ __all__ = [
 
 logger = logging.getLogger("model_registry")
 
-#: The failures a fallback can fix: the primary is out of capacity or out of reach. Any
-#: other error (bad request, authentication, content filter, ...) is raised at once.
-FALLBACK_ERRORS: tuple[type[ModelCallError], ...] = (
-    RateLimitError,
-    ServiceUnavailableError,
-    RequestTimeoutError,
-    APIConnectionError,
-)
+#: The failures a fallback can fix, the ones a retry may fix: the primary is out of
+#: capacity or out of reach (RateLimitError, ServiceUnavailableError, APIConnectionError,
+#: RequestTimeoutError). Any other error (bad request, authentication, content filter,
+#: ...) is raised at once.
+FALLBACK_ERRORS: tuple[type[ModelCallError], ...] = RETRIED_ERRORS
 
 #: (name, warning) pairs already logged: each typo-guard warning is logged once per name.
 _warned: set[tuple[str, str]] = set()

@@ -59,6 +59,7 @@ __all__ = [
     "limit_problems",
     "limiter_for",
     "provider_key",
+    "spread",
     "take_request",
     "validate_limits",
 ]
@@ -73,8 +74,8 @@ LIMIT_KEYS = ("rpm", "tpm", "concurrency")
 # burst's last request leaves after the others' client-side work, under load tens of ms)
 _BURST_SECONDS = 0.4
 _RATE_MARGIN = 0.99
-_COOLDOWN_SPREAD = 0.25
-_COOLDOWN_SPREAD_MAX = 5.0
+_SPREAD = 0.25  # of a wait, added at random (see `spread`)
+_SPREAD_MAX = 5.0
 _KEY_SALT = os.urandom(16)  # per process: the hash identifies a key here, reveals nothing
 _order = itertools.count()
 
@@ -259,9 +260,8 @@ class Limiter:
         """Return once no cooldown is in force, each waiter a little later than the next:
         up to a quarter of its wait (at most 5 s) more, so they do not resume in lockstep."""
         # a deadline, not an event: another 429 may extend it while we sleep
-        while (remaining := self.cooldown_remaining()) > 0:
-            spread = random.uniform(0, min(remaining * _COOLDOWN_SPREAD, _COOLDOWN_SPREAD_MAX))
-            await asyncio.sleep(remaining + spread)
+        while (remaining := self.cooldown_remaining()) > 0:  # noqa: ASYNC110
+            await asyncio.sleep(spread(remaining))
 
     async def _take_tokens(self, state: _LoopState, estimate: float) -> None:
         """Charge `estimate` (plus any debt, less any credit), in bucket-sized parts."""
@@ -329,6 +329,12 @@ async def acquire(
                 stack.callback(slots.release)
         await _take_rates(limiters, permit.estimated_tokens)
         yield permit
+
+
+def spread(seconds: float) -> float:
+    """`seconds` plus up to a quarter more (at most 5 s), at random: callers paused by one
+    Retry-After come back spread out, not in lockstep."""
+    return seconds + random.uniform(0, min(seconds * _SPREAD, _SPREAD_MAX))
 
 
 async def take_request(limiters: Sequence[Limiter]) -> None:

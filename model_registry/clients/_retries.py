@@ -37,6 +37,7 @@ from model_registry.errors import (
     RequestTimeoutError,
     ServiceUnavailableError,
 )
+from model_registry.limits import spread
 
 if TYPE_CHECKING:
     from tenacity import RetryCallState
@@ -63,8 +64,6 @@ RETRIED_ERRORS: tuple[type[ModelCallError], ...] = (
 
 _BACKOFF_FIRST = 0.5
 _BACKOFF_MAX = 8.0
-_SPREAD = 0.25  # of a Retry-After, added at random
-_SPREAD_MAX = 5.0
 MAX_RETRY_WAIT = 60.0
 """A retry waits at most this long (the openai SDK's cap): a server that asks for more (a
 quota spent for the hour) gets its error raised at once, so a fallback can take over."""
@@ -90,8 +89,7 @@ def retry_wait(error: BaseException | None, attempt: int) -> float:
     """Seconds to wait before retry number `attempt` (1, 2, ...) after `error`."""
     retry_after = getattr(error, "retry_after", None)
     if retry_after is not None:
-        seconds = float(retry_after)
-        return seconds + random.uniform(0, min(seconds * _SPREAD, _SPREAD_MAX))
+        return spread(float(retry_after))
     backoff = min(_BACKOFF_FIRST * 2.0 ** (attempt - 1), _BACKOFF_MAX)
     return backoff * (1 - random.uniform(0, 0.25))
 
