@@ -32,18 +32,7 @@ from model_registry import (
 from model_registry.clients._retries import DEFAULT_RETRIES, call_with_retries, retry_wait
 from tests.fixtures.openai_server import FakeOpenAIServer
 from tests.hosted.conftest import SERVER_KEY
-
-ANTHROPIC_URL = "https://api.anthropic.com/v1/messages"
-ANTHROPIC_RESPONSE = {
-    "id": "msg_01",
-    "type": "message",
-    "role": "assistant",
-    "model": "claude-sonnet-4-5-20250929",
-    "content": [{"type": "text", "text": "Paris."}],
-    "stop_reason": "end_turn",
-    "stop_sequence": None,
-    "usage": {"input_tokens": 12, "output_tokens": 2},
-}
+from tests.hosted.test_wire import ANTHROPIC_RESPONSE, ANTHROPIC_URL
 
 
 @pytest.fixture
