@@ -161,7 +161,9 @@ def reported_errors() -> Iterator[None]:
     except model_registry.ModelRegistryError as exc:
         if state.debug:
             print_traceback(exc, chain=False)
-        fail(str(exc))
+        # notes say what the library did about it: the names a fallback chain tried, why
+        # a call was not retried
+        fail("".join([str(exc), *(f"\n  {note}" for note in getattr(exc, "__notes__", ()))]))
     except Exception as exc:
         if state.debug:
             print_traceback(exc, chain=True)

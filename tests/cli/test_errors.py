@@ -7,12 +7,14 @@ from __future__ import annotations
 import importlib.util
 import os
 import socket
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.cli.conftest import InvokeCli, RunCli, no_traceback
+from tests.fixtures.openai_server import FakeOpenAIServer
 
 CHAINED = ("The above exception was the direct cause", "During handling of the above exception")
 
@@ -84,3 +86,27 @@ def test_an_alias_file_that_is_no_file_is_one_error(
         assert str(path) in result.stdout + result.stderr
         assert no_traceback(result)
         assert "unexpected" not in result.stderr
+
+
+def test_the_notes_of_a_library_error_are_printed_under_it(
+    invoke_cli: InvokeCli, alias_file: Callable[..., Path], openai_server: FakeOpenAIServer
+) -> None:
+    """Why the call was not retried (a Retry-After over 60 s) is on the error, as a note:
+    the CLI prints it, or a user sees a 429 and cannot tell the retries were skipped. (A
+    key of its own: the hour-long cooldown is its provider's, in this process.)"""
+    tag = uuid.uuid4().hex[:8]
+    alias_file(
+        f"""
+        [aliases."quota"]
+        provider = "openai"
+        model_id = "quota-{tag}"
+        defaults = {{ api_base = "{openai_server.base_url}", api_key = "sk-quota-{tag}" }}
+        """
+    )
+    openai_server.configure(f"quota-{tag}", status=429, headers={"Retry-After": "3600"})
+    result = invoke_cli("prompt", "quota", "hi")
+    _assert_library_error(result.code, result.stderr, result.stdout)
+    first, note = result.stderr.splitlines()[-2:]
+    assert first.startswith("error: openai model") and "(HTTP 429)" in first
+    assert note == "  not retried: the server asked to wait 3600 s, over the 60 s a retry waits"
+    assert f"sk-quota-{tag}" not in result.stderr
