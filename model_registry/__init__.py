@@ -58,7 +58,23 @@ from model_registry.types import (
     secret_values,
 )
 
-__version__ = "0.1.0"
+#: The distribution name, whose metadata holds the version (pyproject.toml's).
+_DISTRIBUTION = "model-registry-llm"
+
+
+def __getattr__(name: str) -> str:
+    """`__version__`, read from the installed package's metadata on first use (and kept)."""
+    if name != "__version__":
+        raise AttributeError(f"module 'model_registry' has no attribute {name!r}")
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        found = version(_DISTRIBUTION)
+    except PackageNotFoundError:  # imported from a source tree that was never installed
+        found = "0+unknown"
+    globals()["__version__"] = found
+    return found
+
 
 __all__ = [
     "APIConnectionError",

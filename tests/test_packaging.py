@@ -128,3 +128,54 @@ def test_wheel_console_script_lists_models(installed_wheel: Path, tmp_path: Path
     )
     names = [a["name"] for a in json.loads(out.stdout)["aliases"]]
     assert "Nanbeige/Nanbeige4.1-3B" in names
+
+
+#: Runs `import model_registry` and reports who imported importlib.metadata (the file of
+#: the first frame outside the import machinery), and whether `__version__` was set.
+_VERSION_PROBE = """
+import json, sys
+importers = []
+
+class Watch:
+    def find_spec(self, name, path=None, target=None):
+        if name == "importlib.metadata":
+            frame = sys._getframe(1)
+            while frame is not None and frame.f_code.co_filename.startswith("<frozen"):
+                frame = frame.f_back
+            importers.append(frame.f_code.co_filename if frame else "?")
+        return None
+
+sys.meta_path.insert(0, Watch())
+import model_registry
+at_import = "__version__" in vars(model_registry)
+print(json.dumps({"importers": importers, "set_at_import": at_import}))
+"""
+
+
+def test_version_is_read_from_the_package_metadata_lazily() -> None:
+    import importlib.metadata
+
+    import model_registry
+
+    assert model_registry.__version__ == importlib.metadata.version("model-registry-llm")
+    assert "__version__" in model_registry.__all__
+    out = subprocess.run(
+        [sys.executable, "-c", _VERSION_PROBE], capture_output=True, text=True, check=True
+    )
+    probe = json.loads(out.stdout)
+    assert probe["set_at_import"] is False  # written nowhere: the metadata has it
+    package = str(ROOT / "model_registry")
+    assert not [f for f in probe["importers"] if f.startswith(package)], probe["importers"]
+
+
+def test_the_vllm_install_hint_names_the_local_extras_range() -> None:
+    import tomllib
+
+    from model_registry._testing_model import INSTALL_HINT as TINY_MODEL_HINT
+    from model_registry.clients._vllm_params import INSTALL_HINT
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    (vllm,) = project["optional-dependencies"]["local"]
+    for hint in (INSTALL_HINT, TINY_MODEL_HINT):
+        assert f"pip install '{vllm}'" in hint
+        assert "model-registry-llm[local]" not in hint  # not on PyPI: that install fails
