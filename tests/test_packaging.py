@@ -179,3 +179,49 @@ def test_the_vllm_install_hint_names_the_local_extras_range() -> None:
     for hint in (INSTALL_HINT, TINY_MODEL_HINT):
         assert f"pip install '{vllm}'" in hint
         assert "model-registry-llm[local]" not in hint  # not on PyPI: that install fails
+
+
+#: Imported by model_registry, yet not a dependency: the local extra brings them (vLLM,
+#: and the tokenizers it depends on), and `pytest` only for `model_registry.testing`'s
+#: pytest helpers, inside a pytest run.
+NOT_DEPENDENCIES = {"vllm", "tokenizers", "pytest"}
+
+
+def _imported_packages() -> set[str]:
+    import ast
+
+    found = set()
+    for path in (ROOT / "model_registry").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                found |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                found.add(node.module.split(".")[0])
+    return found - set(sys.stdlib_module_names) - {"model_registry"}
+
+
+def test_every_package_the_code_imports_is_a_declared_dependency() -> None:
+    import importlib.metadata
+    import re
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = {re.split(r"[<>=!~ ;\[]", r)[0].lower() for r in project["dependencies"]}
+    distributions = importlib.metadata.packages_distributions()
+    imported = _imported_packages() - NOT_DEPENDENCIES
+    missing = {
+        name
+        for name in imported
+        if not {d.lower() for d in distributions.get(name, [name])} & declared
+    }
+    assert {"jsonschema", "rich", "aiohttp"} <= imported  # the scan sees lazy imports too
+    assert not missing, f"imported but not in pyproject.toml's dependencies: {sorted(missing)}"
+    assert {"pydantic", "jsonschema"} <= declared  # response_format's two schema kinds
+
+
+def test_the_wheel_carries_classifiers_and_the_direct_dependencies(built_wheel: Path) -> None:
+    metadata, _ = _metadata(built_wheel)
+    classifiers = metadata.get_all("Classifier") or []
+    assert "Typing :: Typed" in classifiers and "Framework :: AsyncIO" in classifiers
+    requires = {r.split(";")[0] for r in metadata.get_all("Requires-Dist") or []}
+    assert {"pydantic<3,>=2.11", "jsonschema<5,>=4.18"} <= requires
