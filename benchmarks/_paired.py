@@ -1,15 +1,10 @@
 """Two client processes side by side: comparisons under load that survive a drifting machine.
 
-Path A and path B run AT THE SAME TIME in two worker processes pinned to one core, the
-loopback server on the other, roles swapped every round (benchmarks/README.md says why).
-Each worker reports the CPU seconds (all threads) a batch cost: a loaded client is
-CPU-bound, so throughput is the inverse of CPU seconds per call. With `probe`, a
-`LagProbe` on each worker's loop reads the loop lag on the CPU clock.
-
-Paths: "litellm" (`asyncio.gather` over raw `litellm.acompletion`), "many"
-(`generate_many`), "many_store" (`generate_many(results_db=<a fresh file>)`) and
-"many_limits" (`generate_many` on a client with limits that never bind). Workers take
-JSON lines on stdin and answer on stdout.
+Paths A and B run at the same time in two workers pinned to one core, the loopback server
+on the other, roles swapped every round (benchmarks/README.md says why); throughput is the
+inverse of a batch's CPU seconds. Paths: "litellm" (`gather` over raw LiteLLM), "many"
+(`generate_many`), "many_store" (with a fresh `results_db`), "many_limits" (never-binding
+limits). Workers take JSON lines on stdin and answer on stdout.
 """
 
 from __future__ import annotations

@@ -1,19 +1,8 @@
-"""What our hosted path costs on top of LiteLLM, and what a store and limits cost on top of it.
-
-A real OpenAI-compatible server answers on 127.0.0.1 in its own process.
-
-- Latency (p50, p99) at each concurrency: the openai SDK, raw `litellm.acompletion` and
-  `get_client(alias).generate` take turns call by call inside one run in one worker
-  process, so each path's percentiles come from the same seconds of machine time; the
-  figure is the median over runs.
-- Throughput under load, side by side (benchmarks/_paired.py says why): `generate_many`
-  against `asyncio.gather` over raw LiteLLM at each concurrency (>= 0.97); at
-  concurrency 256, `generate_many` with a fresh `results_db` store per batch against
-  without (>= 0.95), and with limits that never bind against without (>= 0.98).
-- Loop lag under 256 hosted calls at once: a probe on each worker's loop during the
-  concurrency-256 batches of raw LiteLLM and of `generate_many`; each side's p99 over
-  the wake-ups of all rounds pooled (one round's p99 flips with its count of idle
-  wake-ups); ours at most 1.2x LiteLLM's.
+"""What our hosted path costs on top of LiteLLM, and what a store and limits cost on top of it,
+against the loopback server (benchmarks/README.md, "Method", says how each is measured):
+latency (p50, p99: the openai SDK, raw LiteLLM and `generate` take turns call by call),
+throughput side by side (`generate_many` over `gather` of raw LiteLLM >= 0.97; with a
+`results_db` >= 0.95; with never-binding limits >= 0.98) and loop lag under 256 calls.
 
     uv run python benchmarks/hosted_overhead.py --quick
 """

@@ -2,11 +2,9 @@
 
     uv run python benchmarks/run_all.py --quick --check
 
-Writes `<out>/<name>.json` per script, `<out>/summary.json` and `<out>/goals.png` (when
-matplotlib is installed); `<out>` defaults to benchmarks/results/, which git ignores.
-`--check` exits 1 naming each goal missed or not measured (report-only goals are shown,
-never checked; a goal whose API is not available here is reported, not failed). A
-script that fails counts as a missed goal.
+Writes `<out>/<name>.json` per script, `<out>/summary.json` and `<out>/goals.png` (default
+`benchmarks/results/`, ignored by git). `--check` exits 1 naming each goal missed or not
+measured (a failed script is a missed goal); report-only and unavailable goals never fail.
 """
 
 from __future__ import annotations

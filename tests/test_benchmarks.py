@@ -20,9 +20,17 @@ BENCH_DIR = Path(__file__).resolve().parent.parent / "benchmarks"
 sys.path.insert(0, str(BENCH_DIR))
 
 import _common  # noqa: E402
-from _common import Goal, LagProbe, goal_of, paired_ratios, percentile, verdict  # noqa: E402
+from _common import (  # noqa: E402
+    Goal,
+    LagProbe,
+    goal_of,
+    paired_ratios,
+    per_second_limit,
+    percentile,
+    rate_figures,
+    verdict,
+)
 from _paired import ORDERS, swapped  # noqa: E402
-from enforced_limits import most_in_window, per_second_limit  # noqa: E402
 from hosted_overhead import lag_goal  # noqa: E402
 from local_throughput import palindrome  # noqa: E402
 from run_all import plot, summarise  # noqa: E402
@@ -210,12 +218,15 @@ def test_the_plot_shows_lower_and_higher_is_better_goals_apart(tmp_path: Path) -
     assert plot(goals[3:], tmp_path / "none.png", "t") == "plot skipped: no goal to plot"
 
 
-def test_most_in_window_counts_trailing_windows_open_at_their_start() -> None:
+def test_rate_figures_count_trailing_windows_open_at_their_start() -> None:
     """As the enforcing server counts: (t - seconds, t] for each arrival t."""
     times = [1.6, 0.0, 0.5, 1.0, 1.5]  # in any order
-    assert most_in_window(times, 1.0) == 3  # (0.6, 1.6]; 0.0 is out of (0.0, 1.0]
-    assert most_in_window(times, 60.0) == 5
-    assert most_in_window([], 1.0) == 0
+    figures = rate_figures(times, rpm=120)  # 3 a second admitted, 120 a minute
+    assert figures["most_in_1s"] == 3  # (0.6, 1.6]; 0.0 is out of (0.0, 1.0]
+    assert (figures["limit_1s"], figures["most_in_60s"], figures["limit_60s"]) == (3, 5, 120)
+    assert figures["over_1s_at_s"] == [] and figures["achieved_rpm"] == 150.0
+    assert rate_figures([0.0, 0.1, 0.2, 0.3], rpm=60)["over_1s_at_s"] == [0.1, 0.2, 0.3]
+    assert rate_figures([], rpm=60)["most_in_1s"] == 0
     assert [per_second_limit(rpm) for rpm in (600, 1800, 10)] == [15, 45, 1]
 
 
