@@ -53,8 +53,6 @@ class Goal:
     detail: str = ""
     low: float | None = None
     high: float | None = None
-    #: Why the goal could not be measured here (an API not landed yet): not a miss.
-    unavailable: str = ""
 
     @property
     def passed(self) -> bool | None:
@@ -151,13 +149,8 @@ def format_value(value: float | None, unit: str) -> str:
 
 
 def verdict(goal: Goal) -> str:
-    """pass / FAIL / not measured / not available, and whether --check counts it."""
-    if goal.unavailable:
-        text = f"not available ({goal.unavailable})"
-    elif goal.passed is None:
-        text = "not measured"
-    else:
-        text = "pass" if goal.passed else "FAIL"
+    """pass / FAIL / not measured, and whether --check counts it."""
+    text = {None: "not measured", True: "pass", False: "FAIL"}[goal.passed]
     return text if goal.checked else f"{text} (report only)"
 
 

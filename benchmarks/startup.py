@@ -41,11 +41,15 @@ TARGETS: dict[str, tuple[float, float | None]] = {
     "model-registry --help": (0.25, None),
 }
 # Runs a command as `command()` does, then writes the top-level modules it loaded (and
-# "litellm model list" when the typo guard's list was read) to stderr.
+# "litellm model list" when LiteLLM's model list file was opened) to stderr.
 _PROBE = """
 import json, sys
 kind, arg = sys.argv[1:]
-code = 0
+code, opened = 0, []
+def audit(event, args):
+    if event == "open" and "model_prices_and_context_window" in str(args[0]):
+        opened.append(args[0])
+sys.addaudithook(audit)
 if kind == "python":
     exec(arg)
 else:
@@ -55,10 +59,7 @@ else:
         main()
     except SystemExit as exc:
         code = exc.code or 0
-loaded = {n.split('.')[0] for n in sys.modules}
-read = getattr(sys.modules.get("model_registry._model_list"), "model_list", None)
-if getattr(read, "cache_info", None) and read.cache_info().currsize:
-    loaded.add("litellm model list")
+loaded = {n.split('.')[0] for n in sys.modules} | ({"litellm model list"} if opened else set())
 sys.stderr.write("\\nLOADED " + json.dumps(sorted(loaded)) + "\\n")
 sys.exit(code)
 """

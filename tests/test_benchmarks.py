@@ -64,16 +64,14 @@ def test_a_goal_of_repeated_measurements_is_their_median_with_its_spread() -> No
     assert goal_of("g", 0.95, ">=", [], "x").passed is None
 
 
-def test_check_fails_on_a_miss_or_a_missing_figure_not_on_report_only_or_unavailable(
+def test_check_fails_on_a_miss_or_a_missing_figure_not_on_report_only(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     met = Goal("met", 1.0, "<=", 0.5, "x")
     stretch = Goal("stretch", 2.0, "<=", 2.2, "x", checked=False)
-    unavailable = Goal("limits", 0.98, ">=", None, "x", unavailable="API not landed")
-    assert summarise([met, stretch, unavailable], check=True) == 0
-    out = capsys.readouterr().out
-    assert "report only: stretch" in out and "not available: API not landed" in out
-    assert verdict(unavailable) == "not available (API not landed)"
+    assert summarise([met, stretch], check=True) == 0
+    assert "report only: stretch" in capsys.readouterr().out
+    assert verdict(stretch) == "FAIL (report only)"
     assert summarise([met, Goal("missed", 1.0, "<=", 1.5, "x")], check=True) == 1
     assert "MISSED: missed" in capsys.readouterr().out
     assert summarise([Goal("silent", 1.0, "<=", None, "x")], check=True) == 1
@@ -210,7 +208,7 @@ def test_the_plot_shows_lower_and_higher_is_better_goals_apart(tmp_path: Path) -
         goal_of("resolve", 10.0, "<=", [5.0, 6.0], "us"),
         goal_of("store", 0.95, ">=", [0.97, 0.99], "x"),
         Goal("modules", 0, "<=", 0, "modules"),  # a count: in the table, not on the plot
-        Goal("limits", 0.98, ">=", None, "x", unavailable="not landed"),
+        Goal("limits", 0.98, ">=", None, "x"),
     ]
     path = tmp_path / "goals.png"
     assert plot(goals, path, "title") == f"plot: {path}"
