@@ -240,3 +240,21 @@ def test_the_enforced_limits_run_works_in_a_tiny_mode(tmp_path: Path) -> None:
     assert (run["prompts"], run["requests"], run["rejected"], run["failed"]) == (40, 40, 0, 0)
     assert (run["most_in_1s"], run["limit_1s"], run["limit_60s"]) == (40, 150, 6000)
     assert figures["baseline"]["requests"] >= 1
+
+
+def test_startup_measures_the_import_goals_and_sees_what_a_command_loads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import startup
+
+    assert startup.TARGETS["import model_registry"] == (0.015, 20.0)
+    assert startup.TARGETS["import model_registry + resolve(alias)"] == (0.015, 20.0)
+    assert startup.TARGETS["model-registry list"] == (0.06, None)
+    assert set(startup.TARGETS) < set(startup.COMMANDS)  # each timed beside import litellm
+    wall, peak_mib, _ = startup.run(startup.command("import model_registry"))
+    assert wall > 0 and 5 < peak_mib < 1024
+    loaded = startup.loaded_modules("import model_registry")
+    assert "model_registry" in loaded and not loaded & set(startup.HEAVY)
+    typo = ("python", "import model_registry as m; m.resolve('claude-sonet')")
+    monkeypatch.setitem(startup.COMMANDS, "typo", typo)
+    assert "litellm model list" in startup.loaded_modules("typo")  # the typo guard read it
