@@ -4,6 +4,7 @@ path, and an import that loads no SQLite. Real files, real processes killed with
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import sqlite3
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from model_registry._store_values import local_model_key
 from model_registry.store import ResultStore, ResultStoreError
 from tests.fixtures.store_writer import record
 
@@ -176,3 +178,63 @@ def test_importing_the_package_does_not_import_sqlite3() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO
     )
     assert done.returncode == 0, done.stderr
+
+
+# --- a local model's key -------------------------------------------------------------------
+
+
+def _model_dir(path: Path, weights: bytes) -> Path:
+    """A model directory as vLLM reads one: config, weight index, weights, tokenizer, readme."""
+    path.mkdir()
+    (path / "config.json").write_text('{"model_type": "llama", "hidden_size": 64}')
+    (path / "model.safetensors.index.json").write_text('{"weight_map": {"w": "model.safetensors"}}')
+    (path / "model.safetensors").write_bytes(weights)
+    (path / "tokenizer_config.json").write_text('{"chat_template": "{{ messages }}"}')
+    (path / "README.md").write_text("# a model\n")
+    return path
+
+
+def _weights(size: int, seed: int = 0) -> bytes:
+    return random.Random(seed).randbytes(size)
+
+
+@pytest.mark.parametrize("size", [600_000, 20 << 20], ids=["small", "large"])
+def test_a_model_directory_is_keyed_by_its_files_not_its_path_or_times(
+    tmp_path: Path, size: int
+) -> None:
+    model = _model_dir(tmp_path / "model", _weights(size))
+    key = local_model_key(str(model))
+    assert key is not None and key.startswith("local-files:")
+
+    copy = tmp_path / "copy"
+    shutil.copytree(model, copy)
+    for file in copy.iterdir():
+        os.utime(file, (1, 1))  # other modification times: the same model
+    (copy / "README.md").write_text("# notes on the copy\n")
+    assert local_model_key(str(copy)) == key
+
+    retrained = bytearray(_weights(size, seed=1))  # same size, other values
+    (copy / "model.safetensors").write_bytes(bytes(retrained))
+    assert local_model_key(str(copy)) not in (None, key)
+
+    (copy / "model.safetensors").write_bytes(_weights(size))
+    (copy / "config.json").write_text('{"model_type": "llama", "hidden_size": 128}')
+    assert local_model_key(str(copy)) not in (None, key)
+
+    shutil.copyfile(model / "config.json", copy / "config.json")
+    (copy / "tokenizer_config.json").write_text('{"chat_template": "{{ other }}"}')
+    assert local_model_key(str(copy)) not in (None, key)
+
+
+def test_one_changed_value_in_small_weights_changes_the_key(tmp_path: Path) -> None:
+    weights = bytearray(_weights(600_000))
+    key = local_model_key(str(_model_dir(tmp_path / "a", bytes(weights))))
+    weights[300_001] ^= 1
+    assert local_model_key(str(_model_dir(tmp_path / "b", bytes(weights)))) != key
+
+
+@pytest.mark.parametrize(
+    "location", ["Qwen/Qwen3-4B-Instruct-2507", "/nowhere/model", "./no-such-model"]
+)
+def test_a_hub_id_or_a_path_not_readable_here_has_no_files_key(location: str) -> None:
+    assert local_model_key(location) is None
