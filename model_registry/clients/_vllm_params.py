@@ -66,8 +66,10 @@ logger = logging.getLogger("model_registry.vllm")
 #: `response_format`: a schema the answer must follow (grammar-constrained; see above).
 #: `top_logprobs`: alternatives per token with `logprobs=True` (OpenAI's name).
 #: `chat_template_kwargs`: variables for the model's chat template (`enable_thinking`).
+#: `model_revision`: a label of the weights for result-store keys, where the model's
+#: files cannot be read here (weights on Ray workers); the engine never sees it.
 CALL_OPTIONS: frozenset[str] = frozenset(
-    {"raw", "timeout", "response_format", "top_logprobs", "chat_template_kwargs"}
+    {"raw", "timeout", "response_format", "top_logprobs", "chat_template_kwargs", "model_revision"}
 )
 
 #: The engine's structured-output settings unless the alias or client sets its own:

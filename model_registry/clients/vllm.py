@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import anyio
 
+from model_registry._store_values import local_model_key
 from model_registry.clients._extras import Asked, generation_extras, vllm_logprobs
 from model_registry.clients._vllm_engines import (
     CachedEngine,
@@ -155,6 +156,14 @@ class VLLMClient(BaseClient):
                 logger.debug("aborting %s failed: %r", request_id, exc)
         with anyio.move_on_after(_DRAIN_S):
             await self._drained.wait()
+
+    def _store_target(self) -> str:
+        """A model on disk is named in store keys by its files (as its engine read them at
+        start), so retrained weights get new keys and a copy keeps them; a hub id, or a path
+        not readable here, by itself (with `model_revision=` in the params, when given)."""
+        entry = self._entry
+        files_key = entry.files_key if entry is not None else local_model_key(self._model)
+        return files_key or self.model_id
 
     def _closed_error(self) -> ClientClosedError:
         return ClientClosedError(
