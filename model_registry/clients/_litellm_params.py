@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from model_registry._options import OWN_KWARGS, not_a_kwarg
 from model_registry.errors import InvalidParameterError, MissingCredentialsError
 from model_registry.types import ProviderSpec, secret_values
 
@@ -28,17 +29,13 @@ _OWN_HOSTS: Mapping[str, frozenset[str]] = {
     "gemini": frozenset({"generativelanguage.googleapis.com"}),
     "deepseek": frozenset({"api.deepseek.com"}),
 }
-#: Kwargs the client sets itself: a caller's value would clash or be silently dropped.
+#: Kwargs the client sets itself: a caller's value would clash or be silently dropped (our
+#: own kwargs, `_options.OWN_KWARGS`, are refused as well).
 _RESERVED = {
     "model": "the model is the client's: get_client('provider:model-id') names it",
     "messages": "the prompt is generate()'s first argument",
     "stream": "use client.stream(prompt) for a stream and client.generate(prompt) for a "
     "whole answer",
-    "results_db": "results_db is an argument of generate_many() and iter_many()",
-    "limits": "limits are declared once: get_client(name, limits=...) or a [limits] table",
-    "fallbacks": "fallbacks are declared once: get_client(name, fallbacks=[...]) or in the "
-    "alias file",
-    "strict": "strict is an argument of get_client() and resolve()",
 }
 #: Kwargs that LiteLLM takes as Python objects, not as JSON for the wire.
 _OBJECT_KWARGS = frozenset({"response_format", "client", "logger_fn", "timeout"})
@@ -104,6 +101,8 @@ def check_params(params: Mapping[str, Any], where: str) -> None:
     for key, value in params.items():
         if key in _RESERVED:
             raise InvalidParameterError(f"{key!r} is not a kwarg of {where}: {_RESERVED[key]}")
+        if key in OWN_KWARGS:
+            raise InvalidParameterError(not_a_kwarg(key, where))
         if key == "n" and value is not None and (value != 1 or isinstance(value, bool)):
             raise InvalidParameterError(
                 f"n={value!r}: each call returns one answer; for several samples repeat the "
