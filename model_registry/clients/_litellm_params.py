@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from model_registry._options import OWN_KWARGS, not_a_kwarg
+from model_registry._redaction import redact_text
 from model_registry.errors import InvalidParameterError, MissingCredentialsError
 from model_registry.types import ProviderSpec, secret_values
 
@@ -111,12 +112,16 @@ def check_params(params: Mapping[str, Any], where: str) -> None:
         if key == "timeout":
             _check_timeout(value, where)
         elif key not in _OBJECT_KWARGS:
-            problem = _not_json(value)
+            problem = _not_json(value, key)
             if problem is not None:
+                # the key and the type, never the value: it may hold a credential
                 raise InvalidParameterError(
-                    f"{key}={value!r} in {where} cannot be sent as JSON ({problem}): pass "
-                    "strings, numbers, true/false, lists and dicts (a date as its ISO "
-                    "string, e.g. '1979-05-27')"
+                    redact_text(
+                        f"{problem} in {where}, which cannot be sent as JSON: pass strings, "
+                        "numbers, true/false, lists and dicts (a date as its ISO string, e.g. "
+                        "'1979-05-27')",
+                        secret_values(params),
+                    )
                 )
 
 
@@ -129,18 +134,23 @@ def _check_timeout(value: Any, where: str) -> None:
         )
 
 
-def _not_json(value: Any) -> str | None:
-    """What in `value` JSON cannot hold (a type name), or None when all of it can."""
+def _not_json(value: Any, where: str) -> str | None:
+    """What in `value` (at `where`, as `extra_body['tags']`) JSON cannot hold, by its place
+    and type, or None when all of it can."""
     if value is None or isinstance(value, str | int | float | type):
         return None  # a class passes: LiteLLM turns pydantic models into schemas
     if isinstance(value, Mapping):
         for key, item in value.items():
             if not isinstance(key, str | int | float | bool) and key is not None:
-                return f"a {type(key).__name__} key"
-            problem = _not_json(item)
+                return f"{where} has a key of type {type(key).__name__}"
+            problem = _not_json(item, f"{where}[{key!r}]")
             if problem is not None:
                 return problem
         return None
     if isinstance(value, list | tuple):
-        return next((p for p in map(_not_json, value) if p is not None), None)
-    return f"a {type(value).__name__}"
+        for index, item in enumerate(value):
+            problem = _not_json(item, f"{where}[{index}]")
+            if problem is not None:
+                return problem
+        return None
+    return f"{where} is of type {type(value).__name__}"
