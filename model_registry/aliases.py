@@ -87,12 +87,13 @@ def load_registry(
     """Load and validate alias files; later files win per alias and per limits NAME.
 
     With `layered=True` (the default) the given paths go on top of the default set
-    (packaged, ./config/model_aliases.toml, MODEL_REGISTRY_ALIASES); otherwise only they load.
-    A fallback name that is no alias is checked by `name_check` (taken as it is without one).
+    (packaged, ./config/model_aliases.toml, MODEL_REGISTRY_ALIASES), each file once (a
+    default file given again loads in its given place); otherwise only they load. A fallback name that is no alias is checked by `name_check` (taken as it is without one).
     Every problem of every file is raised together as one AliasConfigError.
     """
-    file_paths = [*(default_alias_paths() if layered else []), *(Path(p) for p in paths)]
-    registry, problems = _layer(file_paths, name_check)
+    given = [Path(p) for p in paths]
+    base = _other_files(default_alias_paths(), given) if layered else []
+    registry, problems = _layer([*base, *given], name_check)
     raise_problems(problems)
     return registry
 
@@ -107,9 +108,9 @@ def validate_files(
     defaults and ./config/model_aliases.toml), in order, so a later file may use the
     providers and aliases an earlier one declares.
     """
-    base = _base_paths() if paths else default_alias_paths()
-    file_paths = [*base, *(Path(p) for p in paths)]
-    _, problems = _layer(file_paths, name_check)
+    given = [Path(p) for p in paths]
+    base = _other_files(_base_paths(), given) if given else default_alias_paths()
+    _, problems = _layer([*base, *given], name_check)
     return [problem.message for problem in problems]
 
 
@@ -117,6 +118,10 @@ def _base_paths() -> list[Path]:
     """The files an alias file named by MODEL_REGISTRY_ALIASES goes on top of."""
     paths = default_alias_paths()
     return paths[:-1] if os.environ.get(ALIASES_ENV_VAR) else paths
+
+
+def _other_files(base: list[Path], given: list[Path]) -> list[Path]:
+    return [b for b in base if not any(_same_file(b, g) for g in given)]
 
 
 def _layer(file_paths: list[Path], name_check: NameCheck | None) -> tuple[Registry, list[Problem]]:
