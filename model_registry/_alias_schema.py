@@ -32,7 +32,7 @@ from model_registry.limits import Limits
 from model_registry.providers import litellm_provider_spec
 from model_registry.types import ProviderSpec, first_non_finite, shown_dict, shown_repr
 
-__all__ = ["Alias", "ParsedFile", "Registry", "parse_file"]
+__all__ = ["Alias", "Registry", "parse_file"]
 
 
 class Alias(msgspec.Struct, frozen=True):

@@ -27,7 +27,6 @@ __all__ = [
     "ALIASES_ENV_VAR",
     "MAX_ALIAS_FILE_BYTES",
     "Alias",
-    "NameCheck",
     "Registry",
     "clear_cache",
     "current_registry",

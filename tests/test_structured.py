@@ -14,8 +14,8 @@ import msgspec
 import pytest
 
 from model_registry import Generation, InvalidParameterError, OutputValidationError, Usage
+from model_registry.clients._asked import openai_logprobs, vllm_logprobs
 from model_registry.clients._batch import _generation, _record
-from model_registry.clients._extras import openai_logprobs, vllm_logprobs
 from model_registry.clients._structured import output_schema, strict_schema
 from model_registry.types import TokenLogprob
 
@@ -127,7 +127,7 @@ def test_a_cut_answer_says_to_raise_max_tokens() -> None:
 def test_importing_the_package_and_the_schema_module_imports_no_pydantic() -> None:
     code = (
         "import sys, model_registry, model_registry.clients._structured, "
-        "model_registry.clients._extras; print('pydantic' in sys.modules)"
+        "model_registry.clients._asked; print('pydantic' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

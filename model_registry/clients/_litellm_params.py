@@ -17,7 +17,7 @@ from model_registry._redaction import redact_text
 from model_registry.errors import InvalidParameterError, MissingCredentialsError
 from model_registry.types import ProviderSpec, secret_values
 
-__all__ = ["NO_KEY_PLACEHOLDER", "call_secrets", "check_params", "key_params"]
+__all__ = ["call_secrets", "check_params", "key_params"]
 
 #: Route prefixes served by the openai SDK, which refuses to run without some key.
 _OPENAI_SDK_PREFIXES = frozenset({"openai", "custom_openai", "text-completion-openai"})

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from model_registry._options import OWN_KWARGS
-from model_registry.clients._extras import Asked
+from model_registry.clients._asked import Asked
 from model_registry.clients._structured import output_schema
 from model_registry.errors import (
     BackendNotInstalledError,
