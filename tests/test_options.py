@@ -120,3 +120,13 @@ def test_loading_a_file_gives_the_same_error_whatever_was_imported_first(
     alone = error_in_a_child("import model_registry.aliases")
     assert "fallback 'no-such-model-xyz' does not resolve: unknown model" in alone
     assert error_in_a_child("import model_registry.resolve, model_registry.api") == alone
+
+
+@pytest.mark.parametrize("key", sorted(OWN_KWARGS))
+def test_our_kwargs_in_local_params_are_refused_with_where_they_go(key: str) -> None:
+    pytest.importorskip("vllm")
+    from model_registry.clients._vllm_params import split_params
+
+    with pytest.raises(InvalidParameterError) as caught:
+        split_params({key: OWN_VALUES[key]}, where=" of a call")
+    assert str(caught.value) == f"parameter {key!r} of a call cannot be set: {OWN_KWARGS[key]}"
