@@ -891,3 +891,39 @@ def test_a_schema_file_that_is_no_json_object_is_a_load_error(
         'as in {"type": "object", "properties": {...}}'
     )
     assert (error.alias, error.key) == ("judge", "response_format")
+
+
+def test_loading_raises_every_problem_at_once_links_and_cycles_included(
+    write_toml: WriteToml,
+) -> None:
+    path = write_toml(
+        """
+        [aliases."a"]
+        provider = "openai"
+        temprature = 0.2
+
+        [aliases."b"]
+        provider = "openai"
+        fallbacks = ["no-such-model-xyz"]
+
+        [aliases."c"]
+        provider = "openai"
+        fallbacks = ["d"]
+
+        [aliases."d"]
+        provider = "openai"
+        fallbacks = ["c"]
+
+        [limits."nobody"]
+        rpm = 5
+        """
+    )
+    error = load_error(path)
+    assert [(p.split(": ")[1], p.split(": ")[2][:12]) for p in error.problems] == [
+        ("alias 'a'", "unknown key "),
+        ("limits 'nobody'", "'nobody' is "),
+        ("alias 'b'", "fallback 'no"),
+        ("alias 'c'", "fallbacks go"),
+    ]
+    assert str(error).startswith(error.problems[0] + f"\n(and 3 more problem(s) in {path}:\n  ")
+    assert (error.alias, error.key) == ("a", "temprature")
