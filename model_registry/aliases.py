@@ -103,20 +103,13 @@ def validate_files(
     """Every problem in the given files, each naming file and alias, in one pass; without
     paths, the layered default set.
 
-    Given files are checked on top of the files they would be layered over (the packaged
-    defaults and ./config/model_aliases.toml), in order, so a later file may use the
-    providers and aliases an earlier one declares.
+    Given files are checked on top of the files `load_registry` layers them over (packaged,
+    ./config/model_aliases.toml, MODEL_REGISTRY_ALIASES unless it is one of them), in order,
+    so a file may use the providers and aliases an earlier one declares.
     """
     given = [Path(p) for p in paths]
-    base = _other_files(_base_paths(), given) if given else default_alias_paths()
-    _, problems = _layer([*base, *given], name_check)
+    _, problems = _layer([*_other_files(default_alias_paths(), given), *given], name_check)
     return [problem.message for problem in problems]
-
-
-def _base_paths() -> list[Path]:
-    """The files an alias file named by MODEL_REGISTRY_ALIASES goes on top of."""
-    paths = default_alias_paths()
-    return paths[:-1] if os.environ.get(ALIASES_ENV_VAR) else paths
 
 
 def _other_files(base: list[Path], given: list[Path]) -> list[Path]:
