@@ -7,7 +7,7 @@ Hosted providers go through LiteLLM, local weights through vLLM's async engine;
 both load on first use, so importing this package stays cheap.
 """
 
-from model_registry.aliases import Alias, Registry, load_registry, validate_files
+from model_registry.aliases import Alias, Registry
 from model_registry.api import (
     fallback_chain,
     get_client,
@@ -44,7 +44,7 @@ from model_registry.errors import (
     UnknownModelError,
 )
 from model_registry.providers import register_provider, unregister_provider
-from model_registry.resolve import resolve
+from model_registry.resolve import load_registry, resolve, validate_files
 from model_registry.store import ResultStore, StoreSummary
 from model_registry.types import (
     Generation,

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Self
 import anyio.to_thread
 import msgspec
 
+from model_registry._options import NOT_IN_KEY
 from model_registry._store_files import check_store_path, move_together
 from model_registry._store_values import content_hash, decode_extra, encode_extra
 from model_registry.errors import ResultStoreError
@@ -36,17 +37,12 @@ if TYPE_CHECKING:
 
 __all__ = ["EXCLUDED_FROM_KEY", "ResultStore", "ResultStoreError", "StoreSummary", "StoredResult"]
 
-# Call options: they change how a call is made, never its answer, so they are not part of a
-# request's key (a run resumed with another timeout or concurrency finds its results).
-# fmt: off
-EXCLUDED_FROM_KEY = frozenset({
-    "timeout", "num_retries", "max_retries", "concurrency", "results_db", "return_exceptions",
-    "progress", "metadata", "stream_options", "strict", "limits", "fallbacks",
-})
+#: Our own kwargs and call options (`_options.NOT_IN_KEY`): they change how a call is made,
+#: never its answer, so they are not part of a request's key.
+EXCLUDED_FROM_KEY = NOT_IN_KEY
 # Besides those, credentials never enter a key: values of keys named like a credential
 # (`types.is_secret_key`, at any depth: `api_key`, `extra_headers.Authorization`), URL
 # userinfo (`https://user:pass@host`) and credential query parameters (`?key=...`).
-# fmt: on
 
 _APPLICATION_ID = 0x4D52_5253  # "MRRS": model-registry result store, at byte 68 of the file
 _SCHEMA_VERSION = 1

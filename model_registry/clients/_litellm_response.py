@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from model_registry.clients._extras import Asked, hosted_extras
+from model_registry.clients._asked import Asked, hosted_extras
 from model_registry.clients.base import BaseClient
 from model_registry.types import Generation, Usage
 

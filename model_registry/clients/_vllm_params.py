@@ -33,7 +33,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from model_registry.clients._extras import Asked
+from model_registry._options import OWN_KWARGS
+from model_registry.clients._asked import Asked
 from model_registry.clients._structured import output_schema
 from model_registry.errors import (
     BackendNotInstalledError,
@@ -177,6 +178,10 @@ def split_params(params: Mapping[str, Any], *, where: str = "") -> ParamSplit:
     for key, value in params.items():
         if key in _RESERVED:
             raise InvalidParameterError(f"parameter {key!r}{where} cannot be set: {_RESERVED[key]}")
+        if key in OWN_KWARGS:
+            raise InvalidParameterError(
+                f"parameter {key!r}{where} cannot be set: {OWN_KWARGS[key]}"
+            )
         if key in CALL_OPTIONS:
             split.options[key] = value
         elif key in sampling_names:

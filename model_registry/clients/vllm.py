@@ -5,7 +5,7 @@ vLLM is imported lazily (on the first start, in a worker thread), never at
 and our call options (see its docstring for the rules); `_vllm_engines` holds the
 process-wide engine cache (one engine per event loop, model and engine args, shut down
 and reaped with its last client); `_vllm_output` tallies a request's outputs; this one
-is the client. Structured output and logprobs: see `_vllm_params` and `_extras`.
+is the client. Structured output and logprobs: see `_vllm_params` and `_asked`.
 
 A call without `max_tokens` generates until EOS or the context limit (vLLM's own
 default would stop at 16 tokens); `n` other than 1 is refused. Calls in flight when
@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import anyio
 
 from model_registry._store_values import local_model_key
-from model_registry.clients._extras import Asked, generation_extras, vllm_logprobs
+from model_registry.clients._asked import Asked, generation_extras, vllm_logprobs
 from model_registry.clients._vllm_engines import (
     CachedEngine,
     Engine,
