@@ -20,6 +20,7 @@ with `strict` it is an UnknownModelError.
 from __future__ import annotations
 
 import difflib
+import itertools
 import math
 import os
 from collections.abc import Mapping
@@ -28,6 +29,7 @@ from typing import Any, NamedTuple
 
 from model_registry._model_list import model_list
 from model_registry._unknown_names import (
+    close_aliases,
     empty_model,
     provider_of,
     stray_characters,
@@ -154,9 +156,10 @@ def _cached_match(registry: Registry, name: str) -> _Match:
     global _cache
     cached_registry, matches, lowered = _cache
     if cached_registry is not registry:
-        lowered = {}
-        for known in reversed(list(registry.aliases)):  # the first in sorted order wins
-            lowered[known.lower()] = known
+        # aliases whose lower case differs from them (the first in sorted order wins); an
+        # all-lower-case alias is found in registry.aliases itself
+        cased = list(itertools.filterfalse(str.islower, registry.aliases))[::-1]
+        lowered = dict(zip(map(str.lower, cased), cased, strict=True))
         matches = {}
         _cache = (registry, matches, lowered)
     match = matches.get(name)
@@ -165,8 +168,10 @@ def _cached_match(registry: Registry, name: str) -> _Match:
     # one cheap test for the common, clean name; the slow path finds out what is wrong
     if not (name.isprintable() and name == name.strip()):
         raise stray_characters(registry, name)
-    same_but_case = lowered.get(name.lower())
-    if same_but_case is not None:
+    folded = name.lower()
+    found = [a for a in (lowered.get(folded), folded) if a in registry.aliases and a != name]
+    if found:
+        same_but_case = min(found)
         raise unknown(
             registry,
             name,
@@ -256,7 +261,7 @@ def _checked(
     if models is None or not models.has_models(provider) or models.is_listed(provider, model_id):
         return _Match(spec, model_id, source)
     names = tuple(_spelled(spec, form, i) for i in _close_ids(registry, spec, model_id))
-    aliases = tuple(difflib.get_close_matches(name, list(registry.aliases), n=2, cutoff=0.6))
+    aliases = tuple(close_aliases(registry, name, 2))
     said = [repr(n) for n in names]
     if aliases:
         said.append(("alias " if len(aliases) == 1 else "aliases ") + _quoted(aliases))
