@@ -169,7 +169,7 @@ def _cached_match(registry: Registry, name: str) -> _Match:
     if not (name.isprintable() and name == name.strip()):
         raise stray_characters(registry, name)
     folded = name.lower()
-    found = [a for a in (lowered.get(folded), folded) if a in registry.aliases and a != name]
+    found = [a for a in (lowered.get(folded, folded), folded) if a in registry.aliases]
     if found:
         same_but_case = min(found)
         raise unknown(
