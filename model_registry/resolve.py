@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
-from model_registry._kwarg_names import kwarg_typo_warning
+from model_registry._kwarg_names import kwarg_typo_warning, near_kwarg
 from model_registry._name_rules import (
     bare_family,
     hosted_under_org,
@@ -43,7 +43,7 @@ from model_registry._unknown_names import (
     unknown,
     unknown_prefix,
 )
-from model_registry.aliases import Registry, current_registry, install_name_check
+from model_registry.aliases import Alias, Registry, current_registry, install_name_check
 from model_registry.errors import InvalidParameterError, UnknownModelError
 from model_registry.providers import litellm_provider_spec
 from model_registry.types import ProviderSpec, Resolution, check_finite
@@ -117,17 +117,15 @@ def resolve_in(
     for `strict`)."""
     if not isinstance(name, str):
         raise TypeError(f"model name must be a string, got {type(name).__name__}")
-    strict = strict_default() if strict is None else strict
     alias = registry.aliases.get(name)
     if alias is not None:
         spec = provider_of(registry, alias.provider)
         assert spec is not None, "a loaded alias names a known provider"
-        where = f"alias {name!r} defaults in {alias.source}"
-        warnings = (
-            *_alias_id_warning(registry, name),
-            *_kwarg_warnings(spec, alias.defaults, strict, where),
-            *_kwarg_warnings(spec, kwargs, strict),
-        )
+        warnings = _alias_warnings(registry, name)
+        if warnings and (strict or (strict is None and strict_default())):
+            _kwarg_warnings(spec, alias.defaults, True, alias)  # raises for a misspelt default
+        if kwargs:
+            warnings = (*warnings, *_kwarg_warnings(spec, kwargs, strict))
         return _resolution(
             name,
             spec,
@@ -142,7 +140,7 @@ def resolve_in(
     found: tuple[str, ...] = ()
     # an api_base of the user's points at a server whose models LiteLLM's list cannot know
     if match.warning is not None and not (match.guard and "api_base" in kwargs):
-        if strict:
+        if strict or (strict is None and strict_default()):
             reason = f"{match.warning} ({match.refusal})"
             raise unknown(registry, name, reason, suggestions=match.suggestions)
         found = (match.warning,)
@@ -151,13 +149,18 @@ def resolve_in(
 
 
 def _kwarg_warnings(
-    spec: ProviderSpec, kwargs: Mapping[str, Any], strict: bool, where: str = ""
+    spec: ProviderSpec, kwargs: Mapping[str, Any], strict: bool | None, alias: Alias | None = None
 ) -> tuple[str, ...]:
-    """Warnings for hosted kwargs that look misspelt; under `strict` the first one raises."""
+    """Warnings for hosted kwargs (an alias's defaults, with `alias`) that look misspelt;
+    under `strict` the first one raises."""
     if spec.kind != "hosted" or not kwargs:
         return ()
-    found = tuple(w for w in map(lambda k: kwarg_typo_warning(k, where), kwargs) if w)
-    if found and strict:
+    misspelt = [key for key in kwargs if near_kwarg(key) is not None]
+    if not misspelt:
+        return ()
+    where = "" if alias is None else f"alias {alias.name!r} defaults in {alias.source}"
+    found = tuple(kwarg_typo_warning(key, where) or "" for key in misspelt)
+    if strict or (strict is None and strict_default()):
         raise InvalidParameterError(
             f"{found[0]} (strict mode refuses a kwarg that looks misspelt: correct it, pass "
             "it in extra_body, or strict=False)"
@@ -165,12 +168,13 @@ def _kwarg_warnings(
     return found
 
 
-# (registry, alias -> the typo guard's warning about its model id, if any)
+# (registry, alias -> what the typo guards find in it); replaced whole when the registry changes
 _alias_cache: tuple[Registry | None, dict[str, tuple[str, ...]]] = (None, {})
 
 
-def _alias_id_warning(registry: Registry, name: str) -> tuple[str, ...]:
-    """The typo guard's warning about alias `name`'s model id, remembered per registry."""
+def _alias_warnings(registry: Registry, name: str) -> tuple[str, ...]:
+    """The typo guards' warnings about alias `name` (its model id, its defaults' names),
+    remembered per registry."""
     global _alias_cache
     cached_registry, found = _alias_cache
     if cached_registry is not registry:
@@ -182,7 +186,8 @@ def _alias_id_warning(registry: Registry, name: str) -> tuple[str, ...]:
         assert spec is not None, "a loaded alias names a known provider"
         written = f"{spec.name}:{alias.model_id}"
         match = checked(registry, written, spec, alias.model_id, "", f"{spec.name}:")
-        found[name] = () if match.warning is None else (f"alias {name!r}: {match.warning}",)
+        id_warning = () if match.warning is None else (f"alias {name!r}: {match.warning}",)
+        found[name] = (*id_warning, *_kwarg_warnings(spec, alias.defaults, False, alias))
     return found[name]
 
 
