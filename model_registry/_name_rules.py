@@ -41,7 +41,9 @@ def _normal(name: str) -> str:
 
 
 def _providers(registry: Registry) -> list[str]:
-    return sorted({*registry.providers, *LITELLM_CHAT_PROVIDERS})
+    """The hosted providers' names, ours and LiteLLM's."""
+    ours = (name for name, spec in registry.providers.items() if spec.kind == "hosted")
+    return sorted({*ours, *LITELLM_CHAT_PROVIDERS})
 
 
 def looks_like_org(head: str) -> bool:

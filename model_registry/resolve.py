@@ -343,6 +343,8 @@ def _local(registry: Registry, name: str, head: str, tail: str) -> Match:
     rest as a hosted model id (`local:` says local weights are meant)."""
     local = registry.providers["local"]
     source = "name with '/' -> local"
+    if head in registry.providers:  # "local/..." as written
+        return Match(local, name, source)
     other_case = provider_in_other_case(registry, head)
     if other_case is not None:
         fixed = f"{other_case}/{tail}"

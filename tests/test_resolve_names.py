@@ -106,6 +106,8 @@ def test_a_near_miss_of_a_provider_warns_naming_it_strict_refuses_and_local_sile
         "./models/my-finetune",
         "../weights/x",
         "/srv/models/llama",
+        "local/Qwen/Qwen3-4B",  # our local provider's name, as before
+        "lokal/Qwen/Qwen3-4B",  # near "local", which is no route
     ],
 )
 def test_other_organisations_and_paths_resolve_to_local_without_a_warning(name: str) -> None:
