@@ -6,7 +6,7 @@ A name near nothing known (`top_k`, `safety_settings`) is a provider's own and p
 
 from __future__ import annotations
 
-from functools import cache
+from functools import lru_cache
 
 from model_registry._litellm_providers import LITELLM_PARAMS
 
@@ -55,7 +55,7 @@ def edit_distance(a: str, b: str, limit: int) -> int:
     return min(previous[-1], limit + 1)
 
 
-@cache
+@lru_cache(maxsize=4096)
 def near_kwarg(key: str) -> str | None:
     """The known parameter `key` is a misspelling of (None when `key` is known or near none)."""
     if key in _KNOWN or len(key) < _MIN_LENGTH:

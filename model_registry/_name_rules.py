@@ -6,7 +6,7 @@ Used by `resolve`; the data (organisations, families) is in `_weight_orgs`.
 
 from __future__ import annotations
 
-from functools import cache
+from functools import lru_cache
 
 from model_registry._kwarg_names import edit_distance
 from model_registry._litellm_providers import LITELLM_CHAT_PROVIDERS
@@ -67,7 +67,7 @@ def provider_near_miss(registry: Registry, head: str) -> str | None:
     return _near_miss(head, tuple(_providers(registry)))
 
 
-@cache
+@lru_cache(maxsize=4096)
 def _near_miss(head: str, providers: tuple[str, ...]) -> str | None:
     normal = _normal(head)
     same = [p for p in providers if _normal(p) == normal]
