@@ -4,17 +4,22 @@ Order (first match wins):
     1. exact alias from the alias files (a name that matches an alias only when case is
        ignored is an error suggesting the alias: its defaults are never lost to case)
     2. explicit "provider:model_id", where the provider is ours or any LiteLLM chat
-       provider and the text before the first ":" has no "/" (ids may hold ":")
+       provider and the text before the first ":" has no "/" (ids may hold ":");
+       "vllm:" is our local engine, "ft:" an OpenAI fine-tune
     3. provider shortcut ("openai" -> its default model)
     4. LiteLLM route whose first "/" segment is a hosted provider of ours or any LiteLLM
-       provider ("groq/llama3-70b-8192", "openrouter/anthropic/..."), passed as written
-    5. heuristic on names without "/" (case-insensitive prefix: gpt*, claude*, ...)
-    6. any other name with "/", and paths -> local (a Hugging Face repo id or a path)
+       provider ("groq/llama3-70b-8192", "openrouter/anthropic/..."), passed as written;
+       "vllm/ORG/REPO" is our local engine
+    5. names without "/": heuristic (case-insensitive prefix: gpt*, claude*, grok-*, ...),
+       else the one provider LiteLLM's model list names the id under
+    6. any other name with "/", and paths -> local (a Hugging Face repo id or a path); a
+       first segment that is a provider in another case is refused, one that reads as a
+       misspelt provider or a hosted id under an organisation's name warns
 
 The typo guard: a name resolved by rule 2, 4 or 5 to a provider LiteLLM lists models for,
 without an `api_base` of the user's, is looked up in LiteLLM's bundled model list (read as
 data). An unlisted id still resolves, with a warning naming the closest ids and aliases;
-with `strict` it is an UnknownModelError.
+with `strict` it is an UnknownModelError. Hosted kwargs that look misspelt warn too.
 """
 
 from __future__ import annotations
@@ -71,9 +76,9 @@ def strict_default() -> bool:
 def resolve(name: str, *, strict: bool | None = None, **kwargs: Any) -> Resolution:
     """Resolve `name` against the layered alias files; kwargs beat alias defaults.
 
-    `strict=True` makes a model id missing from LiteLLM's model list an UnknownModelError
-    instead of a warning; None (the default) reads MODEL_REGISTRY_STRICT. `strict` is
-    ours and never reaches a backend.
+    `strict=True` turns the warnings into errors (an UnknownModelError for a name, an
+    InvalidParameterError for a kwarg that looks misspelt); None (the default) reads
+    MODEL_REGISTRY_STRICT. `strict` is ours and never reaches a backend.
     """
     return resolve_in(current_registry(), name, kwargs, strict=strict)
 
