@@ -8,7 +8,7 @@ from __future__ import annotations
 import bisect
 import difflib
 import heapq
-from operator import methodcaller
+from itertools import compress, repeat
 
 from model_registry._litellm_providers import LITELLM_CHAT_PROVIDERS
 from model_registry.aliases import Registry
@@ -145,7 +145,7 @@ def close_aliases(registry: Registry, name: str, n: int) -> list[str]:
     for cut in range(3):  # the name as given, and without one or two characters too many
         at = bisect.bisect_left(forward, name[: len(name) - cut])
         pool.update(forward[max(0, at - _NEIGHBOURS) : at + _NEIGHBOURS])
-    same_end = list(filter(methodcaller("endswith", name[-3:]), forward))
+    same_end = list(compress(forward, map(str.endswith, forward, repeat(name[-3:]))))
     size = len(name)
     pool.update(heapq.nsmallest(2 * _NEIGHBOURS, same_end, key=lambda a: abs(len(a) - size)))
     pool.discard(name)
