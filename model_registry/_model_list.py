@@ -29,7 +29,7 @@ class _Entry(msgspec.Struct):
 _CHAT_MODES = frozenset({"chat", "responses", "completion", None})
 # LiteLLM files some of a provider's models under a related `litellm_provider`
 # ("vertex_ai-anthropic_models", "bedrock_converse"): they count as the provider's.
-_RELATED = {"bedrock": ("bedrock_converse", "bedrock_mantle")}
+_RELATED = {"bedrock": ("bedrock_converse", "bedrock_mantle"), "cohere": ("cohere_chat",)}
 # Route segments LiteLLM reads as options, not as part of the model id.
 _ROUTE_OPTIONS = {"bedrock": ("converse/", "invoke/")}
 
@@ -56,6 +56,7 @@ class ModelList:
                 chat.setdefault(provider, set()).add(bare)
         self._by_provider = {p: frozenset(ids) for p, ids in by_provider.items()}
         self._chat = {p: frozenset(ids) for p, ids in chat.items()}
+        self._owners: dict[str, frozenset[str]] | None = None
 
     def has_models(self, provider: str) -> bool:
         """True when the list names any model of `provider` (else its names go unchecked)."""
@@ -68,6 +69,16 @@ class ModelList:
         return f"{provider}/{model_id}" in self.keys or model_id in self._by_provider.get(
             provider, ()
         )
+
+    def providers_of(self, model_id: str) -> frozenset[str]:
+        """The providers whose chat models include the bare id `model_id`."""
+        if self._owners is None:
+            owners: dict[str, set[str]] = {}
+            for provider, ids in self._chat.items():
+                for i in ids:
+                    owners.setdefault(i, set()).add(provider)
+            self._owners = {i: frozenset(p) for i, p in owners.items()}
+        return self._owners.get(model_id, frozenset())
 
     def closest(self, provider: str, model_id: str, n: int = 2) -> list[str]:
         """The listed chat ids of `provider` closest to `model_id`, best first."""

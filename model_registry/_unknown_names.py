@@ -5,7 +5,10 @@ Used by `resolve`; kept apart so the resolution order reads on its own.
 
 from __future__ import annotations
 
+import bisect
 import difflib
+import heapq
+from itertools import compress, repeat
 
 from model_registry._litellm_providers import LITELLM_CHAT_PROVIDERS
 from model_registry.aliases import Registry
@@ -13,7 +16,14 @@ from model_registry.errors import UnknownModelError
 from model_registry.providers import litellm_provider_spec
 from model_registry.types import ProviderSpec
 
-__all__ = ["empty_model", "provider_of", "stray_characters", "unknown", "unknown_prefix"]
+__all__ = [
+    "close_aliases",
+    "empty_model",
+    "provider_of",
+    "stray_characters",
+    "unknown",
+    "unknown_prefix",
+]
 
 _MAX_LISTED_ALIASES = 20
 
@@ -109,9 +119,34 @@ def unknown(
 
 
 def _close_matches(registry: Registry, name: str) -> tuple[str, ...]:
-    candidates = [c for c in (*registry.aliases, *registry.providers) if c != name]
-    suggestions = tuple(difflib.get_close_matches(name, candidates, n=3, cutoff=0.6))
-    lowered = {c.lower(): c for c in candidates}
-    if name.lower() in lowered and lowered[name.lower()] not in suggestions:
-        suggestions = (lowered[name.lower()], *suggestions)[:3]
-    return suggestions
+    candidates = [p for p in registry.providers if p != name]
+    suggestions = [*close_aliases(registry, name, 3), *difflib.get_close_matches(name, candidates)]
+    suggestions = [s for s in sorted(set(suggestions), key=suggestions.index) if s != name]
+    by_case = {c.lower(): c for c in candidates}
+    same = by_case.get(name.lower())
+    if same is not None and same not in suggestions:
+        suggestions.insert(0, same)
+    return tuple(suggestions[:3])
+
+
+# Up to this many aliases, every one is compared; a larger registry (tens of thousands) is
+# searched among the aliases next to the name in sorted order (same start) and those with
+# the same last characters, so the search stays a few milliseconds.
+_FULL_SEARCH = 2_000
+_NEIGHBOURS = 50
+
+
+def close_aliases(registry: Registry, name: str, n: int) -> list[str]:
+    """Up to `n` alias names close to `name` (difflib's ratio 0.6 or more), best first."""
+    forward = list(registry.aliases)  # sorted by the loader
+    if len(forward) <= _FULL_SEARCH:
+        return difflib.get_close_matches(name, [a for a in forward if a != name], n=n)
+    pool: set[str] = set()
+    for cut in range(3):  # the name as given, and without one or two characters too many
+        at = bisect.bisect_left(forward, name[: len(name) - cut])
+        pool.update(forward[max(0, at - _NEIGHBOURS) : at + _NEIGHBOURS])
+    same_end = list(compress(forward, map(str.endswith, forward, repeat(name[-3:]))))
+    size = len(name)
+    pool.update(heapq.nsmallest(2 * _NEIGHBOURS, same_end, key=lambda a: abs(len(a) - size)))
+    pool.discard(name)
+    return difflib.get_close_matches(name, pool, n=n)

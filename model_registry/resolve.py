@@ -1,33 +1,44 @@
 """Name resolution: a model name and kwargs become a `Resolution`. Pure, no network.
 
 Order (first match wins):
-    1. exact alias from the alias files (a name that matches an alias only when case is
-       ignored is an error suggesting the alias: its defaults are never lost to case)
+    1. exact alias from the alias files (a match only when case is ignored: an error)
     2. explicit "provider:model_id", where the provider is ours or any LiteLLM chat
-       provider and the text before the first ":" has no "/" (ids may hold ":")
+       provider and the text before the first ":" has no "/" (ids may hold ":");
+       "vllm:" is our local engine, "ft:" an OpenAI fine-tune
     3. provider shortcut ("openai" -> its default model)
     4. LiteLLM route whose first "/" segment is a hosted provider of ours or any LiteLLM
-       provider ("groq/llama3-70b-8192", "openrouter/anthropic/..."), passed as written
-    5. heuristic on names without "/" (case-insensitive prefix: gpt*, claude*, ...)
-    6. any other name with "/", and paths -> local (a Hugging Face repo id or a path)
+       provider ("groq/llama3-70b-8192", "openrouter/anthropic/..."), passed as written;
+       "vllm/ORG/REPO" is our local engine
+    5. names without "/": heuristic (case-insensitive prefix: gpt*, claude*, grok-*, ...),
+       else the one provider LiteLLM's model list names the id under
+    6. any other name with "/", and paths -> local (a Hugging Face repo id or a path); a
+       first segment that is a provider in another case is refused, one that reads as a
+       misspelt provider or a hosted id under an organisation's name warns
 
-The typo guard: a name resolved by rule 2, 4 or 5 to a provider LiteLLM lists models for,
-without an `api_base` of the user's, is looked up in LiteLLM's bundled model list (read as
-data). An unlisted id still resolves, with a warning naming the closest ids and aliases;
-with `strict` it is an UnknownModelError.
+The typo guard (`_typo_guard.py`) warns about hosted ids and kwargs LiteLLM does not list;
+with `strict` they are refused.
 """
 
 from __future__ import annotations
 
-import difflib
+import itertools
 import math
 import os
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, NamedTuple
+from typing import Any
 
 from model_registry import aliases
-from model_registry._model_list import model_list
+from model_registry._kwarg_names import kwarg_warnings
+from model_registry._name_rules import (
+    bare_family,
+    hosted_under_org,
+    listed_owners,
+    looks_like_org,
+    provider_in_other_case,
+    provider_near_miss,
+)
+from model_registry._typo_guard import Match, checked
 from model_registry._unknown_names import (
     empty_model,
     provider_of,
@@ -35,22 +46,24 @@ from model_registry._unknown_names import (
     unknown,
     unknown_prefix,
 )
-from model_registry.aliases import Registry
+from model_registry.aliases import Alias, Registry
 from model_registry.errors import UnknownModelError
 from model_registry.providers import litellm_provider_spec
 from model_registry.types import ProviderSpec, Resolution, check_finite
 
-__all__ = ["STRICT_ENV_VAR", "Resolution", "resolve", "resolve_in", "strict_default"]
+__all__ = [
+    "STRICT_ENV_VAR",
+    "Resolution",
+    "alias_warnings",
+    "resolve",
+    "resolve_in",
+    "strict_default",
+]
 
 #: Set to 1 to make `strict=True` the default of `resolve()` (and of `get_client()`).
 STRICT_ENV_VAR = "MODEL_REGISTRY_STRICT"
 
 _MAX_CACHED_NAMES = 4096
-# Model names of these providers are the user's own (deployments, endpoints, pulled
-# models): LiteLLM's list cannot know them, so they are not checked.
-_USER_NAMED = frozenset(
-    {"azure", "azure_ai", "azure_text", "databricks", "ollama", "ollama_chat", "sagemaker"}
-)
 
 
 def strict_default() -> bool:
@@ -61,21 +74,11 @@ def strict_default() -> bool:
 def resolve(name: str, *, strict: bool | None = None, **kwargs: Any) -> Resolution:
     """Resolve `name` against the layered alias files; kwargs beat alias defaults.
 
-    `strict=True` makes a model id missing from LiteLLM's model list an UnknownModelError
-    instead of a warning; None (the default) reads MODEL_REGISTRY_STRICT. `strict` is
-    ours and never reaches a backend.
+    `strict=True` turns the warnings into errors (an UnknownModelError for a name, an
+    InvalidParameterError for a kwarg that looks misspelt); None (the default) reads
+    MODEL_REGISTRY_STRICT. `strict` is ours and never reaches a backend.
     """
     return resolve_in(current_registry(), name, kwargs, strict=strict)
-
-
-class _Match(NamedTuple):
-    """What rules 2-6 made of a name (cached per registry): the typo guard's finding included."""
-
-    spec: ProviderSpec
-    model_id: str
-    source: str
-    warning: str | None = None  # "'x' is not in LiteLLM's model list; did you mean ...?"
-    suggestions: tuple[str, ...] = ()
 
 
 def _resolution(
@@ -121,6 +124,11 @@ def resolve_in(
     if alias is not None:
         spec = provider_of(registry, alias.provider)
         assert spec is not None, "a loaded alias names a known provider"
+        warnings = _alias_warnings(registry, name)
+        if warnings and (strict or (strict is None and strict_default())):
+            _kwarg_warnings(spec, alias.defaults, True, alias)  # raises for a misspelt default
+        if kwargs:
+            warnings = (*warnings, *_kwarg_warnings(spec, kwargs, strict))
         return _resolution(
             name,
             spec,
@@ -129,35 +137,77 @@ def resolve_in(
             kwargs,
             defaults=alias.defaults,
             alias=name,
+            warnings=warnings,
         )
     match = _cached_match(registry, name)
-    warnings: tuple[str, ...] = ()
+    found: tuple[str, ...] = ()
     # an api_base of the user's points at a server whose models LiteLLM's list cannot know
-    if match.warning is not None and "api_base" not in kwargs:
+    if match.warning is not None and not (match.guard and "api_base" in kwargs):
         if strict or (strict is None and strict_default()):
-            raise unknown(
-                registry,
-                name,
-                f"{match.warning} (strict mode refuses ids LiteLLM does not list: "
-                "use a listed id or an alias, or strict=False)",
-                suggestions=match.suggestions,
-            )
-        warnings = (match.warning,)
+            reason = f"{match.warning} ({match.refusal})"
+            raise unknown(registry, name, reason, suggestions=match.suggestions)
+        found = (match.warning,)
+    warnings = (*found, *_kwarg_warnings(match.spec, kwargs, strict))
     return _resolution(name, match.spec, match.model_id, match.source, kwargs, warnings=warnings)
 
 
+def _kwarg_warnings(
+    spec: ProviderSpec, kwargs: Mapping[str, Any], strict: bool | None, alias: Alias | None = None
+) -> tuple[str, ...]:
+    """Warnings for hosted kwargs (an alias's defaults, with `alias`) that look misspelt."""
+    if spec.kind != "hosted" or not kwargs:
+        return ()
+    where = "" if alias is None else f"alias {alias.name!r} defaults in {alias.source}"
+    return kwarg_warnings(kwargs, bool(strict or (strict is None and strict_default())), where)
+
+
+# (registry, alias -> what the typo guards find in it); replaced whole when the registry changes
+_alias_cache: tuple[Registry | None, dict[str, tuple[str, ...]]] = (None, {})
+
+
+def _alias_warnings(registry: Registry, name: str) -> tuple[str, ...]:
+    """The typo guards' warnings about alias `name` (its model id, its defaults' names),
+    remembered per registry."""
+    global _alias_cache
+    cached_registry, found = _alias_cache
+    if cached_registry is not registry:
+        found = {}
+        _alias_cache = (registry, found)
+    if name not in found:
+        alias = registry.aliases[name]
+        spec = provider_of(registry, alias.provider)
+        assert spec is not None, "a loaded alias names a known provider"
+        written = f"{spec.name}:{alias.model_id}"
+        match = checked(registry, written, spec, alias.model_id, "", f"{spec.name}:")
+        id_warning = () if match.warning is None else (f"alias {name!r}: {match.warning}",)
+        found[name] = (*id_warning, *_kwarg_warnings(spec, alias.defaults, False, alias))
+    return found[name]
+
+
+def alias_warnings(registry: Registry | None = None) -> list[str]:
+    """What the typo guards find in the aliases: model ids LiteLLM's list does not know,
+    hosted defaults that look misspelt (for `list` and `validate`)."""
+    registry = current_registry() if registry is None else registry
+    return [
+        w
+        for name in registry.aliases
+        for w in resolve_in(registry, name, {}, strict=False).warnings
+    ]
+
+
 # (registry, name -> match, lower-cased alias -> alias); replaced whole when the registry changes
-_cache: tuple[Registry | None, dict[str, _Match], dict[str, str]] = (None, {}, {})
+_cache: tuple[Registry | None, dict[str, Match], dict[str, str]] = (None, {}, {})
 
 
-def _cached_match(registry: Registry, name: str) -> _Match:
+def _cached_match(registry: Registry, name: str) -> Match:
     """Rules 2-6 for a name that is no alias, remembered per registry (errors are not)."""
     global _cache
     cached_registry, matches, lowered = _cache
     if cached_registry is not registry:
-        lowered = {}
-        for known in reversed(list(registry.aliases)):  # the first in sorted order wins
-            lowered[known.lower()] = known
+        # aliases whose lower case differs from them (the first in sorted order wins); an
+        # all-lower-case alias is found in registry.aliases itself
+        cased = list(itertools.filterfalse(str.islower, registry.aliases))[::-1]
+        lowered = dict(zip(map(str.lower, cased), cased, strict=True))
         matches = {}
         _cache = (registry, matches, lowered)
     match = matches.get(name)
@@ -166,8 +216,10 @@ def _cached_match(registry: Registry, name: str) -> _Match:
     # one cheap test for the common, clean name; the slow path finds out what is wrong
     if not (name.isprintable() and name == name.strip()):
         raise stray_characters(registry, name)
-    same_but_case = lowered.get(name.lower())
-    if same_but_case is not None:
+    folded = name.lower()
+    found = [a for a in (lowered.get(folded, folded), folded) if a in registry.aliases]
+    if found:
+        same_but_case = min(found)
         raise unknown(
             registry,
             name,
@@ -182,9 +234,13 @@ def _cached_match(registry: Registry, name: str) -> _Match:
     return match
 
 
-def _match_rule(registry: Registry, name: str) -> _Match:
+def _match_rule(registry: Registry, name: str) -> Match:
     """Rules 2-6: the provider, model id and reason for a name that is not an alias."""
     prefix, colon, rest = name.partition(":")
+    if colon and prefix in ("vllm", "ft") and prefix not in registry.providers:
+        if prefix == "ft":
+            return _fine_tune(registry, name, rest)
+        return Match(registry.providers["local"], rest, "vllm:... -> local (our vLLM engine)")
     if colon and "/" not in prefix:
         return _explicit(registry, name, prefix, rest)
 
@@ -198,24 +254,55 @@ def _match_rule(registry: Registry, name: str) -> _Match:
                 f"provider '{name}' has no default model; name one, as in '{name}:{example}'"
                 + (" (e.g. 'local:Qwen/Qwen3-4B-Instruct-2507')" if spec.kind == "local" else ""),
             )
-        return _Match(
-            spec, spec.default_model, f"provider shortcut: {name} -> {spec.default_model}"
-        )
+        return Match(spec, spec.default_model, f"provider shortcut: {name} -> {spec.default_model}")
 
     head, slash, tail = name.partition("/")
     if slash:
         return _route_or_local(registry, name, head, tail)
+    return _bare(registry, name)
+
+
+def _bare(registry: Registry, name: str) -> Match:
+    """Rule 5: a name without "/" by its family, else by the one provider LiteLLM lists it
+    under."""
     lowered = name.lower()
     for spec in registry.providers.values():
         for pattern in spec.name_prefixes:
             if lowered.startswith(pattern):
-                return _checked(
+                return checked(
                     registry, name, spec, name, f"heuristic: {pattern}* -> {spec.name}", ""
                 )
+    family = bare_family(name)
+    owner = provider_of(registry, family[1]) if family is not None else None
+    if family is not None and owner is not None:
+        source = f"heuristic: {family[0]}* -> {owner.name}"
+        return checked(registry, name, owner, name, source, f"{owner.name}:")
+    owners = listed_owners(registry, name)
+    owner = provider_of(registry, owners[0]) if len(owners) == 1 else None
+    if owner is not None:
+        return Match(owner, name, f"LiteLLM's model list: {name} -> {owner.name}")
+    if owners:
+        written = tuple(f"{p}:{name}" for p in owners)
+        raise unknown(
+            registry,
+            name,
+            f"LiteLLM's model list has {name!r} under several providers "
+            f"({', '.join(owners)}); name one, as in {written[0]!r}",
+            suggestions=written,
+        )
     raise unknown(registry, name, None)
 
 
-def _explicit(registry: Registry, name: str, prefix: str, rest: str) -> _Match:
+def _fine_tune(registry: Registry, name: str, rest: str) -> Match:
+    """`ft:BASE:...`, a fine-tune id, goes to the provider of BASE (OpenAI's id form)."""
+    base = rest.partition(":")[0].lower()
+    for spec in registry.providers.values():
+        if spec.route_prefix == "openai" and base.startswith(spec.name_prefixes or ("\0",)):
+            return Match(spec, name, f"fine-tune of {base} -> {spec.name}")
+    raise unknown(registry, name, f"'ft:' names a fine-tune, but {base!r} is no OpenAI model")
+
+
+def _explicit(registry: Registry, name: str, prefix: str, rest: str) -> Match:
     """Rule 2, "provider:model_id"; an unknown prefix is an error, whatever follows it."""
     spec = provider_of(registry, prefix.rstrip())
     if spec is None:
@@ -224,11 +311,13 @@ def _explicit(registry: Registry, name: str, prefix: str, rest: str) -> _Match:
         raise empty_model(registry, name, prefix.rstrip() + ":")
     if prefix != prefix.rstrip() or rest[0].isspace():
         raise stray_characters(registry, name)
-    return _checked(registry, name, spec, rest, "explicit provider:model", f"{spec.name}:")
+    return checked(registry, name, spec, rest, "explicit provider:model", f"{spec.name}:")
 
 
-def _route_or_local(registry: Registry, name: str, head: str, tail: str) -> _Match:
+def _route_or_local(registry: Registry, name: str, head: str, tail: str) -> Match:
     """Rule 4 (a LiteLLM route, hosted, as written) or rule 6 (local)."""
+    if head == "vllm" and "vllm" not in registry.providers and tail.strip("/ "):
+        return Match(registry.providers["local"], tail, "vllm/... -> local (our vLLM engine)")
     spec = provider_of(registry, head)
     if spec is not None:
         if not tail.strip("/ "):
@@ -236,92 +325,52 @@ def _route_or_local(registry: Registry, name: str, head: str, tail: str) -> _Mat
         if tail[0].isspace():
             raise stray_characters(registry, name)
         if spec.kind == "hosted":
-            return _checked(registry, name, spec, tail, f"LiteLLM route: {head}/...", f"{head}/")
+            return checked(registry, name, spec, tail, f"LiteLLM route: {head}/...", f"{head}/")
     if name.strip("/"):
-        return _Match(registry.providers["local"], name, "name with '/' -> local")
+        return _local(registry, name, head, tail)
     raise unknown(registry, name, None)
 
 
-def _checked(
-    registry: Registry, name: str, spec: ProviderSpec, model_id: str, source: str, form: str
-) -> _Match:
-    """A hosted match, with the typo guard's finding when LiteLLM's list does not have it.
-
-    `form` is how the name spelled its provider ("groq/", "openai:", "" for a heuristic),
-    so suggestions are written the same way.
-    """
-    provider = spec.route_prefix
-    if spec.kind != "hosted" or spec.api_base is not None or provider in _USER_NAMED:
-        return _Match(spec, model_id, source)
-    models = model_list()
-    if models is None or not models.has_models(provider) or models.is_listed(provider, model_id):
-        return _Match(spec, model_id, source)
-    names = tuple(_spelled(spec, form, i) for i in _close_ids(registry, spec, model_id))
-    aliases = tuple(difflib.get_close_matches(name, list(registry.aliases), n=2, cutoff=0.6))
-    said = [repr(n) for n in names]
-    if aliases:
-        said.append(("alias " if len(aliases) == 1 else "aliases ") + _quoted(aliases))
-    if form.endswith("/") and "/" not in model_id:  # reads like a Hugging Face "org/name"
-        unlisted = (
-            f"resolves to the hosted provider {spec.name}; for the Hugging Face model write "
-            f"'local:{name}'. The id is not in LiteLLM's model list"
+def _local(registry: Registry, name: str, head: str, tail: str) -> Match:
+    """Rule 6, with a warning where the first segment reads as a misspelt provider or the
+    rest as a hosted model id (`local:` says local weights are meant)."""
+    local = registry.providers["local"]
+    source = "name with '/' -> local"
+    if head in registry.providers:  # "local/..." as written
+        return Match(local, name, source)
+    other_case = provider_in_other_case(registry, head)
+    if other_case is not None:
+        fixed = f"{other_case}/{tail}"
+        raise unknown(
+            registry,
+            name,
+            f"{head!r} is not a known provider (ours or LiteLLM's); did you mean {fixed!r}? "
+            f"(for local weights of a Hugging Face organisation {head!r}, write 'local:{name}')",
+            suggestions=(fixed,),
         )
-    else:
-        unlisted = "is not in LiteLLM's model list"
-    if said:
-        unlisted += f"; did you mean {_one_of(said)}?"
-    else:
-        unlisted += f" of {provider} models; check the model id"
-    return _Match(spec, model_id, source, f"{name!r} {unlisted}", (*names, *aliases))
-
-
-def _close_ids(registry: Registry, spec: ProviderSpec, model_id: str) -> list[str]:
-    """Up to two listed ids closest to `model_id`; the registry's own ids of this provider
-    (its default model, its aliases' ids) count a little closer, being the user's world."""
-    models = model_list()
-    if models is None:
-        return []
-    provider = spec.route_prefix
-    own = {a.model_id for a in registry.aliases.values() if a.provider == spec.name}
-    if spec.default_model is not None:
-        own.add(spec.default_model)
-    candidates = {i: 0.1 for i in own if models.is_listed(provider, i)}
-    for listed in models.closest(provider, model_id, 3):
-        candidates.setdefault(listed, 0.0)
-    matcher = difflib.SequenceMatcher(b=model_id.lower())
-    scored = []
-    for candidate, bonus in candidates.items():
-        matcher.set_seq1(candidate.lower())
-        score = matcher.ratio()
-        if score >= 0.6:
-            scored.append((-(score + bonus), candidate))
-    return [candidate for _, candidate in sorted(scored)[:2]]
-
-
-def _one_of(items: list[str]) -> str:
-    """ "a", "a or b", "a, b or c"."""
-    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} or {items[-1]}"
-
-
-def _spelled(spec: ProviderSpec, form: str, model_id: str) -> str:
-    """`model_id` written as the user wrote the name; a heuristic's bare id only when the
-    heuristic would send it back to the same provider."""
-    if form:
-        return form + model_id
-    lowered = model_id.lower()
-    plain = ":" not in model_id and "/" not in model_id
-    if plain and any(lowered.startswith(p) for p in spec.name_prefixes):
-        return model_id
-    return f"{spec.name}:{model_id}"
-
-
-def _quoted(items: tuple[str, ...]) -> str:
-    return ", ".join(repr(i) for i in items)
+    refusal = f"strict mode refuses it: write 'local:{name}' for local weights, or strict=False"
+    near = provider_near_miss(registry, head)
+    if near is not None:
+        fixed = f"{near}/{tail}"
+        warning = (
+            f"{name!r} resolves to local weights, but {head!r} looks like the provider "
+            f"{near!r}: for it write {fixed!r}; for local weights write 'local:{name}'"
+        )
+        return Match(local, name, source, warning, (fixed, f"local:{name}"), refusal, False)
+    hosted = hosted_under_org(tail) if looks_like_org(head) else None
+    if hosted is not None:
+        fixed = f"{hosted}/{tail}"
+        warning = (
+            f"{name!r} resolves to local weights, but {tail!r} is a hosted model that "
+            f"LiteLLM lists under {hosted}: for it write {fixed!r}; for local weights "
+            f"write 'local:{name}'"
+        )
+        return Match(local, name, source, warning, (fixed, f"local:{name}"), refusal, False)
+    return Match(local, name, source)
 
 
 def _fallback_problem(registry: Registry, name: str) -> str | None:
-    """What is wrong with a fallback name in `registry` (None: it resolves), strict by
-    MODEL_REGISTRY_STRICT as any name."""
+    """Why a fallback name does not resolve in `registry` (None: it does; MODEL_REGISTRY_STRICT applies)."""
     try:
         resolve_in(registry, name, {})
     except (UnknownModelError, TypeError) as exc:

@@ -2,27 +2,27 @@
 
 from __future__ import annotations
 
-import json
+import ast
 import subprocess
 import sys
+from pathlib import Path
 
-from model_registry._litellm_providers import LITELLM_CHAT_PROVIDERS
+from model_registry import _litellm_providers
+from model_registry._litellm_providers import LITELLM_CHAT_PROVIDERS, LITELLM_PARAMS
 from model_registry._model_list import model_list
 
 
-def test_committed_provider_list_matches_the_installed_litellm() -> None:
-    code = (
-        "import json\n"
-        "from model_registry._litellm_providers import installed_chat_providers\n"
-        "print(json.dumps(sorted(installed_chat_providers())))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    installed = set(json.loads(out.stdout))
-    assert installed == set(LITELLM_CHAT_PROVIDERS), (
-        "LiteLLM's chat providers changed: run `uv run python -m model_registry._litellm_providers`"
-        f" (added {sorted(installed - LITELLM_CHAT_PROVIDERS)},"
-        f" gone {sorted(LITELLM_CHAT_PROVIDERS - installed)})"
-    )
+def test_committed_litellm_data_matches_the_installed_litellm() -> None:
+    script = Path(__file__).parent.parent / "scripts" / "generate_litellm_data.py"
+    out = subprocess.run([sys.executable, str(script), "--check"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_the_data_module_holds_data_only() -> None:
+    tree = ast.parse(Path(_litellm_providers.__file__).read_text(encoding="utf-8"))
+    assert not [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.ClassDef)]
+    assert "max_tokens" in LITELLM_PARAMS
+    assert "top_k" in LITELLM_PARAMS
 
 
 def test_the_provider_list_holds_the_providers_users_name() -> None:

@@ -196,7 +196,7 @@ def test_each_rule_resolves_to_its_provider(
 
 
 @pytest.mark.parametrize(
-    "name", ["my-gpt-finetune", "super-claude", "xgemini", "llama-3", "mistral-large", "", "/"]
+    "name", ["my-gpt-finetune", "super-claude", "xgemini", "llama-3", "my-mistral-large", "", "/"]
 )
 def test_heuristics_match_prefixes_not_substrings(name: str) -> None:
     with pytest.raises(UnknownModelError):

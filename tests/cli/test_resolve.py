@@ -387,3 +387,26 @@ def test_resolve_strict_lets_a_listed_id_through(invoke_cli: InvokeCli) -> None:
     result = invoke_cli("resolve", "claude-sonnet-4-5", "--strict")
     assert result.code == 0
     assert result.stderr == ""
+
+
+def test_resolve_warns_about_misspelt_settings_and_strict_refuses_them(
+    invoke_cli: InvokeCli,
+) -> None:
+    result = invoke_cli("resolve", "gpt-4o", "--set", "max_tokns=5", "--set", "temprature=0.2")
+    assert result.code == 0
+    lines = result.stderr.splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith(
+        "warning: kwarg 'max_tokns' is not a known parameter; did you mean 'max_tokens'?"
+    )
+    assert "did you mean 'temperature'?" in lines[1]
+    refused = invoke_cli("resolve", "gpt-4o", "--set", "max_tokns=5", "--strict")
+    assert refused.code == 1
+    assert "strict mode refuses a kwarg that looks misspelt" in refused.stderr
+
+
+def test_resolve_warns_about_a_misspelt_provider(invoke_cli: InvokeCli) -> None:
+    result = invoke_cli("resolve", "gropq/llama-3.3-70b-versatile")
+    assert result.code == 0
+    assert "looks like the provider 'groq'" in result.stderr
+    assert invoke_cli("resolve", "GROQ/llama-3.3-70b-versatile").code == 1
