@@ -1,7 +1,7 @@
-"""Declared limits (issue 20): rates spread out, tokens corrected, slots, cooldowns, parsing.
+"""Declared limits: rates spread out, tokens corrected, slots, cooldowns, parsing.
 
 Real time, short runs; bounds carry generous margins and a slow machine only lowers counts.
-The minute-long properties run on a virtual clock (exact: aiolimiter reads the loop's time).
+The minute-long properties run on a virtual clock (exact: the buckets read the loop's time).
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import contextlib
 import importlib.util
 import os
 import random
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Coroutine
@@ -20,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from model_registry.clients._retries import retry_after_seconds
+from model_registry.clients._policy.retries import retry_after_seconds
 from model_registry.errors import InvalidParameterError
 from model_registry.limits import (
     DEFAULT_COMPLETION_TOKENS,
@@ -73,7 +75,7 @@ async def test_rpm_starts_are_spread_out_and_within_the_long_run_rate() -> None:
 
 class VirtualClockLoop(asyncio.SelectorEventLoop):
     """An event loop whose clock jumps to its next timer instead of waiting for it, so
-    minutes of limiter time (aiolimiter reads `loop.time()`) pass in a moment."""
+    minutes of limiter time (the buckets read `loop.time()`) pass in a moment."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -83,7 +85,7 @@ class VirtualClockLoop(asyncio.SelectorEventLoop):
         def select(timeout: float | None = None) -> list[Any]:
             events = real_select(0)
             if timeout is not None:
-                # every turn takes a microsecond, as on a real clock: aiolimiter may set a
+                # every turn takes a microsecond, as on a real clock: a bucket may set a
                 # timer a rounding error ahead, which a clock standing still never reaches
                 self._now += max(0.0 if events else timeout, 1e-6)
             return events  # type: ignore[no-any-return]
@@ -445,3 +447,15 @@ def test_a_local_alias_takes_its_declared_limits_and_hosted_fallbacks_without_a_
     # the local client calls under the alias's limiter (a local model has no provider one)
     primary = client._clients[0]  # type: ignore[attr-defined]
     assert [limiter.key for limiter in primary._limits.limiters] == [alias_key("tiny")]
+
+
+def test_importing_the_package_and_resolving_load_no_event_loop_machinery() -> None:
+    """The limiter imports asyncio on first use: `import model_registry` and a warm
+    `resolve` load neither asyncio (nor its ssl) nor a rate-limiting library."""
+    code = (
+        "import sys, model_registry\n"
+        "model_registry.resolve('gpt-4.1'); model_registry.resolve('gpt-4.1')\n"
+        "print(sorted({'asyncio', 'ssl', 'aiolimiter'} & set(sys.modules)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

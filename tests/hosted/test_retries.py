@@ -29,7 +29,7 @@ from model_registry import (
     ServiceUnavailableError,
     get_client,
 )
-from model_registry.clients._retries import DEFAULT_RETRIES, call_with_retries, retry_wait
+from model_registry.clients._policy.retries import DEFAULT_RETRIES, call_with_retries, retry_wait
 from tests.fixtures.openai_server import FakeOpenAIServer
 from tests.hosted.conftest import SERVER_KEY
 from tests.hosted.test_wire import ANTHROPIC_RESPONSE, ANTHROPIC_URL

@@ -8,14 +8,15 @@ the openai SDK's waited out a Retry-After alone while the other clients kept sen
 off the SDK's routes LiteLLM's retry needs tenacity, which it does not install, so there
 `num_retries` did nothing at all.
 
-Retried: a 429 (`RateLimitError`), a 5xx (`ServiceUnavailableError`), no response
-(`APIConnectionError`) and an attempt that timed out (`RequestTimeoutError`); anything
-else is raised at once. Before each retry the call waits: the server's Retry-After (plus up
+Retried: `TRANSIENT_ERRORS`, a 429 (`RateLimitError`), a 5xx (`ServiceUnavailableError`),
+no response (`APIConnectionError`) and an attempt that timed out (`RequestTimeoutError`);
+anything else is raised at once. Before each retry the call waits: the server's Retry-After (plus up
 to a quarter of it, at most 5 s, so that the callers it paused do not all come back in the
 same instant) or else exponential backoff with jitter (0.5, 1, 2 ... 8 s); then it goes
 through the client's limits again (the provider's cooldown, a request from each `rpm`
 bucket). A wait that would end past the call's timeout, or one over `MAX_RETRY_WAIT`, is not
 started: the error is raised at once, with a note saying why (a fallback can take over).
+A Retry-After over `MAX_RETRY_AFTER` (24 hours) counts as 24 hours.
 """
 
 from __future__ import annotations
@@ -29,14 +30,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 
-from model_registry.errors import (
-    APIConnectionError,
-    InvalidParameterError,
-    ModelCallError,
-    RateLimitError,
-    RequestTimeoutError,
-    ServiceUnavailableError,
-)
+from model_registry.errors import TRANSIENT_ERRORS, InvalidParameterError, ModelCallError
 from model_registry.limits import spread
 
 if TYPE_CHECKING:
@@ -44,8 +38,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_RETRIES",
+    "MAX_RETRY_AFTER",
     "MAX_RETRY_WAIT",
-    "RETRIED_ERRORS",
     "call_with_retries",
     "retries_in",
     "retry_after_seconds",
@@ -55,18 +49,13 @@ __all__ = [
 DEFAULT_RETRIES = 2
 """Retries after the first attempt when a call names no `num_retries`."""
 
-RETRIED_ERRORS: tuple[type[ModelCallError], ...] = (
-    RateLimitError,
-    ServiceUnavailableError,
-    APIConnectionError,
-    RequestTimeoutError,
-)
-
 _BACKOFF_FIRST = 0.5
 _BACKOFF_MAX = 8.0
 MAX_RETRY_WAIT = 60.0
 """A retry waits at most this long (the openai SDK's cap): a server that asks for more (a
 quota spent for the hour) gets its error raised at once, so a fallback can take over."""
+MAX_RETRY_AFTER = 86400.0
+"""The longest pause a Retry-After can ask for: 24 hours (a date in 2100 asks for this)."""
 
 _T = TypeVar("_T")
 
@@ -101,14 +90,14 @@ async def call_with_retries(
     deadline: float,
     pause: Callable[[float], Awaitable[None]],
 ) -> _T:
-    """`await attempt()`, retried up to `retries` times on a `RETRIED_ERRORS` error.
+    """`await attempt()`, retried up to `retries` times on a `TRANSIENT_ERRORS` error.
 
     `pause(seconds)` runs between attempts: it waits `seconds` and whatever the limits ask
     for. `deadline` (anyio's clock) is the call's: no wait is started that would end past it.
     """
     try:
         return await attempt()
-    except RETRIED_ERRORS as error:
+    except TRANSIENT_ERRORS as error:
         if retries == 0:
             raise
         failed: ModelCallError | None = error
@@ -127,7 +116,7 @@ async def call_with_retries(
         return retry_wait(error, state.attempt_number)
 
     retrying = tenacity.AsyncRetrying(
-        retry=tenacity.retry_if_exception_type(RETRIED_ERRORS),
+        retry=tenacity.retry_if_exception_type(TRANSIENT_ERRORS),
         stop=lambda state: _should_stop(state, retries, deadline),
         wait=wait,
         sleep=pause,
@@ -168,14 +157,16 @@ def retry_after_seconds(
 ) -> float | None:
     """Seconds to wait from `retry-after-ms` or `Retry-After` (seconds or an HTTP date), in
     response headers (any case) or one value; None when absent, negative or unreadable; a
-    date in the past gives 0.0."""
+    date in the past gives 0.0; more than `MAX_RETRY_AFTER` gives that."""
     if isinstance(headers_or_value, Mapping):
         lowered = {str(k).lower(): v for k, v in headers_or_value.items()}
         millis = _seconds(lowered.get("retry-after-ms"), None)
-        if millis is not None:
-            return millis / 1000
-        return _seconds(lowered.get("retry-after"), now)
-    return _seconds(headers_or_value, now)
+        seconds = None if millis is None else millis / 1000
+        if seconds is None:
+            seconds = _seconds(lowered.get("retry-after"), now)
+    else:
+        seconds = _seconds(headers_or_value, now)
+    return None if seconds is None else min(seconds, MAX_RETRY_AFTER)
 
 
 def _seconds(value: object, now: datetime | None) -> float | None:
