@@ -344,6 +344,9 @@ NOW = datetime(2025, 1, 1, 12, 0, 0, tzinfo=UTC)
         (None, None),
         ({}, None),
         ({"content-type": "text/plain"}, None),
+        ("86401", 86400.0),  # over 24 hours counts as 24 hours
+        ("Fri, 01 Jan 2100 00:00:00 GMT", 86400.0),
+        ({"retry-after-ms": "1e12"}, 86400.0),
     ],
 )
 def test_retry_after_seconds(given: object, seconds: float | None) -> None:
