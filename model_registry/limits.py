@@ -241,10 +241,11 @@ class Limiter:
             )
         return state
 
-    async def wait_cooldown(self, deadline: float = math.inf) -> None:
+    async def wait_cooldown(self, deadline: float = math.inf) -> bool:
         """Return once no cooldown is in force, each waiter a little later than the next:
-        up to a quarter of its wait (at most 5 s) more, so they do not resume in lockstep.
-        A cooldown that outlasts `deadline` (the loop's clock) raises CooldownPastDeadline."""
+        up to a quarter of its wait (at most 5 s) more, so they do not resume in lockstep;
+        True if it waited. A cooldown that outlasts `deadline` (the loop's clock) raises
+        CooldownPastDeadline."""
         import asyncio
 
         waited = False
@@ -255,8 +256,7 @@ class Limiter:
                 raise CooldownPastDeadline(self, remaining)
             waited = True
             await asyncio.sleep(min(spread(remaining), left))
-        if waited:
-            self._state().restart_after_cooldown(self.cooldown_until)
+        return waited
 
     async def _take_tokens(self, state: LoopState, estimate: float) -> None:
         """Charge `estimate` (plus any debt, less any credit), in bucket-sized parts."""
@@ -343,8 +343,11 @@ async def _take_rates(limiters: Sequence[Limiter], estimate: float, deadline: fl
     """Take a request and its tokens from each bucket; again if a cooldown began meanwhile."""
     while True:
         for limiter in limiters:
-            if limiter.cooldown_until:  # skip a coroutine on the common path
-                await limiter.wait_cooldown(deadline)
+            # skip a coroutine on the common path
+            if limiter.cooldown_until and await limiter.wait_cooldown(deadline):
+                # the buckets drained during the pause: restart them, no burst at its end
+                for other in limiters:
+                    other._state().restart_after_cooldown(limiter.cooldown_until)
         charged: list[Limiter] = []
         try:
             for limiter in reversed(limiters):

@@ -462,3 +462,30 @@ def test_importing_the_package_and_resolving_load_no_event_loop_machinery() -> N
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+async def test_after_a_cooldown_the_bucket_restarts_nearly_full_so_waiters_do_not_burst() -> None:
+    """rpm=6000: a bucket of 40 requests, 99/s. A pause lets the bucket drain; the 60
+    waiting workers used to take all 40 the moment the pause ended. Now the first to come
+    back restarts the bucket with room for one, then the rate: about 11 in the first 0.1 s
+    (the bound leaves room for a loaded machine's lag)."""
+    limiter = limiter_for(_fresh_key(), Limits(rpm=6000))
+    entered: list[float] = []
+
+    async def worker() -> None:
+        while True:
+            async with acquire([limiter], 0):
+                entered.append(time.monotonic())
+
+    task = asyncio.gather(*(worker() for _ in range(60)))
+    await asyncio.sleep(0.5)
+    limiter.cool_down(1.5)
+    paused_at = time.monotonic()
+    await asyncio.sleep(2.5)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    after = [t for t in entered if t >= paused_at + 1.49]
+    assert len(after) >= 20, "acquires resume after the cooldown"
+    first_tenth = [t for t in after if t <= after[0] + 0.1]
+    assert len(first_tenth) <= 25
