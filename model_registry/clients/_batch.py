@@ -70,14 +70,16 @@ class Batch:
         call: Call,
         emit: Emit,
         *,
+        start: Callable[[], Awaitable[object]],
         name: str,
         target: str,
         params: Mapping[str, Any],
         default_concurrency: int | None,
     ) -> None:
-        """Run every prompt through `call`, `emit` each result as it completes; raise the first
-        error (with `.index`) unless `return_exceptions`. `target` and `params` (the client's
-        params and this batch's kwargs) make the store keys."""
+        """Run every prompt through `call` (after `start`, only when some prompt needs a call),
+        `emit` each result as it completes; raise the first error (with `.index`) unless
+        `return_exceptions`. `target` and `params` (the client's params and this batch's
+        kwargs) make the store keys."""
         store, owned = await _open_store(self.results_db)
         bar = _ProgressBar(len(self.prompts), name) if self.progress else None
         runner = _Runner(self, call, emit, store, [None] * len(self.prompts), bar)
@@ -88,6 +90,8 @@ class Batch:
                 schema = output_schema(params.get("response_format"))
                 todo = await self._from_store(store, runner.keys, emit, bar, schema)
             cap = self.concurrency if self.concurrency is not None else default_concurrency
+            if todo:
+                await start()
             await runner.run(todo, cap)
         finally:
             with anyio.CancelScope(shield=True):

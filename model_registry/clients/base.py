@@ -307,7 +307,7 @@ class BaseClient:
             kwargs=kwargs,
             caller="generate_many",
         )
-        await self.start()
+        self._check_open()
         results: list[Any] = [None] * len(batch.prompts)
         await self._run_batch(batch, results.__setitem__)
         return results
@@ -340,7 +340,7 @@ class BaseClient:
             kwargs=kwargs,
             caller="iter_many",
         )
-        await self.start()
+        self._check_open()
         send, receive = anyio.create_memory_object_stream[tuple[int, Any]](math.inf)
         failure: list[BaseException] = []
 
@@ -372,6 +372,7 @@ class BaseClient:
         await batch.run(
             functools.partial(self._call, batched=True),
             emit,
+            start=self.start,
             name=self.name,
             target=self._resolution.route or self.model_id,
             params={**self.params, **batch.kwargs},
