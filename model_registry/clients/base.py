@@ -120,6 +120,7 @@ class BaseClient:
         retries: int,
         deadline: float,
         timeout_s: float | None,
+        loopback: bool = False,
     ) -> _T:
         """`await attempt()`, retried on a transient error (see `_policy.retries`); between
         attempts the call waits (bounded by `deadline`, cancelled by aclose) and takes its
@@ -130,7 +131,9 @@ class BaseClient:
                 await anyio.sleep(seconds)
                 await self._limits.before_retry(deadline, timeout_s)
 
-        return await call_with_retries(attempt, retries=retries, deadline=deadline, pause=pause)
+        return await call_with_retries(
+            attempt, retries=retries, deadline=deadline, pause=pause, loopback=loopback
+        )
 
     # --- identity -----------------------------------------------------------------
 

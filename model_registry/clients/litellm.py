@@ -41,7 +41,7 @@ from model_registry.clients._litellm_response import (
     body_if_not_event_stream,
     whole_answer,
 )
-from model_registry.clients._policy.retries import retries_in
+from model_registry.clients._policy.retries import is_loopback, retries_in
 from model_registry.clients.base import BaseClient
 from model_registry.errors import (
     BackendNotInstalledError,
@@ -201,8 +201,9 @@ class LiteLLMClient(BaseClient):
             return await self._step(step, call)
 
         deadline, timeout = call.limit
+        loopback = is_loopback(call.params.get("api_base"))
         return await self._with_retries(
-            attempt, retries=call.retries, deadline=deadline, timeout_s=timeout
+            attempt, retries=call.retries, deadline=deadline, timeout_s=timeout, loopback=loopback
         )
 
     async def _step(self, step: Callable[[], Awaitable[_T]], call: _Call) -> _T:

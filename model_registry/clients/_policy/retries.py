@@ -10,9 +10,10 @@ off the SDK's routes LiteLLM's retry needs tenacity, which it does not install, 
 
 Retried: `TRANSIENT_ERRORS`, a 429 (`RateLimitError`), a 5xx (`ServiceUnavailableError`),
 no response (`APIConnectionError`) and an attempt that timed out (`RequestTimeoutError`);
-anything else is raised at once. Before each retry the call waits: the server's Retry-After (plus up
-to a quarter of it, at most 5 s, so that the callers it paused do not all come back in the
-same instant) or else exponential backoff with jitter (0.5, 1, 2 ... 8 s); then it goes
+anything else is raised at once. Before each retry the call waits: the server's Retry-After
+(plus up to a quarter of it, at most 5 s, so that the callers it paused do not all come back
+in the same instant) or else exponential backoff with jitter (0.5, 1, 2 ... 8 s; 0.05, 0.1,
+0.2 s for no response from a loopback address); then it goes
 through the client's limits again (the provider's cooldown, a request from each `rpm`
 bucket). A wait that would end past the call's timeout, or one over `MAX_RETRY_WAIT`, is not
 started: the error is raised at once, with a note saying why (a fallback can take over).
@@ -22,15 +23,23 @@ A Retry-After over `MAX_RETRY_AFTER` (24 hours) counts as 24 hours.
 from __future__ import annotations
 
 import email.utils
+import functools
+import ipaddress
 import math
 import random
+import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 
-from model_registry.errors import TRANSIENT_ERRORS, InvalidParameterError, ModelCallError
+from model_registry.errors import (
+    TRANSIENT_ERRORS,
+    APIConnectionError,
+    InvalidParameterError,
+    ModelCallError,
+)
 from model_registry.limits import spread
 
 if TYPE_CHECKING:
@@ -41,6 +50,7 @@ __all__ = [
     "MAX_RETRY_AFTER",
     "MAX_RETRY_WAIT",
     "call_with_retries",
+    "is_loopback",
     "retries_in",
     "retry_after_seconds",
     "retry_wait",
@@ -51,6 +61,8 @@ DEFAULT_RETRIES = 2
 
 _BACKOFF_FIRST = 0.5
 _BACKOFF_MAX = 8.0
+_LOOPBACK_BACKOFF_FIRST = 0.05
+_LOOPBACK_BACKOFF_MAX = 0.2
 MAX_RETRY_WAIT = 60.0
 """A retry waits at most this long (the openai SDK's cap): a server that asks for more (a
 quota spent for the hour) gets its error raised at once, so a fallback can take over."""
@@ -74,13 +86,32 @@ def retries_in(params: Mapping[str, Any], where: str) -> int:
     return value
 
 
-def retry_wait(error: BaseException | None, attempt: int) -> float:
-    """Seconds to wait before retry number `attempt` (1, 2, ...) after `error`."""
+def retry_wait(error: BaseException | None, attempt: int, *, loopback: bool = False) -> float:
+    """Seconds to wait before retry number `attempt` (1, 2, ...) after `error`; a call to a
+    `loopback` address that got no response backs off briefly (a server on this machine
+    that refuses is down or still starting: a long wait helps neither)."""
     retry_after = getattr(error, "retry_after", None)
     if retry_after is not None:
         return spread(float(retry_after))
-    backoff = min(_BACKOFF_FIRST * 2.0 ** (attempt - 1), _BACKOFF_MAX)
+    first, most = _BACKOFF_FIRST, _BACKOFF_MAX
+    if loopback and isinstance(error, APIConnectionError):
+        first, most = _LOOPBACK_BACKOFF_FIRST, _LOOPBACK_BACKOFF_MAX
+    backoff = min(first * 2.0 ** (attempt - 1), most)
     return backoff * (1 - random.uniform(0, 0.25))
+
+
+@functools.lru_cache(maxsize=64)
+def is_loopback(api_base: str | None) -> bool:
+    """Whether `api_base` names this machine (localhost, 127.0.0.0/8, ::1)."""
+    if not api_base:
+        return False
+    host = urllib.parse.urlsplit(api_base).hostname or ""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 async def call_with_retries(
@@ -89,6 +120,7 @@ async def call_with_retries(
     retries: int,
     deadline: float,
     pause: Callable[[float], Awaitable[None]],
+    loopback: bool = False,
 ) -> _T:
     """`await attempt()`, retried up to `retries` times on a `TRANSIENT_ERRORS` error.
 
@@ -113,7 +145,7 @@ async def call_with_retries(
 
     def wait(state: tenacity.RetryCallState) -> float:
         error = state.outcome.exception() if state.outcome is not None else None
-        return retry_wait(error, state.attempt_number)
+        return retry_wait(error, state.attempt_number, loopback=loopback)
 
     retrying = tenacity.AsyncRetrying(
         retry=tenacity.retry_if_exception_type(TRANSIENT_ERRORS),
