@@ -12,8 +12,9 @@ committed before the batch returns or raises.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, cast
 
 import anyio
@@ -31,7 +32,7 @@ from model_registry.errors import (
 from model_registry.store import ResultStore, StoredResult
 from model_registry.types import Generation, Prompt, TokenLogprob, Usage, to_messages
 
-__all__ = ["Batch", "Emit"]
+__all__ = ["Batch", "Emit", "iterate"]
 
 #: Called with (index, result) as each prompt completes; result a Generation or an exception.
 Emit = Callable[[int, Any], None]
@@ -124,6 +125,39 @@ class Batch:
         if bar is not None:
             bar.advance(len(keys) - len(todo))
         return todo
+
+
+async def iterate(
+    run: Callable[[Emit], Awaitable[None]],
+) -> AsyncGenerator[tuple[int, Any], None]:
+    """`(index, result)` as `run(emit)` emits them, then its error if it raised one; closing
+    the iterator early cancels `run` (what finished is kept: `run` commits it)."""
+    send, receive = anyio.create_memory_object_stream[tuple[int, Any]](math.inf)
+    failure: list[BaseException] = []
+
+    def emit(index: int, result: Any) -> None:
+        with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+            send.send_nowait((index, result))
+
+    async def produce() -> None:
+        try:
+            await run(emit)
+        except Exception as exc:
+            failure.append(exc)
+        finally:
+            send.close()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(produce)
+        try:
+            with receive:
+                async for item in receive:
+                    yield item
+        except GeneratorExit:  # closed early by the caller: cancel the rest, keep what ended
+            tg.cancel_scope.cancel()
+            return
+    if failure:
+        raise failure[0]
 
 
 class _Runner:

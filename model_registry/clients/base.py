@@ -22,8 +22,8 @@ from typing import Any, ClassVar, Self, TypeVar
 
 import anyio
 
-from model_registry.clients._batch import Batch, Emit
-from model_registry.clients._policy.call_limits import CallLimits
+from model_registry.clients._batch import Batch, Emit, iterate
+from model_registry.clients._policy.call_limits import CallLimits, call_timeout
 from model_registry.clients._policy.retries import call_with_retries
 from model_registry.errors import ClientClosedError, RequestTimeoutError
 from model_registry.limits import Limits
@@ -97,21 +97,13 @@ class BaseClient:
         cooldown = limits.cooldown
         if not limits.binding and (cooldown is None or not cooldown.cooldown_until):
             return await self._generate(prompt, kwargs, None)  # the common path: no wait
-        timeout = self._timeout_of(kwargs)
+        timeout = call_timeout(self.params, kwargs)
         deadline = math.inf if batched else self._deadline(timeout)
         async with limits.permit(prompt, kwargs, deadline, timeout) as permit:
             generation = await self._generate(prompt, kwargs, None if batched else deadline)
             if permit is not None:
                 permit.report_usage(generation.usage.total_tokens)
             return generation
-
-    def _timeout_of(self, kwargs: Mapping[str, Any]) -> float | None:
-        """A call's `timeout` in seconds (None when unset, or not a number: the adapter's
-        checks name that)."""
-        timeout = kwargs.get("timeout", self.params.get("timeout"))
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
-            return None
-        return float(timeout)
 
     async def _with_retries(
         self,
@@ -266,7 +258,7 @@ class BaseClient:
         self, prompt: Prompt, kwargs: dict[str, Any]
     ) -> AsyncGenerator[str | Generation, None]:
         await self.start()
-        timeout = self._timeout_of(kwargs)
+        timeout = call_timeout(self.params, kwargs)
         deadline = self._deadline(timeout)
         async with self._limits.permit(prompt, kwargs, deadline, timeout) as permit:
             events = self._stream(prompt, kwargs, deadline)
@@ -344,32 +336,10 @@ class BaseClient:
             caller="iter_many",
         )
         self._check_open()
-        send, receive = anyio.create_memory_object_stream[tuple[int, Any]](math.inf)
-        failure: list[BaseException] = []
-
-        def emit(index: int, result: Any) -> None:
-            with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
-                send.send_nowait((index, result))
-
-        async def produce() -> None:
-            try:
-                await self._run_batch(batch, emit)
-            except Exception as exc:
-                failure.append(exc)
-            finally:
-                send.close()
-
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(produce)
-            try:
-                with receive:
-                    async for item in receive:
-                        yield item
-            except GeneratorExit:  # closed early by the caller: cancel the rest, keep what ended
-                tg.cancel_scope.cancel()
-                return
-        if failure:
-            raise failure[0]
+        items = iterate(lambda emit: self._run_batch(batch, emit))
+        async with contextlib.aclosing(items):
+            async for item in items:
+                yield item
 
     async def _run_batch(self, batch: Batch, emit: Emit) -> None:
         await batch.run(

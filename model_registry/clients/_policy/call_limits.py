@@ -34,7 +34,7 @@ from model_registry.limits import (
 )
 from model_registry.types import Prompt, Resolution
 
-__all__ = ["CallLimits"]
+__all__ = ["CallLimits", "call_timeout"]
 
 logger = logging.getLogger("model_registry")
 _LONG_COOLDOWN = 60.0  # seconds: a longer Retry-After is logged
@@ -156,6 +156,15 @@ class CallLimits:
                 _until(seconds),
             )
         limiter.cool_down(seconds)
+
+
+def call_timeout(params: Mapping[str, Any], kwargs: Mapping[str, Any]) -> float | None:
+    """A call's `timeout` in seconds (None when unset, or not a number: the adapter's
+    checks name that)."""
+    timeout = kwargs.get("timeout", params.get("timeout"))
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+        return None
+    return float(timeout)
 
 
 def _until(seconds: float) -> str:
