@@ -14,7 +14,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
 import anyio
@@ -112,7 +112,7 @@ class CallLimits:
                 await self.cooldown.wait_cooldown(deadline)
 
     @contextlib.contextmanager
-    def _bounded(self, deadline: float, timeout_s: Any) -> Any:
+    def _bounded(self, deadline: float, timeout_s: Any) -> Iterator[None]:
         """Waits for the limits that end by `deadline`: a cooldown past it raises
         RateLimitError at once, a limiter wait that reaches it RequestTimeoutError."""
         if deadline == math.inf:
