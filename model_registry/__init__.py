@@ -19,6 +19,7 @@ from model_registry.api import (
 # The one client type (what get_client returns), under the name users annotate with.
 from model_registry.clients.base import BaseClient as ModelClient
 from model_registry.errors import (
+    TRANSIENT_ERRORS,
     AliasConfigError,
     APIConnectionError,
     APIError,
@@ -77,6 +78,7 @@ def __getattr__(name: str) -> str:
 
 
 __all__ = [
+    "TRANSIENT_ERRORS",
     "APIConnectionError",
     "APIError",
     "Alias",

@@ -1,33 +1,32 @@
 """The public functions: get_client, list_available_models, list_providers, limits_in_force.
 
-`get_client` resolves a name, applies the declared limits (`[limits."NAME"]` of its
-provider and of its name, and `limits=`) and, when the name has fallbacks, wraps the
-client in a `FallbackClient`: the fallback chain resolves names, so it lives here, above
-the clients, which never import `resolve`.
+Functions only: a name becomes a chain of resolutions (the name's, then each fallback's,
+walked once by `_chain`), and `get_client` builds the client from it under the declared
+limits (`[limits."NAME"]` of its provider and of its name, and `limits=`); the call policy
+around each attempt (limits, cooldowns, retries, the fallback wrapper) is the clients'
+(`clients._policy`), which never import `resolve`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
-from typing import Any, ClassVar
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import msgspec
 
 from model_registry._options import OWN_KWARGS, not_a_kwarg
 from model_registry.aliases import Alias, Registry
 from model_registry.clients import client_class
-from model_registry.clients._retries import RETRIED_ERRORS
+from model_registry.clients._policy.fallback import fallback_client
 from model_registry.clients.base import BaseClient
-from model_registry.errors import InvalidParameterError, ModelCallError
+from model_registry.errors import InvalidParameterError
 from model_registry.limits import Limits, validate_limits
 from model_registry.providers import ProviderSpec
 from model_registry.resolve import current_registry, resolve_in
-from model_registry.types import ClientKind, Generation, Prompt, Resolution
+from model_registry.types import Resolution
 
 __all__ = [
-    "FALLBACK_ERRORS",
-    "FallbackClient",
     "fallback_chain",
     "get_client",
     "limits_in_force",
@@ -36,12 +35,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("model_registry")
-
-#: The failures a fallback can fix, the ones a retry may fix: the primary is out of
-#: capacity or out of reach (RateLimitError, ServiceUnavailableError, APIConnectionError,
-#: RequestTimeoutError). Any other error (bad request, authentication, content filter,
-#: ...) is raised at once.
-FALLBACK_ERRORS: tuple[type[ModelCallError], ...] = RETRIED_ERRORS
 
 #: (name, warning) pairs already logged: each typo-guard warning is logged once per name.
 _warned: set[tuple[str, str]] = set()
@@ -72,18 +65,23 @@ def get_client(
     if own := sorted(OWN_KWARGS.keys() & kwargs.keys()):
         raise InvalidParameterError(not_a_kwarg(own[0], f"get_client({name!r})"))
     registry = current_registry()
+    primary = _resolve(registry, name, kwargs, strict)
+    code = None if limits is None else validate_limits(limits, f"get_client({name!r}, limits=)")
+    client = _client_for(registry, primary, code)
+    # the rest of the chain of resolutions: each fallback name resolved once, here
+    chain = [
+        _resolve(registry, other, kwargs, strict) for other in _chain(registry, name, fallbacks)
+    ]
+    return fallback_client(client, chain, lambda r: _client_for(registry, r, None))
+
+
+def _resolve(
+    registry: Registry, name: str, kwargs: Mapping[str, Any], strict: bool | None
+) -> Resolution:
+    """`name` resolved with `kwargs`; its typo-guard warnings logged (once per name)."""
     resolution = resolve_in(registry, name, kwargs, strict=strict)
     _log_warnings(resolution)
-    code = None if limits is None else validate_limits(limits, f"get_client({name!r}, limits=)")
-    client = _client_for(registry, resolution, code)
-    chain = _fallback_chain(registry, name, fallbacks)
-    if not chain:
-        return client
-    resolutions = [resolve_in(registry, other, kwargs, strict=strict) for other in chain]
-    for other in resolutions:
-        _log_warnings(other)
-    wrapper = _LocalFallbackClient if resolution.kind == "local" else FallbackClient
-    return wrapper(client, resolutions, lambda r: _client_for(registry, r, None))
+    return resolution
 
 
 def _log_warnings(resolution: Resolution) -> None:
@@ -105,10 +103,10 @@ def _client_for(registry: Registry, resolution: Resolution, code: Limits | None)
 def fallback_chain(name: str, fallbacks: Sequence[str] | None = None) -> list[str]:
     """The names a client of `name` falls back to, in the order it tries them: `fallbacks`
     (or the alias's own), each followed by that name's own fallbacks; every name once."""
-    return _fallback_chain(current_registry(), name, fallbacks)
+    return _chain(current_registry(), name, fallbacks)
 
 
-def _fallback_chain(registry: Registry, name: str, explicit: Sequence[str] | None) -> list[str]:
+def _chain(registry: Registry, name: str, explicit: Sequence[str] | None) -> list[str]:
     """The names after `name`, in order: its fallbacks (explicit, or its alias's), each
     followed by that name's own fallbacks; every name once, `name` itself never."""
     if isinstance(explicit, str):
@@ -131,125 +129,6 @@ def _fallback_chain(registry: Registry, name: str, explicit: Sequence[str] | Non
     alias = registry.aliases.get(name)
     add(explicit if explicit is not None else (alias.fallbacks if alias is not None else ()))
     return chain
-
-
-class FallbackClient(BaseClient):
-    """A client whose calls go on to the next name when one fails for want of capacity.
-
-    It is the client get_client returns for a name with fallbacks: the same interface,
-    the primary's name, params and resolution. Fallback clients start only when needed and
-    close with it. Each name gets a fresh timeout; `Generation.name`, `.provider` and
-    `.model` say which answered. When every name fails, the last error is raised with a
-    note naming every name tried, in order.
-    """
-
-    kind: ClassVar[ClientKind] = "hosted"
-    #: The primary's cap (a batch's store keys are the primary's requests too, so a resume
-    #: finds an answer whoever gave it)
-    default_concurrency: ClassVar[int | None] = 64
-
-    def __init__(
-        self,
-        primary: BaseClient,
-        fallbacks: Sequence[Resolution],
-        make: Callable[[Resolution], BaseClient],
-    ) -> None:
-        super().__init__(primary.resolution)
-        self._resolutions = [primary.resolution, *fallbacks]
-        self._clients: list[BaseClient | None] = [primary, *(None for _ in fallbacks)]
-        self._make = make
-        #: The names tried after the primary, in order.
-        self.fallbacks: tuple[str, ...] = tuple(r.name for r in fallbacks)
-
-    def __repr__(self) -> str:
-        return f"{super().__repr__()[:-1]} fallbacks={list(self.fallbacks)!r}>"
-
-    def _client(self, index: int) -> BaseClient:
-        client = self._clients[index]
-        if client is None:
-            client = self._clients[index] = self._make(self._resolutions[index])
-        return client
-
-    async def _start(self) -> None:
-        await self._client(0).start()
-
-    async def aclose(self) -> None:
-        """Close the primary and every fallback client that started; idempotent."""
-        self._closed = True
-        for client in self._clients:
-            if client is not None:
-                await client.aclose()
-
-    def _order(self) -> list[int]:
-        """The names to try for one call: those whose provider is not cooling down (no
-        Retry-After in force) in their order, then the others, soonest back first; so a
-        run moves on at once instead of waiting out a primary's pause."""
-        # a name not yet needed has no client (making one may need its key): taken as ready
-        remaining = [0.0 if c is None else c.cooldown_remaining() for c in self._clients]
-        ready = [i for i, seconds in enumerate(remaining) if seconds == 0]
-        cooling = sorted((i for i, s in enumerate(remaining) if s > 0), key=remaining.__getitem__)
-        if cooling and ready:
-            names = ", ".join(repr(self._resolutions[i].name) for i in cooling)
-            logger.info("%s tried last: cooling down after a Retry-After", names)
-        return ready + cooling
-
-    def cooldown_remaining(self) -> float:
-        """Seconds until some name of the chain is out of its provider's pause (0.0: now)."""
-        return min(0.0 if c is None else c.cooldown_remaining() for c in self._clients)
-
-    async def _call(self, prompt: Prompt, kwargs: dict[str, Any]) -> Generation:
-        tried: list[str] = []
-        order = self._order()
-        for index in order:
-            self._check_open()
-            client = self._client(index)
-            try:
-                await client.start()
-                return await client._call(prompt, kwargs)
-            except FALLBACK_ERRORS as exc:
-                self._failed(client, exc, tried, len(order))
-                last = exc
-        raise last
-
-    def _failed(self, client: BaseClient, exc: ModelCallError, tried: list[str], of: int) -> None:
-        """Note a name that failed; on the last one, name every name tried on its error."""
-        tried.append(f"{client.name!r} ({type(exc).__name__})")
-        if len(tried) < of:
-            logger.info("%r failed (%s); trying the next fallback", client.name, exc)
-        else:
-            exc.add_note(f"every name failed; tried in order: {', '.join(tried)}")
-
-    async def _stream_events(
-        self, prompt: Prompt, kwargs: dict[str, Any]
-    ) -> AsyncGenerator[str | Generation, None]:
-        await self.start()
-        tried: list[str] = []
-        order = self._order()
-        for index in order:
-            self._check_open()
-            client = self._client(index)
-            said_something = False
-            events = client._stream_events(prompt, kwargs)
-            try:
-                async for event in events:
-                    said_something = True
-                    yield event
-                return
-            except FALLBACK_ERRORS as exc:
-                if said_something:  # the caller has part of this answer: no other may follow
-                    raise
-                self._failed(client, exc, tried, len(order))
-                last = exc
-            finally:
-                await events.aclose()
-        raise last
-
-
-class _LocalFallbackClient(FallbackClient):
-    """A FallbackClient whose primary is a local model."""
-
-    kind: ClassVar[ClientKind] = "local"
-    default_concurrency: ClassVar[int | None] = None
 
 
 def limits_in_force(resolution: Resolution) -> dict[str, dict[str, float]]:

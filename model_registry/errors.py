@@ -26,11 +26,13 @@
 
 User mistakes (the first seven) are kept apart from failures of a call
 (`ModelCallError`), so a pipeline can retry the latter and fix the former.
+`TRANSIENT_ERRORS` are the failures worth another try (a retry, the next fallback).
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "TRANSIENT_ERRORS",
     "APIConnectionError",
     "APIError",
     "AliasConfigError",
@@ -226,3 +228,13 @@ class OutputValidationError(ModelCallError):
 
 class APIError(ModelCallError):
     """Any other error the provider reported."""
+
+
+TRANSIENT_ERRORS: tuple[type[ModelCallError], ...] = (
+    RateLimitError,
+    ServiceUnavailableError,
+    APIConnectionError,
+    RequestTimeoutError,
+)
+"""The failures another attempt may fix (out of capacity or out of reach): the ones retried
+and the ones a fallback takes over; any other error is raised at once."""

@@ -8,25 +8,28 @@ holds a permit from each limiter that applies (provider's, then alias's):
         generation = await call()
         permit.report_usage(generation.usage.total_tokens)
 
-`rpm` and `tpm` are leaky buckets (aiolimiter) with a burst B of 0.4 s worth (at least
-1), available at once, refilling at 0.99 (rpm - B)/60 a second: W seconds hold at most
+`rpm` and `tpm` are leaky buckets (`_Bucket`) with a burst B of 0.4 s worth (at least
+1), refilling at 0.99 (rpm - B)/60 a second: W seconds hold at most
 B + 0.99 (rpm - B) * W/60, so any 60 s window at most 0.99 `rpm` + B/100 (a server's
 sliding minute) and any 1 s window at most about 1.4x rpm/60 (the issue's bound is 1.5x):
 the margins absorb requests that reach the server a little later than they left here.
-A new bucket lets one request go at once, then the rate (see `_start_nearly_full`).
+A new requests bucket lets one request go at once, then the rate (no burst at start), and
+so does one whose cooldown just ended (the calls it paused do not resume in one burst).
 Below 2 rpm (B = 1) the rate is 0.99 rpm/120 a second (a minute still holds one).
 Tokens likewise with `tpm`: a request is charged `estimate_tokens(...)` before it starts
 and corrected by `report_usage` (unused tokens are credit for the next request, extra ones
 a debt); a charge larger than the bucket is taken in bucket-sized parts.
 `concurrency` slots are taken first, in one process-wide order (no deadlock between calls
 that share limiters). `Limiter.cool_down(seconds)` (a 429/503 with Retry-After) pauses
-every acquire on that limiter. Buckets and slots belong to an event loop (one set per
-loop); cooldowns and token balances are shared. Acquire outside a call's timeout scope.
+every acquire on that limiter; an acquire given a deadline that a cooldown outlasts raises
+`CooldownPastDeadline` at once. Buckets and slots belong to an event loop (one set per
+loop); cooldowns and token balances are shared.
+The buckets are ours (`_limits_bucket`); asyncio is imported on first use, so
+`import model_registry` does not load it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import difflib
 import hashlib
@@ -38,17 +41,21 @@ import random
 import time
 import weakref
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
-from aiolimiter import AsyncLimiter
 
+from model_registry._limits_bucket import LoopState
 from model_registry.errors import InvalidParameterError
 from model_registry.types import redact
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = [
     "DEFAULT_COMPLETION_TOKENS",
     "LIMIT_KEYS",
+    "CooldownPastDeadline",
     "LimitKey",
     "Limiter",
     "Limits",
@@ -69,11 +76,6 @@ DEFAULT_COMPLETION_TOKENS = 256
 
 LIMIT_KEYS = ("rpm", "tpm", "concurrency")
 
-# A burst of 0.4 s worth and 99% of the rate: a tenth of a second and 1% below what the
-# bounds allow, for requests that reach the server later than they left the limiter (a
-# burst's last request leaves after the others' client-side work, under load tens of ms)
-_BURST_SECONDS = 0.4
-_RATE_MARGIN = 0.99
 _SPREAD = 0.25  # of a wait, added at random (see `spread`)
 _SPREAD_MAX = 5.0
 _KEY_SALT = os.urandom(16)  # per process: the hash identifies a key here, reveals nothing
@@ -190,34 +192,13 @@ def limiter_for(key: LimitKey, limits: Limits) -> Limiter:
 # -- the limiter --------------------------------------------------------------------------
 
 
-def _bucket(per_minute: float | None) -> AsyncLimiter | None:
-    if per_minute is None:
-        return None
-    burst = max(per_minute / 60 * _BURST_SECONDS, 1.0)
-    per_second = max(per_minute - burst, per_minute / 2) / 60 * _RATE_MARGIN
-    return AsyncLimiter(burst, burst / per_second)
+class CooldownPastDeadline(Exception):
+    """A cooldown that ends after the caller's deadline: `seconds` is its remaining time."""
 
-
-class _LoopState:
-    """The asyncio primitives of one limiter on one event loop."""
-
-    def __init__(self, limits: Limits) -> None:
-        self.slots = asyncio.Semaphore(limits.concurrency) if limits.concurrency else None
-        self.requests = _bucket(limits.rpm)
-        self.tokens = _bucket(limits.tpm)
-        self.token_turn = asyncio.Lock()  # FIFO: aiolimiter serves small amounts first
-        if self.requests is not None:
-            _start_nearly_full(self.requests)
-
-
-def _start_nearly_full(bucket: AsyncLimiter) -> None:
-    """One request at once, then the rate: no burst on a new bucket. A backend's first call
-    holds the event loop for a while (LiteLLM's lazy set-up: ~0.4 s), so the requests the
-    bucket admits meanwhile leave together with the first; on top of a full burst, that put
-    16 requests into one second at rpm=600 (a strict server allows 15)."""
-    # aiolimiter has no public way to start a bucket at a level: these are its fields (1.x)
-    bucket._level = max(bucket.max_rate - 1.0, 0.0)
-    bucket._last_check = asyncio.get_running_loop().time()
+    def __init__(self, limiter: Limiter, seconds: float) -> None:
+        super().__init__(f"{limiter.key.name} cools down for {seconds:.1f} s more")
+        self.limiter = limiter
+        self.seconds = seconds
 
 
 class Limiter:
@@ -229,7 +210,7 @@ class Limiter:
         self.order = next(_order)
         self.cooldown_until = 0.0  # time.monotonic() (the loop's clock) until acquires go on
         self._token_balance = 0.0  # > 0: tokens used beyond estimates (debt); < 0: credit
-        self._states: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = (
+        self._states: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopState] = (
             weakref.WeakKeyDictionary()
         )
 
@@ -250,20 +231,34 @@ class Limiter:
         """Seconds until acquires may proceed again (0.0 when not cooling down)."""
         return max(0.0, self.cooldown_until - time.monotonic())
 
-    def _state(self) -> _LoopState:
+    def _state(self) -> LoopState:
+        import asyncio
+
         loop = asyncio.get_running_loop()
         if (state := self._states.get(loop)) is None:
-            state = self._states[loop] = _LoopState(self.limits)
+            state = self._states[loop] = LoopState(
+                self.limits.rpm, self.limits.tpm, self.limits.concurrency, loop
+            )
         return state
 
-    async def wait_cooldown(self) -> None:
+    async def wait_cooldown(self, deadline: float = math.inf) -> bool:
         """Return once no cooldown is in force, each waiter a little later than the next:
-        up to a quarter of its wait (at most 5 s) more, so they do not resume in lockstep."""
-        # a deadline, not an event: another 429 may extend it while we sleep
-        while (remaining := self.cooldown_remaining()) > 0:  # noqa: ASYNC110
-            await asyncio.sleep(spread(remaining))
+        up to a quarter of its wait (at most 5 s) more, so they do not resume in lockstep;
+        True if it waited. A cooldown that outlasts `deadline` (the loop's clock) raises
+        CooldownPastDeadline."""
+        import asyncio
 
-    async def _take_tokens(self, state: _LoopState, estimate: float) -> None:
+        waited = False
+        # a deadline, not an event: another 429 may extend it while we sleep
+        while (remaining := self.cooldown_remaining()) > 0:
+            left = deadline - asyncio.get_running_loop().time()
+            if remaining > left:
+                raise CooldownPastDeadline(self, remaining)
+            waited = True
+            await asyncio.sleep(min(spread(remaining), left))
+        return waited
+
+    async def _take_tokens(self, state: LoopState, estimate: float) -> None:
         """Charge `estimate` (plus any debt, less any credit), in bucket-sized parts."""
         bucket = state.tokens
         if bucket is None:
@@ -274,7 +269,7 @@ class Limiter:
             taken = 0.0
             try:
                 while taken < need:
-                    part = min(need - taken, bucket.max_rate)
+                    part = min(need - taken, bucket.capacity)
                     await bucket.acquire(part)
                     taken += part
             except BaseException:
@@ -314,12 +309,13 @@ class Permit:
 
 @contextlib.asynccontextmanager
 async def acquire(
-    limiters: Sequence[Limiter], estimated_tokens: float = 0
+    limiters: Sequence[Limiter], estimated_tokens: float = 0, deadline: float = math.inf
 ) -> AsyncIterator[Permit]:
     """Wait for every limiter (slots, cooldowns, rates); the call starts inside the block.
 
     Pass the provider's limiter first, then the alias's: rates are taken in reverse order,
-    so the provider's bucket (the server's) admits the call last, just before it starts."""
+    so the provider's bucket (the server's) admits the call last, just before it starts.
+    A cooldown that outlasts `deadline` raises CooldownPastDeadline at once."""
     permit = Permit(limiters, max(float(estimated_tokens), 0.0))
     async with contextlib.AsyncExitStack() as stack:
         for limiter in sorted(limiters, key=lambda limiter: limiter.order):
@@ -327,7 +323,7 @@ async def acquire(
             if slots is not None:
                 await slots.acquire()
                 stack.callback(slots.release)
-        await _take_rates(limiters, permit.estimated_tokens)
+        await _take_rates(limiters, permit.estimated_tokens, deadline)
         yield permit
 
 
@@ -337,18 +333,21 @@ def spread(seconds: float) -> float:
     return seconds + random.uniform(0, min(seconds * _SPREAD, _SPREAD_MAX))
 
 
-async def take_request(limiters: Sequence[Limiter]) -> None:
+async def take_request(limiters: Sequence[Limiter], deadline: float = math.inf) -> None:
     """Before a retry: wait out any cooldown and take another request from each bucket
     (a retry is a request the server counts; its tokens were charged with the first)."""
-    await _take_rates(limiters, 0.0)
+    await _take_rates(limiters, 0.0, deadline)
 
 
-async def _take_rates(limiters: Sequence[Limiter], estimate: float) -> None:
+async def _take_rates(limiters: Sequence[Limiter], estimate: float, deadline: float) -> None:
     """Take a request and its tokens from each bucket; again if a cooldown began meanwhile."""
     while True:
         for limiter in limiters:
-            if limiter.cooldown_until:  # skip a coroutine on the common path
-                await limiter.wait_cooldown()
+            # skip a coroutine on the common path
+            if limiter.cooldown_until and await limiter.wait_cooldown(deadline):
+                # the buckets drained during the pause: restart them, no burst at its end
+                for other in limiters:
+                    other._state().restart_after_cooldown(limiter.cooldown_until)
         charged: list[Limiter] = []
         try:
             for limiter in reversed(limiters):
@@ -356,7 +355,7 @@ async def _take_rates(limiters: Sequence[Limiter], estimate: float) -> None:
                 await limiter._take_tokens(state, estimate)
                 charged.append(limiter)
                 if state.requests is not None:
-                    await state.requests.acquire()
+                    await state.requests.acquire(1.0)
         except BaseException:
             for limiter in charged:
                 limiter._give_back_tokens(estimate)

@@ -5,6 +5,8 @@
 `store` and `limits` sit just above `types` and `errors`; clients import `types`, `errors`,
 `store`, `limits` and each other, never `resolve`, `aliases` or `providers`, not even inside
 a function or under TYPE_CHECKING. Every import counts, wherever it is written.
+The call policy (`clients._policy`: limits, cooldowns, retries, fallbacks) is the clients'
+own; `api` takes only its fallback wrapper from it and defines no class.
 `testing` (the test double users import) is a leaf on top: it imports the public package and
 the bottom layer, and nothing of ours imports it, not even `import model_registry`.
 """
@@ -175,6 +177,42 @@ def test_clients_import_only_types_errors_store_limits_and_each_other() -> None:
         not _is_client(a) or b in CLIENT_MAY_IMPORT or _just_above(b) or _is_client(b)
     )
     assert _violations(allowed) == []
+
+
+def _is_policy(name: str) -> bool:
+    return name == "clients._policy" or name.startswith("clients._policy.")
+
+
+def test_only_clients_import_the_call_policy_and_api_only_its_fallback_wrapper() -> None:
+    allowed = lambda a, b: (  # noqa: E731
+        not _is_policy(b) or _is_client(a) or (a, b) == ("api", "clients._policy.fallback")
+    )
+    assert _violations(allowed) == []
+    assert "clients._policy.fallback" in _graph()["api"]  # the rule sees it
+    from_clients = {m for m in _graph()["api"] if _is_client(m)}
+    assert from_clients == {"clients", "clients.base", "clients._policy.fallback"}
+
+
+def test_api_defines_functions_only() -> None:
+    classes = [n.name for n in ast.walk(_tree("api")) if isinstance(n, ast.ClassDef)]
+    assert classes == []
+
+
+def test_no_module_imports_a_private_name_of_another_package_module() -> None:
+    """`from model_registry.x import _name` only within one package (clients take each
+    other's); never from above (api reading a client's private constant)."""
+    offenders = []
+    for name in _modules():
+        for node in ast.walk(_tree(name)):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+                "model_registry."
+            ):
+                imported = _ours(node.module or "") or ""
+                same_package = imported.split(".")[0] == name.split(".")[0]
+                private = [a.name for a in node.names if a.name.startswith("_")]
+                if private and not same_package:
+                    offenders.append(f"{name}: from {node.module} import {', '.join(private)}")
+    assert offenders == []
 
 
 def test_cli_imports_only_the_public_package() -> None:

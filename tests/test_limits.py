@@ -1,7 +1,7 @@
-"""Declared limits (issue 20): rates spread out, tokens corrected, slots, cooldowns, parsing.
+"""Declared limits: rates spread out, tokens corrected, slots, cooldowns, parsing.
 
 Real time, short runs; bounds carry generous margins and a slow machine only lowers counts.
-The minute-long properties run on a virtual clock (exact: aiolimiter reads the loop's time).
+The minute-long properties run on a virtual clock (exact: the buckets read the loop's time).
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import contextlib
 import importlib.util
 import os
 import random
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Coroutine
@@ -20,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from model_registry.clients._retries import retry_after_seconds
+from model_registry.clients._policy.retries import retry_after_seconds
 from model_registry.errors import InvalidParameterError
 from model_registry.limits import (
     DEFAULT_COMPLETION_TOKENS,
@@ -73,7 +75,7 @@ async def test_rpm_starts_are_spread_out_and_within_the_long_run_rate() -> None:
 
 class VirtualClockLoop(asyncio.SelectorEventLoop):
     """An event loop whose clock jumps to its next timer instead of waiting for it, so
-    minutes of limiter time (aiolimiter reads `loop.time()`) pass in a moment."""
+    minutes of limiter time (the buckets read `loop.time()`) pass in a moment."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -83,7 +85,7 @@ class VirtualClockLoop(asyncio.SelectorEventLoop):
         def select(timeout: float | None = None) -> list[Any]:
             events = real_select(0)
             if timeout is not None:
-                # every turn takes a microsecond, as on a real clock: aiolimiter may set a
+                # every turn takes a microsecond, as on a real clock: a bucket may set a
                 # timer a rounding error ahead, which a clock standing still never reaches
                 self._now += max(0.0 if events else timeout, 1e-6)
             return events  # type: ignore[no-any-return]
@@ -342,6 +344,9 @@ NOW = datetime(2025, 1, 1, 12, 0, 0, tzinfo=UTC)
         (None, None),
         ({}, None),
         ({"content-type": "text/plain"}, None),
+        ("86401", 86400.0),  # over 24 hours counts as 24 hours
+        ("Fri, 01 Jan 2100 00:00:00 GMT", 86400.0),
+        ({"retry-after-ms": "1e12"}, 86400.0),
     ],
 )
 def test_retry_after_seconds(given: object, seconds: float | None) -> None:
@@ -445,3 +450,42 @@ def test_a_local_alias_takes_its_declared_limits_and_hosted_fallbacks_without_a_
     # the local client calls under the alias's limiter (a local model has no provider one)
     primary = client._clients[0]  # type: ignore[attr-defined]
     assert [limiter.key for limiter in primary._limits.limiters] == [alias_key("tiny")]
+
+
+def test_importing_the_package_and_resolving_load_no_event_loop_machinery() -> None:
+    """The limiter imports asyncio on first use: `import model_registry` and a warm
+    `resolve` load neither asyncio (nor its ssl) nor a rate-limiting library."""
+    code = (
+        "import sys, model_registry\n"
+        "model_registry.resolve('gpt-4.1'); model_registry.resolve('gpt-4.1')\n"
+        "print(sorted({'asyncio', 'ssl', 'aiolimiter'} & set(sys.modules)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+async def test_after_a_cooldown_the_bucket_restarts_nearly_full_so_waiters_do_not_burst() -> None:
+    """rpm=6000: a bucket of 40 requests, 99/s. A pause lets the bucket drain; the 60
+    waiting workers used to take all 40 the moment the pause ended. Now the first to come
+    back restarts the bucket with room for one, then the rate: about 11 in the first 0.1 s
+    (the bound leaves room for a loaded machine's lag)."""
+    limiter = limiter_for(_fresh_key(), Limits(rpm=6000))
+    entered: list[float] = []
+
+    async def worker() -> None:
+        while True:
+            async with acquire([limiter], 0):
+                entered.append(time.monotonic())
+
+    task = asyncio.gather(*(worker() for _ in range(60)))
+    await asyncio.sleep(0.5)
+    limiter.cool_down(1.5)
+    paused_at = time.monotonic()
+    await asyncio.sleep(2.5)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    after = [t for t in entered if t >= paused_at + 1.49]
+    assert len(after) >= 20, "acquires resume after the cooldown"
+    first_tenth = [t for t in after if t <= after[0] + 0.1]
+    assert len(first_tenth) <= 25

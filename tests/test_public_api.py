@@ -34,8 +34,18 @@ def test_all_lists_exactly_the_public_names() -> None:
 def test_every_error_is_a_model_registry_error_and_exported() -> None:
     for name in errors.__all__:
         cls = getattr(errors, name)
-        assert issubclass(cls, errors.ModelRegistryError)
         assert getattr(model_registry, name) is cls
+        if name != "TRANSIENT_ERRORS":
+            assert issubclass(cls, errors.ModelRegistryError)
+
+
+def test_the_transient_errors_are_public_and_are_the_ones_retried_and_fallen_back_from() -> None:
+    assert (
+        errors.RateLimitError,
+        errors.ServiceUnavailableError,
+        errors.APIConnectionError,
+        errors.RequestTimeoutError,
+    ) == model_registry.TRANSIENT_ERRORS
 
 
 def test_user_mistakes_are_value_errors_for_pipelines_of_the_original_registry() -> None:

@@ -12,8 +12,9 @@ committed before the batch returns or raises.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, cast
 
 import anyio
@@ -31,7 +32,7 @@ from model_registry.errors import (
 from model_registry.store import ResultStore, StoredResult
 from model_registry.types import Generation, Prompt, TokenLogprob, Usage, to_messages
 
-__all__ = ["Batch", "Emit"]
+__all__ = ["Batch", "Emit", "iterate"]
 
 #: Called with (index, result) as each prompt completes; result a Generation or an exception.
 Emit = Callable[[int, Any], None]
@@ -70,14 +71,16 @@ class Batch:
         call: Call,
         emit: Emit,
         *,
+        start: Callable[[], Awaitable[object]],
         name: str,
         target: str,
         params: Mapping[str, Any],
         default_concurrency: int | None,
     ) -> None:
-        """Run every prompt through `call`, `emit` each result as it completes; raise the first
-        error (with `.index`) unless `return_exceptions`. `target` and `params` (the client's
-        params and this batch's kwargs) make the store keys."""
+        """Run every prompt through `call` (after `start`, only when some prompt needs a call),
+        `emit` each result as it completes; raise the first error (with `.index`) unless
+        `return_exceptions`. `target` and `params` (the client's params and this batch's
+        kwargs) make the store keys."""
         store, owned = await _open_store(self.results_db)
         bar = _ProgressBar(len(self.prompts), name) if self.progress else None
         runner = _Runner(self, call, emit, store, [None] * len(self.prompts), bar)
@@ -88,6 +91,8 @@ class Batch:
                 schema = output_schema(params.get("response_format"))
                 todo = await self._from_store(store, runner.keys, emit, bar, schema)
             cap = self.concurrency if self.concurrency is not None else default_concurrency
+            if todo:
+                await start()
             await runner.run(todo, cap)
         finally:
             with anyio.CancelScope(shield=True):
@@ -120,6 +125,39 @@ class Batch:
         if bar is not None:
             bar.advance(len(keys) - len(todo))
         return todo
+
+
+async def iterate(
+    run: Callable[[Emit], Awaitable[None]],
+) -> AsyncGenerator[tuple[int, Any], None]:
+    """`(index, result)` as `run(emit)` emits them, then its error if it raised one; closing
+    the iterator early cancels `run` (what finished is kept: `run` commits it)."""
+    send, receive = anyio.create_memory_object_stream[tuple[int, Any]](math.inf)
+    failure: list[BaseException] = []
+
+    def emit(index: int, result: Any) -> None:
+        with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+            send.send_nowait((index, result))
+
+    async def produce() -> None:
+        try:
+            await run(emit)
+        except Exception as exc:
+            failure.append(exc)
+        finally:
+            send.close()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(produce)
+        try:
+            with receive:
+                async for item in receive:
+                    yield item
+        except GeneratorExit:  # closed early by the caller: cancel the rest, keep what ended
+            tg.cancel_scope.cancel()
+            return
+    if failure:
+        raise failure[0]
 
 
 class _Runner:

@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from model_registry.clients._retries import retry_after_seconds
+from model_registry.clients._policy.retries import retry_after_seconds
 from model_registry.errors import (
     APIConnectionError,
     APIError,

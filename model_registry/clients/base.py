@@ -1,19 +1,30 @@
 """What every client shares: lifecycle, awaitability, streaming wrapper, batches
-(generate_many, iter_many; see `_batch`)."""
+(generate_many, iter_many; see `_batch`), and the call policy around each attempt
+(limits, cooldowns, retries; see `_policy`)."""
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
-from collections.abc import AsyncGenerator, Generator, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    Awaitable,
+    Callable,
+    Generator,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from types import TracebackType
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Self, TypeVar
 
 import anyio
 
-from model_registry.clients._batch import Batch, Emit
-from model_registry.clients._limited import CallLimits
+from model_registry.clients._batch import Batch, Emit, iterate
+from model_registry.clients._policy.call_limits import CallLimits, call_timeout
+from model_registry.clients._policy.retries import call_with_retries
 from model_registry.errors import ClientClosedError, RequestTimeoutError
 from model_registry.limits import Limits
 from model_registry.store import ResultStore
@@ -27,6 +38,8 @@ from model_registry.types import (
 )
 
 __all__ = ["BaseClient"]
+
+_T = TypeVar("_T")
 
 
 class BaseClient:
@@ -53,7 +66,7 @@ class BaseClient:
         self._calls: set[anyio.CancelScope] = set()
         self._drained: anyio.Event | None = None
         #: The limits calls run under (see `set_limits`); none bind until it is called.
-        self._limits = CallLimits()
+        self._limits = CallLimits(resolution.provider, resolution.model_id)
 
     # --- limits -------------------------------------------------------------------
 
@@ -73,21 +86,46 @@ class BaseClient:
     def cooldown_remaining(self) -> float:
         """Seconds until the pause a Retry-After put on this client's provider ends (0.0
         when none is in force); calls started meanwhile wait it out."""
-        cooldown = self._limits.cooldown
-        return 0.0 if cooldown is None else cooldown.cooldown_remaining()
+        return self._limits.cooldown_remaining()
 
-    async def _call(self, prompt: Prompt, kwargs: dict[str, Any]) -> Generation:
-        """One call under the client's limits (queueing is not part of its timeout)."""
+    async def _call(
+        self, prompt: Prompt, kwargs: dict[str, Any], *, batched: bool = False
+    ) -> Generation:
+        """One call under the client's limits. Its `timeout` bounds the waits for them too,
+        except in a batch (`batched`), where it starts once the call holds them."""
         limits = self._limits
-        if not limits.binding:  # the common path: an attribute read, no context manager
-            if limits.cooldown is not None and limits.cooldown.cooldown_until:
-                await limits.cooldown.wait_cooldown()
-            return await self._generate(prompt, kwargs)
-        async with limits.permit(prompt, kwargs) as permit:
-            generation = await self._generate(prompt, kwargs)
+        cooldown = limits.cooldown
+        if not limits.binding and (cooldown is None or not cooldown.cooldown_until):
+            return await self._generate(prompt, kwargs, None)  # the common path: no wait
+        timeout = call_timeout(self.params, kwargs)
+        deadline = math.inf if batched else self._deadline(timeout)
+        async with limits.permit(prompt, kwargs, deadline, timeout) as permit:
+            generation = await self._generate(prompt, kwargs, None if batched else deadline)
             if permit is not None:
                 permit.report_usage(generation.usage.total_tokens)
             return generation
+
+    async def _with_retries(
+        self,
+        attempt: Callable[[], Awaitable[_T]],
+        *,
+        retries: int,
+        deadline: float,
+        timeout_s: float | None,
+        loopback: bool = False,
+    ) -> _T:
+        """`await attempt()`, retried on a transient error (see `_policy.retries`); between
+        attempts the call waits (bounded by `deadline`, cancelled by aclose) and takes its
+        limits again."""
+
+        async def pause(seconds: float) -> None:
+            with self._call_step(deadline, timeout_s):
+                await anyio.sleep(seconds)
+                await self._limits.before_retry(deadline, timeout_s)
+
+        return await call_with_retries(
+            attempt, retries=retries, deadline=deadline, pause=pause, loopback=loopback
+        )
 
     # --- identity -----------------------------------------------------------------
 
@@ -220,8 +258,10 @@ class BaseClient:
         self, prompt: Prompt, kwargs: dict[str, Any]
     ) -> AsyncGenerator[str | Generation, None]:
         await self.start()
-        async with self._limits.permit(prompt, kwargs) as permit:
-            events = self._stream(prompt, kwargs)
+        timeout = call_timeout(self.params, kwargs)
+        deadline = self._deadline(timeout)
+        async with self._limits.permit(prompt, kwargs, deadline, timeout) as permit:
+            events = self._stream(prompt, kwargs, deadline)
             try:
                 async for event in events:
                     if permit is not None and isinstance(event, Generation):
@@ -262,7 +302,7 @@ class BaseClient:
             kwargs=kwargs,
             caller="generate_many",
         )
-        await self.start()
+        self._check_open()
         results: list[Any] = [None] * len(batch.prompts)
         await self._run_batch(batch, results.__setitem__)
         return results
@@ -295,38 +335,17 @@ class BaseClient:
             kwargs=kwargs,
             caller="iter_many",
         )
-        await self.start()
-        send, receive = anyio.create_memory_object_stream[tuple[int, Any]](math.inf)
-        failure: list[BaseException] = []
-
-        def emit(index: int, result: Any) -> None:
-            with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
-                send.send_nowait((index, result))
-
-        async def produce() -> None:
-            try:
-                await self._run_batch(batch, emit)
-            except Exception as exc:
-                failure.append(exc)
-            finally:
-                send.close()
-
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(produce)
-            try:
-                with receive:
-                    async for item in receive:
-                        yield item
-            except GeneratorExit:  # closed early by the caller: cancel the rest, keep what ended
-                tg.cancel_scope.cancel()
-                return
-        if failure:
-            raise failure[0]
+        self._check_open()
+        items = iterate(lambda emit: self._run_batch(batch, emit))
+        async with contextlib.aclosing(items):
+            async for item in items:
+                yield item
 
     async def _run_batch(self, batch: Batch, emit: Emit) -> None:
         await batch.run(
-            self._call,
+            functools.partial(self._call, batched=True),
             emit,
+            start=self.start,
             name=self.name,
             target=self._store_target(),
             params={**self.params, **batch.kwargs},
@@ -345,10 +364,14 @@ class BaseClient:
     async def _close(self) -> None:
         """Release the backend (once, only if started)."""
 
-    async def _generate(self, prompt: Prompt, kwargs: dict[str, Any]) -> Generation:
+    async def _generate(
+        self, prompt: Prompt, kwargs: dict[str, Any], deadline: float | None
+    ) -> Generation:
+        """One attempt; `deadline` (anyio's clock) is the call's, None: from now on."""
         raise NotImplementedError
 
     def _stream(
-        self, prompt: Prompt, kwargs: dict[str, Any]
+        self, prompt: Prompt, kwargs: dict[str, Any], deadline: float | None
     ) -> AsyncGenerator[str | Generation, None]:
+        """One streamed attempt; `deadline` as `_generate`'s."""
         raise NotImplementedError

@@ -7,9 +7,9 @@ LiteLLM keeps one process-wide pool of HTTP clients; the last hosted client to c
 closes that pool, and so does the end of each event loop that used it, so file
 descriptors go back to where they were.
 
-`timeout` (seconds) bounds a whole call: every retry, and for a stream every piece up to
-the final `Generation`; past it the call raises RequestTimeoutError. It is also passed on
-to LiteLLM, which applies it to each read.
+`timeout` (seconds) bounds a whole call: the waits for its limits (see `_policy`), every
+retry, and for a stream every piece up to the final `Generation`; past it the call raises
+RequestTimeoutError. It is also passed on to LiteLLM, which applies it to each read.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from model_registry.clients._litellm_response import (
     body_if_not_event_stream,
     whole_answer,
 )
-from model_registry.clients._retries import call_with_retries, retries_in
+from model_registry.clients._policy.retries import is_loopback, retries_in
 from model_registry.clients.base import BaseClient
 from model_registry.errors import (
     BackendNotInstalledError,
@@ -161,17 +161,22 @@ class LiteLLMClient(BaseClient):
 
     # --- calls --------------------------------------------------------------------
 
-    async def _prepare(self, prompt: Prompt, kwargs: Mapping[str, Any]) -> _Call:
-        """What one call sends, checked; the running loop watched (its end closes the pool)."""
+    async def _prepare(
+        self, prompt: Prompt, kwargs: Mapping[str, Any], deadline: float | None
+    ) -> _Call:
+        """What one call sends, checked; the running loop watched (its end closes the pool).
+        `deadline` is the call's (None: its timeout starts now)."""
         params, timeout = self._call_params(kwargs)
-        asked = hosted_request(params, f" in a call to {self.name!r}")  # issue 21
+        asked = hosted_request(params, f" in a call to {self.name!r}")
         retries = retries_in(params, f"a call to {self.name!r}")
         # the retries are ours (see `_retries`): LiteLLM and the openai SDK make none
         params["num_retries"] = params["max_retries"] = 0
         messages = to_messages(prompt)
         if asyncio.get_running_loop() not in _loop_watchers:
             await _watch_this_loop()
-        return _Call(params, messages, asked, (self._deadline(timeout), timeout), retries)
+        if deadline is None:
+            deadline = self._deadline(timeout)
+        return _Call(params, messages, asked, (deadline, timeout), retries)
 
     def _call_params(self, kwargs: Mapping[str, Any]) -> tuple[dict[str, Any], float | None]:
         """What goes to LiteLLM for one call (each mutable value a copy), and its timeout."""
@@ -190,22 +195,15 @@ class LiteLLMClient(BaseClient):
         return params, params.get("timeout")
 
     async def _attempts(self, step: Callable[[], Awaitable[_T]], call: _Call) -> _T:
-        """`await step()` as a step of `call`, retried as `_retries` says; between attempts
-        the call waits (bounded by its timeout, cancelled by aclose) and takes its limits."""
-
-        async def pause(seconds: float) -> None:
-            with self._call_step(*call.limit):
-                await anyio.sleep(seconds)
-                await self._limits.before_retry()
+        """`await step()` as a step of `call`, under the call policy's retries."""
 
         async def attempt() -> _T:
             return await self._step(step, call)
 
-        return await call_with_retries(
-            attempt,
-            retries=call.retries,
-            deadline=call.limit[0],
-            pause=pause,
+        deadline, timeout = call.limit
+        loopback = is_loopback(call.params.get("api_base"))
+        return await self._with_retries(
+            attempt, retries=call.retries, deadline=deadline, timeout_s=timeout, loopback=loopback
         )
 
     async def _step(self, step: Callable[[], Awaitable[_T]], call: _Call) -> _T:
@@ -228,8 +226,10 @@ class LiteLLMClient(BaseClient):
         self._limits.cool_down(error)
         raise error from None
 
-    async def _generate(self, prompt: Prompt, kwargs: dict[str, Any]) -> Generation:
-        call = await self._prepare(prompt, kwargs)
+    async def _generate(
+        self, prompt: Prompt, kwargs: dict[str, Any], deadline: float | None
+    ) -> Generation:
+        call = await self._prepare(prompt, kwargs, deadline)
         litellm = _litellm()
         started = time.perf_counter()
         response = await self._attempts(
@@ -239,9 +239,9 @@ class LiteLLMClient(BaseClient):
         return whole_answer(response, self, time.perf_counter() - started, call.asked)
 
     async def _stream(
-        self, prompt: Prompt, kwargs: dict[str, Any]
+        self, prompt: Prompt, kwargs: dict[str, Any], deadline: float | None
     ) -> AsyncGenerator[str | Generation, None]:
-        call = await self._prepare(prompt, kwargs)
+        call = await self._prepare(prompt, kwargs, deadline)
         extras = HostedStreamExtras(call.asked)
         if "stream_options" not in call.params:
             # LiteLLM sends this on the wire only where the API takes it (OpenAI-compatible

@@ -243,7 +243,9 @@ class VLLMClient(BaseClient):
         # The template writes the special tokens (BOS) itself, as vLLM's chat endpoint does.
         return {"prompt": text}, {"add_special_tokens": False}
 
-    async def _generate(self, prompt: Prompt, kwargs: dict[str, Any]) -> Generation:
+    async def _generate(
+        self, prompt: Prompt, kwargs: dict[str, Any], deadline: float | None = None
+    ) -> Generation:
         events = self._events(prompt, kwargs, delta=False)
         try:
             async for event in events:
@@ -256,7 +258,7 @@ class VLLMClient(BaseClient):
         )
 
     def _stream(
-        self, prompt: Prompt, kwargs: dict[str, Any]
+        self, prompt: Prompt, kwargs: dict[str, Any], deadline: float | None = None
     ) -> AsyncGenerator[str | Generation, None]:
         return self._events(prompt, kwargs, delta=True)
 

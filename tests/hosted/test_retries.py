@@ -22,6 +22,7 @@ import pytest
 import respx
 
 from model_registry import (
+    APIConnectionError,
     BadRequestError,
     ClientClosedError,
     InvalidParameterError,
@@ -29,7 +30,12 @@ from model_registry import (
     ServiceUnavailableError,
     get_client,
 )
-from model_registry.clients._retries import DEFAULT_RETRIES, call_with_retries, retry_wait
+from model_registry.clients._policy.retries import (
+    DEFAULT_RETRIES,
+    call_with_retries,
+    is_loopback,
+    retry_wait,
+)
 from tests.fixtures.openai_server import FakeOpenAIServer
 from tests.hosted.conftest import SERVER_KEY
 from tests.hosted.test_wire import ANTHROPIC_RESPONSE, ANTHROPIC_URL
@@ -302,3 +308,31 @@ async def test_a_retry_waits_up_to_60_s_of_retry_after_never_more(
             await call_with_retries(attempt, retries=2, deadline=math.inf, pause=pause)
         assert (calls, waits) == (1, [])
         assert "asked to wait 61 s, over the 60 s a retry waits" in caught.value.__notes__[0]
+
+
+async def test_a_refused_loopback_connection_backs_off_briefly() -> None:
+    """Nothing listens on the port: four retries back off 0.05 to 0.2 s each (about
+    0.5 s in all), not 0.5, 1, 2, 4 s (5.6 s at least) as for a remote host."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    base = f"http://127.0.0.1:{port}/v1"
+    async with get_client("openai:m-refused", api_base=base, api_key="sk-x") as client:
+        started = time.monotonic()
+        with pytest.raises(APIConnectionError):
+            await client.generate("x", num_retries=4)
+    assert time.monotonic() - started < 4.0
+
+
+def test_loopback_addresses_are_told_apart_from_remote_ones() -> None:
+    local = [
+        "http://127.0.0.1:8000/v1",
+        "http://localhost:1/v1",
+        "http://[::1]:80",
+        "http://127.5.5.5",
+    ]
+    remote = ["https://api.openai.com/v1", "http://10.0.0.1:8000/v1", None, "", "not a url"]
+    assert [is_loopback(url) for url in local] == [True] * len(local)
+    assert [is_loopback(url) for url in remote] == [False] * len(remote)

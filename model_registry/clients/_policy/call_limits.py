@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
-from model_registry.errors import ModelCallError
+import anyio
+
+from model_registry.errors import ModelCallError, RateLimitError, RequestTimeoutError
 from model_registry.limits import (
+    CooldownPastDeadline,
     Limiter,
     Limits,
     Permit,
@@ -30,7 +34,7 @@ from model_registry.limits import (
 )
 from model_registry.types import Prompt, Resolution
 
-__all__ = ["CallLimits"]
+__all__ = ["CallLimits", "call_timeout"]
 
 logger = logging.getLogger("model_registry")
 _LONG_COOLDOWN = 60.0  # seconds: a longer Retry-After is logged
@@ -39,13 +43,14 @@ _LONG_COOLDOWN = 60.0  # seconds: a longer Retry-After is logged
 class CallLimits:
     """The limiters of one client; `binding` is False while no declared limit applies."""
 
-    def __init__(self) -> None:
+    def __init__(self, provider: str, model: str) -> None:
         self.limiters: tuple[Limiter, ...] = ()
         #: The provider's limiter: Retry-After cools it down (None: a local client without).
         self.cooldown: Limiter | None = None
         self.binding = False
         self._counts_tokens = False
         self._params: Mapping[str, Any] = {}
+        self._provider, self._model = provider, model
 
     def configure(
         self,
@@ -73,34 +78,69 @@ class CallLimits:
         self._counts_tokens = any(limits.tpm is not None for limits in declared)
         self._params = params
 
-    async def wait_cooldown(self) -> None:
-        """Wait out a cooldown of the provider, if one is in force (an attribute read if not)."""
-        if self.cooldown is not None and self.cooldown.cooldown_until:
-            await self.cooldown.wait_cooldown()
+    def cooldown_remaining(self) -> float:
+        """Seconds until the provider's Retry-After pause ends (0.0 when none is in force)."""
+        return 0.0 if self.cooldown is None else self.cooldown.cooldown_remaining()
 
     @contextlib.asynccontextmanager
     async def permit(
-        self, prompt: Prompt, kwargs: Mapping[str, Any]
+        self, prompt: Prompt, kwargs: Mapping[str, Any], deadline: float, timeout_s: Any
     ) -> AsyncIterator[Permit | None]:
-        """A permit from every limiter (None when no limit binds; a cooldown is still waited)."""
+        """A permit from every limiter (None when no limit binds; a cooldown is still
+        waited), taken before `deadline` (anyio's clock; `math.inf` for none)."""
         if not self.binding:
-            await self.wait_cooldown()
+            await self.before_retry(deadline, timeout_s)
             yield None
             return
         tokens = 0
         if self._counts_tokens:
             max_tokens = kwargs.get("max_tokens", self._params.get("max_tokens"))
             tokens = estimate_tokens(prompt, max_tokens if isinstance(max_tokens, int) else None)
-        async with acquire(self.limiters, tokens) as permit:
+        async with contextlib.AsyncExitStack() as stack:
+            with self._bounded(deadline, timeout_s):
+                permit = await stack.enter_async_context(acquire(self.limiters, tokens, deadline))
             yield permit
 
-    async def before_retry(self) -> None:
-        """Before a call's retry: wait out any cooldown and, where an `rpm` binds, take
-        another request from its bucket (the server counts a retry like any request)."""
+    async def before_retry(self, deadline: float = math.inf, timeout_s: Any = None) -> None:
+        """Before an attempt: wait out any cooldown and, where an `rpm` binds, take a
+        request from its bucket (the server counts a retry like any request)."""
         if self.binding:
-            await take_request(self.limiters)
-        else:
-            await self.wait_cooldown()
+            with self._bounded(deadline, timeout_s):
+                await take_request(self.limiters, deadline)
+        elif self.cooldown is not None and self.cooldown.cooldown_until:
+            with self._bounded(deadline, timeout_s):
+                await self.cooldown.wait_cooldown(deadline)
+
+    @contextlib.contextmanager
+    def _bounded(self, deadline: float, timeout_s: Any) -> Iterator[None]:
+        """Waits for the limits that end by `deadline`: a cooldown past it raises
+        RateLimitError at once, a limiter wait that reaches it RequestTimeoutError."""
+        if deadline == math.inf:
+            yield
+            return
+        with anyio.CancelScope(deadline=deadline) as scope:
+            try:
+                yield
+            except CooldownPastDeadline as past:
+                raise self._cooldown_error(past.seconds, timeout_s) from None
+        if scope.cancelled_caught:
+            raise RequestTimeoutError(
+                f"the call could not start within timeout={timeout_s} s: it was still waiting "
+                "for the declared limits (rpm, tpm, concurrency) of "
+                f"{', '.join(limiter.key.name for limiter in self.limiters)}",
+                provider=self._provider,
+                model=self._model,
+            )
+
+    def _cooldown_error(self, seconds: float, timeout_s: Any) -> RateLimitError:
+        return RateLimitError(
+            f"not sent: {self._provider} asked every caller to wait (Retry-After) "
+            f"{seconds:.0f} s more, past this call's timeout={timeout_s} s; try later, "
+            "or give the call a fallback",
+            provider=self._provider,
+            model=self._model,
+            retry_after=seconds,
+        )
 
     def cool_down(self, error: ModelCallError) -> None:
         """A 429/503 with Retry-After pauses every client of this provider that long (a
@@ -109,14 +149,30 @@ class CallLimits:
         if seconds is None or limiter is None:
             return
         if seconds > _LONG_COOLDOWN and seconds > limiter.cooldown_remaining() + 1:
-            until = time.strftime("%H:%M:%S", time.localtime(time.time() + seconds))
             logger.warning(
                 "%s asked to wait %.0f s (Retry-After): every call to it waits until %s",
                 error.provider,
                 seconds,
-                until,
+                _until(seconds),
             )
         limiter.cool_down(seconds)
+
+
+def call_timeout(params: Mapping[str, Any], kwargs: Mapping[str, Any]) -> float | None:
+    """A call's `timeout` in seconds (None when unset, or not a number: the adapter's
+    checks name that)."""
+    timeout = kwargs.get("timeout", params.get("timeout"))
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+        return None
+    return float(timeout)
+
+
+def _until(seconds: float) -> str:
+    """The local time `seconds` from now; with its date when that is another day."""
+    now = time.time()
+    then = time.localtime(now + seconds)
+    same_day = time.localtime(now)[:3] == then[:3]
+    return time.strftime("%H:%M:%S" if same_day else "%Y-%m-%d %H:%M:%S", then)
 
 
 def _api_key(resolution: Resolution) -> str | None:

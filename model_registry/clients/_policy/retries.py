@@ -8,21 +8,26 @@ the openai SDK's waited out a Retry-After alone while the other clients kept sen
 off the SDK's routes LiteLLM's retry needs tenacity, which it does not install, so there
 `num_retries` did nothing at all.
 
-Retried: a 429 (`RateLimitError`), a 5xx (`ServiceUnavailableError`), no response
-(`APIConnectionError`) and an attempt that timed out (`RequestTimeoutError`); anything
-else is raised at once. Before each retry the call waits: the server's Retry-After (plus up
-to a quarter of it, at most 5 s, so that the callers it paused do not all come back in the
-same instant) or else exponential backoff with jitter (0.5, 1, 2 ... 8 s); then it goes
+Retried: `TRANSIENT_ERRORS`, a 429 (`RateLimitError`), a 5xx (`ServiceUnavailableError`),
+no response (`APIConnectionError`) and an attempt that timed out (`RequestTimeoutError`);
+anything else is raised at once. Before each retry the call waits: the server's Retry-After
+(plus up to a quarter of it, at most 5 s, so that the callers it paused do not all come back
+in the same instant) or else exponential backoff with jitter (0.5, 1, 2 ... 8 s; 0.05, 0.1,
+0.2 s for no response from a loopback address); then it goes
 through the client's limits again (the provider's cooldown, a request from each `rpm`
 bucket). A wait that would end past the call's timeout, or one over `MAX_RETRY_WAIT`, is not
 started: the error is raised at once, with a note saying why (a fallback can take over).
+A Retry-After over `MAX_RETRY_AFTER` (24 hours) counts as 24 hours.
 """
 
 from __future__ import annotations
 
 import email.utils
+import functools
+import ipaddress
 import math
 import random
+import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -30,12 +35,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import anyio
 
 from model_registry.errors import (
+    TRANSIENT_ERRORS,
     APIConnectionError,
     InvalidParameterError,
     ModelCallError,
-    RateLimitError,
-    RequestTimeoutError,
-    ServiceUnavailableError,
 )
 from model_registry.limits import spread
 
@@ -44,9 +47,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_RETRIES",
+    "MAX_RETRY_AFTER",
     "MAX_RETRY_WAIT",
-    "RETRIED_ERRORS",
     "call_with_retries",
+    "is_loopback",
     "retries_in",
     "retry_after_seconds",
     "retry_wait",
@@ -55,18 +59,15 @@ __all__ = [
 DEFAULT_RETRIES = 2
 """Retries after the first attempt when a call names no `num_retries`."""
 
-RETRIED_ERRORS: tuple[type[ModelCallError], ...] = (
-    RateLimitError,
-    ServiceUnavailableError,
-    APIConnectionError,
-    RequestTimeoutError,
-)
-
 _BACKOFF_FIRST = 0.5
 _BACKOFF_MAX = 8.0
+_LOOPBACK_BACKOFF_FIRST = 0.05
+_LOOPBACK_BACKOFF_MAX = 0.2
 MAX_RETRY_WAIT = 60.0
 """A retry waits at most this long (the openai SDK's cap): a server that asks for more (a
 quota spent for the hour) gets its error raised at once, so a fallback can take over."""
+MAX_RETRY_AFTER = 86400.0
+"""The longest pause a Retry-After can ask for: 24 hours (a date in 2100 asks for this)."""
 
 _T = TypeVar("_T")
 
@@ -85,13 +86,32 @@ def retries_in(params: Mapping[str, Any], where: str) -> int:
     return value
 
 
-def retry_wait(error: BaseException | None, attempt: int) -> float:
-    """Seconds to wait before retry number `attempt` (1, 2, ...) after `error`."""
+def retry_wait(error: BaseException | None, attempt: int, *, loopback: bool = False) -> float:
+    """Seconds to wait before retry number `attempt` (1, 2, ...) after `error`; a call to a
+    `loopback` address that got no response backs off briefly (a server on this machine
+    that refuses is down or still starting: a long wait helps neither)."""
     retry_after = getattr(error, "retry_after", None)
     if retry_after is not None:
         return spread(float(retry_after))
-    backoff = min(_BACKOFF_FIRST * 2.0 ** (attempt - 1), _BACKOFF_MAX)
+    first, most = _BACKOFF_FIRST, _BACKOFF_MAX
+    if loopback and isinstance(error, APIConnectionError):
+        first, most = _LOOPBACK_BACKOFF_FIRST, _LOOPBACK_BACKOFF_MAX
+    backoff = min(first * 2.0 ** (attempt - 1), most)
     return backoff * (1 - random.uniform(0, 0.25))
+
+
+@functools.lru_cache(maxsize=64)
+def is_loopback(api_base: str | None) -> bool:
+    """Whether `api_base` names this machine (localhost, 127.0.0.0/8, ::1)."""
+    if not api_base:
+        return False
+    host = urllib.parse.urlsplit(api_base).hostname or ""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 async def call_with_retries(
@@ -100,15 +120,16 @@ async def call_with_retries(
     retries: int,
     deadline: float,
     pause: Callable[[float], Awaitable[None]],
+    loopback: bool = False,
 ) -> _T:
-    """`await attempt()`, retried up to `retries` times on a `RETRIED_ERRORS` error.
+    """`await attempt()`, retried up to `retries` times on a `TRANSIENT_ERRORS` error.
 
     `pause(seconds)` runs between attempts: it waits `seconds` and whatever the limits ask
     for. `deadline` (anyio's clock) is the call's: no wait is started that would end past it.
     """
     try:
         return await attempt()
-    except RETRIED_ERRORS as error:
+    except TRANSIENT_ERRORS as error:
         if retries == 0:
             raise
         failed: ModelCallError | None = error
@@ -124,10 +145,10 @@ async def call_with_retries(
 
     def wait(state: tenacity.RetryCallState) -> float:
         error = state.outcome.exception() if state.outcome is not None else None
-        return retry_wait(error, state.attempt_number)
+        return retry_wait(error, state.attempt_number, loopback=loopback)
 
     retrying = tenacity.AsyncRetrying(
-        retry=tenacity.retry_if_exception_type(RETRIED_ERRORS),
+        retry=tenacity.retry_if_exception_type(TRANSIENT_ERRORS),
         stop=lambda state: _should_stop(state, retries, deadline),
         wait=wait,
         sleep=pause,
@@ -168,14 +189,16 @@ def retry_after_seconds(
 ) -> float | None:
     """Seconds to wait from `retry-after-ms` or `Retry-After` (seconds or an HTTP date), in
     response headers (any case) or one value; None when absent, negative or unreadable; a
-    date in the past gives 0.0."""
+    date in the past gives 0.0; more than `MAX_RETRY_AFTER` gives that."""
     if isinstance(headers_or_value, Mapping):
         lowered = {str(k).lower(): v for k, v in headers_or_value.items()}
         millis = _seconds(lowered.get("retry-after-ms"), None)
-        if millis is not None:
-            return millis / 1000
-        return _seconds(lowered.get("retry-after"), now)
-    return _seconds(headers_or_value, now)
+        seconds = None if millis is None else millis / 1000
+        if seconds is None:
+            seconds = _seconds(lowered.get("retry-after"), now)
+    else:
+        seconds = _seconds(headers_or_value, now)
+    return None if seconds is None else min(seconds, MAX_RETRY_AFTER)
 
 
 def _seconds(value: object, now: datetime | None) -> float | None:

@@ -1,0 +1,18 @@
+"""The call policy: what happens around one attempt of a call, in the order it happens.
+
+1. `call_limits.CallLimits.permit`: wait out the provider's cooldown (a Retry-After), take
+   a slot and the rate tokens of every declared limit (the provider's, the name's,
+   `get_client(limits=)`'s). For `generate` and `stream` the call's `timeout` bounds these
+   waits: a cooldown that outlasts it raises RateLimitError at once, a limiter wait that
+   reaches it RequestTimeoutError. In a batch a prompt's timeout starts once it holds them.
+2. The attempt itself (the adapter's: `clients.litellm`, `clients.vllm`).
+3. `retries.call_with_retries`: on a `TRANSIENT_ERRORS` error (a 429, a 5xx, no response,
+   a timeout), wait (the Retry-After, else backoff), take the limits again, and retry; a
+   429/503 with Retry-After first cools down the provider for every client of it.
+4. `fallback.FallbackClient`: when a name's retries are spent on a transient error, the
+   next name of its chain takes the call, with a fresh timeout.
+
+The client base (`clients.base`) applies 1 and 3 around the adapter's attempt; `api`
+wraps a client in 4 when its name has fallbacks. (This package imports nothing at import:
+`fallback` stands on the client base, which stands on the other two.)
+"""
