@@ -7,17 +7,21 @@ placeholder, so neither LiteLLM nor the openai SDK reaches for a provider's key 
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from model_registry._kwarg_names import kwarg_typo_warning
 from model_registry._options import OWN_KWARGS, not_a_kwarg
 from model_registry._redaction import redact_text
 from model_registry.errors import InvalidParameterError, MissingCredentialsError
 from model_registry.types import ProviderSpec, secret_values
 
-__all__ = ["call_secrets", "check_params", "key_params"]
+__all__ = ["call_secrets", "check_params", "key_params", "log_kwarg_typos"]
+
+logger = logging.getLogger("model_registry")
 
 #: Route prefixes served by the openai SDK, which refuses to run without some key.
 _OPENAI_SDK_PREFIXES = frozenset({"openai", "custom_openai", "text-completion-openai"})
@@ -95,6 +99,20 @@ def _is_own_api(provider: str, api_base: Any) -> bool:
 
 
 # --- the kwargs ------------------------------------------------------------------
+
+
+#: Per-call kwargs already warned about as misspelt: each is logged once per process.
+_typos_logged: set[str] = set()
+
+
+def log_kwarg_typos(kwargs: Mapping[str, Any]) -> None:
+    """Log (once per key) a per-call kwarg that looks like a misspelt known parameter; it is
+    still sent. Client and alias kwargs carry the same warning in `Resolution.warnings`."""
+    for key in kwargs.keys() - _typos_logged:
+        warning = kwarg_typo_warning(key, "a call's kwarg")
+        if warning is not None:
+            _typos_logged.add(key)
+            logger.warning("%s", warning)
 
 
 def check_params(params: Mapping[str, Any], where: str) -> None:

@@ -35,7 +35,12 @@ from model_registry.clients._litellm_errors import (
     invalid_stream_error,
     map_litellm_error,
 )
-from model_registry.clients._litellm_params import call_secrets, check_params, key_params
+from model_registry.clients._litellm_params import (
+    call_secrets,
+    check_params,
+    key_params,
+    log_kwarg_typos,
+)
 from model_registry.clients._litellm_response import (
     StreamState,
     body_if_not_event_stream,
@@ -182,6 +187,7 @@ class LiteLLMClient(BaseClient):
         """What goes to LiteLLM for one call (each mutable value a copy), and its timeout."""
         if kwargs:
             check_params(kwargs, f"a call to {self.name!r}")
+            log_kwarg_typos(kwargs)
             extra = self._extra
             if "api_base" in kwargs or "api_key" in kwargs:
                 extra = key_params(self.resolution.spec, {**self.params, **kwargs})
