@@ -179,7 +179,9 @@ def _alias_warnings(registry: Registry, name: str) -> tuple[str, ...]:
         assert spec is not None, "a loaded alias names a known provider"
         written = f"{spec.name}:{alias.model_id}"
         match = checked(registry, written, spec, alias.model_id, "", f"{spec.name}:")
-        id_warning = () if match.warning is None else (f"alias {name!r}: {match.warning}",)
+        # an api_base of the user's points at a server whose models LiteLLM's list cannot know
+        unchecked = match.warning is None or (match.guard and "api_base" in alias.defaults)
+        id_warning = () if unchecked else (f"alias {name!r}: {match.warning}",)
         found[name] = (*id_warning, *_kwarg_warnings(spec, alias.defaults, False, alias))
     return found[name]
 

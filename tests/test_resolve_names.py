@@ -325,3 +325,14 @@ def test_alias_warnings_name_an_alias_whose_id_the_list_does_not_know(
         "alias 'old-haiku': 'anthropic:claude-3-5-haik' is not in LiteLLM's model list"
     )
     assert resolve("old-haiku", strict=True).warnings == tuple(found)  # a warning, never refused
+
+
+def test_an_alias_with_its_own_api_base_is_not_checked_against_litellm_s_list(
+    user_aliases: Callable[[str], Path],
+) -> None:
+    user_aliases(
+        '[aliases."on-my-server"]\nprovider = "openai"\nmodel_id = "my-served-model"\n'
+        '[aliases."on-my-server".defaults]\napi_base = "http://127.0.0.1:9/v1"\n'
+    )
+    assert resolve("on-my-server").warnings == ()
+    assert alias_warnings() == []
