@@ -18,23 +18,16 @@ from pathlib import Path
 from types import MappingProxyType
 
 from model_registry import providers as _providers
-from model_registry._alias_files import ALIASES_ENV_VAR, MAX_ALIAS_FILE_BYTES, display_path
+from model_registry._alias_files import (
+    ALIASES_ENV_VAR,
+    MAX_ALIAS_FILE_BYTES,  # noqa: F401 (tests import it from here)
+    display_path,
+)
 from model_registry._alias_problems import Problem, raise_problems
 from model_registry._alias_references import Declared, link_problems
 from model_registry._alias_schema import Alias, Registry, parse_file
 
-__all__ = [
-    "ALIASES_ENV_VAR",
-    "MAX_ALIAS_FILE_BYTES",
-    "Alias",
-    "Registry",
-    "clear_cache",
-    "current_registry",
-    "default_alias_paths",
-    "load_registry",
-    "packaged_aliases_path",
-    "validate_files",
-]
+__all__ = ["Alias", "Registry"]
 
 PROJECT_ALIASES = Path("config") / "model_aliases.toml"
 

@@ -52,24 +52,7 @@ from model_registry.types import redact
 if TYPE_CHECKING:
     import asyncio
 
-__all__ = [
-    "DEFAULT_COMPLETION_TOKENS",
-    "LIMIT_KEYS",
-    "CooldownPastDeadline",
-    "LimitKey",
-    "Limiter",
-    "Limits",
-    "Permit",
-    "acquire",
-    "alias_key",
-    "estimate_tokens",
-    "limit_problems",
-    "limiter_for",
-    "provider_key",
-    "spread",
-    "take_request",
-    "validate_limits",
-]
+__all__: list[str] = []
 
 DEFAULT_COMPLETION_TOKENS = 256
 """Completion tokens charged up front for a request without `max_tokens`."""

@@ -10,19 +10,9 @@ import threading
 from functools import cache
 
 from model_registry._litellm_providers import LITELLM_CHAT_PROVIDERS
-from model_registry.types import ProviderSpec, is_litellm_provider, litellm_prefix_problem
+from model_registry.types import ProviderSpec
 
-__all__ = [
-    "BUILTIN_PROVIDERS",
-    "ProviderSpec",
-    "builtin_and_registered_providers",
-    "is_litellm_provider",
-    "litellm_prefix_problem",
-    "litellm_provider_spec",
-    "register_provider",
-    "registry_version",
-    "unregister_provider",
-]
+__all__ = ["ProviderSpec", "register_provider", "unregister_provider"]
 
 
 @cache

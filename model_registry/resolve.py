@@ -51,14 +51,7 @@ from model_registry.errors import UnknownModelError
 from model_registry.providers import litellm_provider_spec
 from model_registry.types import ProviderSpec, Resolution, check_finite
 
-__all__ = [
-    "STRICT_ENV_VAR",
-    "Resolution",
-    "alias_warnings",
-    "resolve",
-    "resolve_in",
-    "strict_default",
-]
+__all__ = ["Resolution", "resolve"]
 
 #: Set to 1 to make `strict=True` the default of `resolve()` (and of `get_client()`).
 STRICT_ENV_VAR = "MODEL_REGISTRY_STRICT"

@@ -35,7 +35,7 @@ from model_registry.errors import ResultStoreError
 if TYPE_CHECKING:
     import sqlite3
 
-__all__ = ["EXCLUDED_FROM_KEY", "ResultStore", "ResultStoreError", "StoreSummary", "StoredResult"]
+__all__ = ["ResultStore", "ResultStoreError", "StoreSummary"]
 
 #: Our own kwargs and call options (`_options.NOT_IN_KEY`): they change how a call is made,
 #: never its answer, so they are not part of a request's key.

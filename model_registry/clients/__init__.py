@@ -9,7 +9,7 @@ from model_registry.types import ClientKind
 if TYPE_CHECKING:
     from model_registry.clients.base import BaseClient
 
-__all__ = ["client_class"]
+__all__: list[str] = []
 
 
 def client_class(kind: ClientKind) -> type[BaseClient]:

@@ -31,7 +31,7 @@ import msgspec
 
 from model_registry.clients._asked import Asked, HostedStreamExtras, hosted_request
 from model_registry.clients._litellm_errors import (
-    LITELLM_ERROR_MAP,
+    LITELLM_ERROR_MAP,  # noqa: F401 (tests import it from here)
     invalid_stream_error,
     map_litellm_error,
 )
@@ -56,7 +56,7 @@ from model_registry.errors import (
 )
 from model_registry.types import ClientKind, Generation, Prompt, Resolution, to_messages
 
-__all__ = ["LITELLM_ERROR_MAP", "LiteLLMClient", "invalid_stream_error", "map_litellm_error"]
+__all__: list[str] = []
 
 _INSTALL_HINT = (
     "LiteLLM comes with model-registry: 'pip install model-registry-llm' (in a checkout: "

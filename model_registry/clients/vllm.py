@@ -25,26 +25,25 @@ import anyio
 from model_registry._store_values import local_model_key
 from model_registry.clients._asked import Asked, generation_extras, vllm_logprobs
 from model_registry.clients._vllm_engines import (
-    CachedEngine,
     Engine,
     acquire,
-    cached_engines,
-    engine_starts,
+    cached_engines,  # noqa: F401 (tests import it from here)
+    engine_starts,  # noqa: F401 (tests import it from here)
     release,
 )
 from model_registry.clients._vllm_errors import GUARD_HINT, bootstrapping_spawned_child
 from model_registry.clients._vllm_output import Tally
 from model_registry.clients._vllm_params import (
-    CALL_OPTIONS,
+    CALL_OPTIONS,  # noqa: F401 (tests import it from here)
     ParamSplit,
     check_call_options,
     check_n,
     engine_args_with_defaults,
-    engine_param_names,
+    engine_param_names,  # noqa: F401 (tests import it from here)
     local_request,
     model_location,
     require_vllm,
-    sampling_param_names,
+    sampling_param_names,  # noqa: F401 (tests import it from here)
     split_params,
 )
 from model_registry.clients.base import BaseClient
@@ -68,17 +67,7 @@ from model_registry.types import (
 if TYPE_CHECKING:
     from model_registry.types import Resolution
 
-__all__ = [
-    "CALL_OPTIONS",
-    "CachedEngine",
-    "ParamSplit",
-    "VLLMClient",
-    "cached_engines",
-    "engine_param_names",
-    "engine_starts",
-    "sampling_param_names",
-    "split_params",
-]
+__all__: list[str] = []
 
 logger = logging.getLogger("model_registry.vllm")
 
