@@ -63,11 +63,6 @@ class Goal:
             self.measured, self.target
         )
 
-    @property
-    def lower_is_better(self) -> bool:
-        """True for `<=` and `<` goals."""
-        return self.compare != ">="
-
     def to_dict(self) -> dict[str, Any]:
         """The goal as JSON, with its verdict."""
         return {**asdict(self), "passed": self.passed}
@@ -180,12 +175,9 @@ class Report:
         self.goals: list[Goal] = []
         self._started = time.perf_counter()
 
-    def goal(self, goal: Goal) -> None:
-        """Record one goal."""
-        self.goals.append(goal)
-
-    def save(self, out_dir: Path | None) -> Path:
-        """Write `<out_dir>/<name>.json` (default benchmarks/results/) and print the goals."""
+    def save(self, out_dir: Path | None, goals: Sequence[Goal] = ()) -> Path:
+        """Add `goals`, write `<out_dir>/<name>.json` (default benchmarks/results/), print the goals."""
+        self.goals += goals
         path = (out_dir or RESULTS_DIR) / f"{self.name}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         data = {
@@ -318,12 +310,9 @@ async def progress_lines(server: Any, model: str, total: int, every: float = 60.
         began = time.perf_counter()
         while True:
             await asyncio.sleep(every)
-            stats = await asyncio.to_thread(server.stats, model)
-            done = stats.requests - stats.rejected - stats.in_flight
-            elapsed = time.perf_counter() - began
-            print(
-                f"  {elapsed:6.0f} s: {done}/{total} answered, {stats.rejected} refused", flush=True
-            )
+            s = await asyncio.to_thread(server.stats, model)
+            done, elapsed = s.requests - s.rejected - s.in_flight, time.perf_counter() - began
+            print(f"  {elapsed:6.0f} s: {done}/{total} answered, {s.rejected} refused", flush=True)
 
     ticker = asyncio.create_task(tick())
     try:

@@ -38,13 +38,6 @@ ORDERS = ((0, 1, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0), (0, 2, 1), (1, 0, 2))
 START_DELAY_S = 0.15
 
 
-def loopback_server() -> contextlib.AbstractContextManager[Any]:
-    """The fake OpenAI-compatible server of `model_registry.testing`, in its own process."""
-    from model_registry.testing import run_openai_server
-
-    return run_openai_server()
-
-
 def worker_model(index: int) -> str:
     """The model name worker `index` sends (the server's counts tell the workers apart)."""
     return f"bench-w{index}"
@@ -114,6 +107,11 @@ class PairedWorkers:
         pin_threads(self.server.pid, cores[1])
         return f"both workers on core {cores[0]}, the server on core {cores[1]}"
 
+    def _send(self, process: subprocess.Popen[str], command: dict[str, Any]) -> None:
+        assert process.stdin is not None
+        process.stdin.write(json.dumps(command) + "\n")
+        process.stdin.flush()
+
     def _read(self, process: subprocess.Popen[str]) -> Any:
         assert process.stdout is not None
         while line := process.stdout.readline():
@@ -128,9 +126,7 @@ class PairedWorkers:
         start_at = time.monotonic() + START_DELAY_S  # CLOCK_MONOTONIC is system-wide
         for process, path in zip(self.processes, paths, strict=True):
             command = {"path": path, "n": n, "concurrency": concurrency, "probe": probe}
-            assert process.stdin is not None
-            process.stdin.write(json.dumps(command | {"start_at": start_at}) + "\n")
-            process.stdin.flush()
+            self._send(process, command | {"start_at": start_at})
         answers = [self._read(process) for process in self.processes]
         self.server.wait_idle(within=60)
         return answers
@@ -138,9 +134,9 @@ class PairedWorkers:
     def latency(self, n_per_path: int, concurrency: int) -> dict[str, dict[str, float]]:
         """One interleaved latency run on worker 0 (see `_Worker.latency`)."""
         self.ready()
-        command = {"op": "latency", "n": n_per_path, "concurrency": concurrency}
-        self.processes[0].stdin.write(json.dumps(command) + "\n")  # type: ignore[union-attr]
-        self.processes[0].stdin.flush()  # type: ignore[union-attr]
+        self._send(
+            self.processes[0], {"op": "latency", "n": n_per_path, "concurrency": concurrency}
+        )
         answer: dict[str, dict[str, float]] = self._read(self.processes[0])
         return answer
 

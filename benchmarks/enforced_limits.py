@@ -117,9 +117,7 @@ def main() -> None:
         args={"prompts": n, "rpm": args.rpm, "baseline_seconds": seconds},
     )
     report.figures = asyncio.run(measure(n, args.rpm, seconds))
-    for goal in goals(report.figures["limited"]):
-        report.goal(goal)
-    report.save(args.out)
+    report.save(args.out, goals(report.figures["limited"]))
 
 
 if __name__ == "__main__":

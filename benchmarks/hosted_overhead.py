@@ -12,7 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 from _common import Goal, Report, base_parser, goal_of, paired_ratios, percentile
-from _paired import PairedWorkers, loopback_server
+from _paired import PairedWorkers
+
+from model_registry.testing import run_openai_server
 
 
 def measure_latency(
@@ -123,15 +125,14 @@ def main() -> None:
     report = Report(
         "hosted_overhead", quick=args.quick, args={"calls": calls, "runs": runs, "pairs": pairs}
     )
-    with loopback_server() as server, PairedWorkers(server) as workers:
+    with run_openai_server() as server, PairedWorkers(server) as workers:
         latency = measure_latency(workers, args.concurrency, calls, runs)
         paired = measure_paired(workers, args.concurrency, pairs, args.quick)
-    for goal in latency_goals(latency) + paired_goals(paired):
-        report.goal(goal)
+    goals = latency_goals(latency) + paired_goals(paired)
     for compared in paired.values():
         del compared["answers"]  # every wake-up of the probes: the goals have them
     report.figures = {"latency_ms_per_run": latency, "paired": paired}
-    report.save(args.out)
+    report.save(args.out, goals)
 
 
 if __name__ == "__main__":

@@ -63,7 +63,7 @@ def plot(goals: Sequence[Goal], path: Path, title: str) -> str:
     shown = [g for g in goals if g.measured is not None and g.target > 0]
     panels = []
     for lower, label in ((True, "lower is better"), (False, "higher is better")):
-        group = [g for g in shown if g.lower_is_better is lower]
+        group = [g for g in shown if (g.compare != ">=") is lower]
         side = "left" if lower else "right"
         if group:
             panels.append((f"{label}: measured / target (pass: {side} of 1)", group))

@@ -146,9 +146,7 @@ def main() -> None:
     repeat, litellm_repeat = (5, 2) if args.quick else (11, 11)
     report = Report("startup", quick=args.quick, args={"repeat": repeat, "alias": ALIAS})
     report.figures = measure(repeat, litellm_repeat)
-    for goal in goals(report.figures):
-        report.goal(goal)
-    report.save(args.out)
+    report.save(args.out, goals(report.figures))
 
 
 if __name__ == "__main__":
