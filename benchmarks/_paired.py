@@ -21,7 +21,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import BENCH_DIR, REPO, LagProbe, paired_ratios, percentile, pin_threads, spread
+from _common import (
+    BENCH_DIR,
+    REPO,
+    LagProbe,
+    fresh_env,
+    paired_ratios,
+    percentile,
+    pin_threads,
+    rotated,
+    spread,
+)
 
 #: The hosted benchmarks' alias (a keyless provider at the loopback server) and prompt.
 HOSTED_ALIAS = "bench-hosted"
@@ -55,11 +65,6 @@ def alias_file(path: Path, base_url: str, model: str) -> Path:
     return path
 
 
-def swapped(paths: tuple[str, str], round_index: int) -> tuple[str, str]:
-    """The paths of workers 0 and 1 in a round: roles swap every round."""
-    return paths if round_index % 2 == 0 else (paths[1], paths[0])
-
-
 class PairedWorkers:
     """Two worker processes with warm clients of every path; `compare()` drives both."""
 
@@ -78,8 +83,7 @@ class PairedWorkers:
     def _spawn(self, index: int) -> subprocess.Popen[str]:
         model = worker_model(index)
         aliases = alias_file(Path(self._tmp.name) / f"w{index}.toml", self.server.base_url, model)
-        env = {**os.environ, "MODEL_REGISTRY_ALIASES": str(aliases)}
-        env["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+        env = fresh_env(MODEL_REGISTRY_ALIASES=str(aliases))
         command = [sys.executable, str(Path(__file__)), self.server.base_url, model, self._tmp.name]
         return subprocess.Popen(
             command, cwd=REPO, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
@@ -147,7 +151,7 @@ class PairedWorkers:
         `ratio`: throughput of paths[1] over paths[0] per pair of rounds (inverse CPU)."""
         answers: list[dict[str, Any]] = []
         for r in range(rounds):
-            order = swapped(paths, r)
+            order = rotated(paths, r)  # roles swap every round
             answers.append(dict(zip(order, self.batch(order, n, concurrency, probe), strict=True)))
         a, b = paths
         per_round = [x[a]["cpu_s"] / x[b]["cpu_s"] for x in answers]

@@ -12,6 +12,7 @@ out (benchmarks/README.md, "a server that enforces its rate limit").
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from typing import Any
 
@@ -25,51 +26,34 @@ CONCURRENCY = 256
 LIMITED, BASELINE = "enforced", "baseline"
 
 
-async def baseline(
-    server: FakeOpenAIServer, prompts: list[str], rpm: float, seconds: float
+async def batch(
+    server: FakeOpenAIServer, model: str, prompts: list[str], rpm: float, **options: Any
 ) -> dict[str, Any]:
-    """The batch without a declared limit for `seconds` (then cancelled): the 429 storm."""
-    server.configure(BASELINE, rpm=rpm)
-    began = time.perf_counter()
-    async with get_client(f"openai:{BASELINE}", **server_kwargs(server, BASELINE)) as client:
-        with anyio.move_on_after(seconds):
-            await client.generate_many(prompts, concurrency=CONCURRENCY, return_exceptions=True)
-        elapsed = time.perf_counter() - began
-    stats = await server.await_idle(BASELINE, within=30)
-    return {
-        "seconds": round(elapsed, 2),
-        "requests": stats.requests,
-        "rejected": stats.rejected,
-        "rejected_per_second": round(stats.rejected / elapsed, 1),
-        "requests_per_second": round(stats.requests / elapsed, 1),
-        "admitted": stats.requests - stats.rejected,
-    }
-
-
-async def limited(server: FakeOpenAIServer, prompts: list[str], rpm: float) -> dict[str, Any]:
-    """The batch with `limits={"rpm": rpm}` declared, to the end."""
-    server.configure(LIMITED, rpm=rpm)
-    kwargs = server_kwargs(server, LIMITED)
-    began = time.perf_counter()
+    """The batch against a server enforcing `rpm`, with `options` (`limits`, `seconds`: a
+    run cancelled then, whose prompts count as failed) for the client."""
+    server.configure(model, rpm=rpm)
+    began, seconds, results = time.perf_counter(), options.pop("seconds", math.inf), []
     async with (
-        get_client(f"openai:{LIMITED}", limits={"rpm": rpm}, **kwargs) as client,
-        progress_lines(server, LIMITED, len(prompts)),
+        get_client(f"openai:{model}", **options, **server_kwargs(server, model)) as client,
+        progress_lines(server, model, len(prompts)),
     ):
-        results = await client.generate_many(
-            prompts, concurrency=CONCURRENCY, return_exceptions=True
-        )
+        with anyio.move_on_after(seconds):
+            many = client.generate_many(prompts, concurrency=CONCURRENCY, return_exceptions=True)
+            results = await many
     wall = time.perf_counter() - began
     failed = [r for r in results if not isinstance(r, Generation)]
-    stats = server.stats(LIMITED)
+    stats = await server.await_idle(model, within=30)
     return {
         "prompts": len(prompts),
         "wall_s": round(wall, 2),
         "requests": stats.requests,
         "rejected": stats.rejected,
-        "failed": len(failed),
+        "rejected_per_second": round(stats.rejected / wall, 1),
+        "admitted": stats.requests - stats.rejected,
+        "failed": len(prompts) - len(results) + len(failed),
         "failures": sorted({type(f).__name__ for f in failed}),
-        "prompts_per_minute_of_wall": round(len(prompts) / wall * 60, 2),
-        **rate_figures(server.request_starts(LIMITED), rpm),
+        "prompts_per_minute_of_wall": round(len(results) / wall * 60, 2),
+        **rate_figures(server.request_starts(model), rpm),
     }
 
 
@@ -93,10 +77,10 @@ async def measure(n: int, rpm: float, baseline_seconds: float) -> dict[str, Any]
     async with fake_openai_server() as server:
         await warm_up(server)
         print(f"baseline: no declared limit, {baseline_seconds:g} s", flush=True)
-        storm = await baseline(server, prompts, rpm, baseline_seconds)
+        storm = await batch(server, BASELINE, prompts, rpm, seconds=baseline_seconds)
         print(f"  {storm}", flush=True)
         print(f"limited: {n} prompts at concurrency {CONCURRENCY}, rpm {rpm:g}", flush=True)
-        run = await limited(server, prompts, rpm)
+        run = await batch(server, LIMITED, prompts, rpm, limits={"rpm": rpm})
         print(f"  {run}", flush=True)
     return {"baseline": storm, "limited": run}
 

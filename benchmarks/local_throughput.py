@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import REPO, Goal, LagProbe, Report, base_parser, goal_of, pin_threads
+from _common import REPO, Goal, LagProbe, Report, base_parser, goal_of, pin_threads, rotated
 
 PROMPT = "Write three distractors for question {i}: what is the capital of France?"
 #: vLLM's idle model worker polls its queue in a busy loop for 1 s after its last message
@@ -50,8 +50,7 @@ def palindrome(sides: list[str], block: int, runs_per_visit: int = 1) -> list[st
     """The order of one block: the sides, then the same sides backwards (first side
     rotated every block), each visit `runs_per_visit` runs in a row: a drift of the
     machine's speed that is linear over the block cancels in any two sides' ratio."""
-    shift = block % len(sides)
-    half = sides[shift:] + sides[:shift]
+    half = rotated(sides, block)
     return [side for side in half + half[::-1] for _ in range(runs_per_visit)]
 
 

@@ -16,10 +16,7 @@
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 import timeit
@@ -27,7 +24,7 @@ import tomllib
 from pathlib import Path
 
 import msgspec
-from _common import REPO, Report, base_parser, goal_of, median
+from _common import Report, base_parser, goal_of, median, python_json, rotated
 
 RULES = {
     "alias": "bench-alias-0",
@@ -87,7 +84,7 @@ def load_ratios(path: Path, repeat: int) -> list[float]:
     ratios = []
     for r in range(repeat + 1):
         pair: dict[str, float] = {}
-        for side in ("ours", "toml") if r % 2 == 0 else ("toml", "ours"):
+        for side in rotated(("ours", "toml"), r):
             started = time.perf_counter()
             if side == "ours":
                 load_registry(path, layered=False)
@@ -113,13 +110,7 @@ def warm_resolve_us(number: int) -> dict[str, list[float]]:
 
 def first_check_ms(processes: int) -> list[dict[str, float]]:
     """The typo guard's first check in `processes` fresh processes."""
-    env = {k: v for k, v in os.environ.items() if k != "MODEL_REGISTRY_ALIASES"}
-    runs = []
-    for _ in range(processes):
-        command = [sys.executable, "-c", _FIRST_CHECK]
-        out = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, check=True)
-        runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
-    return runs
+    return [python_json(_FIRST_CHECK) for _ in range(processes)]
 
 
 def unknown_name_ms(repeat: int, count: int = 100_000) -> dict[str, list[float]]:

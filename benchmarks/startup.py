@@ -9,14 +9,23 @@ run of each command checks what it loaded (benchmarks/README.md, "Start-up").
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from _common import REPO, Goal, Report, base_parser, goal_of, median
+from _common import (
+    REPO,
+    Goal,
+    Report,
+    base_parser,
+    fresh_env,
+    goal_of,
+    median,
+    python_json,
+    rotated,
+)
 
 HEAVY = ("litellm", "vllm", "torch", "transformers")
 #: Loaded when first used, never by `import model_registry` or a resolve of an alias.
@@ -60,7 +69,7 @@ else:
     except SystemExit as exc:
         code = exc.code or 0
 loaded = {n.split('.')[0] for n in sys.modules} | ({"litellm model list"} if opened else set())
-sys.stderr.write("\\nLOADED " + json.dumps(sorted(loaded)) + "\\n")
+print("\\n" + json.dumps(sorted(loaded)))
 sys.exit(code)
 """
 
@@ -73,20 +82,11 @@ def command(name: str) -> list[str]:
     return [sys.executable, "-c", arg] if kind == "python" else [*cli_cmd, arg]
 
 
-def env() -> dict[str, str]:
-    """The environment of every command: default alias files, bytecode caches written
-    (these machines set PYTHONDONTWRITEBYTECODE=1: every process compiled LiteLLM again)."""
-    environment = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "NO_COLOR": "1"}
-    environment.pop("MODEL_REGISTRY_ALIASES", None)
-    environment.pop("PYTHONDONTWRITEBYTECODE", None)
-    return environment
-
-
 def run(argv: list[str]) -> tuple[float, float, str]:
     """Wall seconds of `argv`, its peak resident MiB and its stderr; raises when it fails."""
     started = time.perf_counter()
     process = subprocess.Popen(
-        argv, cwd=REPO, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        argv, cwd=REPO, env=fresh_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     stderr = process.stderr.read().decode()  # type: ignore[union-attr]
     _, status, usage = os.wait4(process.pid, 0)  # the child's own resource usage
@@ -100,9 +100,7 @@ def run(argv: list[str]) -> tuple[float, float, str]:
 
 def loaded_modules(name: str) -> set[str]:
     """The top-level modules the command `name` loads (and "litellm model list")."""
-    stderr = run([sys.executable, "-c", _PROBE, *COMMANDS[name]])[2]
-    line = next(line for line in reversed(stderr.splitlines()) if line.startswith("LOADED "))
-    return set(json.loads(line.removeprefix("LOADED ")))
+    return set(python_json(_PROBE, *COMMANDS[name]))
 
 
 def measure(repeat: int, litellm_repeat: int) -> dict[str, dict[str, list[float]]]:
@@ -112,7 +110,7 @@ def measure(repeat: int, litellm_repeat: int) -> dict[str, dict[str, list[float]
         run(command(name))
     figures: dict[str, dict[str, list[float]]] = {n: {"wall_s": [], "peak_mib": []} for n in names}
     for r in range(repeat):
-        for name in names[r % len(names) :] + names[: r % len(names)]:
+        for name in rotated(names, r):
             if name != "import litellm" or r < litellm_repeat:
                 wall, peak, _ = run(command(name))
                 figures[name]["wall_s"].append(wall)

@@ -10,7 +10,8 @@ from pathlib import Path
 import model_registry
 
 PACKAGE = Path(model_registry.__file__).parent
-MAP = PACKAGE.parent / "docs" / "architecture.md"
+REPO = PACKAGE.parent
+MAP = REPO / "docs" / "architecture.md"
 #: `clients/base.py` `BaseClient._with_retries()`: a module, then what it defines.
 POINTER = re.compile(r"`([\w/]+\.py)` `([\w.]+)\(\)`")
 
@@ -34,7 +35,8 @@ def test_every_module_of_the_package_is_named_in_the_architecture_map() -> None:
 def test_the_map_names_no_module_that_is_gone() -> None:
     named = _named(MAP.read_text(encoding="utf-8"))
     ours = {m for m in named if not m.startswith(("tests/", "benchmarks/", "scripts/"))}
-    gone = sorted(m for m in ours if not (PACKAGE / m).exists())
+    # a module beside the package (the console script's `model_registry_cli.py`) counts
+    gone = sorted(m for m in ours if not (PACKAGE / m).exists() and not (REPO / m).exists())
     assert not gone, f"docs/architecture.md names modules that do not exist: {', '.join(gone)}"
 
 
