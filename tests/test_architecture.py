@@ -12,8 +12,8 @@ import model_registry
 PACKAGE = Path(model_registry.__file__).parent
 REPO = PACKAGE.parent
 MAP = REPO / "docs" / "architecture.md"
-#: `clients/base.py` `BaseClient._with_retries()`: a module, then what it defines.
-POINTER = re.compile(r"`([\w/]+\.py)` `([\w.]+)\(\)`")
+#: A module, or a function of the last module named before it: `api.py` ... `get_client()`.
+TOKEN = re.compile(r"`([\w/]+\.py)`|`([\w.]+)\(\)`")
 
 
 def _modules() -> list[str]:
@@ -41,7 +41,11 @@ def test_the_map_names_no_module_that_is_gone() -> None:
 
 
 def test_every_function_the_map_points_to_is_defined_where_it_says() -> None:
-    pointers = POINTER.findall(MAP.read_text(encoding="utf-8"))
+    module, pointers = "", []
+    for token in TOKEN.finditer(MAP.read_text(encoding="utf-8")):
+        module = token[1] or module
+        if token[2]:
+            pointers.append((module, token[2]))
     assert len(pointers) >= 10  # the "where does X happen" section
     wrong = []
     for path, dotted in pointers:
