@@ -2,7 +2,7 @@
 
 `ProviderSpec` (how a provider is reached), `Resolution` (what a name resolved to),
 `Generation` and `Usage` (an answer), messages and prompts. It imports only `errors` and
-the bottom layer's private modules (`_redaction`, `_checks`, the generated
+the bottom layer's private modules (`_redaction`, `_prompts`, the generated
 `_litellm_providers`), so clients can depend on it and nothing above.
 """
 
@@ -17,8 +17,8 @@ from typing import Any, Literal, Self
 
 import msgspec
 
-from model_registry._checks import Message, Prompt, check_finite, first_non_finite, to_messages
 from model_registry._litellm_providers import LITELLM_CHAT_PROVIDERS
+from model_registry._prompts import Message, Prompt, check_finite, first_non_finite, to_messages
 from model_registry._redaction import (
     REDACTED,
     is_secret_key,

@@ -26,7 +26,7 @@ from model_registry import api
 PACKAGE = Path(model_registry.__file__).parent
 
 #: The bottom layer: `types`, `errors`, and the private modules `types` is built from.
-BOTTOM = frozenset({"types", "errors", "_redaction", "_checks", "_litellm_providers"})
+BOTTOM = frozenset({"types", "errors", "_redaction", "_prompts", "_litellm_providers"})
 #: Modules that import nothing of ours: `types` stands on them.
 LEAVES = frozenset({"errors", "_redaction", "_litellm_providers"})
 #: Just above the bottom layer (DESIGN: they import nothing else of ours), so clients may
