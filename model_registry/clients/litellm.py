@@ -35,6 +35,7 @@ from model_registry.clients._litellm_errors import (
     invalid_stream_error,
     map_litellm_error,
 )
+from model_registry.clients._litellm_no_answer import Attempts
 from model_registry.clients._litellm_params import call_secrets, check_params, key_params
 from model_registry.clients._litellm_response import (
     StreamState,
@@ -198,14 +199,19 @@ class LiteLLMClient(BaseClient):
                 await anyio.sleep(seconds)
                 await self._limits.before_retry()
 
+        attempts = Attempts(call.retries)
+
         async def attempt() -> _T:
+            attempts.made += 1
             return await self._step(step, call)
 
-        return await call_with_retries(
-            attempt,
-            retries=call.retries,
-            deadline=call.limit[0],
-            pause=pause,
+        return await attempts.told(
+            call_with_retries(
+                attempt,
+                retries=call.retries,
+                deadline=call.limit[0],
+                pause=pause,
+            )
         )
 
     async def _step(self, step: Callable[[], Awaitable[_T]], call: _Call) -> _T:
