@@ -40,6 +40,8 @@ from model_registry.clients._litellm_params import call_secrets, check_params, k
 from model_registry.clients._litellm_response import (
     StreamState,
     body_if_not_event_stream,
+    refuse_unsupported_logprobs,
+    stream_extras,
     whole_answer,
 )
 from model_registry.clients._retries import call_with_retries, retries_in
@@ -166,6 +168,7 @@ class LiteLLMClient(BaseClient):
         """What one call sends, checked; the running loop watched (its end closes the pool)."""
         params, timeout = self._call_params(kwargs)
         asked = hosted_request(params, f" in a call to {self.name!r}")  # issue 21
+        refuse_unsupported_logprobs(params, self.resolution)
         retries = retries_in(params, f"a call to {self.name!r}")
         # the retries are ours (see `_retries`): LiteLLM and the openai SDK make none
         params["num_retries"] = params["max_retries"] = 0
@@ -267,9 +270,7 @@ class LiteLLMClient(BaseClient):
             with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
                 await response.aclose()
         whole = state.generation(self, time.perf_counter() - started)
-        fields = extras.fields(
-            whole.text, whole.finish_reason, provider=self.provider, model=self.model_id
-        )
+        fields = stream_extras(extras, whole, self)
         yield msgspec.structs.replace(whole, **fields)
 
     async def _open_stream(self, call: _Call) -> Any:
