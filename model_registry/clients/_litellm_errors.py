@@ -121,16 +121,19 @@ def _status_code(exc: BaseException) -> int | None:
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
-    """`exc` and the exceptions it was raised from or while handling, in that order
-    (LiteLLM's mid-stream errors keep theirs as `original_exception`)."""
+    """`exc` and the exceptions it was raised from or while handling, outermost first
+    (LiteLLM's mid-stream errors keep theirs as `original_exception`: it comes next)."""
     chain: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and current not in chain and len(chain) < 32:
+    pending: list[BaseException] = [exc]
+    while pending and len(chain) < 32:
+        current = pending.pop()
+        if current in chain:
+            continue
         chain.append(current)
+        following = [current.__cause__ or current.__context__]
         original = getattr(current, "original_exception", None)
-        if not isinstance(original, BaseException):
-            original = None
-        current = original or current.__cause__ or current.__context__
+        following.append(original if isinstance(original, BaseException) else None)
+        pending.extend(e for e in following if e is not None)  # the original is popped first
     return chain
 
 
