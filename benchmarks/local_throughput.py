@@ -1,13 +1,7 @@
-"""Local throughput: does our async path keep up with vLLM's own offline `LLM.generate`?
-
-The same prompts with a fixed output length (`ignore_eos=True`) go through vLLM's
-offline `LLM.generate` (its engine started in a thread beside ours, so the two starts
-overlap) and our `generate_many`. vLLM's workers leave no core to pair on, so the sides
-alternate in palindrome blocks (A A B B B B A A: a linear drift cancels), and the
-goal's figure pools every run of each side
-(total tokens / total seconds): ours/offline >= 0.95 on CPU with the tiny model (0.97 with
-`--model PATH` on a GPU). Also the event loop's lag while our engine starts (beside the
-offline one) and while 16 streams run: p99 < 100 ms.
+"""Local throughput: our `generate_many` against vLLM's own offline `LLM.generate` on the
+same prompts and output length, in palindrome blocks (A A B B B B A A: a linear drift
+cancels), all runs of each side pooled: >= 0.95 on CPU with the tiny model (0.97 with
+`--model PATH` on a GPU). Also the loop lag while our engine starts and streams: p99 < 100 ms.
 
     uv run python benchmarks/local_throughput.py --quick
 """

@@ -7,7 +7,7 @@ Hosted providers go through LiteLLM, local weights through vLLM's async engine;
 both load on first use, so importing this package stays cheap.
 """
 
-from model_registry.aliases import Alias, Registry, load_registry, validate_files
+from model_registry.aliases import Alias, Registry
 from model_registry.api import (
     fallback_chain,
     get_client,
@@ -44,7 +44,7 @@ from model_registry.errors import (
     UnknownModelError,
 )
 from model_registry.providers import register_provider, unregister_provider
-from model_registry.resolve import resolve
+from model_registry.resolve import load_registry, resolve, validate_files
 from model_registry.store import ResultStore, StoreSummary
 from model_registry.types import (
     Generation,
@@ -58,7 +58,23 @@ from model_registry.types import (
     secret_values,
 )
 
-__version__ = "0.1.0"
+#: The distribution name, whose metadata holds the version (pyproject.toml's).
+_DISTRIBUTION = "model-registry-llm"
+
+
+def __getattr__(name: str) -> str:
+    """`__version__`, read from the installed package's metadata on first use (and kept)."""
+    if name != "__version__":
+        raise AttributeError(f"module 'model_registry' has no attribute {name!r}")
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        found = version(_DISTRIBUTION)
+    except PackageNotFoundError:  # imported from a source tree that was never installed
+        found = "0+unknown"
+    globals()["__version__"] = found
+    return found
+
 
 __all__ = [
     "APIConnectionError",

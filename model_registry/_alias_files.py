@@ -1,5 +1,5 @@
-"""Reading an alias file safely: a regular file of bounded size, or an AliasConfigError
-naming the path and what to do."""
+"""Reading an alias file safely (a regular file of bounded size) and decoding its TOML, or an
+AliasConfigError naming the path and what to do."""
 
 from __future__ import annotations
 
@@ -7,10 +7,19 @@ import errno
 import os
 import stat
 from pathlib import Path
+from typing import Any
+
+import msgspec
 
 from model_registry.errors import AliasConfigError
 
-__all__ = ["ALIASES_ENV_VAR", "MAX_ALIAS_FILE_BYTES", "display_path", "read_alias_file"]
+__all__ = [
+    "ALIASES_ENV_VAR",
+    "MAX_ALIAS_FILE_BYTES",
+    "display_path",
+    "parse_toml",
+    "read_alias_file",
+]
 
 ALIASES_ENV_VAR = "MODEL_REGISTRY_ALIASES"
 
@@ -58,6 +67,30 @@ def read_alias_file(path: Path, shown: str) -> bytes:
         raise AliasConfigError(_os_error_message(exc, shown), path=shown) from None
     _check_regular_file(stat.S_IFREG, len(data), shown)  # it may have grown since the stat
     return data
+
+
+def parse_toml(data: bytes, path: str) -> dict[str, Any]:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise AliasConfigError(
+            f"{path}: not UTF-8 text (byte {exc.start}); save the alias file as UTF-8", path=path
+        ) from None
+    try:
+        parsed: dict[str, Any] = msgspec.toml.decode(text.encode("utf-8"))
+    except msgspec.DecodeError as exc:
+        reason = str(exc)
+        if "(at end of document)" in reason:
+            line = text.count("\n") + (0 if text.endswith("\n") else 1)
+            reason = reason.replace(
+                "(at end of document)", f"(at line {max(line, 1)}, end of file)"
+            )
+        raise AliasConfigError(f"{path}: invalid TOML: {reason}", path=path) from None
+    except RecursionError:
+        raise AliasConfigError(
+            f"{path}: invalid TOML: arrays or tables nested too deeply; flatten them", path=path
+        ) from None
+    return parsed
 
 
 def _check_regular_file(mode: int, size: int, shown: str) -> None:

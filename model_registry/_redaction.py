@@ -1,7 +1,7 @@
 """Redaction: credentials print as `***` wherever our values are shown.
 
-One rule (`redact`) for every repr, `to_dict`, listing and error message, and the
-helpers (`shown_repr`, `shown_dict`) through which the value types show themselves.
+One rule for every repr, `to_dict`, listing and error message (`redact` for values,
+`redact_text` for a message built from them), and the helpers (`shown_repr`, `shown_dict`) through which the value types show themselves.
 Part of the bottom layer: it imports nothing of ours.
 """
 
@@ -19,6 +19,7 @@ __all__ = [
     "REDACTED",
     "is_secret_key",
     "redact",
+    "redact_text",
     "secret_values",
     "shown_dict",
     "shown_fields",
@@ -80,6 +81,15 @@ def redact(params: Mapping[str, Any]) -> dict[str, Any]:
     are walked; other objects are kept as they are.
     """
     return {k: _redact_item(k, v, set()) for k, v in params.items()}
+
+
+def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
+    """`text` (a message of ours) with each of `secrets` (longest first, as `secret_values`
+    gives them) and any URL credential or `Bearer ...` token replaced by `***`."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, REDACTED)
+    return _redact_string(text)
 
 
 def _redact_item(key: object, value: Any, active: set[int]) -> Any:

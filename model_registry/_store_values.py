@@ -1,13 +1,16 @@
-"""The values a result store writes: request hashes without credentials, and the JSON of a
-result's extra fields (non-finite floats kept). Pure functions; `store` is their only user."""
+"""The values a result store writes: request hashes without credentials, the key of a local
+model's files, and the JSON of a result's extra fields (non-finite floats kept). Pure
+functions but `local_model_key`, which reads a model's files."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import math
+import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -15,9 +18,17 @@ import msgspec
 
 from model_registry.types import is_secret_key
 
-__all__ = ["content_hash", "decode_extra", "encode_extra"]
+__all__ = ["content_hash", "decode_extra", "encode_extra", "local_model_key"]
 
 _URL = re.compile(r"(?i)[a-z][a-z0-9+.-]*://\S*")
+#: A model file up to this size is read whole; of a larger one (weights), the first
+#: `_HEAD` bytes (a safetensors header: every tensor's name, shape and place) and
+#: `_SAMPLES` slices of `_SLICE` bytes spread over it, the last one at its end.
+_WHOLE = 8 << 20
+_HEAD = 1 << 20
+_SAMPLES, _SLICE = 32, 64 << 10
+#: Files of a model directory that do not change its answers (compared lowercased).
+_NOT_MODEL_PREFIXES = (".", "readme", "license", "notice")
 
 
 def content_hash(target: str, messages: Any, params: Mapping[str, Any]) -> str:
@@ -26,6 +37,53 @@ def content_hash(target: str, messages: Any, params: Mapping[str, Any]) -> str:
     content = {"target": target, "messages": messages, "params": _without_secrets(params)}
     encoded = msgspec.json.encode(content, order="sorted", enc_hook=_encode_other)
     return hashlib.sha256(encoded).hexdigest()
+
+
+def local_model_key(location: str) -> str | None:
+    """`local-files:<sha256>` for a model directory (or single weights file) on disk, from its
+    files' names, sizes and bytes, never their times or its path: a copy keeps the key,
+    weights retrained in place change it. None where nothing readable is there (a hub id)."""
+    root = Path(location).expanduser()
+    digest = hashlib.sha256()
+    try:
+        if root.is_file():
+            _add_bytes(digest, root)
+        elif root.is_dir():
+            files = sorted(p for p in root.iterdir() if _is_model_file(p))
+            if not files:
+                return None
+            for file in files:
+                digest.update(f"{file.name}\0".encode())
+                _add_bytes(digest, file)
+        else:
+            return None
+    except OSError:  # unreadable here (weights that live on other machines)
+        return None
+    return f"local-files:{digest.hexdigest()}"
+
+
+def _is_model_file(path: Path) -> bool:
+    return not path.name.lower().startswith(_NOT_MODEL_PREFIXES) and path.is_file()
+
+
+def _add_bytes(digest: Any, path: Path) -> None:
+    """A file's size and bytes (all of them, or a large file's head and slices) to `digest`."""
+    with open(path, "rb") as file:
+        size = os.fstat(file.fileno()).st_size
+        digest.update(f"{size}\0".encode())
+        for offset, length in _slices(size):
+            file.seek(offset)
+            digest.update(file.read(length))
+
+
+def _slices(size: int) -> Iterator[tuple[int, int]]:
+    if size <= _WHOLE:
+        yield 0, size
+        return
+    yield 0, _HEAD
+    step = (size - _SLICE) // (_SAMPLES - 1)
+    for i in range(_SAMPLES):
+        yield i * step, _SLICE
 
 
 def encode_extra(extra: Mapping[str, Any]) -> str:

@@ -24,7 +24,8 @@ VOCAB_SIZE = 1024
 NEEDS = ("torch", "transformers", "tokenizers")
 INSTALL_HINT = (
     "build_tiny_model needs torch, transformers and tokenizers, which vLLM brings: "
-    "pip install 'model-registry-llm[local]' (CPU machines: see the README, 'Local models')"
+    "pip install 'vllm>=0.32,<0.33' (in a checkout: uv sync --extra local; CPU machines: "
+    "see the README, 'Local models')"
 )
 
 CHAT_TEMPLATE = (

@@ -3,7 +3,7 @@
 A file holds `[aliases."name"]` tables (provider, model_id, defaults, description,
 fallbacks), optional `[providers."name"]` tables for OpenAI-compatible endpoints and
 `[limits."NAME"]` tables (rpm, tpm, concurrency of a provider or an alias); the schema and
-its validation: `_alias_schema`, `_alias_limits`. Files layer in order (packaged defaults,
+its validation: `_alias_schema` and the modules it names. Files layer in order (packaged defaults,
 ./config/model_aliases.toml, MODEL_REGISTRY_ALIASES or an explicit path); later files
 win per alias and per limits NAME. Once layered, limits NAMEs must be known, fallback
 names must resolve, and fallbacks must not go round in a cycle.
@@ -19,23 +19,18 @@ from types import MappingProxyType
 
 from model_registry import providers as _providers
 from model_registry._alias_files import ALIASES_ENV_VAR, MAX_ALIAS_FILE_BYTES, display_path
-from model_registry._alias_limits import Declared, link_problems
+from model_registry._alias_problems import Problem, raise_problems
+from model_registry._alias_references import Declared, link_problems
 from model_registry._alias_schema import Alias, Registry, parse_file
-from model_registry.errors import AliasConfigError
-
-# re-exported: imported from here by other modules and tests
-from model_registry.types import check_finite, first_non_finite
 
 __all__ = [
     "ALIASES_ENV_VAR",
     "MAX_ALIAS_FILE_BYTES",
     "Alias",
     "Registry",
-    "check_finite",
     "clear_cache",
+    "current_registry",
     "default_alias_paths",
-    "first_non_finite",
-    "install_name_check",
     "load_registry",
     "packaged_aliases_path",
     "validate_files",
@@ -80,101 +75,90 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
-#: Checks a fallback name that is no alias: None, or what is wrong with it. `resolve`
-#: installs its resolver here (this module cannot import it: resolve sits above).
-_name_check: Callable[[Registry, str], str | None] | None = None
+#: Checks a fallback name that is no alias of the registry: None, or what is wrong with it.
+#: `resolve` has the rules names follow, so its loaders pass its check here.
+NameCheck = Callable[[Registry, str], "str | None"]
 
 
-def install_name_check(check: Callable[[Registry, str], str | None]) -> None:
-    """Set how fallback names that are no alias are checked when files load (resolve's)."""
-    global _name_check
-    _name_check = check
-
-
-def load_registry(*paths: str | os.PathLike[str], layered: bool = True) -> Registry:
+def load_registry(
+    *paths: str | os.PathLike[str], layered: bool = True, name_check: NameCheck | None = None
+) -> Registry:
     """Load and validate alias files; later files win per alias and per limits NAME.
 
     With `layered=True` (the default) the given paths go on top of the default set
-    (packaged, ./config/model_aliases.toml, MODEL_REGISTRY_ALIASES); otherwise only they load.
+    (packaged, ./config/model_aliases.toml, MODEL_REGISTRY_ALIASES), each file once (a
+    default file given again loads in its given place); otherwise only they load. A fallback name that is no alias is checked by `name_check` (taken as it is without one).
+    Every problem of every file is raised together as one AliasConfigError.
     """
-    file_paths = [*(default_alias_paths() if layered else []), *(Path(p) for p in paths)]
+    given = [Path(p) for p in paths]
+    base = _other_files(default_alias_paths(), given) if layered else []
+    registry, problems = _layer([*base, *given], name_check)
+    raise_problems(problems)
+    return registry
+
+
+def validate_files(
+    *paths: str | os.PathLike[str], name_check: NameCheck | None = None
+) -> list[str]:
+    """Every problem in the given files, each naming file and alias, in one pass; without
+    paths, the layered default set.
+
+    Given files are checked on top of the files `load_registry` layers them over (packaged,
+    ./config/model_aliases.toml, MODEL_REGISTRY_ALIASES unless it is one of them), in order,
+    so a file may use the providers and aliases an earlier one declares.
+    """
+    given = [Path(p) for p in paths]
+    _, problems = _layer([*_other_files(default_alias_paths(), given), *given], name_check)
+    return [problem.message for problem in problems]
+
+
+def _other_files(base: list[Path], given: list[Path]) -> list[Path]:
+    return [b for b in base if not any(_same_file(b, g) for g in given)]
+
+
+def _layer(file_paths: list[Path], name_check: NameCheck | None) -> tuple[Registry, list[Problem]]:
+    """The registry of the files layered in order (their valid tables), and every problem:
+    each file's own, then what needs them all (limits NAMEs, fallbacks, cycles)."""
     known = _providers.builtin_and_registered_providers()
     aliases: dict[str, Alias] = {}
     limits: Declared = {}
+    problems: list[Problem] = []
     for path in file_paths:
-        file_providers, file_aliases, file_limits = parse_file(path, known)
-        known = {**known, **file_providers}
-        aliases.update(file_aliases)
-        limits.update(file_limits)
+        parsed = parse_file(path, known)
+        known = {**known, **parsed.providers}
+        aliases.update(parsed.aliases)
+        limits.update(parsed.limits)
+        problems.extend(parsed.problems)
     registry = Registry(
         providers=MappingProxyType(known),
         aliases=MappingProxyType(dict(sorted(aliases.items()))),
         files=tuple(display_path(p) for p in file_paths),
         limits=MappingProxyType({name: declared for name, (_, declared) in limits.items()}),
     )
-    _check_links(registry, limits)
-    return registry
-
-
-def _check_links(registry: Registry, limits: Declared) -> None:
-    """Raise one AliasConfigError for every limits NAME, fallback and cycle at fault."""
-    check = _name_check
-    found = link_problems(
-        registry.aliases,
-        registry.providers,
-        limits,
-        None if check is None else (lambda name: check(registry, name)),
-    )
-    if not found:
-        return
-    lines = tuple(message for message, _, _, _ in found)
-    text = lines[0]
-    if len(lines) > 1:
-        text += f"\n(and {len(lines) - 1} more problem(s):\n  " + "\n  ".join(lines[1:]) + ")"
-    _, path, alias, key = found[0]
-    raise AliasConfigError(text, path=path, alias=alias, key=key, problems=lines)
-
-
-def validate_files(*paths: str | os.PathLike[str]) -> list[str]:
-    """Every problem in the given files (default: the layered set), each naming file and alias.
-
-    Files are checked in order, so a later file may use providers an earlier one declares.
-    """
-    file_paths = [Path(p) for p in paths] if paths else default_alias_paths()
-    known = _providers.builtin_and_registered_providers()
-    problems: list[str] = []
-    for path in file_paths:
-        try:
-            file_providers, _, _ = parse_file(path, known)
-        except AliasConfigError as exc:
-            problems.extend(exc.problems)
-            continue
-        known = {**known, **file_providers}
-    if not problems:  # each file is sound: now what needs them all (names, fallbacks)
-        try:
-            load_registry(*file_paths, layered=False)
-        except AliasConfigError as exc:
-            problems.extend(exc.problems)
-    return problems
+    check = None if name_check is None else (lambda name: name_check(registry, name))
+    broken = frozenset(p.alias for p in problems if p.alias is not None)
+    problems.extend(link_problems(registry.aliases, registry.providers, limits, check, broken))
+    return registry, problems
 
 
 _cache_lock = threading.Lock()
 _cache: tuple[tuple[object, ...], Registry] | None = None
 
 
-def current_registry() -> Registry:
-    """The registry of the layered default files, loaded on first use and cached.
+def current_registry(name_check: NameCheck | None = None) -> Registry:
+    """The registry of the layered default files (see `load_registry` for `name_check`),
+    loaded on first use and cached.
 
-    The cache is keyed by MODEL_REGISTRY_ALIASES, the working directory and the
-    provider registry's version, so changing any of them reloads.
+    The cache is keyed by MODEL_REGISTRY_ALIASES, the working directory, the provider
+    registry's version and `name_check`, so changing any of them reloads.
     """
     global _cache
-    key = (os.environ.get(ALIASES_ENV_VAR), os.getcwd(), _providers.registry_version())
+    key = (os.environ.get(ALIASES_ENV_VAR), os.getcwd(), _providers.registry_version(), name_check)
     cached = _cache
     if cached is not None and cached[0] == key:
         return cached[1]
     with _cache_lock:
-        registry = load_registry()
+        registry = load_registry(name_check=name_check)
         _cache = (key, registry)
     return registry
 

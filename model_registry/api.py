@@ -14,14 +14,15 @@ from typing import Any, ClassVar
 
 import msgspec
 
-from model_registry.aliases import Alias, Registry, current_registry
+from model_registry._options import OWN_KWARGS, not_a_kwarg
+from model_registry.aliases import Alias, Registry
 from model_registry.clients import client_class
 from model_registry.clients._retries import RETRIED_ERRORS
 from model_registry.clients.base import BaseClient
 from model_registry.errors import InvalidParameterError, ModelCallError
 from model_registry.limits import Limits, validate_limits
 from model_registry.providers import ProviderSpec
-from model_registry.resolve import resolve_in
+from model_registry.resolve import current_registry, resolve_in
 from model_registry.types import ClientKind, Generation, Prompt, Resolution
 
 __all__ = [
@@ -68,11 +69,8 @@ def get_client(
     to the next name (its own alias defaults plus these kwargs). `strict` is `resolve`'s;
     the typo guard's warnings are logged once per name on the "model_registry" logger.
     """
-    if "results_db" in kwargs:
-        raise InvalidParameterError(
-            f"results_db is not a kwarg of get_client({name!r}): pass it to generate_many() "
-            "or iter_many(), as in client.generate_many(prompts, results_db='run.sqlite')"
-        )
+    if own := sorted(OWN_KWARGS.keys() & kwargs.keys()):
+        raise InvalidParameterError(not_a_kwarg(own[0], f"get_client({name!r})"))
     registry = current_registry()
     resolution = resolve_in(registry, name, kwargs, strict=strict)
     _log_warnings(resolution)

@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
+from model_registry import aliases
 from model_registry._model_list import model_list
 from model_registry._unknown_names import (
     empty_model,
@@ -34,7 +35,7 @@ from model_registry._unknown_names import (
     unknown,
     unknown_prefix,
 )
-from model_registry.aliases import Registry, current_registry, install_name_check
+from model_registry.aliases import Registry
 from model_registry.errors import UnknownModelError
 from model_registry.providers import litellm_provider_spec
 from model_registry.types import ProviderSpec, Resolution, check_finite
@@ -328,4 +329,16 @@ def _fallback_problem(registry: Registry, name: str) -> str | None:
     return None
 
 
-install_name_check(_fallback_problem)
+def current_registry() -> Registry:
+    """The layered alias files in force (cached), their fallback names checked by these rules."""
+    return aliases.current_registry(_fallback_problem)
+
+
+def load_registry(*paths: str | os.PathLike[str], layered: bool = True) -> Registry:
+    """`aliases.load_registry`, fallback names checked by these rules."""
+    return aliases.load_registry(*paths, layered=layered, name_check=_fallback_problem)
+
+
+def validate_files(*paths: str | os.PathLike[str]) -> list[str]:
+    """`aliases.validate_files`, fallback names checked by these rules."""
+    return aliases.validate_files(*paths, name_check=_fallback_problem)

@@ -4,42 +4,45 @@ A writer thread commits whatever is queued in one transaction, again and again (
 commit, never on a timer): a killed process loses only what sat in the queue (WAL mode,
 `synchronous=NORMAL`: a power cut may lose the last moments, never the file). One process
 holds a store at a time (an `flock` on `<path>.lock`); a file that is not a store of ours is
-refused and never written to.
+refused and never written to. A store is three files (`run.sqlite`, `run.sqlite-wal`,
+`run.sqlite-shm`): the WAL is checkpointed into the database when a store opens (a crashed
+run's last commits included) and when it closes, and a `-wal` whose database is missing is
+refused, never deleted. `sqlite3` is imported on the first store opened.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 import queue
-import sqlite3
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import anyio.to_thread
 import msgspec
 
+from model_registry._options import NOT_IN_KEY
+from model_registry._store_files import check_store_path, move_together
 from model_registry._store_values import content_hash, decode_extra, encode_extra
 from model_registry.errors import ResultStoreError
 
+if TYPE_CHECKING:
+    import sqlite3
+
 __all__ = ["EXCLUDED_FROM_KEY", "ResultStore", "ResultStoreError", "StoreSummary", "StoredResult"]
 
-# Call options: they change how a call is made, never its answer, so they are not part of a
-# request's key (a run resumed with another timeout or concurrency finds its results).
-# fmt: off
-EXCLUDED_FROM_KEY = frozenset({
-    "timeout", "num_retries", "max_retries", "concurrency", "results_db", "return_exceptions",
-    "progress", "metadata", "stream_options", "strict", "limits", "fallbacks",
-})
+#: Our own kwargs and call options (`_options.NOT_IN_KEY`): they change how a call is made,
+#: never its answer, so they are not part of a request's key.
+EXCLUDED_FROM_KEY = NOT_IN_KEY
 # Besides those, credentials never enter a key: values of keys named like a credential
 # (`types.is_secret_key`, at any depth: `api_key`, `extra_headers.Authorization`), URL
 # userinfo (`https://user:pass@host`) and credential query parameters (`?key=...`).
-# fmt: on
 
 _APPLICATION_ID = 0x4D52_5253  # "MRRS": model-registry result store, at byte 68 of the file
 _SCHEMA_VERSION = 1
@@ -65,6 +68,8 @@ _STORED = ", ".join(_COLUMNS[3:14])  # text ... extra: the fields of a StoredRes
 _LOOKUP = f"SELECT key, {_STORED} FROM results WHERE ok = 1 AND key IN ({{}})"
 _LOOKUP_CHUNK = 500
 _STOP = object()
+
+logger = logging.getLogger("model_registry.store")
 
 
 class StoredResult(msgspec.Struct, frozen=True):
@@ -110,11 +115,13 @@ class ResultStore:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
+        check_store_path(self.path)
         lock = self.path.with_name(self.path.name + ".lock")
         self._lock_fd, created = _acquire_lock(self.path, lock)
         try:
             _open_checked(self.path)
             self._writer, self._reader = _connect(self.path), _connect(self.path)
+            _checkpoint(self._writer, self.path)  # a crashed run's last commits, into the file
         except BaseException:
             if created:  # refused: leave no trace beside a file that is not ours
                 lock.unlink(missing_ok=True)
@@ -215,8 +222,9 @@ class ResultStore:
         self._closed = True
         self._queue.put(_STOP)
         self._thread.join()
-        self._writer.close()
         self._reader.close()
+        _checkpoint(self._writer, self.path)
+        self._writer.close()
         os.close(self._lock_fd)
         self._raise_if_unusable(closing=True)
 
@@ -232,6 +240,8 @@ class ResultStore:
 
     @contextlib.contextmanager
     def _reading(self) -> Any:
+        import sqlite3
+
         self._raise_if_unusable()
         with self._reader_lock:
             try:
@@ -239,7 +249,7 @@ class ResultStore:
             except sqlite3.Error as exc:
                 raise ResultStoreError(
                     f"Could not read the result store {self.path}: {exc}. If the file is "
-                    "damaged, move it away to start afresh."
+                    f"damaged, {move_together(self.path)} to another folder to start afresh."
                 ) from exc
 
     def _raise_if_unusable(self, closing: bool = False) -> None:
@@ -254,6 +264,8 @@ class ResultStore:
 
     def _write_loop(self) -> None:
         """Block for the first item, drain what else is queued, commit it all in one go."""
+        import sqlite3
+
         while True:
             batch = [self._queue.get()]
             with contextlib.suppress(queue.Empty):
@@ -305,6 +317,8 @@ def _acquire_lock(path: Path, lock_path: Path) -> tuple[int, bool]:
 def _open_checked(path: Path) -> None:
     """Initialise `path` when new or empty; otherwise refuse it, before writing anything,
     unless it is a sound store of ours."""
+    import sqlite3
+
     try:
         with open(path, "ab+") as file:  # creates a new file; never changes an existing one
             file.seek(0)
@@ -338,13 +352,31 @@ def _open_checked(path: Path) -> None:
 
 def _refused(path: Path, what: str) -> ResultStoreError:
     return ResultStoreError(
-        f"{path} {what}. It was left unchanged; pass a new file name for results_db, or move "
-        "that file away (a damaged store's results are then requested again; sqlite3's "
-        "`.recover` may save them)."
+        f"{path} {what}. It was left unchanged; pass a new file name for results_db, or "
+        f"{move_together(path)} to another folder (a damaged store's results are then "
+        "requested again; sqlite3's `.recover` may save them)."
     )
 
 
+def _checkpoint(db: sqlite3.Connection, path: Path) -> None:
+    """Copy the WAL's commits into the database file, so the file alone holds every result.
+
+    Skipped, with a debug line, while another connection reads (the WAL then stays)."""
+    import sqlite3
+
+    try:
+        busy, _, _ = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    except sqlite3.Error as exc:
+        busy, why = 1, str(exc)
+    else:
+        why = "another connection is reading it"
+    if busy:
+        logger.debug("the WAL of %s was not checkpointed: %s", path, why)
+
+
 def _connect(path: Path) -> sqlite3.Connection:
+    import sqlite3
+
     db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     db.execute("PRAGMA journal_mode = WAL")
     db.execute("PRAGMA synchronous = NORMAL")

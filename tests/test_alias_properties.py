@@ -14,8 +14,7 @@ import msgspec
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from model_registry import AliasConfigError, load_registry
-from model_registry.aliases import validate_files
+from model_registry import AliasConfigError, load_registry, validate_files
 
 PROVIDERS = ["openai", "anthropic", "gemini", "deepseek", "local", "fleet", "opnai", "", "LOCAL"]
 KEYS = ["provider", "model_id", "defaults", "description", "model-id", "temprature", "", "é"]

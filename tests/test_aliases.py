@@ -19,14 +19,14 @@ from model_registry import (
     load_registry,
     register_provider,
     resolve,
+    validate_files,
 )
 from model_registry.aliases import (
     MAX_ALIAS_FILE_BYTES,
-    check_finite,
     default_alias_paths,
     packaged_aliases_path,
-    validate_files,
 )
+from model_registry.types import check_finite
 
 WriteToml = Callable[..., Path]
 
@@ -500,7 +500,7 @@ def _validate_in_a_child(path: Path, *, env_path: bool = False) -> subprocess.Co
         "import resource, sys\n"
         "resource.setrlimit(resource.RLIMIT_AS, (2**30, 2**30))\n"
         "from model_registry import AliasConfigError, resolve\n"
-        "from model_registry.aliases import validate_files\n"
+        "from model_registry import validate_files\n"
         "try:\n"
         + (
             "    resolve('gpt-4o')\n"
@@ -648,7 +648,7 @@ def test_check_finite_lets_finite_values_and_strings_through(value: object) -> N
     check_finite(value, "--set x")
 
 
-# --- limits and fallbacks (issue 20) ---------------------------------------------
+# --- limits and fallbacks -----------------------------------------------------------------
 
 LIMITS_AND_FALLBACKS_BAD = [
     pytest.param(
@@ -737,8 +737,9 @@ LIMITS_AND_FALLBACKS_BAD = [
         provider = "openai"
         defaults = { results_db = "run.sqlite" }
         """,
-        "{path}: alias 'a': key 'defaults.results_db': results_db is an argument of "
-        "generate_many() and iter_many()",
+        "{path}: alias 'a': key 'defaults.results_db' is not a call kwarg: pass it to "
+        "generate_many() or iter_many(), as in client.generate_many(prompts, "
+        "results_db='run.sqlite')",
         ("a", "results_db"),
         id="results-db-in-defaults",
     ),
@@ -753,7 +754,10 @@ def test_bad_limits_and_fallbacks_raise_one_error_naming_file_name_and_key(
     error = load_error(path)
     assert str(error).startswith(message.format(path=path))
     assert (error.path, error.alias, error.key) == (str(path), *where)
-    assert validate_files(path) == list(error.problems)
+    # validate checks the file on top of the packaged aliases, as MODEL_REGISTRY_ALIASES loads it
+    with pytest.raises(AliasConfigError) as layered:
+        load_registry(path)
+    assert validate_files(path) == list(layered.value.problems)
 
 
 def test_limits_and_fallbacks_load_and_later_files_win_per_name(write_toml: WriteToml) -> None:
@@ -817,7 +821,7 @@ def test_limits_in_force_names_the_provider_and_alias_limits(
     assert limits_in_force(resolve("claude-sonnet-4-20250514")) == {}
 
 
-# --- a JSON Schema file as an alias default (issue 21) -----------------------------------
+# --- a JSON Schema file as an alias default -----------------------------------
 
 SCHEMA_ALIAS = '[aliases."judge"]\nprovider = "openai"\n[aliases."judge".defaults]\n'
 
@@ -833,9 +837,17 @@ def test_a_response_format_path_is_relative_to_the_alias_file(
     )
     monkeypatch.chdir(tmp_path / "conf" / "schemas")  # not where the path is read from
     registry = load_registry(path, layered=False)
-    assert registry.aliases["judge"].defaults["response_format"] == str(schema)
+    # read once, at load: the alias holds the schema itself, named after the file
+    read = {
+        "type": "json_schema",
+        "json_schema": {
+            "name": "verdict",
+            "schema": {"type": "object", "properties": {"ok": {"type": "boolean"}}},
+        },
+    }
+    assert registry.aliases["judge"].defaults["response_format"] == read
     monkeypatch.setenv("MODEL_REGISTRY_ALIASES", str(path))
-    assert resolve("judge").params["response_format"] == str(schema)
+    assert resolve("judge").params["response_format"] == read
 
 
 def test_a_schema_given_inline_is_kept_as_it_is(write_toml: WriteToml) -> None:
@@ -879,3 +891,39 @@ def test_a_schema_file_that_is_no_json_object_is_a_load_error(
         'as in {"type": "object", "properties": {...}}'
     )
     assert (error.alias, error.key) == ("judge", "response_format")
+
+
+def test_loading_raises_every_problem_at_once_links_and_cycles_included(
+    write_toml: WriteToml,
+) -> None:
+    path = write_toml(
+        """
+        [aliases."a"]
+        provider = "openai"
+        temprature = 0.2
+
+        [aliases."b"]
+        provider = "openai"
+        fallbacks = ["no-such-model-xyz"]
+
+        [aliases."c"]
+        provider = "openai"
+        fallbacks = ["d"]
+
+        [aliases."d"]
+        provider = "openai"
+        fallbacks = ["c"]
+
+        [limits."nobody"]
+        rpm = 5
+        """
+    )
+    error = load_error(path)
+    assert [(p.split(": ")[1], p.split(": ")[2][:12]) for p in error.problems] == [
+        ("alias 'a'", "unknown key "),
+        ("limits 'nobody'", "'nobody' is "),
+        ("alias 'b'", "fallback 'no"),
+        ("alias 'c'", "fallbacks go"),
+    ]
+    assert str(error).startswith(error.problems[0] + f"\n(and 3 more problem(s) in {path}:\n  ")
+    assert (error.alias, error.key) == ("a", "temprature")

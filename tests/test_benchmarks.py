@@ -20,9 +20,17 @@ BENCH_DIR = Path(__file__).resolve().parent.parent / "benchmarks"
 sys.path.insert(0, str(BENCH_DIR))
 
 import _common  # noqa: E402
-from _common import Goal, LagProbe, goal_of, paired_ratios, percentile, verdict  # noqa: E402
+from _common import (  # noqa: E402
+    Goal,
+    LagProbe,
+    goal_of,
+    paired_ratios,
+    per_second_limit,
+    percentile,
+    rate_figures,
+    verdict,
+)
 from _paired import ORDERS, swapped  # noqa: E402
-from enforced_limits import most_in_window, per_second_limit  # noqa: E402
 from hosted_overhead import lag_goal  # noqa: E402
 from local_throughput import palindrome  # noqa: E402
 from run_all import plot, summarise  # noqa: E402
@@ -56,16 +64,14 @@ def test_a_goal_of_repeated_measurements_is_their_median_with_its_spread() -> No
     assert goal_of("g", 0.95, ">=", [], "x").passed is None
 
 
-def test_check_fails_on_a_miss_or_a_missing_figure_not_on_report_only_or_unavailable(
+def test_check_fails_on_a_miss_or_a_missing_figure_not_on_report_only(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     met = Goal("met", 1.0, "<=", 0.5, "x")
     stretch = Goal("stretch", 2.0, "<=", 2.2, "x", checked=False)
-    unavailable = Goal("limits", 0.98, ">=", None, "x", unavailable="API not landed")
-    assert summarise([met, stretch, unavailable], check=True) == 0
-    out = capsys.readouterr().out
-    assert "report only: stretch" in out and "not available: API not landed" in out
-    assert verdict(unavailable) == "not available (API not landed)"
+    assert summarise([met, stretch], check=True) == 0
+    assert "report only: stretch" in capsys.readouterr().out
+    assert verdict(stretch) == "FAIL (report only)"
     assert summarise([met, Goal("missed", 1.0, "<=", 1.5, "x")], check=True) == 1
     assert "MISSED: missed" in capsys.readouterr().out
     assert summarise([Goal("silent", 1.0, "<=", None, "x")], check=True) == 1
@@ -202,7 +208,7 @@ def test_the_plot_shows_lower_and_higher_is_better_goals_apart(tmp_path: Path) -
         goal_of("resolve", 10.0, "<=", [5.0, 6.0], "us"),
         goal_of("store", 0.95, ">=", [0.97, 0.99], "x"),
         Goal("modules", 0, "<=", 0, "modules"),  # a count: in the table, not on the plot
-        Goal("limits", 0.98, ">=", None, "x", unavailable="not landed"),
+        Goal("limits", 0.98, ">=", None, "x"),
     ]
     path = tmp_path / "goals.png"
     assert plot(goals, path, "title") == f"plot: {path}"
@@ -210,12 +216,15 @@ def test_the_plot_shows_lower_and_higher_is_better_goals_apart(tmp_path: Path) -
     assert plot(goals[3:], tmp_path / "none.png", "t") == "plot skipped: no goal to plot"
 
 
-def test_most_in_window_counts_trailing_windows_open_at_their_start() -> None:
+def test_rate_figures_count_trailing_windows_open_at_their_start() -> None:
     """As the enforcing server counts: (t - seconds, t] for each arrival t."""
     times = [1.6, 0.0, 0.5, 1.0, 1.5]  # in any order
-    assert most_in_window(times, 1.0) == 3  # (0.6, 1.6]; 0.0 is out of (0.0, 1.0]
-    assert most_in_window(times, 60.0) == 5
-    assert most_in_window([], 1.0) == 0
+    figures = rate_figures(times, rpm=120)  # 3 a second admitted, 120 a minute
+    assert figures["most_in_1s"] == 3  # (0.6, 1.6]; 0.0 is out of (0.0, 1.0]
+    assert (figures["limit_1s"], figures["most_in_60s"], figures["limit_60s"]) == (3, 5, 120)
+    assert figures["over_1s_at_s"] == [] and figures["achieved_rpm"] == 150.0
+    assert rate_figures([0.0, 0.1, 0.2, 0.3], rpm=60)["over_1s_at_s"] == [0.1, 0.2, 0.3]
+    assert rate_figures([], rpm=60)["most_in_1s"] == 0
     assert [per_second_limit(rpm) for rpm in (600, 1800, 10)] == [15, 45, 1]
 
 
@@ -231,3 +240,21 @@ def test_the_enforced_limits_run_works_in_a_tiny_mode(tmp_path: Path) -> None:
     assert (run["prompts"], run["requests"], run["rejected"], run["failed"]) == (40, 40, 0, 0)
     assert (run["most_in_1s"], run["limit_1s"], run["limit_60s"]) == (40, 150, 6000)
     assert figures["baseline"]["requests"] >= 1
+
+
+def test_startup_measures_the_import_goals_and_sees_what_a_command_loads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import startup
+
+    assert startup.TARGETS["import model_registry"] == (0.015, 20.0)
+    assert startup.TARGETS["import model_registry + resolve(alias)"] == (0.015, 20.0)
+    assert startup.TARGETS["model-registry list"] == (0.06, None)
+    assert set(startup.TARGETS) < set(startup.COMMANDS)  # each timed beside import litellm
+    wall, peak_mib, _ = startup.run(startup.command("import model_registry"))
+    assert wall > 0 and 5 < peak_mib < 1024
+    loaded = startup.loaded_modules("import model_registry")
+    assert "model_registry" in loaded and not loaded & set(startup.HEAVY)
+    typo = ("python", "import model_registry as m; m.resolve('claude-sonet')")
+    monkeypatch.setitem(startup.COMMANDS, "typo", typo)
+    assert "litellm model list" in startup.loaded_modules("typo")  # the typo guard read it

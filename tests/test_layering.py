@@ -26,9 +26,9 @@ from model_registry import api
 PACKAGE = Path(model_registry.__file__).parent
 
 #: The bottom layer: `types`, `errors`, and the private modules `types` is built from.
-BOTTOM = frozenset({"types", "errors", "_redaction", "_prompts", "_litellm_providers"})
+BOTTOM = frozenset({"types", "errors", "_redaction", "_prompts", "_litellm_providers", "_options"})
 #: Modules that import nothing of ours: `types` stands on them.
-LEAVES = frozenset({"errors", "_redaction", "_litellm_providers"})
+LEAVES = frozenset({"errors", "_redaction", "_litellm_providers", "_options"})
 #: Just above the bottom layer (DESIGN: they import nothing else of ours), so clients may
 #: use them; a private module named after one of them (`_store_values`) is part of it.
 JUST_ABOVE = ("store", "limits")

@@ -128,3 +128,101 @@ def test_wheel_console_script_lists_models(installed_wheel: Path, tmp_path: Path
     )
     names = [a["name"] for a in json.loads(out.stdout)["aliases"]]
     assert "Nanbeige/Nanbeige4.1-3B" in names
+
+
+#: Runs `import model_registry` and reports who imported importlib.metadata (the file of
+#: the first frame outside the import machinery), and whether `__version__` was set.
+_VERSION_PROBE = """
+import json, sys
+importers = []
+
+class Watch:
+    def find_spec(self, name, path=None, target=None):
+        if name == "importlib.metadata":
+            frame = sys._getframe(1)
+            while frame is not None and frame.f_code.co_filename.startswith("<frozen"):
+                frame = frame.f_back
+            importers.append(frame.f_code.co_filename if frame else "?")
+        return None
+
+sys.meta_path.insert(0, Watch())
+import model_registry
+at_import = "__version__" in vars(model_registry)
+print(json.dumps({"importers": importers, "set_at_import": at_import}))
+"""
+
+
+def test_version_is_read_from_the_package_metadata_lazily() -> None:
+    import importlib.metadata
+
+    import model_registry
+
+    assert model_registry.__version__ == importlib.metadata.version("model-registry-llm")
+    assert "__version__" in model_registry.__all__
+    out = subprocess.run(
+        [sys.executable, "-c", _VERSION_PROBE], capture_output=True, text=True, check=True
+    )
+    probe = json.loads(out.stdout)
+    assert probe["set_at_import"] is False  # written nowhere: the metadata has it
+    package = str(ROOT / "model_registry")
+    assert not [f for f in probe["importers"] if f.startswith(package)], probe["importers"]
+
+
+def test_the_vllm_install_hint_names_the_local_extras_range() -> None:
+    import tomllib
+
+    from model_registry._testing_model import INSTALL_HINT as TINY_MODEL_HINT
+    from model_registry.clients._vllm_params import INSTALL_HINT
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    (vllm,) = project["optional-dependencies"]["local"]
+    for hint in (INSTALL_HINT, TINY_MODEL_HINT):
+        assert f"pip install '{vllm}'" in hint
+        assert "model-registry-llm[local]" not in hint  # not on PyPI: that install fails
+
+
+#: Imported by model_registry, yet not a dependency: the local extra brings them (vLLM,
+#: and the tokenizers it depends on), `pytest` only for `model_registry.testing`'s
+#: pytest helpers, inside a pytest run, and `typing_extensions` only for type checkers
+#: (under `if TYPE_CHECKING:`; mypy depends on it, pyright bundles it).
+NOT_DEPENDENCIES = {"vllm", "tokenizers", "pytest", "typing_extensions"}
+
+
+def _imported_packages() -> set[str]:
+    import ast
+
+    found = set()
+    for path in (ROOT / "model_registry").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                found |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                found.add(node.module.split(".")[0])
+    return found - set(sys.stdlib_module_names) - {"model_registry"}
+
+
+def test_every_package_the_code_imports_is_a_declared_dependency() -> None:
+    import importlib.metadata
+    import re
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = {re.split(r"[<>=!~ ;\[]", r)[0].lower() for r in project["dependencies"]}
+    distributions = importlib.metadata.packages_distributions()
+    imported = _imported_packages() - NOT_DEPENDENCIES
+    missing = {
+        name
+        for name in imported
+        if not {d.lower() for d in distributions.get(name, [name])} & declared
+    }
+    assert {"jsonschema", "rich", "aiohttp"} <= imported  # the scan sees lazy imports too
+    assert not missing, f"imported but not in pyproject.toml's dependencies: {sorted(missing)}"
+    assert {"pydantic", "jsonschema"} <= declared  # response_format's two schema kinds
+
+
+def test_the_wheel_carries_classifiers_and_the_direct_dependencies(built_wheel: Path) -> None:
+    metadata, _ = _metadata(built_wheel)
+    classifiers = metadata.get_all("Classifier") or []
+    assert "Typing :: Typed" in classifiers and "Framework :: AsyncIO" in classifiers
+    requires = {r.split(";")[0] for r in metadata.get_all("Requires-Dist") or []}
+    assert {"pydantic<3,>=2.11", "jsonschema<5,>=4.18"} <= requires

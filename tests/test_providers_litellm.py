@@ -21,9 +21,9 @@ from model_registry import (
     load_registry,
     register_provider,
     resolve,
+    validate_files,
 )
 from model_registry._litellm_providers import LITELLM_CHAT_PROVIDERS
-from model_registry.aliases import validate_files
 from model_registry.resolve import STRICT_ENV_VAR
 
 

@@ -114,7 +114,7 @@ def test_a_local_client_without_vllm_says_how_to_install_it() -> None:
     out = json.loads(_run(code).stdout)
     assert out["heavy"] == []
     assert "uv sync --extra local" in out["error"]  # in a checkout
-    assert "pip install 'model-registry-llm[local]'" in out["error"]  # from a wheel
+    assert "pip install 'vllm>=0.32,<0.33'" in out["error"]  # installed with pip
     assert "'model-registry[local]'" not in out["error"]  # another project on PyPI
 
 

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from model_registry import AliasConfigError, ProviderSpec, get_client, load_registry, resolve
+from model_registry._redaction import redact_text
 from model_registry.types import is_secret_key, redact, secret_values
 
 SECRET = "sentinel-s3cr3t-value"
@@ -234,3 +235,10 @@ def test_a_flag_named_like_a_key_is_shown_it_is_no_credential() -> None:
         "api_key": "***",
     }
     assert "litellm_reads_key=True" in repr(ProviderSpec(name="openai", litellm_reads_key=True))
+
+
+def test_a_message_is_redacted_by_the_same_rule_as_values() -> None:
+    text = "key sk-abc123456 at https://user:pw123456@host/x?key=q1w2e3r4 failed"
+    assert redact_text(text, ["sk-abc123456"]) == ("key *** at https://***@host/x?key=*** failed")
+    assert redact_text("Bearer abcdef123456") == "Bearer ***"
+    assert redact_text("max_tokens=5 is fine") == "max_tokens=5 is fine"

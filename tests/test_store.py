@@ -258,6 +258,26 @@ def test_route_messages_and_params_change_a_key() -> None:
     assert len(others) == 7
 
 
+def test_keys_of_hosted_names_and_hub_ids_stay_those_that_stores_already_hold() -> None:
+    # Stores written by earlier versions answer only while these stay byte for byte.
+    hosted = ResultStore.request_key(
+        ROUTE,
+        user("hi"),
+        {
+            "temperature": 0.2,
+            "max_tokens": 5,
+            "api_base": "http://127.0.0.1:8000/v1",
+            "api_key": "sk-x",
+            "timeout": 3,
+        },
+    )
+    assert hosted == "c530dc05eb2870d0f07e6ef335cd172f6c0f5c8866dd3a8ee57f634b1db41235"
+    hub = ResultStore.request_key(
+        "Qwen/Qwen3-4B-Instruct-2507", user("hi"), {"temperature": 0.0, "max_model_len": 512}
+    )
+    assert hub == "62a02c784c0e4bae83d341ca36b983a3175477fdf44db83f47d1d59b757f7df0"
+
+
 def test_param_order_does_not_change_a_key() -> None:
     one = ResultStore.request_key(ROUTE, user("hi"), {"a": 1, "b": {"x": 1, "y": 2}})
     two = ResultStore.request_key(ROUTE, user("hi"), {"b": {"y": 2, "x": 1}, "a": 1})

@@ -14,8 +14,8 @@ import msgspec
 import pytest
 
 from model_registry import Generation, InvalidParameterError, OutputValidationError, Usage
+from model_registry.clients._asked import openai_logprobs, vllm_logprobs
 from model_registry.clients._batch import _generation, _record
-from model_registry.clients._extras import openai_logprobs, vllm_logprobs
 from model_registry.clients._structured import output_schema, strict_schema
 from model_registry.types import TokenLogprob
 
@@ -88,13 +88,18 @@ def test_openais_json_schema_form_is_understood() -> None:
     assert schema.json_schema == strict_schema(NESTED)
 
 
-def test_a_schema_file_is_read(tmp_path: Path) -> None:
+def test_a_path_given_in_code_is_refused_with_where_schema_files_go(tmp_path: Path) -> None:
+    # schema files are read once, when the alias file that names them loads
     path = tmp_path / "verdict.json"
-    path.write_text(json.dumps({"type": "object", "properties": {"a": {"type": "integer"}}}))
+    path.write_text(json.dumps({"type": "object"}))
     for value in (path, str(path)):
-        schema = output_schema(value)
-        assert schema is not None and schema.name == "verdict"
-        assert schema.parse('{"a": 1}', provider="p", model="m") == {"a": 1}
+        with pytest.raises(InvalidParameterError) as caught:
+            output_schema(value)
+        assert str(caught.value) == (
+            f"response_format is a path ({str(path)!r}): a JSON Schema file is named in alias "
+            'defaults (response_format = "schemas/x.json", read when the file loads); in code '
+            "pass the schema itself (a dict, as json.load gives it) or a class"
+        )
 
 
 @pytest.mark.parametrize(
@@ -103,7 +108,6 @@ def test_a_schema_file_is_read(tmp_path: Path) -> None:
         ({"type": "object", "properties": 3}, "is not a valid JSON Schema"),
         ([1, 2], "must be a pydantic model class"),
         (dict, "neither a pydantic model nor a msgspec.Struct"),
-        ("no/such/file.json", "cannot read the JSON Schema file"),
     ],
 )
 def test_a_response_format_that_is_no_schema_is_refused(value: Any, message: str) -> None:
@@ -123,7 +127,7 @@ def test_a_cut_answer_says_to_raise_max_tokens() -> None:
 def test_importing_the_package_and_the_schema_module_imports_no_pydantic() -> None:
     code = (
         "import sys, model_registry, model_registry.clients._structured, "
-        "model_registry.clients._extras; print('pydantic' in sys.modules)"
+        "model_registry.clients._asked; print('pydantic' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

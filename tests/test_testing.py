@@ -84,7 +84,7 @@ def test_build_tiny_model_without_torch_says_what_to_install(tmp_path: Path) -> 
         "    print(e)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert "pip install 'model-registry-llm[local]'" in out.stdout
+    assert "pip install 'vllm>=0.32,<0.33'" in out.stdout
     assert "missing: torch, transformers" in out.stdout
     assert not (tmp_path / "tiny").exists()  # nothing half-built left behind
 

@@ -190,7 +190,7 @@ def show_validation(paths: list[Path]) -> None:
         noun = "problem" if len(problems) == 1 else "problems"
         typer.echo(f"\n{len(problems)} {noun} found", err=True)
         raise typer.Exit(1)
-    registry = model_registry.load_registry(*paths, layered=not paths)
+    registry = model_registry.load_registry(*paths)
     n, k = len(registry.aliases), len(registry.files)
     typer.echo(
         f"ok: {n} alias{'' if n == 1 else 'es'} in {k} file{'' if k == 1 else 's'} "

@@ -12,10 +12,12 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from model_registry._options import OWN_KWARGS, not_a_kwarg
+from model_registry._redaction import redact_text
 from model_registry.errors import InvalidParameterError, MissingCredentialsError
 from model_registry.types import ProviderSpec, secret_values
 
-__all__ = ["NO_KEY_PLACEHOLDER", "call_secrets", "check_params", "key_params"]
+__all__ = ["call_secrets", "check_params", "key_params"]
 
 #: Route prefixes served by the openai SDK, which refuses to run without some key.
 _OPENAI_SDK_PREFIXES = frozenset({"openai", "custom_openai", "text-completion-openai"})
@@ -28,17 +30,13 @@ _OWN_HOSTS: Mapping[str, frozenset[str]] = {
     "gemini": frozenset({"generativelanguage.googleapis.com"}),
     "deepseek": frozenset({"api.deepseek.com"}),
 }
-#: Kwargs the client sets itself: a caller's value would clash or be silently dropped.
+#: Kwargs the client sets itself: a caller's value would clash or be silently dropped (our
+#: own kwargs, `_options.OWN_KWARGS`, are refused as well).
 _RESERVED = {
     "model": "the model is the client's: get_client('provider:model-id') names it",
     "messages": "the prompt is generate()'s first argument",
     "stream": "use client.stream(prompt) for a stream and client.generate(prompt) for a "
     "whole answer",
-    "results_db": "results_db is an argument of generate_many() and iter_many()",
-    "limits": "limits are declared once: get_client(name, limits=...) or a [limits] table",
-    "fallbacks": "fallbacks are declared once: get_client(name, fallbacks=[...]) or in the "
-    "alias file",
-    "strict": "strict is an argument of get_client() and resolve()",
 }
 #: Kwargs that LiteLLM takes as Python objects, not as JSON for the wire.
 _OBJECT_KWARGS = frozenset({"response_format", "client", "logger_fn", "timeout"})
@@ -104,6 +102,8 @@ def check_params(params: Mapping[str, Any], where: str) -> None:
     for key, value in params.items():
         if key in _RESERVED:
             raise InvalidParameterError(f"{key!r} is not a kwarg of {where}: {_RESERVED[key]}")
+        if key in OWN_KWARGS:
+            raise InvalidParameterError(not_a_kwarg(key, where))
         if key == "n" and value is not None and (value != 1 or isinstance(value, bool)):
             raise InvalidParameterError(
                 f"n={value!r}: each call returns one answer; for several samples repeat the "
@@ -112,12 +112,16 @@ def check_params(params: Mapping[str, Any], where: str) -> None:
         if key == "timeout":
             _check_timeout(value, where)
         elif key not in _OBJECT_KWARGS:
-            problem = _not_json(value)
+            problem = _not_json(value, key)
             if problem is not None:
+                # the key and the type, never the value: it may hold a credential
                 raise InvalidParameterError(
-                    f"{key}={value!r} in {where} cannot be sent as JSON ({problem}): pass "
-                    "strings, numbers, true/false, lists and dicts (a date as its ISO "
-                    "string, e.g. '1979-05-27')"
+                    redact_text(
+                        f"{problem} in {where}, which cannot be sent as JSON: pass strings, "
+                        "numbers, true/false, lists and dicts (a date as its ISO string, e.g. "
+                        "'1979-05-27')",
+                        secret_values(params),
+                    )
                 )
 
 
@@ -130,18 +134,23 @@ def _check_timeout(value: Any, where: str) -> None:
         )
 
 
-def _not_json(value: Any) -> str | None:
-    """What in `value` JSON cannot hold (a type name), or None when all of it can."""
+def _not_json(value: Any, where: str) -> str | None:
+    """What in `value` (at `where`, as `extra_body['tags']`) JSON cannot hold, by its place
+    and type, or None when all of it can."""
     if value is None or isinstance(value, str | int | float | type):
         return None  # a class passes: LiteLLM turns pydantic models into schemas
     if isinstance(value, Mapping):
         for key, item in value.items():
             if not isinstance(key, str | int | float | bool) and key is not None:
-                return f"a {type(key).__name__} key"
-            problem = _not_json(item)
+                return f"{where} has a key of type {type(key).__name__}"
+            problem = _not_json(item, f"{where}[{key!r}]")
             if problem is not None:
                 return problem
         return None
     if isinstance(value, list | tuple):
-        return next((p for p in map(_not_json, value) if p is not None), None)
-    return f"a {type(value).__name__}"
+        for index, item in enumerate(value):
+            problem = _not_json(item, f"{where}[{index}]")
+            if problem is not None:
+                return problem
+        return None
+    return f"{where} is of type {type(value).__name__}"

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from model_registry.clients._extras import (
+from model_registry.clients._asked import (
     Asked,
     HostedStreamExtras,
     hosted_extras,

@@ -1,8 +1,8 @@
 """Structured output, log-probabilities and reasoning text: one shape for both backends.
 
 `response_format=` takes a pydantic model class, a `msgspec.Struct` type, a JSON Schema
-dict, a path to a JSON Schema file (str or `os.PathLike`; how an alias names one), or
-OpenAI's own `{"type": "json_schema", "json_schema": {...}}` form. `output_schema()` turns
+dict, or OpenAI's own `{"type": "json_schema", "json_schema": {...}}` form (an alias's
+schema file arrives in that form, read when the alias file loads). `output_schema()` turns
 it into an `OutputSchema`: the JSON schema to send (every object closed with
 `additionalProperties: false`, which OpenAI's strict mode requires and which keeps a
 grammar from letting a local model add keys) and `parse()`, which validates an answer:
@@ -10,11 +10,11 @@ grammar from letting a local model add keys) and `parse()`, which validates an a
 - a pydantic class: `model_validate_json` (pydantic is never imported here: the class
   brings it);
 - a Struct type: `msgspec.json.decode(text, type=...)`;
-- a schema dict or file: `json.loads`, then `jsonschema` (installed with LiteLLM and vLLM;
+- a schema dict: `json.loads`, then `jsonschema` (installed with LiteLLM and vLLM;
   imported on the first validation).
 
 An answer that does not validate raises `OutputValidationError` with the raw text.
-`{"type": "json_object"}` and `{"type": "text"}` pass through unparsed, as before.
+`{"type": "json_object"}` and `{"type": "text"}` pass through unparsed.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ import json
 import os
 import re
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, Literal
 
 import msgspec
@@ -121,7 +120,11 @@ def output_schema(value: Any, *, where: str = "") -> OutputSchema | None:
     if isinstance(value, type):
         return _for_class(value, where)
     if isinstance(value, str | os.PathLike):
-        return _for_dict(_schema_file(value, where), where, name=Path(value).stem)
+        raise InvalidParameterError(
+            f"response_format{where} is a path ({str(value)!r}): a JSON Schema file is named in "
+            'alias defaults (response_format = "schemas/x.json", read when the file loads); '
+            "in code pass the schema itself (a dict, as json.load gives it) or a class"
+        )
     if isinstance(value, Mapping):
         kind = value.get("type")
         if kind in _PASS_THROUGH and len(value) == 1:
@@ -131,8 +134,8 @@ def output_schema(value: Any, *, where: str = "") -> OutputSchema | None:
             return _for_dict(inner["schema"], where, name=str(inner.get("name") or ""))
         return _for_dict(value, where)
     raise InvalidParameterError(
-        f"response_format{where} must be a pydantic model class, a msgspec.Struct type, a "
-        f"JSON Schema dict or the path of a JSON Schema file, got {type(value).__name__}"
+        f"response_format{where} must be a pydantic model class, a msgspec.Struct type or a "
+        f"JSON Schema dict, got {type(value).__name__}"
     )
 
 
@@ -162,23 +165,6 @@ def _for_dict(schema: Any, where: str, name: str = "") -> OutputSchema:
     strict = strict_schema(plain)
     title = name or str(plain.get("title") or "response")
     return OutputSchema("schema", strict, _wire_name(title), strict)
-
-
-def _schema_file(path: str | os.PathLike[str], where: str) -> Any:
-    """The JSON in a schema file (an alias's `response_format = "schemas/x.json"`)."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InvalidParameterError(
-            f"response_format{where}: cannot read the JSON Schema file {str(path)!r} "
-            f"({exc.strerror or exc}); give an existing .json file, or a schema dict or class"
-        ) from None
-    try:
-        return json.loads(text)
-    except ValueError as exc:
-        raise InvalidParameterError(
-            f"response_format{where}: the file {str(path)!r} is not JSON ({exc})"
-        ) from None
 
 
 def _struct_schema(cls: type) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from typing import Any
 
 import anyio
 
+from model_registry._store_values import local_model_key
 from model_registry.clients._vllm_errors import (
     start_failure,
     unguarded_main_line,
@@ -62,6 +63,9 @@ class Engine:
         self.refs = 0
         self.engine: Any = None
         self.tokenizer: Any = None
+        #: The model's files as result-store keys name them (`local_model_key`), read just
+        #: before the engine loads them; None for a hub id.
+        self.files_key: str | None = None
         self.starting: asyncio.Future[None] | None = None
         self.shut_down = False
         #: "script.py:LINE" when the main script started it outside its __main__ guard.
@@ -227,6 +231,7 @@ def _engine_objects(engine_args: dict[str, Any]) -> dict[str, Any]:
 
 def _start_engine_sync(entry: Engine) -> None:
     failure = None
+    entry.files_key = local_model_key(entry.model)
     try:
         vllm = import_vllm()
         # Building the args resolves the model id (a Hugging Face Hub lookup).

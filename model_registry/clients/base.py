@@ -352,12 +352,16 @@ class BaseClient:
             self._call,
             emit,
             name=self.name,
-            target=self._resolution.route or self.model_id,
+            target=self._store_target(),
             params={**self.params, **batch.kwargs},
             default_concurrency=self.default_concurrency,
         )
 
     # --- for subclasses -----------------------------------------------------------
+
+    def _store_target(self) -> str:
+        """What names the model in this client's result-store keys: its route or model id."""
+        return self._resolution.route or self.model_id
 
     async def _start(self) -> None:
         """Start the backend (once)."""

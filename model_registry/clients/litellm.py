@@ -29,7 +29,7 @@ import anyio
 import anyio.to_thread
 import msgspec
 
-from model_registry.clients._extras import Asked, HostedStreamExtras, hosted_request
+from model_registry.clients._asked import Asked, HostedStreamExtras, hosted_request
 from model_registry.clients._litellm_errors import (
     LITELLM_ERROR_MAP,
     invalid_stream_error,

@@ -5,7 +5,7 @@ vLLM is imported lazily (on the first start, in a worker thread), never at
 and our call options (see its docstring for the rules); `_vllm_engines` holds the
 process-wide engine cache (one engine per event loop, model and engine args, shut down
 and reaped with its last client); `_vllm_output` tallies a request's outputs; this one
-is the client. Structured output and logprobs: see `_vllm_params` and `_extras`.
+is the client. Structured output and logprobs: see `_vllm_params` and `_asked`.
 
 A call without `max_tokens` generates until EOS or the context limit (vLLM's own
 default would stop at 16 tokens); `n` other than 1 is refused. Calls in flight when
@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import anyio
 
-from model_registry.clients._extras import Asked, generation_extras, vllm_logprobs
+from model_registry._store_values import local_model_key
+from model_registry.clients._asked import Asked, generation_extras, vllm_logprobs
 from model_registry.clients._vllm_engines import (
     CachedEngine,
     Engine,
@@ -155,6 +156,14 @@ class VLLMClient(BaseClient):
                 logger.debug("aborting %s failed: %r", request_id, exc)
         with anyio.move_on_after(_DRAIN_S):
             await self._drained.wait()
+
+    def _store_target(self) -> str:
+        """A model on disk is named in store keys by its files (as its engine read them at
+        start), so retrained weights get new keys and a copy keeps them; a hub id, or a path
+        not readable here, by itself (with `model_revision=` in the params, when given)."""
+        entry = self._entry
+        files_key = entry.files_key if entry is not None else local_model_key(self._model)
+        return files_key or self.model_id
 
     def _closed_error(self) -> ClientClosedError:
         return ClientClosedError(

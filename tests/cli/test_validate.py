@@ -6,6 +6,7 @@ import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
+from model_registry import validate_files
 from tests.cli.conftest import InvokeCli, RunCli, no_traceback
 
 BROKEN = """
@@ -68,7 +69,10 @@ def test_validate_reports_every_problem_of_every_file(run_cli: RunCli, tmp_path:
 def test_validate_clean_files_says_ok_with_counts(invoke_cli: InvokeCli, tmp_path: Path) -> None:
     fleet = _write(tmp_path / "fleet.toml", FLEET)
     result = invoke_cli("validate", str(fleet))
-    assert (result.code, result.stdout) == (0, f"ok: 1 alias in 1 file ({fleet})\n")
+    assert result.code == 0
+    # the file is checked on top of the packaged aliases, and counted with them
+    assert result.stdout.startswith("ok: 11 aliases in 2 files (")
+    assert result.stdout.endswith(f"model_aliases.toml, {fleet})\n")
 
 
 def test_validate_layers_files_in_order_so_a_later_one_may_use_earlier_providers(
@@ -84,7 +88,9 @@ def test_validate_layers_files_in_order_so_a_later_one_may_use_earlier_providers
         """,
     )
     result = invoke_cli("validate", str(fleet), str(user))
-    assert (result.code, result.stdout) == (0, f"ok: 2 aliases in 2 files ({fleet}, {user})\n")
+    assert result.code == 0
+    assert result.stdout.startswith("ok: 12 aliases in 3 files (")
+    assert result.stdout.endswith(f"model_aliases.toml, {fleet}, {user})\n")
     reversed_order = invoke_cli("validate", str(user), str(fleet))
     assert reversed_order.code == 1
     assert "alias 'fleet-big': unknown provider 'fleet'" in reversed_order.stdout
@@ -125,3 +131,88 @@ def test_validate_a_directory_is_a_problem_not_a_crash(
     assert result.stdout.startswith(f"{tmp_path}: ")  # one problem, naming the path
     assert result.stdout.count("\n") == 1
     assert "directory" in result.stdout.lower()
+
+
+FOUR_PROBLEMS = """
+    [aliases."a"]
+    provider = "openai"
+    temprature = 0.2
+
+    [aliases."b"]
+    provider = "openai"
+    fallbacks = ["no-such-model-xyz"]
+
+    [aliases."c"]
+    provider = "openai"
+    fallbacks = ["d"]
+
+    [aliases."d"]
+    provider = "openai"
+    fallbacks = ["c"]
+
+    [limits."b"]
+    rpm = -1
+"""
+
+
+def test_validate_reports_every_problem_in_one_pass_cycles_included(
+    invoke_cli: InvokeCli, tmp_path: Path
+) -> None:
+    path = _write(tmp_path / "four.toml", FOUR_PROBLEMS)
+    result = invoke_cli("validate", str(path))
+    assert result.code == 1
+    lines = [line for line in result.stdout.splitlines() if line.startswith(f"{path}: ")]
+    assert len(lines) == 4, result.stdout
+    assert lines[0].startswith(f"{path}: alias 'a': unknown key 'temprature'")
+    assert lines[1].startswith(f"{path}: limits 'b': ")
+    assert lines[2].startswith(f"{path}: alias 'b': fallback 'no-such-model-xyz' does not resolve")
+    assert lines[3] == (
+        f"{path}: alias 'c': fallbacks go round in a cycle: c -> d -> c; remove one of these "
+        "fallbacks"
+    )
+    assert result.stderr == "\n4 problems found\n"
+
+
+def test_a_broken_alias_named_as_a_fallback_is_one_problem_not_two(
+    invoke_cli: InvokeCli, tmp_path: Path
+) -> None:
+    path = _write(
+        tmp_path / "one.toml",
+        """
+        [aliases."a"]
+        provider = "openai"
+        fallbacks = ["b"]
+
+        [aliases."b"]
+        provider = "opnai"
+
+        [limits."b"]
+        rpm = 5
+        """,
+    )
+    result = invoke_cli("validate", str(path))
+    assert result.code == 1
+    assert result.stdout.count("\n") == 1
+    assert result.stdout.startswith(f"{path}: alias 'b': unknown provider 'opnai'")
+
+
+def test_validate_checks_a_file_on_top_of_the_packaged_aliases(
+    invoke_cli: InvokeCli, tmp_path: Path
+) -> None:
+    # as MODEL_REGISTRY_ALIASES would load it: limits and fallbacks may name packaged aliases
+    path = _write(
+        tmp_path / "mine.toml",
+        """
+        [limits."claude-sonnet"]
+        rpm = 50
+
+        [aliases."mine"]
+        provider = "openai"
+        fallbacks = ["claude-sonnet"]
+        """,
+    )
+    result = invoke_cli("validate", str(path))
+    assert result.code == 0, result.stdout
+    assert result.stdout.startswith("ok: 11 aliases in 2 files (")
+    assert result.stdout.rstrip().endswith(f"model_aliases.toml, {path})")
+    assert validate_files(path) == []

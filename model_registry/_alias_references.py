@@ -1,5 +1,6 @@
-"""The alias file's policy parts: `[limits."NAME"]` tables, an alias's `fallbacks`, and the
-JSON Schema file its `defaults.response_format` may name (`schema_file`).
+"""What an alias file refers to beyond its own tables: `[limits."NAME"]` tables (NAME a
+provider or alias), an alias's `fallbacks` (other names), and the JSON Schema file its
+`defaults.response_format` may name (read once, here, when the file loads).
 
 Each file's tables and lists are checked on their own (types, keys, numbers); what needs
 every layered file (a NAME that is a provider or alias, a fallback name that resolves, no
@@ -13,6 +14,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from model_registry._alias_problems import Problem
 from model_registry.limits import Limits, limit_problems, validate_limits
 
 __all__ = ["Declared", "check_fallbacks", "link_problems", "parse_limits", "schema_file"]
@@ -62,10 +64,12 @@ def check_fallbacks(value: object, where: str, name: str, report: Report) -> tup
     return tuple(value)
 
 
-def schema_file(value: str, path: str, where: str, name: str, report: Report) -> str:
-    """`response_format = "schemas/x.json"`: the absolute path of that file, relative to the
-    alias file at `path`; the value unchanged (a problem reported) when it holds no JSON
-    object."""
+def schema_file(
+    value: str, path: str, where: str, name: str, report: Report
+) -> str | dict[str, Any]:
+    """`response_format = "schemas/x.json"` (relative to the alias file at `path`): the
+    schema in that file, as OpenAI's `{"type": "json_schema", ...}` form named after the
+    file; the value unchanged (a problem reported) when the file holds no JSON object."""
     file = (Path(path).parent / value).resolve()
     where = f"{where}: key 'defaults.response_format'"
     try:
@@ -88,7 +92,7 @@ def schema_file(value: str, path: str, where: str, name: str, report: Report) ->
             "response_format",
         )
         return value
-    return str(file)
+    return {"type": "json_schema", "json_schema": {"name": file.stem, "schema": schema}}
 
 
 def link_problems(
@@ -96,15 +100,16 @@ def link_problems(
     providers: Mapping[str, Any],
     limits: Declared,
     name_problem: Callable[[str], str | None] | None,
-) -> list[tuple[str, str, str, str]]:
-    """What only the layered files can tell: (message, file, alias or NAME, key) for each
-    limits NAME that is no provider or alias, fallback name that does not resolve, and
-    cycle of fallbacks."""
-    found: list[tuple[str, str, str, str]] = []
+    broken: frozenset[str] = frozenset(),
+) -> list[Problem]:
+    """What only the layered files can tell: each limits NAME that is no provider or alias,
+    fallback name that does not resolve, and cycle of fallbacks. Names in `broken` (tables
+    with problems of their own) are taken to exist, so they cause no second problem."""
+    found: list[Problem] = []
     for name, (path, _) in limits.items():
-        if name not in providers and name not in aliases:
+        if name not in providers and name not in aliases and name not in broken:
             found.append(
-                (
+                Problem(
                     f"{path}: limits '{name}': '{name}' is neither a provider nor an alias of "
                     'the alias files; name one of them (as in [limits."openai"])',
                     path,
@@ -114,10 +119,11 @@ def link_problems(
             )
     for alias in aliases.values():
         for target in alias.fallbacks:
-            problem = None if target in aliases or name_problem is None else name_problem(target)
+            known = target in aliases or target in broken
+            problem = None if known or name_problem is None else name_problem(target)
             if problem is not None:
                 found.append(
-                    (
+                    Problem(
                         f"{alias.source}: alias '{alias.name}': fallback '{target}' does not "
                         f"resolve: {problem}",
                         alias.source,
@@ -129,7 +135,7 @@ def link_problems(
     if cycle:
         first = aliases[cycle[0]]
         found.append(
-            (
+            Problem(
                 f"{first.source}: alias '{first.name}': fallbacks go round in a cycle: "
                 f"{' -> '.join(cycle)}; remove one of these fallbacks",
                 first.source,

@@ -1,0 +1,42 @@
+"""Our own kwargs and the call options: one table that the alias schema, the LiteLLM params
+check, `get_client` and the store key read. A new option is one line here.
+
+Our own kwargs never reach a backend: each says where it is given instead. Call options do
+reach the backend but change how a call is made, never its answer, so, like our own
+kwargs, they are not part of a request's store key (a run resumed with another timeout
+or concurrency finds its results).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+
+__all__ = ["CALL_OPTIONS", "NOT_IN_KEY", "OWN_KWARGS", "not_a_kwarg"]
+
+_BATCH = "pass it to generate_many() or iter_many()"
+
+#: Our own kwargs -> where they are given (the reason shown when one is given elsewhere).
+OWN_KWARGS: Mapping[str, str] = MappingProxyType(
+    {
+        "results_db": f"{_BATCH}, as in client.generate_many(prompts, results_db='run.sqlite')",
+        "concurrency": f'{_BATCH}, or declare it in a [limits."NAME"] table',
+        "progress": _BATCH,
+        "return_exceptions": _BATCH,
+        "limits": 'declare limits once: get_client(name, limits={...}) or a [limits."NAME"] table',
+        "fallbacks": "declare fallbacks once: get_client(name, fallbacks=[...]) or "
+        "fallbacks = [...] beside provider and model_id in the alias file",
+        "strict": "pass it to get_client() or resolve() (or set MODEL_REGISTRY_STRICT=1)",
+    }
+)
+
+#: Call options that go to the backend and never change an answer.
+CALL_OPTIONS = frozenset({"timeout", "num_retries", "max_retries", "metadata", "stream_options"})
+
+#: Kwargs left out of a request's store key.
+NOT_IN_KEY = frozenset(OWN_KWARGS) | CALL_OPTIONS
+
+
+def not_a_kwarg(key: str, where: str) -> str:
+    """The message for one of our own kwargs given where it does not belong."""
+    return f"{key} is not a kwarg of {where}: {OWN_KWARGS[key]}"
