@@ -186,7 +186,7 @@ class VLLMClient(BaseClient):
     async def generate_many(self, prompts: Sequence[Prompt], **kwargs: Any) -> list[Any]:
         """Generate for every prompt, results in input order (see `BaseClient.generate_many`)."""
         check_n(kwargs)
-        return await super().generate_many(prompts, **kwargs)
+        return list(await super().generate_many(prompts, **kwargs))
 
     def iter_many(
         self, prompts: Sequence[Prompt], **kwargs: Any
