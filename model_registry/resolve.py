@@ -38,6 +38,7 @@ from model_registry._name_rules import (
     provider_in_other_case,
     provider_near_miss,
 )
+from model_registry._prompts import check_finite
 from model_registry._typo_guard import Match, checked
 from model_registry._unknown_names import (
     empty_model,
@@ -49,7 +50,7 @@ from model_registry._unknown_names import (
 from model_registry.aliases import Alias, Registry
 from model_registry.errors import UnknownModelError
 from model_registry.providers import litellm_provider_spec
-from model_registry.types import ProviderSpec, Resolution, check_finite
+from model_registry.types import ProviderSpec, Resolution
 
 __all__ = [
     "STRICT_ENV_VAR",

@@ -18,10 +18,8 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, Self
 import msgspec
 
 from model_registry._litellm_providers import LITELLM_CHAT_PROVIDERS
-from model_registry._prompts import Message, Prompt, check_finite, first_non_finite, to_messages
+from model_registry._prompts import Message
 from model_registry._redaction import (
-    REDACTED,
-    is_secret_key,
     redact,
     secret_values,
     shown_dict,
@@ -30,27 +28,15 @@ from model_registry._redaction import (
 )
 
 __all__ = [
-    "REDACTED",
-    "ClientKind",
     "Generation",
     "GenerationStream",
     "Message",
-    "Prompt",
     "ProviderSpec",
     "Resolution",
     "TokenLogprob",
     "Usage",
-    "check_finite",
-    "first_non_finite",
-    "is_litellm_provider",
-    "is_secret_key",
-    "litellm_prefix_problem",
     "redact",
     "secret_values",
-    "shown_dict",
-    "shown_fields",
-    "shown_repr",
-    "to_messages",
 ]
 
 ClientKind = Literal["hosted", "local"]

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from model_registry import InvalidParameterError
-from model_registry.types import to_messages
+from model_registry._prompts import to_messages
 
 SHAPE = (
     "pass a string (one user message) or a list of chat messages, "

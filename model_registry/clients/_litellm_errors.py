@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from model_registry._redaction import REDACTED
 from model_registry.clients._litellm_no_answer import (
     connection_message,
     exception_text,
@@ -33,7 +34,6 @@ from model_registry.errors import (
     RequestTimeoutError,
     ServiceUnavailableError,
 )
-from model_registry.types import REDACTED
 
 __all__ = ["LITELLM_ERROR_MAP", "invalid_stream_error", "map_litellm_error"]
 

@@ -22,20 +22,14 @@ from typing import Any, ClassVar, Literal, Self, TypeVar, overload
 
 import anyio
 
+from model_registry._prompts import Prompt
 from model_registry.clients._batch import Batch, Emit, iterate
 from model_registry.clients._policy.call_limits import CallLimits, call_timeout
 from model_registry.clients._policy.retries import call_with_retries
 from model_registry.errors import ClientClosedError, RequestTimeoutError
 from model_registry.limits import Limits
 from model_registry.store import ResultStore
-from model_registry.types import (
-    ClientKind,
-    Generation,
-    GenerationStream,
-    Prompt,
-    Resolution,
-    redact,
-)
+from model_registry.types import ClientKind, Generation, GenerationStream, Resolution, redact
 
 __all__ = ["BaseClient"]
 

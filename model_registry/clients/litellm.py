@@ -29,6 +29,7 @@ import anyio
 import anyio.to_thread
 import msgspec
 
+from model_registry._prompts import Prompt, to_messages
 from model_registry.clients._asked import Asked, HostedStreamExtras, hosted_request
 from model_registry.clients._litellm_errors import (
     LITELLM_ERROR_MAP,
@@ -57,7 +58,7 @@ from model_registry.errors import (
     MissingCredentialsError,
     ModelCallError,
 )
-from model_registry.types import ClientKind, Generation, Prompt, Resolution, to_messages
+from model_registry.types import ClientKind, Generation, Resolution
 
 __all__ = ["LITELLM_ERROR_MAP", "LiteLLMClient", "invalid_stream_error", "map_litellm_error"]
 

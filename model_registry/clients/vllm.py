@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import anyio
 
+from model_registry._prompts import Prompt, to_messages
 from model_registry._store_values import local_model_key
 from model_registry.clients._asked import Asked, generation_extras, vllm_logprobs
 from model_registry.clients._vllm_engines import (
@@ -58,12 +59,7 @@ from model_registry.errors import (
     RequestTimeoutError,
     ServiceUnavailableError,
 )
-from model_registry.types import (
-    Generation,
-    GenerationStream,
-    Prompt,
-    to_messages,
-)
+from model_registry.types import Generation, GenerationStream
 
 if TYPE_CHECKING:
     from model_registry.types import Resolution
