@@ -140,3 +140,18 @@ def test_a_local_client_with_vllm_imports_nothing_heavy_before_its_first_call() 
         f"print({HEAVY_LOADED})\n"
     )
     assert _run(code).stdout.strip() == "[]"
+
+
+def test_a_warm_resolve_of_an_alias_reads_no_model_list_and_loads_no_store_or_event_loop() -> None:
+    code = (
+        "import sys, json\n"
+        "import model_registry\n"
+        "model_registry.resolve('claude-sonnet')\n"
+        "model_registry.resolve('claude-sonnet', temperature=0.2)\n"
+        "from model_registry import _model_list\n"
+        "watched = ('sqlite3', 'asyncio', 'ssl', 'aiolimiter')\n"
+        "loaded = [m for m in watched if m in sys.modules]\n"
+        "print(json.dumps(loaded + ['the model list'] * _model_list._load.cache_info().currsize))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == []
