@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import msgspec
 
-from model_registry.types import is_secret_key
+from model_registry._redaction import is_secret_key
 
 __all__ = ["content_hash", "decode_extra", "encode_extra", "local_model_key"]
 

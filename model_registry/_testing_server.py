@@ -1,34 +1,39 @@
 """The process side of `model_registry.testing`'s fake OpenAI-compatible server.
 
-Run as a script (`python -P path/to/_testing_server.py --port 0`): it imports nothing of
-model_registry, only aiohttp (which LiteLLM brings) and the standard library, and prints
-`OPENAI_SERVER_READY <port>` once it listens. The fault rules and the enforced rate limit
-(`rpm`) are documented in `model_registry.testing`.
+Run as a module (`python -P -m model_registry._testing_server --port 0`): besides the
+package's light `__init__` it imports only `_testing_replies` (what it answers), aiohttp
+(which LiteLLM brings) and the standard library, and prints `OPENAI_SERVER_READY <port>`
+once it listens. The fault rules and the enforced rate limit (`rpm`) are documented in
+`model_registry.testing`.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import collections
 import contextlib
 import json
-import math
-import os
-import re
 import socket
 import time
 from typing import Any
 
 from aiohttp import web
 
+from model_registry._testing_replies import (
+    Answer,
+    RateWindow,
+    error_response,
+    fault_response,
+    prompt_text,
+    reply_text,
+    rules_in_prompt,
+)
+
 #: The line the parent (`model_registry.testing`) waits for, followed by the port.
 READY = "OPENAI_SERVER_READY"
 CONTROL = "/_control"
 #: How many bodies and headers each counter keeps (the latest ones).
 KEEP = 20
-
-_PROMPT_KNOB = re.compile(r"!(status|delay|drop|once|serial)=(\S+)")
 
 
 class _ClientGone(Exception):
@@ -89,115 +94,13 @@ class _Counter:
         return {name: value for name, value in vars(self).items() if name != "starts"}
 
 
-def _error_response(status: int, message: str, etype: str, code: str | None) -> web.Response:
-    body = {"error": {"message": message, "type": etype, "param": None, "code": code}}
-    return web.json_response(body, status=status)
-
-
-class _RateWindow:
-    """A strict provider's request limit for one model: a request is admitted only if the
-    trailing 60 s then hold at most `rpm` admitted requests and the trailing 1 s at most
-    1.5x rpm/60 (rounded down, at least 1). Refused requests are not admitted."""
-
-    def __init__(self, rpm: float) -> None:
-        per_second = max(1, math.floor(1.5 * rpm / 60))
-        self.bounds = ((60.0, max(1, math.floor(rpm))), (1.0, per_second))
-        self.admitted = collections.deque[float]()  # the last 60 s, oldest first
-
-    def admit(self, now: float) -> float:
-        """0.0 when the request at `now` is admitted (and recorded), else the seconds until
-        it would have been."""
-        times = self.admitted
-        while times and times[0] <= now - 60.0:
-            times.popleft()
-        waits = [times[-n] + span - now for span, n in self.bounds if len(times) >= n]
-        wait = max(waits, default=0.0)
-        if wait <= 0.0:
-            times.append(now)
-        return max(wait, 0.0)
-
-    def refusal(self, model: str, wait: float) -> web.Response:
-        """An OpenAI-shaped 429 saying when to come back (`Retry-After` rounded up)."""
-        (_, per_minute), (_, per_second) = self.bounds
-        millis = math.ceil(wait * 1000)
-        message = (
-            f"Rate limit reached for {model} on requests per min (RPM): Limit {per_minute} "
-            f"({per_second} a second). Please try again in {millis}ms."
-        )
-        response = _error_response(429, message, "requests", "rate_limit_exceeded")
-        response.headers["Retry-After"] = str(math.ceil(wait))
-        response.headers["retry-after-ms"] = str(millis)
-        return response
-
-
-def _prompt_text(body: dict[str, Any]) -> str:
-    messages = body.get("messages") or []
-    return " ".join(str(m.get("content", "")) for m in messages if isinstance(m, dict))
-
-
-def _prompt_rule(body: dict[str, Any]) -> dict[str, Any]:
-    """Faults asked for by the prompt itself: `!status=500`, `!delay=0.5`, `!drop=1`,
-    `!once=500` (the first request with this prompt only), `!serial=1`."""
-    rule: dict[str, Any] = {}
-    for knob, value in _PROMPT_KNOB.findall(_prompt_text(body)):
-        rule[knob] = int(value) if knob in ("status", "once") else float(value)
-    return rule
-
-
-def _reply_text(body: dict[str, Any], rule: dict[str, Any]) -> str:
-    """The rule's `reply`, else "echo: " and the last user message."""
-    messages = body.get("messages") or []
-    last = next((m for m in reversed(messages) if m.get("role") == "user"), {"content": ""})
-    content = last.get("content")
-    if isinstance(content, list):
-        content = " ".join(str(part.get("text", "")) for part in content)
-    return str(rule.get("reply") or f"echo: {content}")
-
-
-def _usage(body: dict[str, Any], words: list[str]) -> dict[str, int]:
-    """Token counts: one per whitespace-separated word."""
-    prompt = sum(len(str(m.get("content", "")).split()) for m in body.get("messages") or [])
-    return {
-        "prompt_tokens": prompt,
-        "completion_tokens": len(words),
-        "total_tokens": prompt + len(words),
-    }
-
-
-class _Answer:
-    """One chat completion to send: its id, model, text, usage and finish reason."""
-
-    def __init__(self, body: dict[str, Any], model: str, reply: str, rule: dict[str, Any]) -> None:
-        self.ident = f"chatcmpl-{os.urandom(6).hex()}"
-        self.model = model
-        self.reply = reply
-        self.words = reply.split(" ")
-        self.usage = _usage(body, self.words)
-        self.finish = rule.get("finish_reason", "stop")
-
-    def _head(self, kind: str, created: int) -> dict[str, Any]:
-        return {"id": self.ident, "object": kind, "created": created, "model": self.model}
-
-    def completion(self, created: int) -> dict[str, Any]:
-        message = {"role": "assistant", "content": self.reply}
-        choice = {"index": 0, "message": message, "finish_reason": self.finish}
-        return {**self._head("chat.completion", created), "choices": [choice], "usage": self.usage}
-
-    def chunk(self, created: int, choices: list[dict[str, Any]], **extra: Any) -> bytes:
-        chunk = {**self._head("chat.completion.chunk", created), "choices": choices, **extra}
-        return f"data: {json.dumps(chunk)}\n\n".encode()
-
-    def delta(self, created: int, delta: dict[str, Any], finish: str | None = None) -> bytes:
-        return self.chunk(created, [{"index": 0, "delta": delta, "finish_reason": finish}])
-
-
 class FakeApp:
     """The server's state (rules, counters) and its request handlers."""
 
     def __init__(self, api_key: str | None) -> None:
         self.api_key = api_key
         self.rules: dict[str, dict[str, Any]] = {}
-        self.windows: dict[str, _RateWindow] = {}  # per model: an enforced `rpm`
+        self.windows: dict[str, RateWindow] = {}  # per model: an enforced `rpm`
         self.total = _Counter()
         self.per_model: dict[str, _Counter] = {}
         self.failed_once: set[str] = set()  # prompts that asked for `!once=STATUS` and got it
@@ -222,7 +125,7 @@ class FakeApp:
         self.rules[model] = {**rule, "seen": 0}
         self.windows.pop(model, None)
         if rpm is not None:
-            self.windows[model] = _RateWindow(rpm)
+            self.windows[model] = RateWindow(rpm)
         return web.json_response({"ok": True})
 
     async def reset(self, request: web.Request) -> web.Response:
@@ -256,7 +159,7 @@ class FakeApp:
         try:
             body = await request.json()
         except ValueError:
-            return _error_response(400, "request body is not JSON", "invalid_request_error", None)
+            return error_response(400, "request body is not JSON", "invalid_request_error", None)
         model = str(body.get("model", ""))
         headers = {k.lower(): v for k, v in request.headers.items()}
         counters = (self.total, self.per_model.setdefault(model, _Counter()))
@@ -295,9 +198,9 @@ class FakeApp:
         if rule:
             rule["seen"] += 1
         faulty = bool(rule) and (rule.get("times") is None or rule["seen"] <= rule["times"])
-        prompt_rule = _prompt_rule(body)
+        prompt_rule = rules_in_prompt(body)
         once, serial = prompt_rule.pop("once", None), prompt_rule.pop("serial", None)
-        if once is not None and (text := _prompt_text(body)) not in self.failed_once:
+        if once is not None and (text := prompt_text(body)) not in self.failed_once:
             self.failed_once.add(text)
             prompt_rule["status"] = int(once)
         if prompt_rule:
@@ -311,15 +214,15 @@ class FakeApp:
         if rule.get("delay"):
             await _sleep_unless_gone(request, rule["delay"])
         if not self.authorized(request):
-            return _error_response(
+            return error_response(
                 401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key"
             )
-        if faulty and (fault := _fault(request, rule)) is not None:
+        if faulty and (fault := fault_response(request, rule)) is not None:
             return fault
-        reply = _reply_text(body, rule)
+        reply = reply_text(body, rule)
         if serial:
             reply = f"{reply} #{self.total.requests}"
-        answer = _Answer(body, model, reply, rule)
+        answer = Answer(body, model, reply, rule)
         if not body.get("stream"):
             if rule.get("trickle"):
                 text = json.dumps(answer.completion(self.created))
@@ -329,7 +232,7 @@ class FakeApp:
         return await self.stream(request, body, rule, answer)
 
     async def stream(
-        self, request: web.Request, body: dict[str, Any], rule: dict[str, Any], answer: _Answer
+        self, request: web.Request, body: dict[str, Any], rule: dict[str, Any], answer: Answer
     ) -> web.StreamResponse:
         """The answer as server-sent events, a word a chunk (`chunk_delay` apart)."""
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
@@ -346,24 +249,6 @@ class FakeApp:
         await response.write(b"data: [DONE]\n\n")
         await response.write_eof()
         return response
-
-
-def _fault(request: web.Request, rule: dict[str, Any]) -> web.Response | None:
-    """The fault a rule asks for (a dropped connection, a status, a fixed body), or None."""
-    if rule.get("drop"):
-        assert request.transport is not None
-        request.transport.abort()
-        raise asyncio.CancelledError
-    if rule.get("status"):
-        message = rule.get("message") or f"injected error {rule['status']}"
-        etype = rule.get("error_type") or "server_error"
-        response = _error_response(rule["status"], message, etype, rule.get("error_code"))
-        response.headers.update(rule.get("headers") or {})
-        return response
-    if rule.get("body") is not None:
-        headers = {"Content-Type": rule.get("content_type") or "application/json"}
-        return web.Response(status=200, body=rule["body"].encode(), headers=headers)
-    return None
 
 
 async def serve(host: str, port: int, api_key: str | None) -> None:

@@ -38,6 +38,7 @@ from model_registry._name_rules import (
     provider_in_other_case,
     provider_near_miss,
 )
+from model_registry._prompts import check_finite
 from model_registry._typo_guard import Match, checked
 from model_registry._unknown_names import (
     empty_model,
@@ -49,7 +50,7 @@ from model_registry._unknown_names import (
 from model_registry.aliases import Alias, Registry
 from model_registry.errors import UnknownModelError
 from model_registry.providers import litellm_provider_spec
-from model_registry.types import ProviderSpec, Resolution, check_finite
+from model_registry.types import ProviderSpec, Resolution
 
 __all__ = ["Resolution", "resolve"]
 
@@ -154,13 +155,14 @@ def _kwarg_warnings(
     return kwarg_warnings(kwargs, bool(strict or (strict is None and strict_default())), where)
 
 
-# (registry, alias -> what the typo guards find in it); replaced whole when the registry changes
+# (registry, alias -> its defaults' kwarg warnings); replaced whole when the registry changes
 _alias_cache: tuple[Registry | None, dict[str, tuple[str, ...]]] = (None, {})
 
 
 def _alias_warnings(registry: Registry, name: str) -> tuple[str, ...]:
-    """The typo guards' warnings about alias `name` (its model id, its defaults' names),
-    remembered per registry."""
+    """Warnings about alias `name`'s defaults that look misspelt, remembered per registry.
+    (Its model id is checked by `alias_warnings` only: resolving an alias never reads
+    LiteLLM's model list.)"""
     global _alias_cache
     cached_registry, found = _alias_cache
     if cached_registry is not registry:
@@ -170,24 +172,26 @@ def _alias_warnings(registry: Registry, name: str) -> tuple[str, ...]:
         alias = registry.aliases[name]
         spec = provider_of(registry, alias.provider)
         assert spec is not None, "a loaded alias names a known provider"
-        written = f"{spec.name}:{alias.model_id}"
-        match = checked(registry, written, spec, alias.model_id, "", f"{spec.name}:")
-        # an api_base of the user's points at a server whose models LiteLLM's list cannot know
-        unchecked = match.warning is None or (match.guard and "api_base" in alias.defaults)
-        id_warning = () if unchecked else (f"alias {name!r}: {match.warning}",)
-        found[name] = (*id_warning, *_kwarg_warnings(spec, alias.defaults, False, alias))
+        found[name] = _kwarg_warnings(spec, alias.defaults, False, alias)
     return found[name]
 
 
 def alias_warnings(registry: Registry | None = None) -> list[str]:
-    """What the typo guards find in the aliases: model ids LiteLLM's list does not know,
-    hosted defaults that look misspelt (for `list` and `validate`)."""
+    """What the typo guards find in the aliases (for `list` and `validate`): model ids
+    LiteLLM's list does not know, hosted defaults that look misspelt."""
     registry = current_registry() if registry is None else registry
-    return [
-        w
-        for name in registry.aliases
-        for w in resolve_in(registry, name, {}, strict=False).warnings
-    ]
+    found: list[str] = []
+    for name, alias in registry.aliases.items():
+        spec = provider_of(registry, alias.provider)
+        assert spec is not None, "a loaded alias names a known provider"
+        match = checked(
+            registry, f"{spec.name}:{alias.model_id}", spec, alias.model_id, "", f"{spec.name}:"
+        )
+        # an api_base of the user's points at a server whose models LiteLLM's list cannot know
+        if match.warning is not None and not (match.guard and "api_base" in alias.defaults):
+            found.append(f"alias {name!r}: {match.warning}")
+        found.extend(_alias_warnings(registry, name))
+    return found
 
 
 # (registry, name -> match, lower-cased alias -> alias); replaced whole when the registry changes

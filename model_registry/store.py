@@ -41,7 +41,7 @@ __all__ = ["ResultStore", "ResultStoreError", "StoreSummary"]
 #: never its answer, so they are not part of a request's key.
 EXCLUDED_FROM_KEY = NOT_IN_KEY
 # Besides those, credentials never enter a key: values of keys named like a credential
-# (`types.is_secret_key`, at any depth: `api_key`, `extra_headers.Authorization`), URL
+# (`_redaction.is_secret_key`, at any depth: `api_key`, `extra_headers.Authorization`), URL
 # userinfo (`https://user:pass@host`) and credential query parameters (`?key=...`).
 
 _APPLICATION_ID = 0x4D52_5253  # "MRRS": model-registry result store, at byte 68 of the file

@@ -88,8 +88,10 @@ __all__ = [
     "run_openai_server",
 ]
 
-#: The server process's script; run by path with `-P`, so it imports nothing of ours.
-_SERVER_SCRIPT = Path(__file__).resolve().with_name("_testing_server.py")
+#: The server process's module, and the folder it is imported from (this package's parent,
+#: first on the child's path, so the child runs this very copy of the package).
+_SERVER_MODULE = "model_registry._testing_server"
+_PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
 _READY = "OPENAI_SERVER_READY"  # the line _testing_server prints once it listens
 _CONTROL = "/_control"
 
@@ -202,10 +204,12 @@ def _query(model: str | None) -> str:
 
 def _start(api_key: str | None, host: str, timeout: float) -> tuple[subprocess.Popen[str], int]:
     """Start the server process; it and its port once it listens."""
-    command = [sys.executable, "-P", str(_SERVER_SCRIPT), "--host", host, "--port", "0"]
+    command = [sys.executable, "-P", "-m", _SERVER_MODULE, "--host", host, "--port", "0"]
     if api_key is not None:
         command += ["--api-key", api_key]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=None, text=True)
+    path = os.pathsep.join(p for p in (_PACKAGE_ROOT, os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "PYTHONPATH": path}
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=None, text=True, env=env)
     try:
         return process, _wait_ready(process, timeout)
     except BaseException:

@@ -2,7 +2,7 @@
 
 `ProviderSpec` (how a provider is reached), `Resolution` (what a name resolved to),
 `Generation` and `Usage` (an answer), messages and prompts. It imports only `errors` and
-the bottom layer's private modules (`_redaction`, `_checks`, the generated
+the bottom layer's private modules (`_redaction`, `_prompts`, the generated
 `_litellm_providers`), so clients can depend on it and nothing above.
 """
 
@@ -13,15 +13,13 @@ import math
 import os
 import re
 from collections.abc import AsyncGenerator, Mapping
-from typing import Any, Literal, Self
+from typing import TYPE_CHECKING, Any, Generic, Literal, Self
 
 import msgspec
 
-from model_registry._checks import Message, Prompt, check_finite, first_non_finite, to_messages
 from model_registry._litellm_providers import LITELLM_CHAT_PROVIDERS
+from model_registry._prompts import Message
 from model_registry._redaction import (
-    REDACTED,
-    is_secret_key,
     redact,
     secret_values,
     shown_dict,
@@ -30,30 +28,27 @@ from model_registry._redaction import (
 )
 
 __all__ = [
-    "REDACTED",
-    "ClientKind",
     "Generation",
     "GenerationStream",
     "Message",
-    "Prompt",
     "ProviderSpec",
     "Resolution",
     "TokenLogprob",
     "Usage",
-    "check_finite",
-    "first_non_finite",
-    "is_litellm_provider",
-    "is_secret_key",
-    "litellm_prefix_problem",
     "redact",
     "secret_values",
-    "shown_dict",
-    "shown_fields",
-    "shown_repr",
-    "to_messages",
 ]
 
 ClientKind = Literal["hosted", "local"]
+
+if TYPE_CHECKING:  # a default needs typing_extensions before Python 3.13
+    from typing_extensions import TypeVar
+
+    ParsedT = TypeVar("ParsedT", default=Any)
+else:
+    from typing import TypeVar
+
+    ParsedT = TypeVar("ParsedT")
 
 
 class Usage(msgspec.Struct, frozen=True):
@@ -89,14 +84,15 @@ def _finite_or_none(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-class Generation(msgspec.Struct, frozen=True):
+class Generation(msgspec.Struct, Generic[ParsedT], frozen=True):
     """The answer to one prompt. `raw` is the backend's own response object.
 
     `cost` is LiteLLM's own figure in USD (None where unknown, e.g. local models);
     `name` is the model name that answered (the client's, or a fallback's);
     `from_store` is True for an answer read back from a results_db instead of a call.
     `parsed` is the validated answer when `response_format` was given (a model instance,
-    a Struct, or plain data for a schema dict); `logprobs` the tokens with their
+    a Struct, or plain data for a schema dict; `generate(p, response_format=Model)` is
+    typed `Generation[Model]`), else None; `logprobs` the tokens with their
     log-probabilities when `logprobs=True` was asked; `reasoning` the provider's
     reasoning text where it returns one.
     """
@@ -111,7 +107,7 @@ class Generation(msgspec.Struct, frozen=True):
     cost: float | None = None
     name: str | None = None
     from_store: bool = False
-    parsed: Any = None
+    parsed: ParsedT = None  # type: ignore[assignment]  # None unless response_format was given
     logprobs: list[TokenLogprob] | None = None
     reasoning: str | None = None
 
@@ -161,14 +157,31 @@ _GENERATION_DICT = (*_GENERATION_REPR[:-2], "from_store")
 
 
 class GenerationStream:
-    """Async iterator of text deltas; once exhausted, `result` holds the whole `Generation`.
+    """Async iterator of text deltas; once exhausted, `result` is the whole `Generation`.
 
     Backends feed it an async generator that yields `str` deltas and, last, the `Generation`.
     """
 
     def __init__(self, events: AsyncGenerator[str | Generation, None]) -> None:
         self._events = events
-        self.result: Generation | None = None
+        self._result: Generation | None = None
+
+    @property
+    def done(self) -> bool:
+        """True once the stream has been read to its end (`result` is then set)."""
+        return self._result is not None
+
+    @property
+    def result(self) -> Generation:
+        """The whole `Generation`, once the stream has been read to its end.
+
+        RuntimeError before that (not read yet, closed early, or failed)."""
+        if self._result is None:
+            raise RuntimeError(
+                "the stream has no result yet: read it to its end first (async for delta in "
+                "stream: ...); a stream closed early or failed has none"
+            )
+        return self._result
 
     def __aiter__(self) -> Self:
         return self
@@ -176,7 +189,7 @@ class GenerationStream:
     async def __anext__(self) -> str:
         event = await self._events.__anext__()
         if isinstance(event, Generation):
-            self.result = event
+            self._result = event
             await self._events.aclose()
             raise StopAsyncIteration
         return event

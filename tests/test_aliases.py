@@ -21,12 +21,12 @@ from model_registry import (
     resolve,
     validate_files,
 )
+from model_registry._prompts import check_finite
 from model_registry.aliases import (
     MAX_ALIAS_FILE_BYTES,
     default_alias_paths,
     packaged_aliases_path,
 )
-from model_registry.types import check_finite
 
 WriteToml = Callable[..., Path]
 

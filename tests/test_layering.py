@@ -29,7 +29,7 @@ PACKAGE = Path(model_registry.__file__).parent
 
 #: The bottom layer: `types`, `errors`, and the private modules `types` is built from.
 BOTTOM = frozenset(
-    {"types", "errors", "_redaction", "_checks", "_litellm_providers", "_kwarg_names", "_options"}
+    {"types", "errors", "_redaction", "_prompts", "_litellm_providers", "_kwarg_names", "_options"}
 )
 #: Modules that import nothing of ours: `types` stands on them.
 LEAVES = frozenset({"errors", "_redaction", "_litellm_providers", "_options"})

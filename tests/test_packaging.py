@@ -182,9 +182,10 @@ def test_the_vllm_install_hint_names_the_local_extras_range() -> None:
 
 
 #: Imported by model_registry, yet not a dependency: the local extra brings them (vLLM,
-#: and the tokenizers it depends on), and `pytest` only for `model_registry.testing`'s
-#: pytest helpers, inside a pytest run.
-NOT_DEPENDENCIES = {"vllm", "tokenizers", "pytest"}
+#: and the tokenizers it depends on), `pytest` only for `model_registry.testing`'s
+#: pytest helpers, inside a pytest run, and `typing_extensions` only for type checkers
+#: (under `if TYPE_CHECKING:`; mypy depends on it, pyright bundles it).
+NOT_DEPENDENCIES = {"vllm", "tokenizers", "pytest", "typing_extensions"}
 
 
 def _imported_packages() -> set[str]:

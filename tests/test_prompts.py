@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from model_registry import InvalidParameterError
-from model_registry.types import to_messages
+from model_registry._prompts import to_messages
 
 SHAPE = (
     "pass a string (one user message) or a list of chat messages, "
@@ -92,3 +92,54 @@ def test_a_lone_surrogate_is_a_caller_mistake_naming_where(prompt: Any, where: s
     with pytest.raises(InvalidParameterError) as caught:
         to_messages(prompt)
     assert str(caught.value) == f"{where}, {SURROGATE_FIX}"
+
+
+@pytest.mark.parametrize(
+    ("prompt", "message"),
+    [
+        (
+            [{"role": "user", "content": 5}],
+            "prompt message 0 'content' must be a string, a list of content parts or None, "
+            "got int (5); pass the text as a string, e.g. str(value)",
+        ),
+        (
+            [{"role": "user", "content": float("inf")}],
+            "prompt message 0 'content' must be a string, a list of content parts or None, "
+            "got float (inf); pass the text as a string, e.g. str(value)",
+        ),
+        (
+            [{"role": "user", "content": ["Hi"]}],
+            "prompt message 0 'content' part 0 must be a mapping such as "
+            "{'type': 'text', 'text': 'Hello'}, got str ('Hi')",
+        ),
+        (
+            [{"role": None, "content": "Hi"}],
+            "prompt message 0 'role' must be a string such as 'user', got None",
+        ),
+        (
+            [{"role": "user", "content": [{"type": "text", "text": "x", "w": float("nan")}]}],
+            "prompt message 0 'content': nan is not a finite number (at [0].w); "
+            "pass a finite number",
+        ),
+        (
+            [{"role": "user", "content": "x"}, {"role": "tool", "content": "y", "x": [1e999]}],
+            "prompt message 1 'x': inf is not a finite number (at [0]); pass a finite number",
+        ),
+    ],
+)
+def test_a_message_of_the_wrong_type_or_with_a_non_finite_number_is_refused(
+    prompt: Any, message: str
+) -> None:
+    with pytest.raises(InvalidParameterError) as caught:
+        to_messages(prompt)
+    assert str(caught.value) == message
+
+
+def test_content_none_is_kept_for_a_message_that_carries_tool_calls() -> None:
+    call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    messages = [
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "c1", "content": "42"},
+    ]
+    assert to_messages(messages) == messages  # type: ignore[arg-type]

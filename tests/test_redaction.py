@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from model_registry import AliasConfigError, ProviderSpec, get_client, load_registry, resolve
-from model_registry._redaction import redact_text
-from model_registry.types import is_secret_key, redact, secret_values
+from model_registry._redaction import is_secret_key, redact_text
+from model_registry.types import redact, secret_values
 
 SECRET = "sentinel-s3cr3t-value"
 

@@ -97,8 +97,6 @@ async def _prompt(
         if not last.endswith("\n"):
             sys.stdout.write("\n")
             sys.stdout.flush()
-        if deltas.result is None:  # pragma: no cover - a backend bug
-            raise RuntimeError(f"the stream for {name!r} ended without a result")
         return deltas.result
     finally:
         await client.aclose()

@@ -3,8 +3,8 @@
 `parsed` (the answer validated against `response_format`, see `_structured`), `logprobs`
 (one `TokenLogprob` shape from LiteLLM's OpenAI-style `choices[0].logprobs.content` and from
 vLLM's per-position dicts) and `reasoning` (LiteLLM's `reasoning_content`; streams collect
-`delta.reasoning_content` apart from the text deltas). Log-probabilities asked for and not
-returned raise `InvalidParameterError` (the model does not do them: a retry cannot help).
+`delta.reasoning_content` apart from the text deltas). Hosted log-probabilities asked for
+and not returned leave `logprobs=None` (the answer is paid for: it is kept, with a warning).
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ import anyio.lowlevel
 import anyio.to_thread
 import msgspec
 
+from model_registry._prompts import Prompt, to_messages
 from model_registry.clients._structured import OutputSchema, output_schema
 from model_registry.errors import (
     InvalidParameterError,
@@ -30,7 +31,7 @@ from model_registry.errors import (
     ResultStoreError,
 )
 from model_registry.store import ResultStore, StoredResult
-from model_registry.types import Generation, Prompt, TokenLogprob, Usage, to_messages
+from model_registry.types import Generation, TokenLogprob, Usage
 
 __all__ = ["Batch", "Emit", "iterate"]
 

@@ -12,6 +12,13 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from model_registry._redaction import REDACTED
+from model_registry.clients._litellm_no_answer import (
+    connection_message,
+    exception_text,
+    is_connection_failure,
+    not_http,
+)
 from model_registry.clients._policy.retries import retry_after_seconds
 from model_registry.errors import (
     APIConnectionError,
@@ -27,7 +34,6 @@ from model_registry.errors import (
     RequestTimeoutError,
     ServiceUnavailableError,
 )
-from model_registry.types import REDACTED
 
 __all__ = ["LITELLM_ERROR_MAP", "invalid_stream_error", "map_litellm_error"]
 
@@ -97,22 +103,6 @@ _LITELLM_PREFIX = re.compile(
 _LITELLM_SUFFIX = re.compile(r"\s*Handle with `litellm\.\w+`\.?\s*$")
 
 
-#: Exceptions (by class name) that mean no response came: refused, reset, DNS, dropped.
-_CONNECTION_ERRORS = frozenset(
-    {
-        "APIConnectionError",
-        "ConnectError",
-        "ReadError",
-        "WriteError",
-        "RemoteProtocolError",
-        "ServerDisconnectedError",
-        "ClientConnectorError",
-        "ClientConnectorDNSError",
-        "ClientConnectionError",
-        "ClientOSError",
-        "ClientPayloadError",
-    }
-)
 _INVALID_ANSWER = "Empty or invalid response from LLM endpoint"
 _NOT_A_COMPLETION = (
     "the server answered HTTP 200 without a chat completion (an HTML page, an error object, "
@@ -131,12 +121,19 @@ def _status_code(exc: BaseException) -> int | None:
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
-    """`exc` and the exceptions it was raised from or while handling, in that order."""
+    """`exc` and the exceptions it was raised from or while handling, outermost first
+    (LiteLLM's mid-stream errors keep theirs as `original_exception`: it comes next)."""
     chain: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and current not in chain and len(chain) < 32:
+    pending: list[BaseException] = [exc]
+    while pending and len(chain) < 32:
+        current = pending.pop()
+        if current in chain:
+            continue
         chain.append(current)
-        current = current.__cause__ or current.__context__
+        following = [current.__cause__ or current.__context__]
+        original = getattr(current, "original_exception", None)
+        following.append(original if isinstance(original, BaseException) else None)
+        pending.extend(e for e in following if e is not None)  # the original is popped first
     return chain
 
 
@@ -145,8 +142,11 @@ def _wire_status(chain: list[BaseException]) -> int | None:
 
     LiteLLM makes statuses up (500 for a refused connection, 408 for its own timeout,
     422 for an error object in a 200 answer); the openai SDK's and httpx's status
-    errors carry the response that came back.
+    errors carry the response that came back. An answer that was not HTTP has none
+    (aiohttp reports it as a 400 of its own).
     """
+    if not_http(chain) is not None:
+        return None
     for exc in chain:
         module = type(exc).__module__.split(".")[0]
         name = type(exc).__name__
@@ -168,10 +168,6 @@ def _is_timeout(exc: BaseException) -> bool:
     return isinstance(exc, TimeoutError) or name.endswith(("Timeout", "TimeoutError"))
 
 
-def _is_connection_failure(exc: BaseException) -> bool:
-    return isinstance(exc, ConnectionError) or type(exc).__name__ in _CONNECTION_ERRORS
-
-
 def _error_class(exc: BaseException, status: int | None) -> type[ModelCallError]:
     for klass in type(exc).__mro__:
         mapped = LITELLM_ERROR_MAP.get(klass.__name__)
@@ -181,7 +177,7 @@ def _error_class(exc: BaseException, status: int | None) -> type[ModelCallError]
             return mapped
     if _is_timeout(exc):
         return RequestTimeoutError
-    if _is_connection_failure(exc):
+    if is_connection_failure(exc):
         return APIConnectionError
     return _class_for_status(status, APIError) if status is not None else APIError
 
@@ -227,28 +223,20 @@ def _classify(
         return _error_class(exc, wire), wire, None
     if any(_is_timeout(e) for e in chain):
         return RequestTimeoutError, None, None
-    if any(_is_connection_failure(e) for e in chain):
+    if not_http(chain) is not None or any(is_connection_failure(e) for e in chain):
         return APIConnectionError, None, None
     found = _error_object(chain)
     if found is not None:
         return found[0], None, found[1]
-    if any(isinstance(e, json.JSONDecodeError) or _INVALID_ANSWER in _text(e) for e in chain):
+    if any(
+        isinstance(e, json.JSONDecodeError) or _INVALID_ANSWER in exception_text(e) for e in chain
+    ):
         return APIError, None, _NOT_A_COMPLETION
     status = _status_code(exc)
     klass = _error_class(exc, status)
     if klass is RequestTimeoutError:
         status = None  # LiteLLM's Timeout carries a made-up 408
     return klass, status, None
-
-
-def _text(exc: BaseException) -> str:
-    message = getattr(exc, "message", None)
-    if isinstance(message, str):
-        return message
-    try:
-        return str(exc)
-    except Exception:  # some LiteLLM exceptions fail to print when half-built
-        return ""
 
 
 def _cause_type(exc: BaseException) -> str:
@@ -268,8 +256,10 @@ def map_litellm_error(
     klass, status, known = _classify(exc, chain)
     raw = getattr(exc, "message", None)
     message = raw if isinstance(raw, str) and raw else (str(exc) or type(exc).__name__)
-    message = _LITELLM_SUFFIX.sub("", _LITELLM_PREFIX.sub("", message.strip(), count=1)) or message
-    if known == _NOT_A_COMPLETION:
+    message = _without_litellm_prefixes(message)
+    if klass is APIConnectionError:
+        message = connection_message(chain, message)
+    elif known == _NOT_A_COMPLETION:
         message = f"{known}; {message}"
     elif known is not None:
         message = known
@@ -281,6 +271,15 @@ def map_litellm_error(
         cause_type=_cause_type(exc),
         retry_after=_retry_after(chain) if status in (429, 503) else None,
     )
+
+
+def _without_litellm_prefixes(message: str) -> str:
+    """LiteLLM's message without the class names it puts in front (several, when one of
+    its errors wraps another) and its "Handle with `litellm...`" tail."""
+    text = message.strip()
+    while (stripped := _LITELLM_PREFIX.sub("", text, count=1)) not in ("", text):
+        text = stripped
+    return _LITELLM_SUFFIX.sub("", text) or message
 
 
 def _retry_after(chain: list[BaseException]) -> float | None:

@@ -1,21 +1,92 @@
-"""LiteLLM's answers read into a `Generation`: a whole answer, or a stream piece by piece."""
+"""LiteLLM's answers read into a `Generation`: a whole answer, or a stream piece by piece.
+
+Log-probabilities: asked of a provider LiteLLM says does not return them, the call is
+refused before it is sent (`refuse_unsupported_logprobs`); asked and not returned anyway,
+the paid answer is kept with `logprobs=None` and a warning is logged once per name.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+import logging
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-from model_registry.clients._asked import Asked, hosted_extras
+from model_registry.clients._asked import (
+    Asked,
+    HostedStreamExtras,
+    hosted_extras,
+    openai_logprobs,
+)
 from model_registry.clients.base import BaseClient
-from model_registry.types import Generation, Usage
+from model_registry.errors import InvalidParameterError
+from model_registry.types import Generation, Resolution, Usage
 
-__all__ = ["StreamState", "body_if_not_event_stream", "whole_answer"]
+__all__ = [
+    "StreamState",
+    "body_if_not_event_stream",
+    "refuse_unsupported_logprobs",
+    "stream_extras",
+    "whole_answer",
+]
+
+logger = logging.getLogger("model_registry")
+
+#: Names whose answer came without the log-probabilities asked for (warned once each).
+_warned_no_logprobs: set[str] = set()
+
+
+def refuse_unsupported_logprobs(params: Mapping[str, Any], resolution: Resolution) -> None:
+    """Raise InvalidParameterError, before anything is sent, when `logprobs` or
+    `top_logprobs` is asked of a model LiteLLM says does not return them."""
+    for key in ("logprobs", "top_logprobs"):
+        if params.get(key) in (None, False):
+            continue
+        supported = _supported_params(resolution.model_id, resolution.spec.route_prefix)
+        if supported is not None and key not in supported:
+            raise InvalidParameterError(
+                f"{key}={params[key]!r} in a call to {resolution.name!r}: LiteLLM says provider "
+                f"{resolution.spec.route_prefix!r} does not return log-probabilities for "
+                f"{resolution.model_id!r}; call it without {key} (nothing was sent)"
+            )
+
+
+@functools.lru_cache(maxsize=256)
+def _supported_params(model: str, provider: str) -> frozenset[str] | None:
+    """The OpenAI params LiteLLM sends for `provider`/`model`; None when it does not know.
+    Called only once a hosted client has started, so LiteLLM is imported already."""
+    from litellm import get_supported_openai_params
+
+    try:
+        found = get_supported_openai_params(model=model, custom_llm_provider=provider)
+    except Exception:  # a provider LiteLLM cannot look up: the answer tells instead
+        return None
+    return frozenset(found) if found is not None else None
+
+
+def _kept_without_logprobs(asked: Asked, returned: bool, client: BaseClient) -> Asked:
+    """`asked`, or, when log-probabilities were asked and none came, `asked` without them
+    (the answer is kept: it is paid for), with a warning logged once per name."""
+    if not asked.logprobs or returned:
+        return asked
+    if client.name not in _warned_no_logprobs:
+        _warned_no_logprobs.add(client.name)
+        logger.warning(
+            "%s: logprobs were asked, but %s model %r returned none; its answers are kept "
+            "with logprobs=None (call it without logprobs to silence this)",
+            client.name,
+            client.provider,
+            client.model_id,
+        )
+    return asked._replace(logprobs=False)
 
 
 def whole_answer(response: Any, client: BaseClient, latency: float, asked: Asked) -> Generation:
     """The `Generation` of LiteLLM's answer to a call that did not stream."""
     choice = response.choices[0] if response.choices else None
     message = getattr(choice, "message", None)
+    returned = openai_logprobs(getattr(choice, "logprobs", None)) is not None
+    asked = _kept_without_logprobs(asked, returned, client)
     return _generation(
         client,
         latency,
@@ -69,6 +140,16 @@ class StreamState:
             raw=None,
             cost=self.cost,
         )
+
+
+def stream_extras(
+    extras: HostedStreamExtras, whole: Generation, client: BaseClient
+) -> dict[str, Any]:
+    """The extra fields (parsed, logprobs, reasoning) of a stream's final Generation."""
+    extras.asked = _kept_without_logprobs(extras.asked, extras.logprobs is not None, client)
+    return extras.fields(
+        whole.text, whole.finish_reason, provider=client.provider, model=client.model_id
+    )
 
 
 async def body_if_not_event_stream(response: Any) -> str | None:

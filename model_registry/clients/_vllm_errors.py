@@ -25,8 +25,9 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, NamedTuple
 
+from model_registry._redaction import REDACTED
 from model_registry.errors import EngineStartError, InvalidParameterError, ModelRegistryError
-from model_registry.types import REDACTED, redact, secret_values
+from model_registry.types import redact, secret_values
 
 __all__ = [
     "GUARD_HINT",

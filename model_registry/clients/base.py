@@ -18,28 +18,23 @@ from collections.abc import (
     Sequence,
 )
 from types import TracebackType
-from typing import Any, ClassVar, Self, TypeVar
+from typing import Any, ClassVar, Literal, Self, TypeVar, overload
 
 import anyio
 
+from model_registry._prompts import Prompt
 from model_registry.clients._batch import Batch, Emit, iterate
 from model_registry.clients._policy.call_limits import CallLimits, call_timeout
 from model_registry.clients._policy.retries import call_with_retries
 from model_registry.errors import ClientClosedError, RequestTimeoutError
 from model_registry.limits import Limits
 from model_registry.store import ResultStore
-from model_registry.types import (
-    ClientKind,
-    Generation,
-    GenerationStream,
-    Prompt,
-    Resolution,
-    redact,
-)
+from model_registry.types import ClientKind, Generation, GenerationStream, Resolution, redact
 
 __all__ = ["BaseClient"]
 
 _T = TypeVar("_T")
+_ParsedT = TypeVar("_ParsedT")
 
 
 class BaseClient:
@@ -244,6 +239,12 @@ class BaseClient:
 
     # --- calls --------------------------------------------------------------------
 
+    @overload
+    async def generate(
+        self, prompt: Prompt, *, response_format: type[_ParsedT], **kwargs: Any
+    ) -> Generation[_ParsedT]: ...
+    @overload
+    async def generate(self, prompt: Prompt, **kwargs: Any) -> Generation: ...
     async def generate(self, prompt: Prompt, **kwargs: Any) -> Generation:
         """One prompt (a string or chat messages) to one `Generation`; kwargs beat the client's."""
         await self.start()
@@ -270,6 +271,14 @@ class BaseClient:
             finally:
                 await events.aclose()
 
+    @overload
+    async def generate_many(
+        self, prompts: Sequence[Prompt], *, return_exceptions: Literal[False] = ..., **kwargs: Any
+    ) -> list[Generation]: ...
+    @overload
+    async def generate_many(
+        self, prompts: Sequence[Prompt], *, return_exceptions: bool, **kwargs: Any
+    ) -> list[Generation | BaseException]: ...
     async def generate_many(
         self,
         prompts: Sequence[Prompt],
@@ -279,7 +288,7 @@ class BaseClient:
         progress: bool = False,
         results_db: str | os.PathLike[str] | ResultStore | None = None,
         **kwargs: Any,
-    ) -> list[Any]:
+    ) -> list[Generation] | list[Generation | BaseException]:
         """Generate for every prompt, results in input order; kwargs apply to each.
 
         At most `concurrency` calls run at once (default: the client's own cap). The
@@ -307,6 +316,14 @@ class BaseClient:
         await self._run_batch(batch, results.__setitem__)
         return results
 
+    @overload
+    def iter_many(
+        self, prompts: Sequence[Prompt], *, return_exceptions: Literal[False] = ..., **kwargs: Any
+    ) -> AsyncGenerator[tuple[int, Generation], None]: ...
+    @overload
+    def iter_many(
+        self, prompts: Sequence[Prompt], *, return_exceptions: bool, **kwargs: Any
+    ) -> AsyncGenerator[tuple[int, Generation | BaseException], None]: ...
     async def iter_many(
         self,
         prompts: Sequence[Prompt],

@@ -29,12 +29,14 @@ import anyio
 import anyio.to_thread
 import msgspec
 
+from model_registry._prompts import Prompt, to_messages
 from model_registry.clients._asked import Asked, HostedStreamExtras, hosted_request
 from model_registry.clients._litellm_errors import (
     LITELLM_ERROR_MAP,  # noqa: F401 (tests import it from here)
     invalid_stream_error,
     map_litellm_error,
 )
+from model_registry.clients._litellm_no_answer import Attempts
 from model_registry.clients._litellm_params import (
     call_secrets,
     check_params,
@@ -44,6 +46,8 @@ from model_registry.clients._litellm_params import (
 from model_registry.clients._litellm_response import (
     StreamState,
     body_if_not_event_stream,
+    refuse_unsupported_logprobs,
+    stream_extras,
     whole_answer,
 )
 from model_registry.clients._policy.retries import is_loopback, retries_in
@@ -54,7 +58,7 @@ from model_registry.errors import (
     MissingCredentialsError,
     ModelCallError,
 )
-from model_registry.types import ClientKind, Generation, Prompt, Resolution, to_messages
+from model_registry.types import ClientKind, Generation, Resolution
 
 __all__: list[str] = []
 
@@ -173,6 +177,7 @@ class LiteLLMClient(BaseClient):
         `deadline` is the call's (None: its timeout starts now)."""
         params, timeout = self._call_params(kwargs)
         asked = hosted_request(params, f" in a call to {self.name!r}")
+        refuse_unsupported_logprobs(params, self.resolution)
         retries = retries_in(params, f"a call to {self.name!r}")
         # the retries are ours (see `_retries`): LiteLLM and the openai SDK make none
         params["num_retries"] = params["max_retries"] = 0
@@ -203,13 +208,22 @@ class LiteLLMClient(BaseClient):
     async def _attempts(self, step: Callable[[], Awaitable[_T]], call: _Call) -> _T:
         """`await step()` as a step of `call`, under the call policy's retries."""
 
+        attempts = Attempts(call.retries)
+
         async def attempt() -> _T:
+            attempts.made += 1
             return await self._step(step, call)
 
         deadline, timeout = call.limit
         loopback = is_loopback(call.params.get("api_base"))
-        return await self._with_retries(
-            attempt, retries=call.retries, deadline=deadline, timeout_s=timeout, loopback=loopback
+        return await attempts.told(
+            self._with_retries(
+                attempt,
+                retries=call.retries,
+                deadline=deadline,
+                timeout_s=timeout,
+                loopback=loopback,
+            )
         )
 
     async def _step(self, step: Callable[[], Awaitable[_T]], call: _Call) -> _T:
@@ -267,9 +281,7 @@ class LiteLLMClient(BaseClient):
             with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
                 await response.aclose()
         whole = state.generation(self, time.perf_counter() - started)
-        fields = extras.fields(
-            whole.text, whole.finish_reason, provider=self.provider, model=self.model_id
-        )
+        fields = stream_extras(extras, whole, self)
         yield msgspec.structs.replace(whole, **fields)
 
     async def _open_stream(self, call: _Call) -> Any:

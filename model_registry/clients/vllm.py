@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import anyio
 
+from model_registry._prompts import Prompt, to_messages
 from model_registry._store_values import local_model_key
 from model_registry.clients._asked import Asked, generation_extras, vllm_logprobs
 from model_registry.clients._vllm_engines import (
@@ -57,12 +58,7 @@ from model_registry.errors import (
     RequestTimeoutError,
     ServiceUnavailableError,
 )
-from model_registry.types import (
-    Generation,
-    GenerationStream,
-    Prompt,
-    to_messages,
-)
+from model_registry.types import Generation, GenerationStream
 
 if TYPE_CHECKING:
     from model_registry.types import Resolution
@@ -175,7 +171,7 @@ class VLLMClient(BaseClient):
     async def generate_many(self, prompts: Sequence[Prompt], **kwargs: Any) -> list[Any]:
         """Generate for every prompt, results in input order (see `BaseClient.generate_many`)."""
         check_n(kwargs)
-        return await super().generate_many(prompts, **kwargs)
+        return list(await super().generate_many(prompts, **kwargs))
 
     def iter_many(
         self, prompts: Sequence[Prompt], **kwargs: Any

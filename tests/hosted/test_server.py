@@ -105,7 +105,7 @@ async def test_stream_deltas_add_up_to_the_text_and_usage_is_on_the_result(
         deltas = [delta async for delta in stream]
 
     assert len(deltas) == 5
-    assert stream.result is not None
+    assert stream.done
     assert "".join(deltas) == stream.result.text == "echo: one two three four"
     assert stream.result.usage == Usage(prompt_tokens=4, completion_tokens=5, total_tokens=9)
     assert stream.result.finish_reason == "stop"
@@ -121,7 +121,9 @@ async def test_closing_a_stream_early_closes_the_request(server: FakeOpenAIServe
         await server.await_idle("long-stream", within=2)
 
     assert received == ["word", " word"]
-    assert stream.result is None
+    assert not stream.done
+    with pytest.raises(RuntimeError, match=r"^the stream has no result yet: read it to its end"):
+        stream.result  # noqa: B018
     assert server.stats("long-stream").disconnects == 1
 
 

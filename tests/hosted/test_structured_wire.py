@@ -288,13 +288,15 @@ async def test_logprobs_are_parsed_from_an_openai_answer(respx_mock: respx.MockR
     ]
 
 
-async def test_logprobs_asked_and_not_returned_raise(respx_mock: respx.MockRouter) -> None:
+async def test_logprobs_asked_and_not_returned_keep_the_answer(
+    respx_mock: respx.MockRouter,
+) -> None:
     respx_mock.post(OPENAI_URL).mock(
         return_value=httpx.Response(200, json=_openai_answer("Paris."))
     )
     async with get_client("openai:gpt-4.1") as client:
-        with pytest.raises(InvalidParameterError, match="returned no log-probabilities"):
-            await client.generate("x", logprobs=True)
+        generation = await client.generate("x", logprobs=True)
+    assert (generation.text, generation.logprobs) == ("Paris.", None)
 
 
 async def test_top_logprobs_without_logprobs_is_refused_before_any_request(

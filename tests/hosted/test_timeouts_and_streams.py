@@ -58,7 +58,7 @@ async def test_timeout_bounds_a_whole_stream_until_its_result(server: FakeOpenAI
 
     assert _within_timeout(elapsed), elapsed
     assert 1 <= len(received) < 6  # it did stream, and was cut off
-    assert stream.result is None
+    assert not stream.done
 
 
 async def test_timeout_covers_every_retry(server: FakeOpenAIServer) -> None:
@@ -121,7 +121,7 @@ async def test_a_200_answer_that_is_no_event_stream_fails_the_stream_as_it_fails
     # no response said an error status: the server answered 200
     assert from_generate.value.status_code is None
     assert from_stream.value.status_code is None
-    assert stream.result is None
+    assert not stream.done
     if "error-object" in case:
         assert from_stream.value.message == from_generate.value.message
     else:

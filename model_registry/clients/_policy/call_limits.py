@@ -19,6 +19,7 @@ from typing import Any
 
 import anyio
 
+from model_registry._prompts import Prompt
 from model_registry.errors import ModelCallError, RateLimitError, RequestTimeoutError
 from model_registry.limits import (
     CooldownPastDeadline,
@@ -32,7 +33,7 @@ from model_registry.limits import (
     provider_key,
     take_request,
 )
-from model_registry.types import Prompt, Resolution
+from model_registry.types import Resolution
 
 __all__ = ["CallLimits", "call_timeout"]
 

@@ -12,9 +12,10 @@ import logging
 from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import Any, ClassVar
 
+from model_registry._prompts import Prompt
 from model_registry.clients.base import BaseClient
 from model_registry.errors import TRANSIENT_ERRORS, ModelCallError
-from model_registry.types import ClientKind, Generation, Prompt, Resolution
+from model_registry.types import ClientKind, Generation, Resolution
 
 __all__ = ["FallbackClient", "LocalFallbackClient", "fallback_client"]
 

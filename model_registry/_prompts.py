@@ -1,4 +1,5 @@
-"""Input checks shared by every layer: finite numbers, and prompts as chat messages.
+"""Prompts as chat messages, checked before any call; and the finite-number check that
+prompts share with parameters.
 
 Part of the bottom layer: it imports only `errors`.
 """
@@ -65,8 +66,9 @@ _PROMPT_SHAPE = (
 def to_messages(prompt: Prompt) -> list[Message]:
     """The chat messages of a prompt: a string is one user message, a list is checked and kept.
 
-    Raises `InvalidParameterError` (before any network) for anything else, and for text
-    that is not valid Unicode (a lone surrogate), naming where it is.
+    Raises `InvalidParameterError` (before any network) for anything else: a message that is
+    no mapping, a role that is no string, a content that is neither text, content parts nor
+    None, a nan or inf anywhere, text that is not valid Unicode (a lone surrogate).
     """
     if isinstance(prompt, str):
         _check_text(prompt, "prompt")
@@ -84,12 +86,27 @@ def to_messages(prompt: Prompt) -> list[Message]:
                 f"prompt message {i} must be a mapping with 'role' and 'content', "
                 f"got {_describe(message)}; {_PROMPT_SHAPE}"
             )
-        for key, value in message.items():
-            _check_message_value(value, f"prompt message {i} {key!r}")
+        _check_message(message, f"prompt message {i}")
     return list(prompt)
 
 
-def _check_message_value(value: object, where: str) -> None:
+def _check_message(message: Mapping[str, object], where: str) -> None:
+    role, content = message["role"], message["content"]
+    if not isinstance(role, str):
+        raise InvalidParameterError(
+            f"{where} 'role' must be a string such as 'user', got {_describe(role)}"
+        )
+    if content is not None and not isinstance(content, str | list | tuple):
+        raise InvalidParameterError(
+            f"{where} 'content' must be a string, a list of content parts or None, got "
+            f"{_describe(content)}; pass the text as a string, e.g. str(value)"
+        )
+    for key, value in message.items():
+        check_finite(value, f"{where} {key!r}")
+        _check_message_value(value, f"{where} {key!r}", parts=key == "content")
+
+
+def _check_message_value(value: object, where: str, *, parts: bool) -> None:
     if isinstance(value, str):
         _check_text(value, where)
     elif isinstance(value, list | tuple):  # content parts: [{"type": "text", "text": ...}]
@@ -98,6 +115,11 @@ def _check_message_value(value: object, where: str) -> None:
                 for key, item in part.items():
                     if isinstance(item, str):
                         _check_text(item, f"{where} part {j} {key!r}")
+            elif parts:
+                raise InvalidParameterError(
+                    f"{where} part {j} must be a mapping such as {{'type': 'text', 'text': "
+                    f"'Hello'}}, got {_describe(part)}"
+                )
 
 
 def _check_text(text: str, where: str) -> None:
