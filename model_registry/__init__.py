@@ -7,6 +7,9 @@ Hosted providers go through LiteLLM, local weights through vLLM's async engine;
 both load on first use, so importing this package stays cheap.
 """
 
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+from typing import Any as _Any
+
 from model_registry.aliases import Alias, Registry
 from model_registry.api import (
     fallback_chain,
@@ -15,9 +18,6 @@ from model_registry.api import (
     list_available_models,
     list_providers,
 )
-
-# The one client type (what get_client returns), under the name users annotate with.
-from model_registry.clients.base import BaseClient as ModelClient
 from model_registry.errors import (
     TRANSIENT_ERRORS,
     AliasConfigError,
@@ -59,12 +59,23 @@ from model_registry.types import (
     secret_values,
 )
 
+if _TYPE_CHECKING:
+    # The one client type (what get_client returns), under the name users annotate with;
+    # loaded on first use, with the clients (see `__getattr__`).
+    from model_registry.clients.base import BaseClient as ModelClient
+
 #: The distribution name, whose metadata holds the version (pyproject.toml's).
 _DISTRIBUTION = "model-registry-llm"
 
 
-def __getattr__(name: str) -> str:
-    """`__version__`, read from the installed package's metadata on first use (and kept)."""
+def __getattr__(name: str) -> _Any:
+    """What loads on first use (and is kept): `ModelClient`, with the clients (and anyio),
+    and `__version__`, read from the installed package's metadata."""
+    if name == "ModelClient":
+        from model_registry.clients.base import BaseClient
+
+        globals()["ModelClient"] = BaseClient
+        return BaseClient
     if name != "__version__":
         raise AttributeError(f"module 'model_registry' has no attribute {name!r}")
     from importlib.metadata import PackageNotFoundError, version

@@ -11,20 +11,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from model_registry._options import OWN_KWARGS, not_a_kwarg
 from model_registry.aliases import Alias, Registry
-from model_registry.clients import client_class
-from model_registry.clients._policy.fallback import fallback_client
-from model_registry.clients.base import BaseClient
 from model_registry.errors import InvalidParameterError
 from model_registry.limits import Limits, validate_limits
 from model_registry.providers import ProviderSpec
 from model_registry.resolve import current_registry, resolve_in
 from model_registry.types import Resolution
+
+if TYPE_CHECKING:
+    from model_registry.clients.base import BaseClient
 
 __all__ = [
     "fallback_chain",
@@ -72,6 +72,9 @@ def get_client(
     chain = [
         _resolve(registry, other, kwargs, strict) for other in _chain(registry, name, fallbacks)
     ]
+    # clients (and anyio, their event-loop library) load with the first client, not at import
+    from model_registry.clients._policy.fallback import fallback_client
+
     return fallback_client(client, chain, lambda r: _client_for(registry, r, None))
 
 
@@ -93,6 +96,8 @@ def _log_warnings(resolution: Resolution) -> None:
 
 def _client_for(registry: Registry, resolution: Resolution, code: Limits | None) -> BaseClient:
     """A client for `resolution` under the limits declared for its provider and its name."""
+    from model_registry.clients import client_class
+
     client = client_class(resolution.kind)(resolution)
     provider = registry.limits.get(resolution.provider)
     alias = None if resolution.name == resolution.provider else registry.limits.get(resolution.name)

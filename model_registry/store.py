@@ -24,7 +24,6 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
-import anyio.to_thread
 import msgspec
 
 from model_registry._options import NOT_IN_KEY
@@ -211,6 +210,8 @@ class ResultStore:
 
     async def aflush(self) -> None:
         """`flush` from async code, in a worker thread."""
+        import anyio.to_thread  # loaded with the first batch, not at import
+
         await anyio.to_thread.run_sync(self.flush)
 
     def close(self) -> None:
@@ -230,6 +231,8 @@ class ResultStore:
 
     async def aclose(self) -> None:
         """`close` from async code, in a worker thread."""
+        import anyio.to_thread
+
         await anyio.to_thread.run_sync(self.close)
 
     def __enter__(self) -> Self:

@@ -28,7 +28,8 @@ def test_all_lists_exactly_the_public_names() -> None:
         for name, value in vars(model_registry).items()
         if not name.startswith("_") and not isinstance(value, types.ModuleType)
     }
-    assert set(model_registry.__all__) == public | {"__version__"}
+    # loaded on first use by the package's __getattr__ (ModelClient may be loaded already)
+    assert set(model_registry.__all__) == public | {"__version__", "ModelClient"}
     for name in model_registry.__all__:
         assert getattr(model_registry, name) is not None
 
@@ -188,3 +189,16 @@ def test_public_named_modules_declare_only_what_model_registry_exports() -> None
         if extra:
             wider[name] = extra
     assert wider == {}, f"names in a module's __all__ that model_registry does not export: {wider}"
+
+
+def test_the_package_imports_no_client_nor_event_loop_library_until_one_is_needed() -> None:
+    code = (
+        "import sys, json\n"
+        "import model_registry\n"
+        "before = sorted(m for m in ('anyio', 'model_registry.clients.base', 'email.utils')"
+        " if m in sys.modules)\n"
+        "client = model_registry.ModelClient\n"
+        "print(json.dumps([before, client.__name__, 'anyio' in sys.modules]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == [[], "BaseClient", True]
