@@ -1,0 +1,151 @@
+"""Ctrl-C: exit 130 within two seconds whatever the backend is doing.
+
+The first Ctrl-C cancels the running command (its calls are dropped, what finished is kept)
+and arms a deadline; a backend that cannot be cancelled in time (LiteLLM or vLLM being
+imported in a worker thread, an engine starting) is left behind: at the deadline the
+command's last words are printed, its child processes (engine cores) are stopped, and the
+process exits 130 at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Coroutine
+from types import FrameType
+from typing import Any, TypeVar
+
+#: Exit code of a command interrupted with Ctrl-C (128 + SIGINT), as shells report it.
+EXIT_INTERRUPTED = 130
+#: Seconds a cancelled command has to wind down before the process exits regardless.
+GRACE_S = 1.0
+#: Seconds child processes get to stop after SIGTERM before they are killed.
+_CHILD_GRACE_S = 0.4
+
+_T = TypeVar("_T")
+
+
+class _Deadline:
+    """The armed deadline, and the words to print when a command is cut short."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.reported = False
+        self.timer: threading.Timer | None = None
+        #: Prints what the interrupted command did (a run's summary); set by the command.
+        self.last_words: Callable[[], None] | None = None
+
+
+_deadline = _Deadline()
+
+
+def install() -> None:
+    """Make Ctrl-C raise KeyboardInterrupt and arm the deadline (called at start-up)."""
+    with contextlib.suppress(ValueError):  # not the main thread
+        signal.signal(signal.SIGINT, _on_sigint)
+
+
+def quiet() -> None:
+    """From now on Ctrl-C only arms the deadline (for the interpreter's shutdown)."""
+    with contextlib.suppress(ValueError):
+        signal.signal(signal.SIGINT, lambda signum, frame: arm())
+
+
+def _on_sigint(signum: int, frame: FrameType | None) -> None:
+    arm()
+    raise KeyboardInterrupt
+
+
+def arm() -> None:
+    """Start the deadline (once): at its end the process exits 130, whatever still runs."""
+    with _deadline.lock:
+        if _deadline.timer is not None:
+            return
+        _deadline.timer = threading.Timer(GRACE_S, _expire)
+        _deadline.timer.daemon = True
+        _deadline.timer.start()
+
+
+def set_last_words(words: Callable[[], None] | None) -> None:
+    """What to print if the command is cut short at the deadline (`report` prints it once)."""
+    _deadline.last_words = words
+
+
+def report(words: Callable[[], None]) -> None:
+    """Print an interrupted command's report, once (the deadline and the command may race)."""
+    with _deadline.lock:
+        if _deadline.reported:
+            return
+        _deadline.reported = True
+    words()
+
+
+def _expire() -> None:
+    """The deadline passed: print the last words (unless the command did), stop, exit 130."""
+    words = _deadline.last_words or _cancelled
+    with contextlib.suppress(BaseException):
+        report(words)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(BaseException):
+            stream.flush()
+    _stop_children()
+    os._exit(EXIT_INTERRUPTED)
+
+
+def _cancelled() -> None:
+    sys.stderr.write("\ncancelled\n")
+
+
+def _stop_children() -> None:
+    """Terminate this process's children (a local engine's processes), then kill the rest."""
+    if "vllm" not in sys.modules:  # the only backend that starts processes
+        return
+    try:
+        import psutil  # type: ignore[import-untyped]  # installed with vLLM
+    except ImportError:
+        return
+    with contextlib.suppress(Exception):
+        children = psutil.Process().children(recursive=True)
+        for child in children:
+            with contextlib.suppress(psutil.Error):
+                child.terminate()
+        _, alive = psutil.wait_procs(children, timeout=_CHILD_GRACE_S)
+        for child in alive:
+            with contextlib.suppress(psutil.Error):
+                child.kill()
+
+
+def run_async(main: Coroutine[Any, Any, _T]) -> _T:
+    """`asyncio.run(main)`, where Ctrl-C cancels `main` (so it can close its calls) and arms
+    the deadline; raises KeyboardInterrupt once `main` has ended after a Ctrl-C."""
+    interrupted = False
+    with asyncio.Runner() as runner:
+        loop = runner.get_loop()
+        task = loop.create_task(main)
+
+        def on_sigint(signum: int, frame: FrameType | None) -> None:
+            nonlocal interrupted
+            arm()
+            if interrupted or task.done():
+                raise KeyboardInterrupt
+            interrupted = True
+            task.cancel()
+            loop.call_soon_threadsafe(lambda: None)  # wake a loop blocked in select()
+
+        previous = signal.getsignal(signal.SIGINT)
+        signal.signal(signal.SIGINT, on_sigint)
+        try:
+            result = loop.run_until_complete(task)
+        except asyncio.CancelledError:
+            if interrupted:
+                raise KeyboardInterrupt from None
+            raise
+        finally:
+            signal.signal(signal.SIGINT, previous)
+    if interrupted:
+        raise KeyboardInterrupt
+    return result
