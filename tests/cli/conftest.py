@@ -176,7 +176,9 @@ def spawn_cli(cli_dir: Path) -> Iterator[SpawnCli]:
     """Start the console script without waiting (for signals); killed at teardown if alive."""
     started: list[subprocess.Popen[str]] = []
 
-    def spawn(*args: str, stdin: int = subprocess.DEVNULL) -> subprocess.Popen[str]:
+    def spawn(
+        *args: str, stdin: int = subprocess.DEVNULL, stderr: int = subprocess.PIPE
+    ) -> subprocess.Popen[str]:
         # A child inherits an ignored SIGINT, and these tests may run with it ignored (a
         # shell's background job, nohup): then Python, and asyncio.run in the CLI, leave
         # Ctrl-C ignored, as they should. The CLI starts as from a terminal instead: a
@@ -189,7 +191,7 @@ def spawn_cli(cli_dir: Path) -> Iterator[SpawnCli]:
                 [str(_SCRIPT), *args],
                 stdin=stdin,
                 stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
+                stderr=stderr,
                 text=True,
                 cwd=cli_dir,
                 env=_base_env(),
