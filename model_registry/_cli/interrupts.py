@@ -23,8 +23,6 @@ from typing import Any, TypeVar
 EXIT_INTERRUPTED = 130
 #: Seconds a cancelled command has to wind down before the process exits regardless.
 GRACE_S = 1.0
-#: Seconds child processes get to stop after SIGTERM before they are killed.
-_CHILD_GRACE_S = 0.4
 
 _T = TypeVar("_T")
 
@@ -76,7 +74,10 @@ def set_last_words(words: Callable[[], None] | None) -> None:
 
 
 def report(words: Callable[[], None]) -> None:
-    """Print an interrupted command's report, once (the deadline and the command may race)."""
+    """Print an interrupted command's report, once (the deadline and the command may race),
+    and arm the deadline: what still runs after it (threads the interpreter waits for at
+    exit) cannot hold the exit."""
+    arm()
     with _deadline.lock:
         if _deadline.reported:
             return
@@ -101,22 +102,21 @@ def _cancelled() -> None:
 
 
 def _stop_children() -> None:
-    """Terminate this process's children (a local engine's processes), then kill the rest."""
-    if "vllm" not in sys.modules:  # the only backend that starts processes
-        return
-    try:
-        import psutil  # type: ignore[import-untyped]  # installed with vLLM
-    except ImportError:
-        return
-    with contextlib.suppress(Exception):
-        children = psutil.Process().children(recursive=True)
-        for child in children:
-            with contextlib.suppress(psutil.Error):
-                child.terminate()
-        _, alive = psutil.wait_procs(children, timeout=_CHILD_GRACE_S)
-        for child in alive:
-            with contextlib.suppress(psutil.Error):
-                child.kill()
+    """Send SIGTERM to this process's descendants (a local engine's processes shut down on
+    it), without waiting for them; Linux only (elsewhere they see their parent go)."""
+    for pid in _descendants(os.getpid()):
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGTERM)
+
+
+def _descendants(pid: int) -> list[int]:
+    found: list[int] = []
+    with contextlib.suppress(OSError):
+        for task in os.scandir(f"/proc/{pid}/task"):
+            with open(f"{task.path}/children", encoding="ascii") as file:
+                for child in map(int, file.read().split()):
+                    found += [child, *_descendants(child)]
+    return found
 
 
 def run_async(main: Coroutine[Any, Any, _T]) -> _T:
