@@ -32,6 +32,7 @@ class _Deadline:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
+        self.installed = False  # by `main()`: the app run in-process never exits on its own
         self.reported = False
         self.timer: threading.Timer | None = None
         #: Prints what the interrupted command did (a run's summary); set by the command.
@@ -45,6 +46,7 @@ def install() -> None:
     """Make Ctrl-C raise KeyboardInterrupt and arm the deadline (called at start-up)."""
     with contextlib.suppress(ValueError):  # not the main thread
         signal.signal(signal.SIGINT, _on_sigint)
+        _deadline.installed = True
 
 
 def quiet() -> None:
@@ -59,9 +61,10 @@ def _on_sigint(signum: int, frame: FrameType | None) -> None:
 
 
 def arm() -> None:
-    """Start the deadline (once): at its end the process exits 130, whatever still runs."""
+    """Start the deadline (once, and only in the `model-registry` process: after `install`):
+    at its end the process exits 130, whatever still runs."""
     with _deadline.lock:
-        if _deadline.timer is not None:
+        if _deadline.timer is not None or not _deadline.installed:
             return
         _deadline.timer = threading.Timer(GRACE_S, _expire)
         _deadline.timer.daemon = True
