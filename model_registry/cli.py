@@ -123,8 +123,7 @@ def main() -> None:
             interrupts.report(_cancelled)
         raise
     finally:
-        # while the interpreter shuts down, Ctrl-C only arms the deadline: no traceback
-        interrupts.quiet()
+        interrupts.quiet()  # while the interpreter shuts down: no traceback
 
 
 def _cancelled() -> None:

@@ -50,9 +50,9 @@ def install() -> None:
 
 
 def quiet() -> None:
-    """From now on Ctrl-C only arms the deadline (for the interpreter's shutdown)."""
+    """From now on (the interpreter's shutdown) Ctrl-C exits 130 at once, no traceback."""
     with contextlib.suppress(ValueError):
-        signal.signal(signal.SIGINT, lambda signum, frame: arm())
+        signal.signal(signal.SIGINT, lambda signum, frame: _expire())
 
 
 def _on_sigint(signum: int, frame: FrameType | None) -> None:
@@ -81,10 +81,15 @@ def report(words: Callable[[], None]) -> None:
     and arm the deadline: what still runs after it (threads the interpreter waits for at
     exit) cannot hold the exit."""
     arm()
-    with _deadline.lock:
+    # bounded: a Ctrl-C at shutdown may interrupt the main thread while it holds the lock
+    locked = _deadline.lock.acquire(timeout=1.0)
+    try:
         if _deadline.reported:
             return
         _deadline.reported = True
+    finally:
+        if locked:
+            _deadline.lock.release()
     words()
 
 
