@@ -28,13 +28,18 @@ from typing import Annotated
 import typer
 
 import model_registry
-from model_registry._cli.options import JsonOption, SetOption, parse_sets
-from model_registry._cli.output import EXIT_INTERRUPTED, command, reported_errors, state
+from model_registry._cli import interrupts
+from model_registry._cli.interrupts import EXIT_INTERRUPTED
+from model_registry._cli.options import DebugOption, JsonOption, SetOption, parse_sets
+from model_registry._cli.output import command, reported_errors, state
 from model_registry._cli.prompt import send_prompt
 from model_registry._cli.run import run_prompts_file
 from model_registry._cli.views import show_list, show_resolution, show_validation
 
 __all__ = ["app", "main", "parse_sets"]
+
+#: The name the package is installed under (its metadata holds the version).
+_DISTRIBUTION = "model-registry-llm"
 
 app = typer.Typer(
     name="model-registry",
@@ -48,8 +53,19 @@ app = typer.Typer(
 
 def _show_version(value: bool) -> None:
     if value:
-        typer.echo(f"model-registry {model_registry.__version__}")
+        typer.echo(f"model-registry {_installed_version()}")
         raise typer.Exit()
+
+
+def _installed_version() -> str:
+    """The version in the installed package's metadata (a checkout that is not installed:
+    the package's own `__version__`)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(_DISTRIBUTION)
+    except PackageNotFoundError:
+        return model_registry.__version__
 
 
 @app.callback(invoke_without_command=True)
@@ -87,10 +103,11 @@ def _main_callback(
 
 
 def main() -> None:
-    """Entry point of the `model-registry` console script.
+    """Run the CLI (the `model-registry` console script starts here, via `model_registry_cli`).
 
     `kill -USR1 PID` prints every thread's stack on stderr (where a slow prompt waits).
     """
+    interrupts.install()
     if hasattr(signal, "SIGUSR1"):  # not on Windows
         with contextlib.suppress(OSError, ValueError):  # stderr is no file
             faulthandler.register(signal.SIGUSR1, all_threads=True)
@@ -98,9 +115,19 @@ def main() -> None:
         sys.stdout.reconfigure(errors="replace")  # a terminal that cannot show a character
     try:
         app(prog_name="model-registry")
-    except KeyboardInterrupt:  # before a command started (Python's own start-up, imports)
-        sys.stderr.write("\ncancelled\n")
+    except KeyboardInterrupt:
+        interrupts.report(_cancelled)
         sys.exit(EXIT_INTERRUPTED)
+    except SystemExit as exc:
+        if exc.code == EXIT_INTERRUPTED:  # typer's own exit on Ctrl-C outside a command
+            interrupts.report(_cancelled)
+        raise
+    finally:
+        interrupts.quiet()  # while the interpreter shuts down: no traceback
+
+
+def _cancelled() -> None:
+    sys.stderr.write("\ncancelled\n")
 
 
 @app.command("list")
@@ -120,6 +147,7 @@ def list_command(
         ),
     ] = False,
     as_json: JsonOption = False,
+    debug: DebugOption = False,
 ) -> None:
     """List the aliases of the layered alias files (name, provider, route), and the providers."""
     show_list(provider=provider, full=full, as_json=as_json)
@@ -147,6 +175,7 @@ def resolve_command(
         ),
     ] = False,
     as_json: JsonOption = False,
+    debug: DebugOption = False,
 ) -> None:
     """Show what NAME resolves to (provider, model id, route, kwargs) and the rule that matched;
     warnings (a model id LiteLLM does not list, with the closest known ones) go to stderr."""
@@ -175,6 +204,7 @@ def prompt_command(
         ),
     ] = None,
     as_json: JsonOption = False,
+    debug: DebugOption = False,
 ) -> None:
     """Send one test prompt to NAME and print the answer, then finish reason, usage and latency."""
     kwargs = parse_sets(sets)
@@ -192,6 +222,7 @@ def validate_command(
             show_default=False,
         ),
     ] = None,
+    debug: DebugOption = False,
 ) -> None:
     """Check alias files and report every problem (file, alias, key); exit 1 if any."""
     show_validation(list(paths or ()))
@@ -237,6 +268,7 @@ def run_command(
         ),
     ] = None,
     sets: SetOption = None,
+    debug: DebugOption = False,
 ) -> None:
     """Send every prompt of PROMPTS.jsonl to NAME, keeping each answer as it arrives, and write
     RESULTS.jsonl; run it again to resume (stored answers are not paid for twice).

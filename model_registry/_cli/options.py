@@ -1,4 +1,4 @@
-"""Options several commands share: `--set KEY=VALUE` (parsed as TOML) and `--json`."""
+"""Options several commands share: `--set KEY=VALUE` (parsed as TOML), `--json`, `--debug`."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from typing import Annotated, Any
 
 import typer
+
+from model_registry._cli.output import state
 
 
 def parse_sets(items: Sequence[str] | None) -> dict[str, Any]:
@@ -77,3 +79,20 @@ SetOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+def _set_debug(value: bool) -> bool:
+    if value:
+        state.debug = True
+    return value
+
+
+DebugOption = Annotated[
+    bool,
+    typer.Option(
+        "--debug",
+        callback=_set_debug,
+        is_eager=True,
+        help="Show tracebacks for errors (also accepted before the command).",
+    ),
+]

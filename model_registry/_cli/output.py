@@ -16,12 +16,10 @@ import typer
 from typer.exceptions import TyperException
 
 import model_registry
+from model_registry._cli.interrupts import EXIT_INTERRUPTED, report
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
-
-#: Exit code of a command interrupted with Ctrl-C (128 + SIGINT), as shells report it.
-EXIT_INTERRUPTED = 130
 
 
 class State:
@@ -156,7 +154,7 @@ def reported_errors() -> Iterator[None]:
     except (typer.Exit, typer.Abort, TyperException):  # usage errors and exits pass through
         raise
     except KeyboardInterrupt:
-        typer.echo("\ncancelled", err=True)
+        report(lambda: typer.echo("\ncancelled", err=True))
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except model_registry.ModelRegistryError as exc:
         if state.debug:

@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 import model_registry
+from model_registry._cli.interrupts import run_async
 from model_registry._cli.output import print_json, printable_answer, safe, state
+from model_registry._cli.progress import loading_notice
 
 if TYPE_CHECKING:
     from model_registry import Generation, Message
@@ -38,7 +40,7 @@ def send_prompt(
         stream = sys.stdout.isatty()
     if as_json:
         stream = False
-    generation = asyncio.run(_prompt(name, messages, kwargs, stream=stream, echo=not as_json))
+    generation = run_async(_prompt(name, messages, kwargs, stream=stream, echo=not as_json))
     if as_json:
         print_json(generation.to_dict())
     else:
@@ -79,9 +81,11 @@ async def _prompt(
 ) -> Generation:
     """Send the prompt (printing the answer when `echo`) and return the Generation."""
     client = model_registry.get_client(name, **kwargs)
+    notice = asyncio.ensure_future(loading_notice(client.kind, name))
     try:
         if not stream:
             generation = await client.generate(messages)
+            notice.cancel()
             if echo:
                 typer.echo(printable_answer(generation.text))
             return generation
@@ -89,6 +93,7 @@ async def _prompt(
         last = ""
         try:
             async for delta in deltas:
+                notice.cancel()
                 sys.stdout.write(printable_answer(delta))
                 sys.stdout.flush()
                 last = delta or last
@@ -99,6 +104,7 @@ async def _prompt(
             sys.stdout.flush()
         return deltas.result
     finally:
+        notice.cancel()
         await client.aclose()
 
 

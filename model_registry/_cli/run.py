@@ -12,23 +12,23 @@ import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
 import typer
 
 import model_registry
+from model_registry._cli import interrupts
+from model_registry._cli.interrupts import EXIT_INTERRUPTED, run_async
 from model_registry._cli.output import (
-    EXIT_INTERRUPTED,
     echo_lines_err,
     fail,
     print_traceback,
     printable_answer,
-    safe,
     scrubber,
     state,
 )
+from model_registry._cli.progress import RunProgress, Tally, money
 from model_registry._cli.run_input import read_run_input
 
 #: Where the library's store errors say "results_db", the CLI user's word for it.
@@ -50,23 +50,29 @@ def run_prompts_file(
     db = results_db if results_db is not None else out.with_name(out.name + ".sqlite")
     _check_run_paths(prompts_file, out, db)
     run_input = read_run_input(prompts_file)
-    model_registry.resolve(name, **kwargs)  # an unknown name fails before the store is made
+    kind = model_registry.resolve(name, **kwargs).kind  # an unknown name fails here
     with _results_db_hint():
         store = model_registry.ResultStore(db)
-    tally = _Tally(len(run_input.prompts))
-    started = time.monotonic()
+    report = _Report(Tally(len(run_input.prompts)), store, out)
+    interrupts.set_last_words(report.interrupted)
     try:
         with _results_db_hint(), warnings.catch_warnings():
             # LiteLLM's coroutines cancelled by Ctrl-C before they ran: nothing to report
             warnings.filterwarnings("ignore", "coroutine .* was never awaited", RuntimeWarning)
-            batch = _run_prompts(name, kwargs, run_input.prompts, store, concurrency, tally)
-            results = asyncio.run(batch)
+            batch = _run_prompts(name, kind, kwargs, run_input.prompts, store, concurrency, report)
+            results = run_async(batch)
     except KeyboardInterrupt:
-        _interrupted(tally, time.monotonic() - started, db, out)
+        interrupts.report(report.interrupted)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except model_registry.ResultStoreError as exc:  # a write failed: a full disk
+        report.stopped(exc)
     finally:
-        store.close()
-    _write_results(out, run_input.ids, results)
-    echo_lines_err([*_run_summary(tally, time.monotonic() - started), f"wrote {out} (store: {db})"])
+        with contextlib.suppress(model_registry.ResultStoreError):  # reported above
+            store.close()
+    interrupts.set_last_words(None)
+    _write_results(out, run_input.ids, results, report)
+    echo_lines_err([*report.summary(), f"wrote {out} (store: {db})"])
+    tally = report.tally
     if tally.failed:
         noun = "prompt" if tally.prompts == 1 else "prompts"
         fail(
@@ -86,18 +92,6 @@ def _results_db_hint() -> Iterator[None]:
         if state.debug:
             print_traceback(exc, chain=False)
         fail(f"{exc}\n{_RESULTS_DB_HINT}")
-
-
-def _interrupted(tally: _Tally, seconds: float, db: Path, out: Path) -> NoReturn:
-    echo_lines_err(["", "cancelled", *_run_summary(tally, seconds)])
-    typer.echo(
-        safe(
-            f"the finished answers are kept in {db}; run the same command again to finish "
-            f"({out} was not written)"
-        ),
-        err=True,
-    )
-    raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
 def _check_run_paths(prompts_file: Path, out: Path, results_db: Path) -> None:
@@ -120,100 +114,100 @@ def _check_run_paths(prompts_file: Path, out: Path, results_db: Path) -> None:
 # --- the batch ----------------------------------------------------------------------------
 
 
-@dataclass
-class _Tally:
-    """What a run did so far: for the progress bar, the summary and an interrupted run."""
+class _Report:
+    """A run's summaries: at the end, on Ctrl-C (counted from the store, which holds every
+    answer that finished) and when the store or the results file cannot be written."""
 
-    prompts: int
-    called: int = 0
-    from_store: int = 0
-    failed: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost: float | None = None
-    paid: float | None = None  # the cost of this run's own calls
+    def __init__(self, tally: Tally, store: model_registry.ResultStore, out: Path) -> None:
+        self.tally, self.store, self.out = tally, store, out
+        self.started = time.monotonic()
+        self.before = store.summary()
 
-    @property
-    def done(self) -> int:
-        return self.called + self.from_store
-
-    def add(self, result: object) -> None:
-        if isinstance(result, BaseException):
-            self.called += 1
-            self.failed += 1
-            return
-        generation = result
-        if getattr(generation, "from_store", False):
-            self.from_store += 1
-        else:
-            self.called += 1
-        usage = getattr(generation, "usage", None)
-        self.prompt_tokens += getattr(usage, "prompt_tokens", None) or 0
-        self.completion_tokens += getattr(usage, "completion_tokens", None) or 0
-        cost = getattr(generation, "cost", None)
-        if cost is not None:
-            self.cost = (self.cost or 0.0) + cost
-            if not generation.from_store:  # type: ignore[attr-defined]
-                self.paid = (self.paid or 0.0) + cost
-
-
-def _money(cost: float | None) -> str:
-    return "unknown" if cost is None else f"${cost:.6f}"
-
-
-class _RunProgress:
-    """A rich progress bar on stderr (only when stderr is a terminal): done, failed, cost."""
-
-    def __init__(self, name: str, tally: _Tally) -> None:
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
+    def summary(self) -> Iterator[str]:
+        tally = self.tally
+        seconds = time.monotonic() - self.started
+        done = f"{tally.done} of " if tally.done < tally.prompts else ""
+        yield (
+            f"{done}{tally.prompts} prompts in {seconds:.1f} s: {tally.called} calls made, "
+            f"{tally.from_store} from the store, {tally.failed} failed"
+        )
+        paid = f" (this run's calls: {money(tally.paid_by_calls())})" if tally.from_store else ""
+        yield (
+            f"tokens: {tally.prompt_tokens} prompt + {tally.completion_tokens} completion; "
+            f"cost: {money(tally.cost)}{paid}"
         )
 
-        console = Console(stderr=True)
-        self._tally = tally
-        self._progress: Any = None
-        if not console.is_terminal:
+    def _stored_summary(self) -> Iterator[str]:
+        """What this run did, from the store (the tally misses answers that came as it
+        stopped)."""
+        tally, before = self.tally, self.before
+        try:
+            after = self.store.summary()
+        except model_registry.ResultStoreError:
+            yield from self.summary()
             return
-        self._progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[failed]} failed  cost {task.fields[cost]}"),
-            TimeElapsedColumn(),
-            console=console,
-            transient=True,
+        new = after.results - before.results
+        answered = min(tally.prompts, tally.from_store + new)
+        yield (
+            f"{answered} of {tally.prompts} prompts answered in "
+            f"{time.monotonic() - self.started:.1f} s: {tally.from_store} from the store, "
+            f"{new} by this run's calls, {tally.failed} failed"
         )
-        self._task = self._progress.add_task(safe(name), total=tally.prompts, failed=0, cost="-")
-        self._progress.start()
+        cost = None if after.cost is None else after.cost - (before.cost or 0.0)
+        yield (
+            f"tokens of this run's calls: {after.prompt_tokens - before.prompt_tokens} prompt + "
+            f"{after.completion_tokens - before.completion_tokens} completion; "
+            f"cost: {money(0.0 if new == 0 else cost)}"
+        )
 
-    def update(self) -> None:
-        if self._progress is not None:
-            tally = self._tally
-            cost = _money(tally.cost) if tally.cost is not None else "-"
-            self._progress.update(self._task, completed=tally.done, failed=tally.failed, cost=cost)
+    def interrupted(self) -> None:
+        """Ctrl-C: what was done and paid, and that the same command finishes the run."""
+        echo_lines_err(
+            [
+                "",
+                "cancelled",
+                *self._stored_summary(),
+                f"the finished answers are kept in {self.store.path}; run the same command "
+                f"again to finish ({self.out} was not written)",
+            ]
+        )
 
-    def close(self) -> None:
-        if self._progress is not None:
-            self._progress.stop()
+    def stopped(self, exc: model_registry.ResultStoreError) -> NoReturn:
+        """The store could not be written (a full disk): what was done and kept, exit 1."""
+        if state.debug:
+            print_traceback(exc, chain=False)
+        echo_lines_err(["stopped", *self.summary()])
+        fail(
+            f"{exc}\nthe answers committed before it are kept in {self.store.path}: the same "
+            "command, run again once it can write there, does not pay for them again"
+        )
+
+    def unwritable(self, reason: str) -> NoReturn:
+        """The results file could not be written: every answer is in the store, exit 1."""
+        echo_lines_err(self.summary())
+        db = self.store.path
+        fail(
+            f"cannot write the results to {self.out}: {reason}\nevery answer is kept in {db}: "
+            f"run the same command with another --out and --results-db {db} to write them "
+            "without paying again"
+        )
 
 
 async def _run_prompts(
     name: str,
+    kind: str,
     kwargs: dict[str, Any],
     prompts: list[Any],
     store: model_registry.ResultStore,
     concurrency: int | None,
-    tally: _Tally,
+    report: _Report,
 ) -> list[Any]:
-    """Every prompt's Generation or error, in input order; each result is counted in `tally`
-    as it completes (and kept in `store` by the library)."""
+    """Every prompt's Generation or error, in input order; each result is counted in the
+    report's tally as it completes (and kept in `store` by the library)."""
     results: list[Any] = [None] * len(prompts)
-    bar = _RunProgress(name, tally)
+    tally = report.tally
+    progress = RunProgress(name, kind, tally)
+    ticker = asyncio.ensure_future(progress.tick())
     client = model_registry.get_client(name, **kwargs)
     try:
         # closed here, so its calls stop at once when this one stops
@@ -224,31 +218,18 @@ async def _run_prompts(
             async for index, result in completed:
                 results[index] = result
                 tally.add(result)
-                bar.update()
+                progress.update()
     finally:
-        bar.close()
+        ticker.cancel()
+        progress.close()
         await client.aclose()
     return results
-
-
-def _run_summary(tally: _Tally, seconds: float) -> Iterator[str]:
-    done = f"{tally.done} of " if tally.done < tally.prompts else ""
-    yield (
-        f"{done}{tally.prompts} prompts in {seconds:.1f} s: {tally.called} calls made, "
-        f"{tally.from_store} from the store, {tally.failed} failed"
-    )
-    paid_cost = 0.0 if tally.called == 0 else tally.paid
-    paid = f" (this run's calls: {_money(paid_cost)})" if tally.from_store else ""
-    yield (
-        f"tokens: {tally.prompt_tokens} prompt + {tally.completion_tokens} completion; "
-        f"cost: {_money(tally.cost)}{paid}"
-    )
 
 
 # --- the output file ------------------------------------------------------------------------
 
 
-def _write_results(out: Path, ids: list[Any], results: list[Any]) -> None:
+def _write_results(out: Path, ids: list[Any], results: list[Any], report: _Report) -> None:
     if any(result is None for result in results):  # pragma: no cover - a library bug
         raise RuntimeError("the batch ended without a result for every prompt")
     scrub = scrubber()
@@ -258,8 +239,8 @@ def _write_results(out: Path, ids: list[Any], results: list[Any]) -> None:
     )
     try:
         _write_atomically(out, lines)
-    except OSError as exc:
-        fail(f"cannot write the results to {out}: {exc.strerror or exc}")
+    except OSError as exc:  # a full disk, a folder made read-only during the run
+        report.unwritable(exc.strerror or str(exc))
 
 
 def _output_line(output_id: Any, result: Any, scrub: Callable[[str], str]) -> str:

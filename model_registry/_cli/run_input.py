@@ -4,6 +4,7 @@ malformed line named by file and line number."""
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -16,6 +17,8 @@ _INPUT_SHAPE = (
     'each line is a JSON string (one user message) or an object with "prompt" (a string) '
     'or "messages" (a list of {"role": ..., "content": ...}) and an optional "id"'
 )
+#: How deep arrays and objects may nest in a line (message parts need a handful of levels).
+_MAX_DEPTH = 32
 #: How many malformed lines one error message lists.
 _MAX_INPUT_PROBLEMS = 20
 
@@ -84,11 +87,16 @@ def _parse_input_line(raw: bytes) -> tuple[Any, Any]:
     except UnicodeDecodeError as exc:
         raise _BadLine(f"not UTF-8 text (byte {exc.start + 1} of the line)") from None
     try:
-        value = json.loads(text, parse_constant=_reject_constant)
-    except (json.JSONDecodeError, _BadLine) as exc:
-        why = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
-        column = f" at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
-        raise _BadLine(f"not valid JSON ({why}{column})") from None
+        value = json.loads(
+            text, parse_constant=_reject_constant, parse_float=_finite, parse_int=_integer
+        )
+    except json.JSONDecodeError as exc:
+        # "Unterminated string starting at" names the column itself
+        at = "" if exc.msg.endswith(" at") else " at"
+        raise _BadLine(f"not valid JSON ({exc.msg}{at} column {exc.colno})") from None
+    except RecursionError:
+        raise _BadLine(f"nested too deeply (more than {_MAX_DEPTH} levels)") from None
+    _check_depth(value)
     try:
         json.dumps(value, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:
@@ -101,7 +109,36 @@ def _parse_input_line(raw: bytes) -> tuple[Any, Any]:
 
 
 def _reject_constant(name: str) -> NoReturn:
-    raise _BadLine(f"{name} is not JSON")
+    raise _BadLine(f"not valid JSON ({name} is not JSON)")
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise _BadLine(f"the number {text[:40]} is out of range (no finite number)")
+    return number
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:  # more digits than Python converts (sys.get_int_max_str_digits)
+        raise _BadLine(f"a number with {len(text.lstrip('-'))} digits is too long") from None
+
+
+def _check_depth(value: Any) -> None:
+    """Refuse arrays and objects nested deeper than `_MAX_DEPTH` (no prompt needs them)."""
+    level = [value]
+    for _ in range(_MAX_DEPTH + 1):
+        level = [
+            item
+            for node in level
+            if isinstance(node, dict | list)
+            for item in (node.values() if isinstance(node, dict) else node)
+        ]
+        if not level:
+            return
+    raise _BadLine(f"nested too deeply (more than {_MAX_DEPTH} levels)")
 
 
 def _parse_input_object(value: dict[str, Any]) -> tuple[Any, Any]:
@@ -133,6 +170,17 @@ def _check_messages(messages: Any) -> list[dict[str, Any]]:
         ):
             raise _BadLine(
                 f'"messages" item {n} must be an object with a string "role" and a "content"'
+            )
+        content = message["content"]
+        if content is not None and not isinstance(content, str | list):
+            raise _BadLine(
+                f'"messages" item {n}: "content" must be a string or a list of parts '
+                f'({{"type": "text", "text": ...}}), got a JSON {_json_type(content)}'
+            )
+        if isinstance(content, list) and not all(isinstance(p, dict) for p in content):
+            raise _BadLine(
+                f'"messages" item {n}: "content" as a list holds parts, each an object '
+                '({"type": "text", "text": ...})'
             )
     return messages
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import resource
 import signal
 import subprocess
 import sys
@@ -51,16 +53,27 @@ _IMPORT_PROBE = textwrap.dedent(
 ).format(heavy=HEAVY_MODULES)
 
 
+#: The line `prompt` prints when loading a backend takes over a second (timing-dependent).
+_LOADING_NOTICE = re.compile(r"^(loading (LiteLLM|vLLM)|starting the vLLM engine) .*\.\.\.\n", re.M)
+
+
 @dataclass(frozen=True)
 class CliResult:
-    """What one CLI run printed, and its exit code."""
+    """What one CLI run printed, and its exit code; `stderr` leaves out the loading notices,
+    which come or not with the machine's speed (`notices` has them)."""
 
     code: int
     stdout: str
     stderr: str
+    notices: tuple[str, ...] = ()
 
     def json(self) -> object:
         return json.loads(self.stdout)
+
+
+def cli_result(code: int, stdout: str, stderr: str) -> CliResult:
+    notices = tuple(m.group().rstrip("\n") for m in _LOADING_NOTICE.finditer(stderr))
+    return CliResult(code, stdout, _LOADING_NOTICE.sub("", stderr), notices)
 
 
 def _base_env() -> dict[str, str]:
@@ -101,7 +114,8 @@ def run_cli(cli_dir: Path) -> RunCli:
     """Run the installed `model-registry` console script in a subprocess.
 
     `env` adds variables (a value of None removes one); `stdin` is fed as input;
-    `close_stdin` starts the CLI with file descriptor 0 closed (a shell's `0<&-`).
+    `close_stdin` starts the CLI with file descriptor 0 closed (a shell's `0<&-`);
+    `file_size_limit` caps the size of every file it writes (`ulimit -f`: a full disk).
     """
 
     def run(
@@ -111,6 +125,7 @@ def run_cli(cli_dir: Path) -> RunCli:
         timeout: float = 120,
         probe_imports: bool = False,
         close_stdin: bool = False,
+        file_size_limit: int | None = None,
     ) -> CliResult:
         full_env = _base_env()
         for key, value in (env or {}).items():
@@ -133,11 +148,24 @@ def run_cli(cli_dir: Path) -> RunCli:
             env=full_env,
             timeout=timeout,
             stdin=None if stdin is not None else subprocess.DEVNULL,
-            preexec_fn=(lambda: os.close(0)) if close_stdin else None,
+            preexec_fn=_preexec(close_stdin, file_size_limit),
         )
-        return CliResult(done.returncode, done.stdout, done.stderr)
+        return cli_result(done.returncode, done.stdout, done.stderr)
 
     return run
+
+
+def _preexec(close_stdin: bool, file_size_limit: int | None) -> Callable[[], None] | None:
+    if not close_stdin and file_size_limit is None:
+        return None
+
+    def before_exec() -> None:
+        if close_stdin:
+            os.close(0)
+        if file_size_limit is not None:  # Python ignores SIGXFSZ: a write fails with EFBIG
+            resource.setrlimit(resource.RLIMIT_FSIZE, (file_size_limit, file_size_limit))
+
+    return before_exec
 
 
 SpawnCli = Callable[..., "subprocess.Popen[str]"]
@@ -148,7 +176,9 @@ def spawn_cli(cli_dir: Path) -> Iterator[SpawnCli]:
     """Start the console script without waiting (for signals); killed at teardown if alive."""
     started: list[subprocess.Popen[str]] = []
 
-    def spawn(*args: str, stdin: int = subprocess.DEVNULL) -> subprocess.Popen[str]:
+    def spawn(
+        *args: str, stdin: int = subprocess.DEVNULL, stderr: int = subprocess.PIPE
+    ) -> subprocess.Popen[str]:
         # A child inherits an ignored SIGINT, and these tests may run with it ignored (a
         # shell's background job, nohup): then Python, and asyncio.run in the CLI, leave
         # Ctrl-C ignored, as they should. The CLI starts as from a terminal instead: a
@@ -161,7 +191,7 @@ def spawn_cli(cli_dir: Path) -> Iterator[SpawnCli]:
                 [str(_SCRIPT), *args],
                 stdin=stdin,
                 stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
+                stderr=stderr,
                 text=True,
                 cwd=cli_dir,
                 env=_base_env(),
@@ -191,7 +221,7 @@ def invoke_cli(cli_dir: Path) -> Iterator[InvokeCli]:
         result = runner.invoke(app, list(args), input=stdin, catch_exceptions=True)
         if result.exception is not None and not isinstance(result.exception, SystemExit):
             raise result.exception
-        return CliResult(result.exit_code, result.stdout, result.stderr)
+        return cli_result(result.exit_code, result.stdout, result.stderr)
 
     yield invoke
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 from pathlib import Path
@@ -80,3 +81,31 @@ def test_prompt_a_local_model_imports_vllm_not_litellm(
     loaded = heavy_modules(result)
     assert "vllm" in loaded
     assert "litellm" not in loaded
+
+
+def test_run_a_local_model_writes_every_answer_and_a_rerun_takes_them_from_the_store(
+    run_cli: RunCli, tiny_model_dir: Path, cli_dir: Path
+) -> None:
+    (cli_dir / "prompts.jsonl").write_text('"hello"\n{"id": "b", "prompt": "world"}\n')
+    args = ("run", f"local:{tiny_model_dir}", "prompts.jsonl", "--out", "results.jsonl")
+    sets = ("--set", "max_tokens=4", "--set", "temperature=0", "--set", KV_CACHE)
+
+    result = run_cli(*args, *sets, timeout=300)
+
+    assert result.code == 0, result.stderr
+    assert "2 prompts in" in result.stderr
+    assert "2 calls made, 0 from the store, 0 failed" in result.stderr
+    written = (cli_dir / "results.jsonl").read_text(encoding="utf-8")
+    lines = [json.loads(line) for line in written.splitlines()]
+    assert [line["id"] for line in lines] == [0, "b"]
+    for line in lines:
+        assert line["error"] is None
+        assert line["finish_reason"] in ("length", "stop")
+        assert 1 <= line["usage"]["completion_tokens"] <= 4
+        assert line["cost"] is None  # a local model has no price
+
+    again = run_cli(*args, *sets, timeout=300)
+
+    assert again.code == 0, again.stderr
+    assert "0 calls made, 2 from the store, 0 failed" in again.stderr
+    assert (cli_dir / "results.jsonl").read_text(encoding="utf-8") == written

@@ -39,6 +39,18 @@ def test_prompt_prints_the_answer_then_a_footer_on_stderr(
     )
 
 
+def test_a_slow_first_call_says_what_it_is_loading_on_stderr(
+    run_cli: RunCli, loopback_alias: LoopbackAlias
+) -> None:
+    loopback_alias("cli-loading")
+    result = run_cli("prompt", "loopback", "hello")  # a new process: LiteLLM takes seconds
+    assert result.code == 0, result.stderr
+    assert result.notices == ("loading LiteLLM (the first call on a machine takes seconds)...",), (
+        result.stderr
+    )
+    assert result.stdout == "echo: hello\n"
+
+
 def test_prompt_streams_deltas_when_asked(
     invoke_cli: InvokeCli, loopback_alias: LoopbackAlias, openai_server: FakeOpenAIServer
 ) -> None:

@@ -6,8 +6,10 @@ uses its own model id, so the server's request counts are the test's own.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import signal
 import sqlite3
 import time
@@ -257,7 +259,10 @@ def test_ctrl_c_stops_with_130_keeps_what_finished_and_the_rerun_completes(
     assert "Traceback" not in stderr
     assert "Warning" not in stderr
     assert "cancelled" in stderr
-    assert f"of {count} prompts in" in stderr
+    answered = re.search(rf"(\d+) of {count} prompts answered in", stderr)
+    assert answered is not None, stderr
+    with model_registry.ResultStore(cli_dir / "results.jsonl.sqlite") as store:
+        assert int(answered.group(1)) == store.summary().results  # counted from the store
     assert "run the same command again" in stderr
     assert not (cli_dir / "results.jsonl").exists()
     at_interrupt = requests(openai_server, model)
@@ -307,6 +312,29 @@ def test_malformed_lines_are_named_by_file_and_line_before_any_call(
         ('{"prompt": NaN}', "not valid JSON (NaN is not JSON)"),
         ('"\\ud800"', "holds a lone surrogate escape"),
         ('{"prompt": "a"', "not valid JSON"),
+        ('{"prompt": "unterminated', "not valid JSON (Unterminated string starting at column 12)"),
+        ('{"id": ' + "9" * 5000 + ', "prompt": "a"}', "a number with 5000 digits is too long"),
+        (
+            '{"messages": [{"role": "user", "content": ' + "[" * 3000 + "]" * 3000 + "}]}",
+            "nested too deeply",
+        ),
+        (
+            '{"messages": [{"role": "user", "content": ' + "[" * 40 + "]" * 40 + "}]}",
+            "nested too deeply (more than 32 levels)",
+        ),
+        (
+            '{"messages": [{"role": "user", "content": 5}]}',
+            '"messages" item 0: "content" must be a string or a list of parts',
+        ),
+        (
+            '{"messages": [{"role": "user", "content": 1e999}]}',
+            "the number 1e999 is out of range (no finite number)",
+        ),
+        (
+            '{"messages": [{"role": "user", "content": ["a"]}]}',
+            '"messages" item 0: "content" as a list holds parts, each an object',
+        ),
+        ('{"id": -1e400, "prompt": "a"}', "the number -1e400 is out of range"),
     ],
 )
 def test_each_kind_of_malformed_line_says_what_is_wrong(
@@ -436,3 +464,96 @@ def test_the_output_file_is_replaced_whole_never_written_in_place(
     assert os.stat(out).st_ino != old_inode  # a new file renamed over the old one
     assert_every_prompt_once_in_order(out, 5)
     assert [p.name for p in cli_dir.iterdir() if p.name.endswith(".tmp")] == []
+
+
+# --- what a run says while it works and when it cannot finish -----------------------------
+
+PROGRESS_LINE = re.compile(
+    r"progress: \d+ of 40 done, \d+ failed  cost \S+  \d+\.\d/s  ETA \d+(s|m\d\ds)  "
+    r"elapsed \S+"
+)
+
+
+def test_without_a_terminal_a_progress_line_comes_every_few_seconds(
+    run_cli: RunCli, loopback_alias: LoopbackAlias, openai_server: FakeOpenAIServer, cli_dir: Path
+) -> None:
+    model = loopback_alias("cli-run-progress")
+    openai_server.configure(model, delay=0.25)  # 40 calls one at a time: 10 s
+    numbered_prompts(cli_dir, 40)
+    result = run_cli(*RUN, "--concurrency", "1", timeout=300)
+    assert result.code == 0, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("progress: ")]
+    assert any(PROGRESS_LINE.fullmatch(line) for line in lines), result.stderr
+
+
+def test_on_a_terminal_the_progress_bar_shows_an_eta(
+    spawn_cli: SpawnCli,
+    loopback_alias: LoopbackAlias,
+    openai_server: FakeOpenAIServer,
+    cli_dir: Path,
+) -> None:
+    model = loopback_alias("cli-run-eta")
+    openai_server.configure(model, delay=0.25)
+    numbered_prompts(cli_dir, 40)
+    controller, terminal = os.openpty()
+    process = spawn_cli(*RUN, "--concurrency", "1", stderr=terminal)
+    os.close(terminal)
+    seen = b""
+    with contextlib.suppress(OSError):  # EIO once the process has closed the terminal
+        while chunk := os.read(controller, 65536):
+            seen += chunk
+    os.close(controller)
+    assert process.wait(timeout=300) == 0, seen.decode(errors="replace")
+    assert re.search(rb"ETA \d+(s|m\d\ds)", seen), seen.decode(errors="replace")
+
+
+def test_a_run_whose_calls_all_failed_paid_nothing_for_them(
+    invoke_cli: InvokeCli, loopback_alias: LoopbackAlias, cli_dir: Path
+) -> None:
+    loopback_alias("gpt-4o-mini")  # priced: the stored answer has a cost
+    write_prompts(cli_dir, [json.dumps("cli-run-unpaid fine")])
+    assert invoke_cli(*RUN).code == 0
+    write_prompts(
+        cli_dir, [json.dumps("cli-run-unpaid fine"), json.dumps("cli-run-unpaid !status=400")]
+    )
+    result = invoke_cli(*RUN, "--set", "num_retries=0")
+    assert result.code == 1
+    assert "1 calls made, 1 from the store, 1 failed" in result.stderr
+    assert "(this run's calls: $0.000000)" in result.stderr
+
+
+def test_a_results_file_that_cannot_be_written_ends_with_a_summary_and_a_free_rerun(
+    run_cli: RunCli, loopback_alias: LoopbackAlias, openai_server: FakeOpenAIServer, cli_dir: Path
+) -> None:
+    model = loopback_alias("cli-run-out-full")
+    write_prompts(cli_dir, [{"id": "x" * 300_000, "prompt": "one"}])  # a long id: a big line
+
+    result = run_cli(*RUN, file_size_limit=200_000)  # a disk with room for the store only
+
+    assert result.code == 1, result.stderr
+    assert "1 prompts in" in result.stderr and "1 calls made" in result.stderr
+    assert "cannot write the results to results.jsonl: File too large" in result.stderr
+    assert "--results-db results.jsonl.sqlite" in result.stderr
+    assert no_traceback(result)
+    paid = requests(openai_server, model)
+    again = run_cli(*RUN[:3], "--out", "other.jsonl", "--results-db", "results.jsonl.sqlite")
+    assert again.code == 0, again.stderr
+    assert requests(openai_server, model) == paid  # written from the store, paid once
+    assert read_results(cli_dir / "other.jsonl")[0]["text"] == "echo: one"
+
+
+def test_a_store_that_cannot_be_written_ends_with_what_was_done_and_exit_1(
+    run_cli: RunCli, loopback_alias: LoopbackAlias, cli_dir: Path
+) -> None:
+    loopback_alias("cli-run-store-full")
+    write_prompts(cli_dir, [json.dumps(f"prompt {i} " + "y" * 300) for i in range(2000)])
+
+    result = run_cli(*RUN, file_size_limit=96_000, timeout=300)  # the disk fills up
+
+    assert result.code == 1, result.stderr
+    assert "stopped" in result.stderr.splitlines()
+    assert re.search(r"of 2000 prompts in [\d.]+ s: \d+ calls made", result.stderr), result.stderr
+    assert "Could not write to the result store" in result.stderr
+    assert "does not pay for them again" in result.stderr
+    assert no_traceback(result)
+    assert not (cli_dir / "results.jsonl").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import subprocess
 import sys
 from collections.abc import Callable
@@ -9,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-import model_registry
 from tests.cli.conftest import HEAVY_MODULES, InvokeCli, RunCli, heavy_modules
 from tests.fixtures.openai_server import FakeOpenAIServer
 
@@ -69,9 +69,26 @@ def test_python_dash_m_runs_the_same_cli(run_cli: RunCli, cli_dir: Path) -> None
     assert module.stdout == run_cli("list", "--json").stdout
 
 
-def test_version(invoke_cli: InvokeCli) -> None:
+def test_version_is_the_installed_package_metadata(invoke_cli: InvokeCli) -> None:
     result = invoke_cli("--version")
-    assert (result.code, result.stdout) == (0, f"model-registry {model_registry.__version__}\n")
+    installed = importlib.metadata.version("model-registry-llm")
+    assert (result.code, result.stdout) == (0, f"model-registry {installed}\n")
+
+
+@pytest.mark.parametrize("command", [("list",), ("resolve", "gpt-4o")])
+def test_debug_is_accepted_after_the_command_too(
+    invoke_cli: InvokeCli, command: tuple[str, ...]
+) -> None:
+    assert invoke_cli(*command, "--debug").code == 0
+    assert invoke_cli("--debug", *command).code == 0
+
+
+def test_debug_after_the_command_shows_the_traceback(invoke_cli: InvokeCli) -> None:
+    result = invoke_cli("resolve", "no-such-model", "--debug")
+    assert result.code == 1
+    assert "Traceback" in result.stderr
+    assert "UnknownModelError" in result.stderr
+    assert "Traceback" not in invoke_cli("resolve", "no-such-model").stderr
 
 
 def test_no_command_prints_help(invoke_cli: InvokeCli) -> None:
