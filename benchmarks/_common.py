@@ -1,8 +1,5 @@
-"""What every benchmark script shares: goals, the report, statistics, the lag probe, the
-loopback server's pieces and the windows a strict provider counts. Each script writes
-`<out>/<name>.json` (default `benchmarks/results/`, ignored by git) with its machine,
-args, figures and goals; `run_all.py` reads the goals to print, plot and `--check` them.
-"""
+"""What every benchmark shares: goals, the report (`<out>/<name>.json`, read back by
+`run_all.py`), statistics, the lag probe, the loopback server's pieces and rate windows."""
 
 from __future__ import annotations
 
@@ -41,8 +38,7 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Goal:
-    """One goal and what was measured against it: the figure, and its spread (low, high)
-    over the repeated measurements it comes from."""
+    """One goal, its figure and that figure's spread (low, high) over repeated runs."""
 
     name: str
     target: float
@@ -108,9 +104,8 @@ def spread(values: Sequence[float]) -> dict[str, float]:
 
 
 def paired_ratios(rounds: Sequence[float]) -> list[float]:
-    """Per-round ratios (roles of two workers swapped every round) combined two by two
-    (geometric mean), which cancels a constant bias of either worker (about 2% here). An
-    odd last round is left out."""
+    """Per-round ratios (roles swapped every round) combined two by two (geometric mean),
+    which cancels a constant bias of either worker; an odd last round is left out."""
     return [math.sqrt(a * b) for a, b in zip(rounds[0::2], rounds[1::2], strict=False)]
 
 
@@ -169,9 +164,7 @@ class Report:
     """Collects figures and goals; `save(out_dir)` writes the JSON and prints the goals."""
 
     def __init__(self, name: str, *, quick: bool, args: dict[str, Any]) -> None:
-        self.name = name
-        self.quick = quick
-        self.args = args
+        self.name, self.quick, self.args = name, quick, args
         self.figures: dict[str, Any] = {}
         self.goals: list[Goal] = []
         self._started = time.perf_counter()
@@ -198,19 +191,16 @@ class Report:
 
 def base_parser(description: str) -> argparse.ArgumentParser:
     """The options every script takes: --quick and --out DIR."""
-    parser = argparse.ArgumentParser(
-        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(description=description, formatter_class=formatter)
     parser.add_argument("--quick", action="store_true", help="a short run")
-    parser.add_argument(
-        "--out", type=Path, default=None, help="results folder (default: benchmarks/results/)"
-    )
+    parser.add_argument("--out", type=Path, help="results folder (default: benchmarks/results/)")
     return parser
 
 
 def fresh_env(**extra: str) -> dict[str, str]:
-    """A child's environment: default alias files, LiteLLM's bundled cost map, no colour, and
-    bytecode caches written (these machines set PYTHONDONTWRITEBYTECODE=1); then `extra`."""
+    """A child's environment: default alias files, LiteLLM's bundled cost map, no colour,
+    bytecode caches written; then `extra`."""
     dropped = ("MODEL_REGISTRY_ALIASES", "PYTHONDONTWRITEBYTECODE")
     env = {k: v for k, v in os.environ.items() if k not in dropped}
     return env | {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "NO_COLOR": "1"} | extra
@@ -219,9 +209,7 @@ def fresh_env(**extra: str) -> dict[str, str]:
 def python_json(code: str, *args: str) -> Any:
     """Run `code` in a fresh interpreter (`fresh_env()`); the JSON of its last stdout line."""
     argv = [sys.executable, "-c", code, *args]
-    out = subprocess.run(
-        argv, cwd=REPO, env=fresh_env(), capture_output=True, text=True, check=True
-    )
+    out = subprocess.run(argv, cwd=REPO, env=fresh_env(), capture_output=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -239,13 +227,8 @@ def pin_threads(pid: int | str, core: int) -> None:
 
 
 class LagProbe:
-    """A task that sleeps 1 ms at a time and records how late each wake-up is (loop lag).
-
-    Each wake-up records the wall-clock oversleep (what a caller feels) and the CPU
-    seconds this process spent while the probe slept (the work that held the loop,
-    without the time the OS gave other processes: comparable when two workers share a
-    core).
-    """
+    """Sleeps 1 ms at a time and records each wake-up's wall-clock oversleep (what a caller
+    feels) and the CPU seconds spent meanwhile (comparable when two workers share a core)."""
 
     def __init__(self, interval: float = 0.001) -> None:
         self.interval = interval
@@ -279,26 +262,20 @@ class LagProbe:
         }
 
 
-# --- the loopback server, and the windows a strict provider counts ---------------------
-
-
 def per_second_limit(rpm: float) -> int:
     """What a strict server admits in any 1 s: 1.5x rpm/60, rounded down, at least 1."""
     return max(1, math.floor(1.5 * rpm / 60))
 
 
 def window_counts(times: Sequence[float], seconds: float) -> list[tuple[float, int]]:
-    """Each arrival (sorted) with the arrivals in its trailing window `(t - seconds, t]`,
-    open at its start as the enforcing server counts them."""
+    """Each arrival (sorted) with the arrivals in its window `(t - seconds, t]`."""
     ts = sorted(times)
     return [(t, i + 1 - bisect.bisect_right(ts, t - seconds)) for i, t in enumerate(ts)]
 
 
 def rate_figures(starts: Sequence[float], rpm: float) -> dict[str, Any]:
-    """Arrival times against a strict server's bounds for `rpm`: the achieved rate
-    (arrivals after the first over the time from the first to the last), and per window
-    (1 s, 60 s) its bound, the most arrivals in any one, and the first 20 times (s after
-    the first arrival) a window went over: refused arrivals count, so this locates them."""
+    """Arrivals against a strict server's bounds for `rpm`: the achieved rate, and per window
+    (1 s, 60 s) its bound, the most arrivals in one, and the first 20 times it went over."""
     span = max(starts) - min(starts) if len(starts) > 1 else 0.0
     achieved = (len(starts) - 1) / span * 60 if span > 0 else float("nan")
     figures = {"achieved_rpm": round(achieved, 2), "achieved_over_rpm": round(achieved / rpm, 4)}
@@ -313,8 +290,7 @@ def rate_figures(starts: Sequence[float], rpm: float) -> dict[str, Any]:
 
 
 def server_kwargs(server: Any, key: str) -> dict[str, str]:
-    """A client of the loopback `server` with an API key of its own (the server accepts
-    any): its own provider limiter and cooldowns."""
+    """A client's options for `server`, with a key of its own: its own limiter and cooldowns."""
     return {"api_base": server.url, "api_key": f"sk-{key}"}
 
 

@@ -1,11 +1,5 @@
-"""Two client processes side by side: comparisons under load that survive a drifting machine.
-
-Paths A and B run at the same time in two workers pinned to one core, the loopback server
-on the other, roles swapped every round (benchmarks/README.md says why); throughput is the
-inverse of a batch's CPU seconds. Paths: "litellm" (`gather` over raw LiteLLM), "many"
-(`generate_many`), "many_store" (with a fresh `results_db`), "many_limits" (never-binding
-limits). Workers take JSON lines on stdin and answer on stdout.
-"""
+"""Two client processes side by side, pinned to one core, roles swapped every round
+(benchmarks/README.md, "Method"); workers take JSON lines on stdin and answer on stdout."""
 
 from __future__ import annotations
 
@@ -37,13 +31,12 @@ from _common import (
 HOSTED_ALIAS = "bench-hosted"
 HOSTED_PROMPT = "Write three distractors for: the capital of France"
 
-#: Limits declared high enough never to bind (issue 20's cost goal).
+#: Limits declared high enough never to bind: what declaring limits costs.
 NEVER_BINDING = {"rpm": 1e9, "tpm": 1e12, "concurrency": 100_000}
 LIMITED_ALIAS = "bench-hosted-limited"
-#: The orders the latency paths take turns in: each path comes first, and follows each
-#: other path, equally often (a Williams design). Plain rotation is not enough: LiteLLM
-#: finishes each call in a worker thread, which slows whichever call comes next.
-ORDERS = ((0, 1, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0), (0, 2, 1), (1, 0, 2))
+#: The orders the latency paths take turns in: each comes first, and follows the other,
+#: equally often (LiteLLM finishes each call in a thread, which slows the next call).
+ORDERS = ((0, 1), (1, 0))
 #: seconds between sending a command and the instant both workers start it
 START_DELAY_S = 0.15
 
@@ -69,11 +62,9 @@ class PairedWorkers:
     """Two worker processes with warm clients of every path; `compare()` drives both."""
 
     def __init__(self, server: Any) -> None:
-        self.server = server
-        self._tmp = tempfile.TemporaryDirectory()
+        self.server, self._tmp = server, tempfile.TemporaryDirectory()
         self.processes: list[subprocess.Popen[str]] = []
-        self._ready = False
-        self.pinning = ""
+        self._ready, self.pinning = False, ""
         try:
             self.processes = [self._spawn(index) for index in range(2)]
         except BaseException:
@@ -90,8 +81,7 @@ class PairedWorkers:
         )
 
     def ready(self) -> None:
-        """Wait until both workers have imported and warmed up (8-15 s here): spawn them
-        early and call this late, to overlap their start with other work."""
+        """Wait until both workers have imported and warmed up (8-15 s here)."""
         if self._ready:
             return
         for process in self.processes:
@@ -138,9 +128,8 @@ class PairedWorkers:
     def latency(self, n_per_path: int, concurrency: int) -> dict[str, dict[str, float]]:
         """One interleaved latency run on worker 0 (see `_Worker.latency`)."""
         self.ready()
-        self._send(
-            self.processes[0], {"op": "latency", "n": n_per_path, "concurrency": concurrency}
-        )
+        command = {"op": "latency", "n": n_per_path, "concurrency": concurrency}
+        self._send(self.processes[0], command)
         answer: dict[str, dict[str, float]] = self._read(self.processes[0])
         return answer
 
@@ -193,9 +182,8 @@ class PairedWorkers:
 
 
 async def _quiet(for_s: float = 0.02, tick_s: float = 0.002) -> None:
-    """Return once the loop has run nothing but this for `for_s`. LiteLLM finishes each
-    call's success logging in tasks after the call returned: without this wait, that
-    tail of a 256-call batch ran into the next round (which started up to 1.3 s late)."""
+    """Return once the loop has run nothing but this for `for_s`: LiteLLM's success logging
+    runs in tasks after each call, a tail that belongs to the batch."""
     quiet_since = give_up = time.perf_counter()
     give_up += 10.0
     while time.perf_counter() - quiet_since < for_s and time.perf_counter() < give_up:
@@ -215,16 +203,14 @@ class _Worker:
 
     async def start(self) -> None:
         import litellm
-        import openai
 
         from model_registry import get_client
 
         self.litellm = litellm
-        self.sdk = openai.AsyncOpenAI(base_url=self.base_url, api_key="-", max_retries=0)
         self.client = await get_client(HOSTED_ALIAS)
         self.limited = await get_client(LIMITED_ALIAS, limits=NEVER_BINDING)
         # warm-up: connection pools, LiteLLM's caches, our clients, sqlite
-        raw = [self.raw() for _ in range(16)] + [self.call_sdk() for _ in range(16)]
+        raw = [self.raw() for _ in range(16)]
         await asyncio.gather(*raw, self.client.generate_many([HOSTED_PROMPT] * 16))
         await self.run("many_store", 16, 16)
         await self.limited.generate(HOSTED_PROMPT)
@@ -237,9 +223,9 @@ class _Worker:
         )
 
     async def latency(self, command: dict[str, Any]) -> dict[str, dict[str, float]]:
-        """One run: the openai SDK, raw LiteLLM and our `generate` take turns call by call
-        (`ORDERS`), `concurrency` calls in flight in all; p50 and p99 of each in ms."""
-        calls = {"openai_sdk": self.call_sdk, "litellm": self.raw, "ours": self.call_ours}
+        """One run: raw LiteLLM and our `generate` take turns call by call (`ORDERS`),
+        `concurrency` calls in flight in all; p50 and p99 of each in ms."""
+        calls = {"litellm": self.raw, "ours": self.call_ours}
         names = list(calls)
         turns = iter([names[i] for r in range(command["n"]) for i in ORDERS[r % len(ORDERS)]])
         latencies: dict[str, list[float]] = {name: [] for name in names}
@@ -255,10 +241,6 @@ class _Worker:
             k: {"p50": percentile(v, 50) * 1e3, "p99": percentile(v, 99) * 1e3}
             for k, v in latencies.items()
         }
-
-    async def call_sdk(self) -> Any:
-        messages: Any = [{"role": "user", "content": HOSTED_PROMPT}]
-        return await self.sdk.chat.completions.create(model=self.model, messages=messages)
 
     async def call_ours(self) -> Any:
         return await self.client.generate(HOSTED_PROMPT)
@@ -315,7 +297,6 @@ async def _serve(base_url: str, model: str, tmp: str) -> None:
         gc.collect()
         print(json.dumps(await worker.batch(json.loads(line))), flush=True)
     await worker.client.aclose()
-    await worker.sdk.close()
     await worker.limited.aclose()
 
 

@@ -1,9 +1,6 @@
-"""A long batch against a server that ENFORCES a rate limit (the loopback server's
-`configure(model, rpm=...)`), through a client that declares the same limit; before it,
-the same batch without a declared limit for a while (the 429 storm the limiter
-prevents). Reported: the achieved rate, the most requests in any 1 s and 60 s window,
-429s and failed prompts. The full run takes about 17 minutes: `run_all.py` leaves it
-out (benchmarks/README.md, "a server that enforces its rate limit").
+"""A long batch against a server that enforces a rate limit, through a client declaring the
+same limit, after a while without one (the 429 storm). About 17 minutes: `run_all.py`
+leaves it out (benchmarks/README.md, "a server that enforces its rate limit").
 
     uv run python benchmarks/enforced_limits.py                      # 10,000 prompts, 600 rpm
     uv run python benchmarks/enforced_limits.py --prompts 40 --rpm 6000 --baseline-seconds 1
@@ -95,11 +92,8 @@ def main() -> None:
     args = parser.parse_args()
     n = args.prompts or (300 if args.quick else 10_000)
     seconds = args.baseline_seconds or (5.0 if args.quick else 30.0)
-    report = Report(
-        "enforced_limits",
-        quick=args.quick,
-        args={"prompts": n, "rpm": args.rpm, "baseline_seconds": seconds},
-    )
+    sizes = {"prompts": n, "rpm": args.rpm, "baseline_seconds": seconds}
+    report = Report("enforced_limits", quick=args.quick, args=sizes)
     report.figures = asyncio.run(measure(n, args.rpm, seconds))
     report.save(args.out, goals(report.figures["limited"]))
 

@@ -1,7 +1,5 @@
-"""Local throughput: our `generate_many` against vLLM's own offline `LLM.generate` on the
-same prompts and output length, in palindrome blocks (A A B B B B A A: a linear drift
-cancels), all runs of each side pooled: >= 0.95 on CPU with the tiny model (0.97 with
-`--model PATH` on a GPU). Also the loop lag while our engine starts and streams: p99 < 100 ms.
+"""Local throughput: our `generate_many` against vLLM's offline `LLM.generate`, same prompts
+and output length, in palindrome blocks; and the loop lag while our engine starts and streams.
 
     uv run python benchmarks/local_throughput.py --quick
 """
@@ -22,23 +20,17 @@ from typing import Any
 from _common import REPO, Goal, LagProbe, Report, base_parser, goal_of, pin_threads, rotated
 
 PROMPT = "Write three distractors for question {i}: what is the capital of France?"
-#: vLLM's idle model worker polls its queue in a busy loop for 1 s after its last message
-#: (`busy_loop_s` in shm_broadcast.py), on the core both engines' workers share: a run
-#: right after the OTHER engine's run lost 10-35%. So a switch of engine waits this long.
+#: A switch of engine waits this long: vLLM's idle worker busy-polls its queue for 1 s
+#: (`busy_loop_s` in shm_broadcast.py) on the core both engines' workers share.
 SETTLE_S = 1.1
 SIDES = ("offline", "ours")
 #: The tiny model on CPU: a small KV cache (vLLM's default memory fraction fails there)
 #: and no torch.compile (a shorter start).
-TINY_ENGINE_ARGS = {
-    "kv_cache_memory_bytes": 64 * 2**20,
-    "max_model_len": 512,
-    "enforce_eager": True,
-}
+TINY_ENGINE_ARGS = dict(kv_cache_memory_bytes=64 * 2**20, max_model_len=512, enforce_eager=True)
 
 
 def tiny_model_dir() -> Path:
-    """`model_registry.testing`'s tiny random Llama, built once in a subprocess (torch
-    and transformers stay out of this process until vLLM brings them)."""
+    """The tiny random Llama, built once in a subprocess (keeps torch out of this process)."""
     target = Path(tempfile.gettempdir()) / "model-registry-bench" / "tiny-model"
     if not (target / "config.json").is_file() or not (target / "tokenizer.json").is_file():
         command = [sys.executable, "-m", "tests.fixtures.tiny_model", str(target)]
@@ -47,18 +39,15 @@ def tiny_model_dir() -> Path:
 
 
 def palindrome(sides: list[str], block: int, runs_per_visit: int = 1) -> list[str]:
-    """The order of one block: the sides, then the same sides backwards (first side
-    rotated every block), each visit `runs_per_visit` runs in a row: a drift of the
-    machine's speed that is linear over the block cancels in any two sides' ratio."""
+    """One block's order: the sides, then backwards (first side rotated every block), each
+    visit `runs_per_visit` runs: a linear drift cancels in any two sides' ratio."""
     half = rotated(sides, block)
     return [side for side in half + half[::-1] for _ in range(runs_per_visit)]
 
 
 def place_on_reserved_core() -> str:
-    """On CPU, vLLM pins its model worker to all cores but one and leaves the last for the
-    frontends (`reserved_cpus` in its log). Left to the OS, this process (both frontends)
-    sometimes shared the worker's core and the async sides lost 5-15%. Called once both
-    engines run (earlier, the engines would inherit it)."""
+    """Pin this process (both frontends) to the core vLLM's CPU worker leaves free; called
+    once both engines run (earlier, the engines would inherit it)."""
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     if len(cores) < 2:
         return "not pinned (one core)"
@@ -109,8 +98,7 @@ class Sides:
 
 
 async def start_engines(model: str, engine_args: dict[str, Any]) -> tuple[Any, Any, dict[str, Any]]:
-    """vLLM's offline engine starts in a thread beside ours (the two starts overlap); the
-    loop lag of our start is probed meanwhile."""
+    """vLLM's offline engine starts in a thread beside ours; our start's loop lag is probed."""
     from vllm import LLM
 
     from model_registry import get_client
@@ -177,16 +165,10 @@ async def run(args: Any, report: Report) -> None:
 
     ours, ours_blocks = pooled("ours", "offline")
     lags = [lag_start["p99_ms"], lag_stream["p99_ms"]]
-    report.figures = {
-        "model": model,
-        "prompts": args.prompts,
-        "max_tokens": args.max_tokens,
-        "placement": placement,
-        "seconds_per_block": block_s,
-        "loop_lag_ms": {"during_start": lag_start, "during_stream": lag_stream},
-    }
-    for lag in report.figures["loop_lag_ms"].values():
+    for lag in (lag_start, lag_stream):
         del lag["cpu_lags_ms"]
+    report.figures = {"model": model, "placement": placement, "seconds_per_block": block_s}
+    report.figures["loop_lag_ms"] = {"during_start": lag_start, "during_stream": lag_stream}
     name = "loop lag: p99 while a local engine starts and streams"
     report.goals.append(Goal(name, 100.0, "<", max(lags), "ms", low=min(lags), high=max(lags)))
     name = "local: generate_many / offline LLM.generate, output tokens/s"

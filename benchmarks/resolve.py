@@ -1,15 +1,6 @@
-"""What name resolution, alias loading and the typo guard cost.
-
-- `resolve()` warm, per call, for every rule (alias, `provider:model`, shortcut, LiteLLM
-  route, heuristic, local path, a typo the guard warns about): at most 10 µs.
-- Loading a generated 10,000-alias file through `load_registry` against `tomllib.loads`
-  of the same text, alternating: at most 1.5x (parsing dominates, so the ratio is the
-  fair figure on these machines); the median of the per-pair ratios.
-- The typo guard's first check loads LiteLLM's model list: in a fresh process, the first
-  `resolve("claude-sonet")` minus a warm one, at most 50 ms (median over processes).
-- An unknown name among 100,000 aliases is refused, did-you-mean included, in at most
-  100 ms: the first in a fresh registry (which builds the search's index); beside it, a
-  later one and difflib's scan of every alias.
+"""What name resolution, alias loading and the typo guard cost: a warm `resolve()` per rule,
+a 10,000-alias file against `tomllib.loads`, the typo guard's first check in a fresh
+process, and an unknown name among 100,000 aliases refused (benchmarks/README.md).
 
     uv run python benchmarks/resolve.py --quick
 """
@@ -26,6 +17,8 @@ from pathlib import Path
 import msgspec
 from _common import Report, base_parser, goal_of, median, python_json, rotated
 
+TYPO_GOAL = "typo guard: first check (loads LiteLLM's model list), fresh process"
+UNKNOWN_GOAL = "resolve: unknown name among 100,000 aliases refused, fresh registry"
 RULES = {
     "alias": "bench-alias-0",
     "provider:model": "openai:gpt-4.1",
@@ -37,8 +30,7 @@ RULES = {
     "typo (warned)": "claude-sonet",
 }
 
-# In a fresh process: the registry loaded first (no model list needed for a `local:`
-# name), then the first check of a typo, which loads LiteLLM's model list.
+# In a fresh process: the registry loaded first, then a typo's check (loads the model list).
 _FIRST_CHECK = """
 import json, time
 from model_registry import resolve
@@ -108,11 +100,6 @@ def warm_resolve_us(number: int) -> dict[str, list[float]]:
     return per_call
 
 
-def first_check_ms(processes: int) -> list[dict[str, float]]:
-    """The typo guard's first check in `processes` fresh processes."""
-    return [python_json(_FIRST_CHECK) for _ in range(processes)]
-
-
 def unknown_name_ms(repeat: int, count: int = 100_000) -> dict[str, list[float]]:
     """ms to refuse a typo'd name among `count` aliases, in a fresh registry and again."""
     import difflib
@@ -147,7 +134,7 @@ def main() -> None:
     args = parser.parse_args()
     repeat = 4 if args.quick else 7
     report = Report("resolve", quick=args.quick, args={"aliases": args.aliases, "repeat": repeat})
-    first = first_check_ms(repeat)
+    first = [python_json(_FIRST_CHECK) for _ in range(repeat)]  # the typo guard's first check
     unknown = unknown_name_ms(repeat)
     for key, values in unknown.items():
         print(f"unknown name among 100,000 aliases, {key:13s} {median(values):8.1f} ms")
@@ -160,28 +147,19 @@ def main() -> None:
         ratios = load_ratios(path, repeat)
         per_call = warm_resolve_us(2_000 if args.quick else 20_000)
         os.chdir(cwd)
-    report.figures = {
-        "load_over_tomllib": ratios,
-        "resolve_warm_us": per_call,
-        "first": first,
-        "unknown_ms": unknown,
-    }
+    report.figures = {"load_over_tomllib": ratios, "resolve_warm_us": per_call, "first": first}
+    report.figures["unknown_ms"] = unknown
     for rule, values in per_call.items():
         print(f"resolve() warm, {rule:16s} {median(values):6.2f} µs")
     slowest = max(per_call, key=lambda rule: median(per_call[rule]))
-    name = "resolve: resolve() warm per call, slowest rule"
-    report.goals.append(goal_of(name, 10.0, "<=", per_call[slowest], "us", detail=slowest))
-    name = f"resolve: load {args.aliases:,}-alias file / tomllib.loads"
-    report.goals.append(goal_of(name, 1.5, "<=", ratios, "x"))
-    name = "typo guard: first check (loads LiteLLM's model list), fresh process"
     added = [run["first_ms"] - run["warm_ms"] for run in first]
-    detail = "first resolve('claude-sonet') minus a warm one"
-    report.goals.append(goal_of(name, 50.0, "<=", added, "ms", detail=detail))
-    name = "resolve: unknown name among 100,000 aliases refused, fresh registry"
-    report.goals.append(
-        goal_of(name, 100.0, "<=", unknown["first"], "ms", detail="did-you-mean included")
-    )
-    report.save(args.out)
+    goals = [  # name, target (at most), values, unit, detail
+        ("resolve: resolve() warm per call, slowest rule", 10.0, per_call[slowest], "us", slowest),
+        (f"resolve: load {args.aliases:,}-alias file / tomllib.loads", 1.5, ratios, "x", ""),
+        (TYPO_GOAL, 50.0, added, "ms", "first resolve('claude-sonet') minus a warm one"),
+        (UNKNOWN_GOAL, 100.0, unknown["first"], "ms", "did-you-mean included"),
+    ]
+    report.save(args.out, [goal_of(n, t, "<=", v, u, detail=d) for n, t, v, u, d in goals])
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from _common import (
     BENCH_DIR,
@@ -51,8 +50,8 @@ def run_script(name: str, quick: bool, out: Path, timeout: float) -> tuple[list[
 
 
 def plot(goals: Sequence[Goal], path: Path, title: str) -> str:
-    """Each goal's figure and spread over its target (1 = on target), lower-is-better and
-    higher-is-better goals in two panels, values labelled; a note when it cannot."""
+    """Each goal's figure and spread over its target (1 = on target), values labelled: a
+    marker per goal, a bar over its spread; a note when it cannot plot."""
     try:
         import matplotlib
 
@@ -61,28 +60,10 @@ def plot(goals: Sequence[Goal], path: Path, title: str) -> str:
     except ImportError:
         return "plot skipped: matplotlib is not installed"
     shown = [g for g in goals if g.measured is not None and g.target > 0]
-    panels = []
-    for lower, label in ((True, "lower is better"), (False, "higher is better")):
-        group = [g for g in shown if (g.compare != ">=") is lower]
-        side = "left" if lower else "right"
-        if group:
-            panels.append((f"{label}: measured / target (pass: {side} of 1)", group))
-    if not panels:
+    if not shown:
         return "plot skipped: no goal to plot"
-    heights = [0.45 * len(group) + 1.0 for _, group in panels]
-    fig, axes = plt.subplots(len(panels), 1, figsize=(12, sum(heights)), height_ratios=heights)
-    for ax, (label, group) in zip([axes] if len(panels) == 1 else axes, panels, strict=True):
-        _panel(ax, label, group)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return f"plot: {path}"
-
-
-def _panel(ax: Any, label: str, goals: Sequence[Goal]) -> None:
-    """One panel: a marker per goal at measured/target, a bar over its spread, a label."""
-    for y, g in enumerate(goals):
+    fig, ax = plt.subplots(figsize=(12, 0.45 * len(shown) + 1.5))
+    for y, g in enumerate(shown):
         x = g.measured / g.target  # type: ignore[operator]
         low = (g.low if g.low is not None else g.measured) / g.target  # type: ignore[operator]
         high = (g.high if g.high is not None else g.measured) / g.target  # type: ignore[operator]
@@ -92,12 +73,17 @@ def _panel(ax: Any, label: str, goals: Sequence[Goal]) -> None:
         text = f"{format_value(g.measured, g.unit)} (target {g.compare} {format_value(g.target, g.unit)})"
         ax.annotate(text, (max(x, high), y), xytext=(6, 0), textcoords="offset points", **LABEL)
     ax.axvline(1.0, color="black", linestyle="--", linewidth=1)
-    ax.set_yticks(range(len(goals)), [g.name for g in goals], fontsize=8)
-    ax.set_ylim(len(goals) - 0.5, -0.5)
+    ax.set_yticks(range(len(shown)), [g.name for g in shown], fontsize=8)
+    ax.set_ylim(len(shown) - 0.5, -0.5)
     left, right = ax.get_xlim()  # linear: a difference goal's figure can be negative
     left, right = min(left, 0.9), max(right, 1.1)
     ax.set_xlim(left, right + 0.6 * (right - left))  # room for the labels
-    ax.set_title(label, fontsize=9)
+    ax.set_title("measured / target (each label says which side passes)", fontsize=9)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return f"plot: {path}"
 
 
 def summarise(goals: Sequence[Goal], check: bool) -> int:

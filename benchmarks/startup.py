@@ -1,8 +1,5 @@
-"""How fast the library and its CLI start, and their peak memory, against `python -c
-"import litellm"`, side by side in one run: each command in a fresh subprocess, repeated
-in rotated order; the figures are the median wall time over `import litellm`'s and the
-median peak resident memory (`ru_maxrss`, the interpreter's ~10 MiB included). A probe
-run of each command checks what it loaded (benchmarks/README.md, "Start-up").
+"""How fast the library and its CLI start, and their peak memory, beside `import litellm`
+in one run, each command in a fresh subprocess (benchmarks/README.md, "Start-up").
 
     uv run python benchmarks/startup.py --quick
 """
@@ -49,8 +46,7 @@ TARGETS: dict[str, tuple[float, float | None]] = {
     "model-registry list": (0.06, None),
     "model-registry --help": (0.25, None),
 }
-# Runs a command as `command()` does, then writes the top-level modules it loaded (and
-# "litellm model list" when LiteLLM's model list file was opened) to stderr.
+# Runs a command as `command()` does, then prints the top-level modules it loaded.
 _PROBE = """
 import json, sys
 kind, arg = sys.argv[1:]

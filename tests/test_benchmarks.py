@@ -96,7 +96,7 @@ def test_percentile_interpolates() -> None:
 
 
 def test_latency_paths_come_first_and_follow_each_other_equally_often() -> None:
-    n = 3
+    n = len(ORDERS[0])
     assert all(sorted(order) == list(range(n)) for order in ORDERS)
     firsts = [order[0] for order in ORDERS]
     follows = [(o[i], o[i + 1]) for o in ORDERS for i in range(n - 1)]
@@ -202,7 +202,7 @@ def test_results_go_to_a_folder_git_ignores() -> None:
         assert ignored.returncode == 0, f"{path} would be tracked by git"
 
 
-def test_the_plot_shows_lower_and_higher_is_better_goals_apart(tmp_path: Path) -> None:
+def test_the_plot_shows_each_goal_against_its_target(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     goals = [
         goal_of("lag", 1.2, "<=", [0.8, 1.1, 0.9], "x"),
@@ -265,10 +265,6 @@ def test_startup_measures_the_import_goals_and_sees_what_a_command_loads(
 MAX_BENCHMARK_LINES = 1_500
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="about 1,620 lines: under 1,500 needs a goal or a script dropped (the lead decides)",
-)
 def test_the_benchmarks_stay_under_their_line_budget() -> None:
     lines = {
         p.name: len(p.read_text(encoding="utf-8").splitlines()) for p in BENCH_DIR.glob("*.py")
