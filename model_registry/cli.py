@@ -38,9 +38,6 @@ from model_registry._cli.views import show_list, show_resolution, show_validatio
 
 __all__ = ["app", "main", "parse_sets"]
 
-#: The name the package is installed under (its metadata holds the version).
-_DISTRIBUTION = "model-registry-llm"
-
 app = typer.Typer(
     name="model-registry",
     help="Turn model names into clients: list the names, see how one resolves, "
@@ -58,14 +55,8 @@ def _show_version(value: bool) -> None:
 
 
 def _installed_version() -> str:
-    """The version in the installed package's metadata (a checkout that is not installed:
-    the package's own `__version__`)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(_DISTRIBUTION)
-    except PackageNotFoundError:
-        return model_registry.__version__
+    """The version in the installed package's metadata (read once, by the package)."""
+    return str(model_registry.__version__)
 
 
 @app.callback(invoke_without_command=True)
