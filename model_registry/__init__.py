@@ -45,7 +45,7 @@ from model_registry.errors import (
     UnknownModelError,
 )
 from model_registry.providers import register_provider, unregister_provider
-from model_registry.resolve import load_registry, resolve, validate_files
+from model_registry.resolve import alias_warnings, load_registry, resolve, validate_files
 from model_registry.store import ResultStore, StoreSummary
 from model_registry.types import (
     Generation,
@@ -126,6 +126,7 @@ __all__ = [
     "UnknownModelError",
     "Usage",
     "__version__",
+    "alias_warnings",
     "fallback_chain",
     "get_client",
     "limits_in_force",

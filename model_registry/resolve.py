@@ -52,7 +52,7 @@ from model_registry.errors import UnknownModelError
 from model_registry.providers import litellm_provider_spec
 from model_registry.types import ProviderSpec, Resolution
 
-__all__ = ["Resolution", "resolve"]
+__all__ = ["Resolution", "alias_warnings", "load_registry", "resolve", "validate_files"]
 
 #: Set to 1 to make `strict=True` the default of `resolve()` (and of `get_client()`).
 STRICT_ENV_VAR = "MODEL_REGISTRY_STRICT"

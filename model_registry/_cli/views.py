@@ -57,6 +57,11 @@ def show_list(*, provider: str | None, full: bool, as_json: bool) -> None:
     else:
         lines += _provider_rows(providers, width)
     echo_lines(lines)
+    if full:  # the default list stays fast: this reads LiteLLM's model list (~0.2 s)
+        listed = [f"alias {a.name!r}" for a in aliases]
+        for warning in model_registry.alias_warnings():
+            if any(name in warning for name in listed):
+                warn(warning)
 
 
 def _alias_limits(alias: model_registry.Alias) -> dict[str, dict[str, float]]:
@@ -191,6 +196,8 @@ def show_validation(paths: list[Path]) -> None:
         typer.echo(f"\n{len(problems)} {noun} found", err=True)
         raise typer.Exit(1)
     registry = model_registry.load_registry(*paths)
+    for warning in model_registry.alias_warnings(registry):
+        warn(warning)
     n, k = len(registry.aliases), len(registry.files)
     typer.echo(
         f"ok: {n} alias{'' if n == 1 else 'es'} in {k} file{'' if k == 1 else 's'} "

@@ -216,3 +216,15 @@ def test_validate_checks_a_file_on_top_of_the_packaged_aliases(
     assert result.stdout.startswith("ok: 11 aliases in 2 files (")
     assert result.stdout.rstrip().endswith(f"model_aliases.toml, {path})")
     assert validate_files(path) == []
+
+
+def test_validate_and_list_full_warn_about_an_alias_whose_id_litellm_does_not_list(
+    run_cli: RunCli, alias_file: Callable[..., Path]
+) -> None:
+    alias_file('[aliases."old-haiku"]\nprovider = "anthropic"\nmodel_id = "claude-3-5-haik"\n')
+    checked = run_cli("validate")
+    assert checked.code == 0, checked.stderr  # a warning, never a failure
+    assert "warning: alias 'old-haiku': 'anthropic:claude-3-5-haik' is not in" in checked.stderr
+    full = run_cli("list", "--full")
+    assert full.code == 0 and "warning: alias 'old-haiku'" in full.stderr
+    assert "old-haiku" not in run_cli("list").stderr  # the default list reads no model list
