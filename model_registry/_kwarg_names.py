@@ -81,8 +81,11 @@ def kwarg_warnings(kwargs: Mapping[str, Any], strict: bool, where: str = "") -> 
     alias's defaults); under `strict` the first one raises InvalidParameterError."""
     found = tuple(w for key in kwargs if (w := kwarg_typo_warning(key, where)) is not None)
     if found and strict:
+        key = next(key for key in kwargs if near_kwarg(key) is not None)
+        at = f" ({where})" if where else ""
         raise InvalidParameterError(
-            f"{found[0]} (strict mode refuses a kwarg that looks misspelt: correct it, pass "
-            "it in extra_body, or strict=False)"
+            f"kwarg {key!r}{at} is not a known parameter; did you mean {near_kwarg(key)!r}? "
+            "Strict mode refuses a kwarg that looks misspelt: correct it, put a provider's "
+            "own parameter of that name in extra_body, or pass strict=False"
         )
     return found

@@ -60,8 +60,9 @@ def test_both_typos_of_the_issue_warn_and_strict_refuses_the_call() -> None:
     with pytest.raises(InvalidParameterError) as caught:
         resolve("openai:gpt-4.1", strict=True, max_tokns=5)
     assert str(caught.value) == (
-        _warning("max_tokns", "max_tokens") + " (strict mode refuses a kwarg that looks "
-        "misspelt: correct it, pass it in extra_body, or strict=False)"
+        "kwarg 'max_tokns' is not a known parameter; did you mean 'max_tokens'? Strict mode "
+        "refuses a kwarg that looks misspelt: correct it, put a provider's own parameter of "
+        "that name in extra_body, or pass strict=False"
     )
 
 
