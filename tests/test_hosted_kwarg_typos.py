@@ -115,7 +115,7 @@ def test_a_misspelt_alias_default_warns_naming_the_alias_and_its_file(
     expected = _warning("temprature", "temperature", where)
     assert resolve("fast").warnings == (expected,)
     assert alias_warnings() == [expected]
-    with pytest.raises(InvalidParameterError, match="strict mode refuses"):
+    with pytest.raises(InvalidParameterError, match="Strict mode refuses"):
         resolve("fast", strict=True)
 
 
