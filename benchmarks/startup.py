@@ -6,11 +6,9 @@ in one run, each command in a fresh subprocess (benchmarks/README.md, "Start-up"
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from _common import (
     REPO,
@@ -70,28 +68,29 @@ sys.exit(code)
 """
 
 
+# The child's own peak (VmHWM of its memory after exec; ru_maxrss from wait4 would report the
+# forked parent's peak), printed last on stderr; the CLI runs as its console script does.
+_PEAK = "import atexit, sys\natexit.register(lambda: sys.stderr.write('\\nVmHWM ' + next(line.split()[1] for line in open('/proc/self/status') if line.startswith('VmHWM'))))\n"
+_CLI = (
+    "sys.argv = ['model-registry', {arg!r}]\nfrom model_registry_cli import main\nsys.exit(main())"
+)
+
+
 def command(name: str) -> list[str]:
-    """The command line a user runs for `name`."""
+    """The command line for `name`, reporting its peak memory."""
     kind, arg = COMMANDS[name]
-    cli = Path(sys.executable).parent / "model-registry"
-    cli_cmd = [str(cli)] if cli.exists() else [sys.executable, "-m", "model_registry"]
-    return [sys.executable, "-c", arg] if kind == "python" else [*cli_cmd, arg]
+    return [sys.executable, "-c", _PEAK + (arg if kind == "python" else _CLI.format(arg=arg))]
 
 
 def run(argv: list[str]) -> tuple[float, float, str]:
-    """Wall seconds of `argv`, its peak resident MiB and its stderr; raises when it fails."""
+    """Wall seconds of `argv`, its own peak resident MiB and its stderr; raises when it fails."""
     started = time.perf_counter()
-    process = subprocess.Popen(
-        argv, cwd=REPO, env=fresh_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    stderr = process.stderr.read().decode()  # type: ignore[union-attr]
-    _, status, usage = os.wait4(process.pid, 0)  # the child's own resource usage
+    done = subprocess.run(argv, cwd=REPO, env=fresh_env(), capture_output=True, text=True)
     elapsed = time.perf_counter() - started
-    process.stderr.close()  # type: ignore[union-attr]
-    process.returncode = code = os.waitstatus_to_exitcode(status)
-    if code != 0:
-        raise RuntimeError(f"{argv} exited {code}: {stderr[-2000:]}")
-    return elapsed, usage.ru_maxrss / 1024, stderr  # ru_maxrss: KiB on Linux
+    if done.returncode != 0:
+        raise RuntimeError(f"{argv} exited {done.returncode}: {done.stderr[-2000:]}")
+    stderr, _, peak_kib = done.stderr.rpartition("\nVmHWM ")
+    return elapsed, int(peak_kib) / 1024, stderr
 
 
 def loaded_modules(name: str) -> set[str]:
