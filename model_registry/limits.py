@@ -19,6 +19,8 @@ Below 2 rpm (B = 1) the rate is 0.99 rpm/120 a second (a minute still holds one)
 Tokens likewise with `tpm`: a request is charged `estimate_tokens(...)` before it starts
 and corrected by `report_usage` (unused tokens are credit for the next request, extra ones
 a debt); a charge larger than the bucket is taken in bucket-sized parts.
+Where an adapter hooks the HTTP send, `take_send` spaces the sends too (a second requests
+bucket; tokens are taken at admission only): a lagging loop can bunch admitted calls.
 `concurrency` slots are taken first, in one process-wide order (no deadlock between calls
 that share limiters). `Limiter.cool_down(seconds)` (a 429/503 with Retry-After) pauses
 every acquire on that limiter; an acquire given a deadline that a cooldown outlasts raises
@@ -68,6 +70,7 @@ __all__ = [
     "provider_key",
     "spread",
     "take_request",
+    "take_send",
     "validate_limits",
 ]
 
@@ -364,6 +367,14 @@ async def _take_rates(limiters: Sequence[Limiter], estimate: float, deadline: fl
             return
         for limiter in charged:
             limiter._give_back_tokens(estimate)
+
+
+async def take_send(limiters: Sequence[Limiter]) -> None:
+    """At the send (an HTTP hook): take the request from each limiter's sends bucket."""
+    for limiter in reversed(limiters):
+        sends = limiter._state().sends
+        if sends is not None:
+            await sends.acquire(1.0)
 
 
 def estimate_tokens(prompt: str | Sequence[Mapping[str, Any]], max_tokens: int | None) -> int:

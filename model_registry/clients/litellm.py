@@ -5,7 +5,8 @@ LiteLLM is imported on the first start of a client (off the event loop), never b
 and ours are raised without the original chained (its text may hold a key).
 LiteLLM keeps one process-wide pool of HTTP clients; the last hosted client to close
 closes that pool, and so does the end of each event loop that used it, so file
-descriptors go back to where they were.
+descriptors go back to where they were. Its openai SDK routes send through our httpx
+client (`litellm.aclient_session`, unless one is set), whose hook paces the sends.
 
 `timeout` (seconds) bounds a whole call: the waits for its limits (see `_policy`), every
 retry, and for a stream every piece up to the final `Generation`; past it the call raises
@@ -45,6 +46,11 @@ from model_registry.clients._litellm_response import (
     StreamState,
     body_if_not_event_stream,
     whole_answer,
+)
+from model_registry.clients._policy.paced_http import (
+    close_this_loop,
+    is_paced_session,
+    paced_session,
 )
 from model_registry.clients._policy.retries import is_loopback, retries_in
 from model_registry.clients.base import BaseClient
@@ -179,6 +185,10 @@ class LiteLLMClient(BaseClient):
         messages = to_messages(prompt)
         if asyncio.get_running_loop() not in _loop_watchers:
             await _watch_this_loop()
+        litellm = _litellm()
+        if litellm.aclient_session is None or is_paced_session(litellm.aclient_session):
+            # the openai SDK routes send through it: their sends are paced (`_policy`)
+            litellm.aclient_session = paced_session()  # type: ignore[attr-defined]
         if deadline is None:
             deadline = self._deadline(timeout)
         return _Call(params, messages, asked, (deadline, timeout), retries)
@@ -342,6 +352,7 @@ async def close_litellm_pool() -> None:
     with anyio.CancelScope(shield=True):
         await _litellm_module.close_litellm_async_clients()
         _litellm_module.in_memory_llm_clients_cache.flush_cache()
+        await close_this_loop()  # the paced session's connections (LiteLLM may close it)
         # LiteLLM logs each call from a background task on the caller's loop; stop it too,
         # so nothing of ours or LiteLLM's keeps running once the last client is closed.
         # It restarts by itself on the next call.
