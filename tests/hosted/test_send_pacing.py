@@ -19,6 +19,7 @@ import anyio
 import pytest
 
 from model_registry import get_client
+from model_registry.clients._policy.paced_http import paced_session
 from tests.fixtures.openai_server import FakeOpenAIServer
 from tests.hosted.conftest import SERVER_KEY
 from tests.hosted.test_enforced_rpm import most_in_any_window
@@ -90,3 +91,32 @@ async def test_sends_stalled_after_admission_still_reach_the_server_spaced(
     assert len(arrivals) == CALLS
     most = most_in_any_window(arrivals, 1.0)
     assert most <= MOST_PER_SECOND, f"{most} requests reached the server within 1 s"
+
+
+async def test_the_sends_leave_the_http_client_at_the_declared_rate(
+    server: FakeOpenAIServer, provider: str, held_pool: _HeldPool
+) -> None:
+    """Where the request is sent (a hook after ours): the bucket's own bound, on a loop
+    whose thread pool stalls the calls admitted in the first seconds."""
+    model = f"paced-{uuid.uuid4().hex[:8]}"
+    sends: list[float] = []
+
+    async def record(request: Any) -> None:
+        if model in request.content.decode():
+            sends.append(anyio.current_time())
+
+    with anyio.fail_after(120):
+        async with get_client(f"{provider}:{model}", limits={"rpm": RPM}) as client:
+            hooks = paced_session().event_hooks["request"]
+            hooks.append(record)
+            held_pool.until = time.monotonic() + HELD
+            try:
+                results = await client.generate_many(
+                    [f"q{i}" for i in range(CALLS)], return_exceptions=True
+                )
+            finally:
+                hooks.remove(record)
+    assert not [r for r in results if isinstance(r, BaseException)]
+    assert len(sends) == CALLS
+    # a burst of 0.4 s worth (4) and 0.99 of the rate: at most 4 + 9.83 in any 1 s
+    assert most_in_any_window(sends, 1.0) <= 14

@@ -43,8 +43,12 @@ class _LoopTransports(httpx.AsyncBaseTransport):
         await self.close_this_loop()
 
 
+class _PacedClient(httpx.AsyncClient):
+    """Our httpx client (LiteLLM closes it with its cache; then we make another)."""
+
+
 _transports = _LoopTransports()
-_session: httpx.AsyncClient | None = None
+_session: _PacedClient | None = None
 
 
 def paced_session() -> httpx.AsyncClient:
@@ -52,7 +56,7 @@ def paced_session() -> httpx.AsyncClient:
     once LiteLLM has closed it (it closes the clients its cache held)."""
     global _session
     if _session is None or _session.is_closed:
-        _session = httpx.AsyncClient(
+        _session = _PacedClient(
             transport=_transports, event_hooks={"request": [pace_send]}, follow_redirects=True
         )
     return _session
@@ -64,5 +68,5 @@ async def close_this_loop() -> None:
 
 
 def is_paced_session(client: object) -> bool:
-    """Whether `client` is a paced httpx client of ours."""
-    return client is not None and client is _session
+    """Whether `client` is a paced httpx client of ours (perhaps closed since)."""
+    return isinstance(client, _PacedClient)
