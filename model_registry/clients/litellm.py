@@ -188,7 +188,7 @@ class LiteLLMClient(BaseClient):
         litellm = _litellm()
         if litellm.aclient_session is None or is_paced_session(litellm.aclient_session):
             # the openai SDK routes send through it: their sends are paced (`_policy`)
-            litellm.aclient_session = paced_session()  # type: ignore[attr-defined]
+            litellm.aclient_session = paced_session(_tls)  # type: ignore[attr-defined]
         if deadline is None:
             deadline = self._deadline(timeout)
         return _Call(params, messages, asked, (deadline, timeout), retries)
@@ -302,6 +302,13 @@ class LiteLLMClient(BaseClient):
         return invalid_stream_error(
             body, provider=self.provider, model=self.model_id, secrets=secrets
         )
+
+
+def _tls() -> Any:
+    """LiteLLM's TLS settings (`ssl_verify`, SSL_CERT_FILE, ...) as httpx's `verify`."""
+    from litellm.llms.custom_httpx.http_handler import get_ssl_configuration
+
+    return get_ssl_configuration()
 
 
 class _Call(NamedTuple):

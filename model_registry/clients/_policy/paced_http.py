@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import weakref
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 
@@ -24,6 +26,8 @@ class _LoopTransports(httpx.AsyncBaseTransport):
     """An httpx transport per event loop (a pool's connections belong to one loop)."""
 
     def __init__(self) -> None:
+        #: the TLS settings of each new pool (`paced_session(verify=)`)
+        self.verify: Callable[[], Any] = lambda: True
         self._by_loop: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, httpx.AsyncHTTPTransport
         ] = weakref.WeakKeyDictionary()
@@ -31,7 +35,8 @@ class _LoopTransports(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         loop = asyncio.get_running_loop()
         if (transport := self._by_loop.get(loop)) is None:
-            transport = self._by_loop[loop] = httpx.AsyncHTTPTransport(limits=_POOL)
+            transport = httpx.AsyncHTTPTransport(limits=_POOL, verify=self.verify())
+            self._by_loop[loop] = transport
         return await transport.handle_async_request(request)
 
     async def close_this_loop(self) -> None:
@@ -51,10 +56,13 @@ _transports = _LoopTransports()
 _session: _PacedClient | None = None
 
 
-def paced_session() -> httpx.AsyncClient:
+def paced_session(verify: Callable[[], Any] | None = None) -> httpx.AsyncClient:
     """The process's paced httpx client (it holds no connection of its own); a new one
-    once LiteLLM has closed it (it closes the clients its cache held)."""
+    once LiteLLM has closed it (it closes the clients its cache held). `verify()` gives
+    each new pool's TLS settings (httpx's `verify`; None: as before)."""
     global _session
+    if verify is not None:
+        _transports.verify = verify
     if _session is None or _session.is_closed:
         _session = _PacedClient(
             transport=_transports, event_hooks={"request": [pace_send]}, follow_redirects=True
