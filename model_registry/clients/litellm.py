@@ -20,6 +20,7 @@ import contextlib
 import copy
 import logging
 import os
+import ssl
 import time
 import weakref
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
@@ -188,7 +189,7 @@ class LiteLLMClient(BaseClient):
         litellm = _litellm()
         if litellm.aclient_session is None or is_paced_session(litellm.aclient_session):
             # the openai SDK routes send through it: their sends are paced (`_policy`)
-            litellm.aclient_session = paced_session(_tls)  # type: ignore[attr-defined]
+            litellm.aclient_session = paced_session(_transport)  # type: ignore[attr-defined]
         if deadline is None:
             deadline = self._deadline(timeout)
         return _Call(params, messages, asked, (deadline, timeout), retries)
@@ -304,11 +305,16 @@ class LiteLLMClient(BaseClient):
         )
 
 
-def _tls() -> Any:
-    """LiteLLM's TLS settings (`ssl_verify`, SSL_CERT_FILE, ...) as httpx's `verify`."""
-    from litellm.llms.custom_httpx.http_handler import get_ssl_configuration
+def _transport() -> Any:
+    """The transport LiteLLM gives its own httpx clients (aiohttp unless turned off), with
+    its TLS settings (`ssl_verify`, SSL_CERT_FILE)."""
+    from litellm.llms.custom_httpx.http_handler import AsyncHTTPHandler, get_ssl_configuration
 
-    return get_ssl_configuration()
+    tls = get_ssl_configuration()
+    return AsyncHTTPHandler.create_async_transport(
+        ssl_context=tls if isinstance(tls, ssl.SSLContext) else None,
+        ssl_verify=tls if isinstance(tls, bool) else None,
+    )
 
 
 class _Call(NamedTuple):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import weakref
 from collections.abc import Callable
-from typing import Any
 
 import httpx
 
@@ -26,16 +25,16 @@ class _LoopTransports(httpx.AsyncBaseTransport):
     """An httpx transport per event loop (a pool's connections belong to one loop)."""
 
     def __init__(self) -> None:
-        #: the TLS settings of each new pool (`paced_session(verify=)`)
-        self.verify: Callable[[], Any] = lambda: True
+        #: makes each loop's transport (`paced_session(transport=)`)
+        self.make: Callable[[], httpx.AsyncBaseTransport | None] = lambda: None
         self._by_loop: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, httpx.AsyncHTTPTransport
+            asyncio.AbstractEventLoop, httpx.AsyncBaseTransport
         ] = weakref.WeakKeyDictionary()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         loop = asyncio.get_running_loop()
         if (transport := self._by_loop.get(loop)) is None:
-            transport = httpx.AsyncHTTPTransport(limits=_POOL, verify=self.verify())
+            transport = self.make() or httpx.AsyncHTTPTransport(limits=_POOL)
             self._by_loop[loop] = transport
         return await transport.handle_async_request(request)
 
@@ -56,13 +55,15 @@ _transports = _LoopTransports()
 _session: _PacedClient | None = None
 
 
-def paced_session(verify: Callable[[], Any] | None = None) -> httpx.AsyncClient:
+def paced_session(
+    transport: Callable[[], httpx.AsyncBaseTransport | None] | None = None,
+) -> httpx.AsyncClient:
     """The process's paced httpx client (it holds no connection of its own); a new one
-    once LiteLLM has closed it (it closes the clients its cache held). `verify()` gives
-    each new pool's TLS settings (httpx's `verify`; None: as before)."""
+    once LiteLLM has closed it (it closes the clients its cache held). `transport()`
+    makes each loop's transport (None from it or none given: httpx's own)."""
     global _session
-    if verify is not None:
-        _transports.verify = verify
+    if transport is not None:
+        _transports.make = transport
     if _session is None or _session.is_closed:
         _session = _PacedClient(
             transport=_transports, event_hooks={"request": [pace_send]}, follow_redirects=True
