@@ -77,6 +77,8 @@ class LoopState:
 
         self.slots = asyncio.Semaphore(concurrency) if concurrency else None
         self.requests = None if rpm is None else _Bucket(rpm, loop.time)
+        #: paces the same requests where they leave the process (see `limits.take_send`)
+        self.sends = None if rpm is None else _Bucket(rpm, loop.time)
         self.tokens = None if tpm is None else _Bucket(tpm, loop.time)
         if self.tokens is not None:
             self.tokens.level = 0.0  # tokens start with the whole bucket
@@ -88,5 +90,6 @@ class LoopState:
         """The first acquire after a cooldown restarts the requests bucket (no burst)."""
         if ended > self.restarted_after:
             self.restarted_after = ended
-            if self.requests is not None:
-                self.requests.restart()
+            for bucket in (self.requests, self.sends):
+                if bucket is not None:
+                    bucket.restart()

@@ -11,7 +11,7 @@ holds a permit from each limiter that applies (provider's, then alias's):
 `rpm` and `tpm` are leaky buckets (`_Bucket`) with a burst B of 0.4 s worth (at least
 1), refilling at 0.99 (rpm - B)/60 a second: W seconds hold at most
 B + 0.99 (rpm - B) * W/60, so any 60 s window at most 0.99 `rpm` + B/100 (a server's
-sliding minute) and any 1 s window at most about 1.4x rpm/60 (the issue's bound is 1.5x):
+sliding minute) and any 1 s window at most about 1.4x rpm/60 (a strict server allows 1.5x):
 the margins absorb requests that reach the server a little later than they left here.
 A new requests bucket lets one request go at once, then the rate (no burst at start), and
 so does one whose cooldown just ended (the calls it paused do not resume in one burst).
@@ -19,6 +19,8 @@ Below 2 rpm (B = 1) the rate is 0.99 rpm/120 a second (a minute still holds one)
 Tokens likewise with `tpm`: a request is charged `estimate_tokens(...)` before it starts
 and corrected by `report_usage` (unused tokens are credit for the next request, extra ones
 a debt); a charge larger than the bucket is taken in bucket-sized parts.
+Where an adapter hooks the HTTP send, `take_send` spaces the sends too (a second requests
+bucket; tokens are taken at admission only): a lagging loop can bunch admitted calls.
 `concurrency` slots are taken first, in one process-wide order (no deadlock between calls
 that share limiters). `Limiter.cool_down(seconds)` (a 429/503 with Retry-After) pauses
 every acquire on that limiter; an acquire given a deadline that a cooldown outlasts raises
@@ -347,6 +349,14 @@ async def _take_rates(limiters: Sequence[Limiter], estimate: float, deadline: fl
             return
         for limiter in charged:
             limiter._give_back_tokens(estimate)
+
+
+async def take_send(limiters: Sequence[Limiter]) -> None:
+    """At the send (an HTTP hook): take the request from each limiter's sends bucket."""
+    for limiter in reversed(limiters):
+        sends = limiter._state().sends
+        if sends is not None:
+            await sends.acquire(1.0)
 
 
 def estimate_tokens(prompt: str | Sequence[Mapping[str, Any]], max_tokens: int | None) -> int:

@@ -5,7 +5,8 @@ LiteLLM is imported on the first start of a client (off the event loop), never b
 and ours are raised without the original chained (its text may hold a key).
 LiteLLM keeps one process-wide pool of HTTP clients; the last hosted client to close
 closes that pool, and so does the end of each event loop that used it, so file
-descriptors go back to where they were.
+descriptors go back to where they were. Its openai SDK routes send through our httpx
+client (`litellm.aclient_session`, unless one is set), whose hook paces the sends.
 
 `timeout` (seconds) bounds a whole call: the waits for its limits (see `_policy`), every
 retry, and for a stream every piece up to the final `Generation`; past it the call raises
@@ -19,6 +20,7 @@ import contextlib
 import copy
 import logging
 import os
+import ssl
 import time
 import weakref
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
@@ -49,6 +51,11 @@ from model_registry.clients._litellm_response import (
     refuse_unsupported_logprobs,
     stream_extras,
     whole_answer,
+)
+from model_registry.clients._policy.paced_http import (
+    close_this_loop,
+    is_paced_session,
+    paced_session,
 )
 from model_registry.clients._policy.retries import is_loopback, retries_in
 from model_registry.clients.base import BaseClient
@@ -184,6 +191,10 @@ class LiteLLMClient(BaseClient):
         messages = to_messages(prompt)
         if asyncio.get_running_loop() not in _loop_watchers:
             await _watch_this_loop()
+        litellm = _litellm()
+        if litellm.aclient_session is None or is_paced_session(litellm.aclient_session):
+            # the openai SDK routes send through it: their sends are paced (`_policy`)
+            litellm.aclient_session = paced_session(_transport)  # type: ignore[attr-defined]
         if deadline is None:
             deadline = self._deadline(timeout)
         return _Call(params, messages, asked, (deadline, timeout), retries)
@@ -306,6 +317,18 @@ class LiteLLMClient(BaseClient):
         )
 
 
+def _transport() -> Any:
+    """The transport LiteLLM gives its own httpx clients (aiohttp unless turned off), with
+    its TLS settings (`ssl_verify`, SSL_CERT_FILE)."""
+    from litellm.llms.custom_httpx.http_handler import AsyncHTTPHandler, get_ssl_configuration
+
+    tls = get_ssl_configuration()
+    return AsyncHTTPHandler.create_async_transport(
+        ssl_context=tls if isinstance(tls, ssl.SSLContext) else None,
+        ssl_verify=tls if isinstance(tls, bool) else None,
+    )
+
+
 class _Call(NamedTuple):
     """One call as it goes to LiteLLM."""
 
@@ -354,6 +377,7 @@ async def close_litellm_pool() -> None:
     with anyio.CancelScope(shield=True):
         await _litellm_module.close_litellm_async_clients()
         _litellm_module.in_memory_llm_clients_cache.flush_cache()
+        await close_this_loop()  # the paced session's connections (LiteLLM may close it)
         # LiteLLM logs each call from a background task on the caller's loop; stop it too,
         # so nothing of ours or LiteLLM's keeps running once the last client is closed.
         # It restarts by itself on the next call.

@@ -15,6 +15,7 @@ their client closes are aborted in the engine and raise `ClientClosedError`.
 from __future__ import annotations
 
 import logging
+import math
 import time
 import uuid
 from collections.abc import AsyncGenerator, Mapping, Sequence
@@ -231,7 +232,7 @@ class VLLMClient(BaseClient):
     async def _generate(
         self, prompt: Prompt, kwargs: dict[str, Any], deadline: float | None = None
     ) -> Generation:
-        events = self._events(prompt, kwargs, delta=False)
+        events = self._events(prompt, kwargs, deadline, delta=False)
         try:
             async for event in events:
                 if isinstance(event, Generation):
@@ -245,7 +246,7 @@ class VLLMClient(BaseClient):
     def _stream(
         self, prompt: Prompt, kwargs: dict[str, Any], deadline: float | None = None
     ) -> AsyncGenerator[str | Generation, None]:
-        return self._events(prompt, kwargs, delta=True)
+        return self._events(prompt, kwargs, deadline, delta=True)
 
     def _running_entry(self) -> Engine:
         self._check_open()
@@ -257,8 +258,10 @@ class VLLMClient(BaseClient):
         return entry
 
     async def _events(
-        self, prompt: Prompt, kwargs: dict[str, Any], *, delta: bool
+        self, prompt: Prompt, kwargs: dict[str, Any], deadline: float | None, *, delta: bool
     ) -> AsyncGenerator[str | Generation, None]:
+        """One request's events; `deadline` (anyio's clock) is the call's, None: `timeout`
+        starts now."""
         entry = self._running_entry()
         sampling, options = self._call_params(kwargs)
         asked, top_k = local_request(sampling, options)
@@ -270,7 +273,8 @@ class VLLMClient(BaseClient):
         engine = entry.engine
         request_id = f"model-registry-{uuid.uuid4().hex}"
         started = time.perf_counter()
-        deadline = None if timeout is None else started + timeout
+        if deadline is None:
+            deadline = self._deadline(timeout)
         outputs = engine.generate(
             engine_prompt, params, request_id, tokenization_kwargs=tokenization
         )
@@ -291,12 +295,13 @@ class VLLMClient(BaseClient):
             await self._end_request(engine, outputs, request_id, finished)
         yield self._generation(tally, started, asked, top_k)
 
-    async def _next_output(self, outputs: Any, deadline: float | None, timeout_s: Any) -> Any:
-        """The engine's next output for a request, None at its end; errors become ours."""
+    async def _next_output(self, outputs: Any, deadline: float, timeout_s: Any) -> Any:
+        """The engine's next output for a request (by `deadline`, anyio's clock), None at
+        its end; errors become ours."""
         try:
-            if deadline is None:
+            if deadline == math.inf:
                 return await outputs.__anext__()
-            with anyio.fail_after(max(deadline - time.perf_counter(), 0)):
+            with anyio.fail_after(max(deadline - anyio.current_time(), 0)):
                 return await outputs.__anext__()
         except StopAsyncIteration:
             return None

@@ -10,6 +10,7 @@ acquire, no token estimate.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import math
 import os
@@ -32,13 +33,25 @@ from model_registry.limits import (
     limiter_for,
     provider_key,
     take_request,
+    take_send,
 )
 from model_registry.types import Resolution
 
-__all__ = ["CallLimits", "call_timeout"]
+__all__ = ["CallLimits", "call_timeout", "pace_send"]
 
 logger = logging.getLogger("model_registry")
 _LONG_COOLDOWN = 60.0  # seconds: a longer Retry-After is logged
+#: The limiters with an `rpm` whose permit the running call holds (its sends are paced).
+_sending: contextvars.ContextVar[tuple[Limiter, ...]] = contextvars.ContextVar(
+    "model_registry_sending", default=()
+)
+
+
+async def pace_send(request: object) -> None:
+    """An HTTP request hook: in a call holding a permit, wait for its limiters' sends
+    buckets (the call's deadline still bounds the wait)."""
+    if limiters := _sending.get():
+        await take_send(limiters)
 
 
 class CallLimits:
@@ -100,7 +113,13 @@ class CallLimits:
         async with contextlib.AsyncExitStack() as stack:
             with self._bounded(deadline, timeout_s):
                 permit = await stack.enter_async_context(acquire(self.limiters, tokens, deadline))
-            yield permit
+            paced = tuple(limiter for limiter in self.limiters if limiter.limits.rpm is not None)
+            token = _sending.set(paced)
+            try:
+                yield permit
+            finally:
+                with contextlib.suppress(ValueError):  # a stream finalised in another context
+                    _sending.reset(token)
 
     async def before_retry(self, deadline: float = math.inf, timeout_s: Any = None) -> None:
         """Before an attempt: wait out any cooldown and, where an `rpm` binds, take a

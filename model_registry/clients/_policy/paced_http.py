@@ -1,0 +1,81 @@
+"""The httpx client LiteLLM sends through (`litellm.aclient_session`) on the routes that
+use the openai SDK (OpenAI and OpenAI-compatible servers): its request hook
+(`call_limits.pace_send`) takes each request from the call's sends buckets just before
+it goes out. One connection pool per event loop; `close_this_loop` closes the running
+loop's, so nothing stays open once the last hosted client closes or a loop ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections.abc import Callable
+
+import httpx
+
+from model_registry.clients._policy.call_limits import pace_send
+
+__all__ = ["close_this_loop", "is_paced_session", "paced_session"]
+
+# as the openai SDK's own client: many calls in flight share one pool
+_POOL = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
+
+
+class _LoopTransports(httpx.AsyncBaseTransport):
+    """An httpx transport per event loop (a pool's connections belong to one loop)."""
+
+    def __init__(self) -> None:
+        #: makes each loop's transport (`paced_session(transport=)`)
+        self.make: Callable[[], httpx.AsyncBaseTransport | None] = lambda: None
+        self._by_loop: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, httpx.AsyncBaseTransport
+        ] = weakref.WeakKeyDictionary()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        loop = asyncio.get_running_loop()
+        if (transport := self._by_loop.get(loop)) is None:
+            transport = self.make() or httpx.AsyncHTTPTransport(limits=_POOL)
+            self._by_loop[loop] = transport
+        return await transport.handle_async_request(request)
+
+    async def close_this_loop(self) -> None:
+        transport = self._by_loop.pop(asyncio.get_running_loop(), None)
+        if transport is not None:
+            await transport.aclose()
+
+    async def aclose(self) -> None:
+        await self.close_this_loop()
+
+
+class _PacedClient(httpx.AsyncClient):
+    """Our httpx client (LiteLLM closes it with its cache; then we make another)."""
+
+
+_transports = _LoopTransports()
+_session: _PacedClient | None = None
+
+
+def paced_session(
+    transport: Callable[[], httpx.AsyncBaseTransport | None] | None = None,
+) -> httpx.AsyncClient:
+    """The process's paced httpx client (it holds no connection of its own); a new one
+    once LiteLLM has closed it (it closes the clients its cache held). `transport()`
+    makes each loop's transport (None from it or none given: httpx's own)."""
+    global _session
+    if transport is not None:
+        _transports.make = transport
+    if _session is None or _session.is_closed:
+        _session = _PacedClient(
+            transport=_transports, event_hooks={"request": [pace_send]}, follow_redirects=True
+        )
+    return _session
+
+
+async def close_this_loop() -> None:
+    """Close the running event loop's connections (the next call opens new ones)."""
+    await _transports.close_this_loop()
+
+
+def is_paced_session(client: object) -> bool:
+    """Whether `client` is a paced httpx client of ours (perhaps closed since)."""
+    return isinstance(client, _PacedClient)
