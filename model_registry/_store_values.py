@@ -4,7 +4,6 @@ functions but `local_model_key`, which reads a model's files."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -34,6 +33,8 @@ _NOT_MODEL_PREFIXES = (".", "readme", "license", "notice")
 def content_hash(target: str, messages: Any, params: Mapping[str, Any]) -> str:
     """sha256 (hex) of a request as sorted JSON, credentials left out of `params` at any
     depth: values of keys named like a credential, URL userinfo, credential query parameters."""
+    import hashlib  # with OpenSSL, 3.7 MiB: loaded by the first store key, not at import
+
     content = {"target": target, "messages": messages, "params": _without_secrets(params)}
     encoded = msgspec.json.encode(content, order="sorted", enc_hook=_encode_other)
     return hashlib.sha256(encoded).hexdigest()
@@ -43,6 +44,8 @@ def local_model_key(location: str) -> str | None:
     """`local-files:<sha256>` for a model directory (or single weights file) on disk, from its
     files' names, sizes and bytes, never their times or its path: a copy keeps the key,
     weights retrained in place change it. None where nothing readable is there (a hub id)."""
+    import hashlib
+
     root = Path(location).expanduser()
     digest = hashlib.sha256()
     try:

@@ -34,8 +34,6 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-import hashlib
-import hmac
 import itertools
 import math
 import os
@@ -152,6 +150,9 @@ def provider_key(
     digest = None
     if api_key or api_base:
         raw = f"{api_base or ''}\0{api_key or ''}".encode()
+        import hashlib  # with OpenSSL, 3.7 MiB: loaded by the first client, not at import
+        import hmac
+
         digest = hmac.new(_KEY_SALT, raw, hashlib.sha256).hexdigest()[:16]
     shown = redact({"api_base": api_base})["api_base"] if api_base else None
     return LimitKey("provider", provider, shown, digest)

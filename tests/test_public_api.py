@@ -152,7 +152,7 @@ def test_a_warm_resolve_of_an_alias_reads_no_model_list_and_loads_no_store_or_ev
         "model_registry.resolve('claude-sonnet')\n"
         "model_registry.resolve('claude-sonnet', temperature=0.2)\n"
         "from model_registry import _model_list\n"
-        "watched = ('sqlite3', 'asyncio', 'ssl', 'aiolimiter')\n"
+        "watched = ('sqlite3', 'asyncio', 'ssl', 'aiolimiter', 'hashlib')\n"
         "loaded = [m for m in watched if m in sys.modules]\n"
         "print(json.dumps(loaded + ['the model list'] * _model_list._load.cache_info().currsize))\n"
     )
