@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import asyncio
 
-__all__ = ["LoopState"]
+__all__ = ["Bucket", "LoopState"]
 
 # A burst of 0.4 s worth and 99% of the rate: a tenth of a second and 1% below what the
 # bounds allow, for requests that reach the server later than they left the limiter (a
@@ -23,7 +23,7 @@ _BURST_SECONDS = 0.4
 _RATE_MARGIN = 0.99
 
 
-class _Bucket:
+class Bucket:
     """A leaky bucket on the event loop's clock: `capacity` units, leaking `rate` a second,
     waiters served in arrival order; it starts (and restarts) with room for one unit."""
 
@@ -62,6 +62,14 @@ class _Bucket:
             while (wait := self._take(amount)) > 0:  # noqa: ASYNC110 (a level, not an event)
                 await asyncio.sleep(wait)
 
+    async def acquire_parts(self, amount: float) -> None:
+        """Take `amount`, however large, in parts of at most `capacity`."""
+        taken = 0.0
+        while taken < amount:
+            part = min(amount - taken, self.capacity)
+            await self.acquire(part)
+            taken += part
+
 
 class LoopState:
     """The asyncio primitives of one limiter on one event loop."""
@@ -76,12 +84,15 @@ class LoopState:
         import asyncio
 
         self.slots = asyncio.Semaphore(concurrency) if concurrency else None
-        self.requests = None if rpm is None else _Bucket(rpm, loop.time)
+        self.requests = None if rpm is None else Bucket(rpm, loop.time)
         #: paces the same requests where they leave the process (see `limits.take_send`)
-        self.sends = None if rpm is None else _Bucket(rpm, loop.time)
-        self.tokens = None if tpm is None else _Bucket(tpm, loop.time)
-        if self.tokens is not None:
-            self.tokens.level = 0.0  # tokens start with the whole bucket
+        self.sends = None if rpm is None else Bucket(rpm, loop.time)
+        self.tokens = None if tpm is None else Bucket(tpm, loop.time)
+        #: paces the tokens each admitted request was charged where it leaves the process
+        self.token_sends = None if tpm is None else Bucket(tpm, loop.time)
+        for bucket in (self.tokens, self.token_sends):
+            if bucket is not None:
+                bucket.level = 0.0  # tokens start with the whole bucket
         self.token_turn = asyncio.Lock()
         #: time.monotonic() of the cooldown end the requests bucket last restarted after
         self.restarted_after = 0.0

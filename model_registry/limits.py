@@ -8,7 +8,7 @@ holds a permit from each limiter that applies (provider's, then alias's):
         generation = await call()
         permit.report_usage(generation.usage.total_tokens)
 
-`rpm` and `tpm` are leaky buckets (`_Bucket`) with a burst B of 0.4 s worth (at least
+`rpm` and `tpm` are leaky buckets (`_limits_bucket.Bucket`) with a burst B of 0.4 s worth (at least
 1), refilling at 0.99 (rpm - B)/60 a second: W seconds hold at most
 B + 0.99 (rpm - B) * W/60, so any 60 s window at most 0.99 `rpm` + B/100 (a server's
 sliding minute) and any 1 s window at most about 1.4x rpm/60 (a strict server allows 1.5x):
@@ -19,8 +19,9 @@ Below 2 rpm (B = 1) the rate is 0.99 rpm/120 a second (a minute still holds one)
 Tokens likewise with `tpm`: a request is charged `estimate_tokens(...)` before it starts
 and corrected by `report_usage` (unused tokens are credit for the next request, extra ones
 a debt); a charge larger than the bucket is taken in bucket-sized parts.
-Where an adapter hooks the HTTP send, `take_send` spaces the sends too (a second requests
-bucket; tokens are taken at admission only): a lagging loop can bunch admitted calls.
+Where an adapter hooks the HTTP send, `take_send` spaces the sends too (a second bucket
+for requests and one for the tokens each request was charged): a lagging loop can bunch
+admitted calls.
 `concurrency` slots are taken first, in one process-wide order (no deadlock between calls
 that share limiters). `Limiter.cool_down(seconds)` (a 429/503 with Retry-After) pauses
 every acquire on that limiter; an acquire given a deadline that a cooldown outlasts raises
@@ -244,11 +245,12 @@ class Limiter:
             await asyncio.sleep(min(spread(remaining), left))
         return waited
 
-    async def _take_tokens(self, state: LoopState, estimate: float) -> None:
-        """Charge `estimate` (plus any debt, less any credit), in bucket-sized parts."""
+    async def _take_tokens(self, state: LoopState, estimate: float) -> float:
+        """Charge `estimate` (plus any debt, less any credit), in bucket-sized parts; the
+        tokens charged."""
         bucket = state.tokens
         if bucket is None:
-            return
+            return 0.0
         async with state.token_turn:
             need = estimate + self._token_balance
             self._token_balance = min(need, 0.0)
@@ -262,6 +264,7 @@ class Limiter:
                 # the request will not run: its estimate is void, what was taken is credit
                 self._token_balance += max(need, 0.0) - taken - estimate
                 raise
+            return taken
 
     def _give_back_tokens(self, estimate: float) -> None:
         """A charged request that will not start after all (cooldown): credit its estimate."""
@@ -282,6 +285,8 @@ class Permit:
     def __init__(self, limiters: Sequence[Limiter], estimated_tokens: float) -> None:
         self.limiters = tuple(limiters)
         self.estimated_tokens = estimated_tokens
+        #: the tokens each limiter charged at admission (paced again at the send)
+        self.charged: dict[Limiter, float] = {}
         self._reported = False
 
     def report_usage(self, total_tokens: int | None) -> None:
@@ -309,7 +314,7 @@ async def acquire(
             if slots is not None:
                 await slots.acquire()
                 stack.callback(slots.release)
-        await _take_rates(limiters, permit.estimated_tokens, deadline)
+        permit.charged = await _take_rates(limiters, permit.estimated_tokens, deadline)
         yield permit
 
 
@@ -325,8 +330,11 @@ async def take_request(limiters: Sequence[Limiter], deadline: float = math.inf) 
     await _take_rates(limiters, 0.0, deadline)
 
 
-async def _take_rates(limiters: Sequence[Limiter], estimate: float, deadline: float) -> None:
-    """Take a request and its tokens from each bucket; again if a cooldown began meanwhile."""
+async def _take_rates(
+    limiters: Sequence[Limiter], estimate: float, deadline: float
+) -> dict[Limiter, float]:
+    """Take a request and its tokens from each bucket, again if a cooldown began meanwhile;
+    the tokens each limiter charged."""
     while True:
         for limiter in limiters:
             # skip a coroutine on the common path
@@ -334,12 +342,11 @@ async def _take_rates(limiters: Sequence[Limiter], estimate: float, deadline: fl
                 # the buckets drained during the pause: restart them, no burst at its end
                 for other in limiters:
                     other._state().restart_after_cooldown(limiter.cooldown_until)
-        charged: list[Limiter] = []
+        charged: dict[Limiter, float] = {}
         try:
             for limiter in reversed(limiters):
                 state = limiter._state()
-                await limiter._take_tokens(state, estimate)
-                charged.append(limiter)
+                charged[limiter] = await limiter._take_tokens(state, estimate)
                 if state.requests is not None:
                     await state.requests.acquire(1.0)
         except BaseException:
@@ -347,17 +354,20 @@ async def _take_rates(limiters: Sequence[Limiter], estimate: float, deadline: fl
                 limiter._give_back_tokens(estimate)
             raise
         if not any(limiter.cooldown_remaining() > 0 for limiter in limiters):
-            return
+            return charged
         for limiter in charged:
             limiter._give_back_tokens(estimate)
 
 
-async def take_send(limiters: Sequence[Limiter]) -> None:
-    """At the send (an HTTP hook): take the request from each limiter's sends bucket."""
+async def take_send(limiters: Sequence[Limiter], tokens: Mapping[Limiter, float]) -> None:
+    """At the send (an HTTP hook): take the request, and the `tokens` each limiter charged
+    at admission (none for a retry), from each limiter's sends buckets."""
     for limiter in reversed(limiters):
-        sends = limiter._state().sends
-        if sends is not None:
-            await sends.acquire(1.0)
+        state = limiter._state()
+        if state.sends is not None:
+            await state.sends.acquire(1.0)
+        if state.token_sends is not None and tokens.get(limiter):
+            await state.token_sends.acquire_parts(tokens[limiter])
 
 
 def estimate_tokens(prompt: str | Sequence[Mapping[str, Any]], max_tokens: int | None) -> int:

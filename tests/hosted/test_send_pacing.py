@@ -20,6 +20,7 @@ import pytest
 
 from model_registry import get_client
 from model_registry.clients._policy.paced_http import paced_session
+from model_registry.limits import estimate_tokens
 from tests.fixtures.openai_server import FakeOpenAIServer
 from tests.hosted.conftest import SERVER_KEY
 from tests.hosted.test_enforced_rpm import most_in_any_window
@@ -120,3 +121,27 @@ async def test_the_sends_leave_the_http_client_at_the_declared_rate(
     assert len(sends) == CALLS
     # a burst of 0.4 s worth (4) and 0.99 of the rate: at most 4 + 9.83 in any 1 s
     assert most_in_any_window(sends, 1.0) <= 14
+
+
+async def test_tokens_stalled_after_admission_still_reach_the_server_spaced(
+    server: FakeOpenAIServer, provider: str, held_pool: _HeldPool
+) -> None:
+    """`tpm` likewise: each request's charged tokens are taken again where it is sent."""
+    model = f"paced-{uuid.uuid4().hex[:8]}"
+    server.configure(model, reply=" ".join(["word"] * 16))  # usage close to the estimate
+    tokens_each = estimate_tokens("q10", 16)  # what the limiter charges each call
+    async with get_client(f"{provider}:warm-up") as client:
+        await client.generate("warm up")
+    with anyio.fail_after(120):
+        tpm = tokens_each * RPM  # the same 10 calls a second as the rpm tests
+        async with get_client(f"{provider}:{model}", limits={"tpm": tpm}) as client:
+            held_pool.until = time.monotonic() + HELD
+            results = await client.generate_many(
+                [f"q{i + 10}" for i in range(CALLS)], max_tokens=16, return_exceptions=True
+            )
+    errors = [r for r in results if isinstance(r, BaseException)]
+    assert not errors, f"{len(errors)} calls failed, the first: {errors[0]!r}"
+    arrivals = server.request_starts(model)
+    assert len(arrivals) == CALLS
+    most = most_in_any_window(arrivals, 1.0)
+    assert most <= MOST_PER_SECOND, f"{most} requests reached the server within 1 s"

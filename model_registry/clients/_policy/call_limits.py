@@ -41,17 +41,28 @@ __all__ = ["CallLimits", "call_timeout", "pace_send"]
 
 logger = logging.getLogger("model_registry")
 _LONG_COOLDOWN = 60.0  # seconds: a longer Retry-After is logged
-#: The limiters with an `rpm` whose permit the running call holds (its sends are paced).
-_sending: contextvars.ContextVar[tuple[Limiter, ...]] = contextvars.ContextVar(
-    "model_registry_sending", default=()
+
+
+class _Sending:
+    """The running call's limiters with an `rpm` or `tpm`, and the tokens its permit was
+    charged (paced at its first send only: a retry's tokens were charged with the first)."""
+
+    def __init__(self, limiters: tuple[Limiter, ...], tokens: dict[Limiter, float]) -> None:
+        self.limiters = limiters
+        self.tokens = tokens
+
+
+_sending: contextvars.ContextVar[_Sending | None] = contextvars.ContextVar(
+    "model_registry_sending", default=None
 )
 
 
 async def pace_send(request: object) -> None:
     """An HTTP request hook: in a call holding a permit, wait for its limiters' sends
     buckets (the call's deadline still bounds the wait)."""
-    if limiters := _sending.get():
-        await take_send(limiters)
+    if (sending := _sending.get()) is not None:
+        tokens, sending.tokens = sending.tokens, {}
+        await take_send(sending.limiters, tokens)
 
 
 class CallLimits:
@@ -113,8 +124,12 @@ class CallLimits:
         async with contextlib.AsyncExitStack() as stack:
             with self._bounded(deadline, timeout_s):
                 permit = await stack.enter_async_context(acquire(self.limiters, tokens, deadline))
-            paced = tuple(limiter for limiter in self.limiters if limiter.limits.rpm is not None)
-            token = _sending.set(paced)
+            paced = tuple(
+                limiter
+                for limiter in self.limiters
+                if limiter.limits.rpm is not None or limiter.limits.tpm is not None
+            )
+            token = _sending.set(_Sending(paced, dict(permit.charged)) if paced else None)
             try:
                 yield permit
             finally:
