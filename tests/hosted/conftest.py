@@ -3,7 +3,9 @@ providers' real URLs, and provider keys that are obviously fake."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from types import ModuleType
 
 import pytest
@@ -29,6 +31,31 @@ def server(openai_server: FakeOpenAIServer) -> Iterator[FakeOpenAIServer]:
     """The session's server with no rules and zero counts."""
     openai_server.reset()
     yield openai_server
+
+
+@pytest.fixture
+def provider(server: FakeOpenAIServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A provider of its own at the loopback server (a fresh limiter and cooldown), in an
+    alias file that `declare` may extend."""
+    name = f"own{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("LOOPBACK_KEY", SERVER_KEY)
+    monkeypatch.setenv("MODEL_REGISTRY_ALIASES", str(tmp_path / "aliases.toml"))
+    declare(tmp_path, server, name)
+    return name
+
+
+def declare(tmp_path: Path, server: FakeOpenAIServer, provider: str, extra: str = "") -> None:
+    """Write `provider`'s alias file (from the `provider` fixture), `extra` TOML after it."""
+    (tmp_path / "aliases.toml").write_text(
+        f'[providers."{provider}"]\nlitellm_prefix = "openai"\n'
+        f'api_base = "{server.base_url}"\napi_key_env = "LOOPBACK_KEY"\n\n{extra}',
+        encoding="utf-8",
+    )
+
+
+def model_name() -> str:
+    """A model name of its own (the server keeps rules and counts per name)."""
+    return f"m-{uuid.uuid4().hex[:8]}"
 
 
 @pytest.fixture

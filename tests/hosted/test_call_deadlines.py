@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 import time
-import uuid
 from pathlib import Path
 
 import anyio
@@ -19,33 +18,12 @@ import pytest
 
 from model_registry import RateLimitError, RequestTimeoutError, get_client
 from tests.fixtures.openai_server import FakeOpenAIServer
-from tests.hosted.conftest import SERVER_KEY
+from tests.hosted.conftest import declare, model_name
 
 DAY = 86400.0
 #: What a broken bound would wait instead (a day, or the whole limiter queue): the tests
 #: give up long before and fail rather than hang.
 GIVE_UP = 20.0
-
-
-@pytest.fixture
-def provider(server: FakeOpenAIServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    name = f"dl{uuid.uuid4().hex[:8]}"
-    monkeypatch.setenv("LOOPBACK_KEY", SERVER_KEY)
-    monkeypatch.setenv("MODEL_REGISTRY_ALIASES", str(tmp_path / "aliases.toml"))
-    declare(tmp_path, server, name)
-    return name
-
-
-def declare(tmp_path: Path, server: FakeOpenAIServer, provider: str, extra: str = "") -> None:
-    (tmp_path / "aliases.toml").write_text(
-        f'[providers."{provider}"]\nlitellm_prefix = "openai"\n'
-        f'api_base = "{server.base_url}"\napi_key_env = "LOOPBACK_KEY"\n\n{extra}',
-        encoding="utf-8",
-    )
-
-
-def model_name() -> str:
-    return f"m-{uuid.uuid4().hex[:8]}"
 
 
 async def _pause_the_provider(server: FakeOpenAIServer, provider: str, headers: dict) -> None:

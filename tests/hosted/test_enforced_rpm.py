@@ -12,15 +12,12 @@ from __future__ import annotations
 import bisect
 import math
 import uuid
-from pathlib import Path
 from typing import Any
 
 import anyio
-import pytest
 
 from model_registry import Generation, RateLimitError, get_client
 from tests.fixtures.openai_server import FakeOpenAIServer
-from tests.hosted.conftest import SERVER_KEY
 
 #: The issue's test: rpm=600 over about 20 s (200 prompts at 9.8 a second).
 #: What is left for send jitter is the limiter's margin under the server's 1 s bound (a
@@ -41,21 +38,6 @@ def most_in_any_window(times: list[float], seconds: float) -> int:
     server counts its trailing window."""
     ts = sorted(times)
     return max(i + 1 - bisect.bisect_right(ts, t - seconds) for i, t in enumerate(ts))
-
-
-@pytest.fixture
-def provider(server: FakeOpenAIServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A provider of its own at the loopback server (a fresh limiter and cooldown)."""
-    name = f"strict{uuid.uuid4().hex[:8]}"
-    path = tmp_path / "aliases.toml"
-    path.write_text(
-        f'[providers."{name}"]\nlitellm_prefix = "openai"\n'
-        f'api_base = "{server.base_url}"\napi_key_env = "STRICT_KEY"\n',
-        encoding="utf-8",
-    )
-    monkeypatch.setenv("STRICT_KEY", SERVER_KEY)
-    monkeypatch.setenv("MODEL_REGISTRY_ALIASES", str(path))
-    return name
 
 
 async def run_batch(name: str, **kwargs: Any) -> list[Generation | BaseException]:

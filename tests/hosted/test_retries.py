@@ -37,30 +37,8 @@ from model_registry.clients._policy.retries import (
     retry_wait,
 )
 from tests.fixtures.openai_server import FakeOpenAIServer
-from tests.hosted.conftest import SERVER_KEY
+from tests.hosted.conftest import declare, model_name
 from tests.hosted.test_wire import ANTHROPIC_RESPONSE, ANTHROPIC_URL
-
-
-@pytest.fixture
-def provider(server: FakeOpenAIServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A provider of its own at the loopback server, with `rpm` limits written by `declare`."""
-    name = f"retry{uuid.uuid4().hex[:8]}"
-    monkeypatch.setenv("LOOPBACK_KEY", SERVER_KEY)
-    monkeypatch.setenv("MODEL_REGISTRY_ALIASES", str(tmp_path / "aliases.toml"))
-    declare(tmp_path, server, name)
-    return name
-
-
-def declare(tmp_path: Path, server: FakeOpenAIServer, provider: str, extra: str = "") -> None:
-    (tmp_path / "aliases.toml").write_text(
-        f'[providers."{provider}"]\nlitellm_prefix = "openai"\n'
-        f'api_base = "{server.base_url}"\napi_key_env = "LOOPBACK_KEY"\n\n{extra}',
-        encoding="utf-8",
-    )
-
-
-def model_name() -> str:
-    return f"m-{uuid.uuid4().hex[:8]}"
 
 
 def gaps(server: FakeOpenAIServer, model: str) -> list[float]:

@@ -12,7 +12,6 @@ import concurrent.futures
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -22,7 +21,6 @@ from model_registry import get_client
 from model_registry.clients._policy.paced_http import paced_session
 from model_registry.limits import estimate_tokens
 from tests.fixtures.openai_server import FakeOpenAIServer
-from tests.hosted.conftest import SERVER_KEY
 from tests.hosted.test_enforced_rpm import most_in_any_window
 
 RPM = 600  # 10 a second: a 1 s window holds at most about 14 (a 0.4 s burst + the rate)
@@ -57,21 +55,6 @@ async def held_pool() -> AsyncIterator[_HeldPool]:
     yield pool
     loop.set_default_executor(concurrent.futures.ThreadPoolExecutor())
     pool.shutdown(wait=True)
-
-
-@pytest.fixture
-def provider(server: FakeOpenAIServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A provider of its own at the loopback server (a fresh limiter and cooldown)."""
-    name = f"paced{uuid.uuid4().hex[:8]}"
-    path = tmp_path / "aliases.toml"
-    path.write_text(
-        f'[providers."{name}"]\nlitellm_prefix = "openai"\n'
-        f'api_base = "{server.base_url}"\napi_key_env = "PACED_KEY"\n',
-        encoding="utf-8",
-    )
-    monkeypatch.setenv("PACED_KEY", SERVER_KEY)
-    monkeypatch.setenv("MODEL_REGISTRY_ALIASES", str(path))
-    return name
 
 
 async def test_sends_stalled_after_admission_still_reach_the_server_spaced(
