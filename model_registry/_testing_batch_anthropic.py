@@ -180,9 +180,9 @@ class AnthropicBatches:
         if job.state() != "ended":
             return anthropic_error(400, f"Message batch {job.id} has not ended; no results yet")
         self.counts.downloads += 1
-        lines = []
+        lines, done = [], job.finished()
         for index in job.order():
-            result = _result(job.outcomes[index], job.kind(index, "ended"))
+            result = _result(job.outcomes[index], job.kind(index, "ended", done))
             lines.append(json.dumps({"custom_id": job.custom_ids[index], "result": result}))
         return web.Response(text="\n".join(lines) + "\n", content_type="application/x-jsonl")
 

@@ -179,18 +179,26 @@ class Job:
             self.ended_wall = self.created_wall + self.duration if timed else time.time()
         return "ended"
 
-    def kind(self, index: int, state: str) -> str:
-        """What request `index` is now: succeeded, errored, expired, canceled, processing."""
+    def kind(self, index: int, state: str, finished: int | None = None) -> str:
+        """What request `index` is now: succeeded, errored, expired, canceled, processing
+        (`finished`: `self.finished()`, when the caller has it)."""
         outcome = self.outcomes[index].kind
-        if index < self.finished() and outcome != EXPIRED:
+        done = self.finished() if finished is None else finished
+        if index < done and outcome != EXPIRED:
             return outcome
         if state != "ended":
             return PROCESSING
         return CANCELED if self.cancel_mark is not None else outcome
 
     def counts(self) -> collections.Counter[str]:
-        state = self.state()
-        return collections.Counter(self.kind(i, state) for i in range(len(self.outcomes)))
+        """How many requests are of each `kind` now."""
+        state, done = self.state(), self.finished()
+        if state == "ended" and self.cancel_mark is None:
+            return collections.Counter(outcome.kind for outcome in self.outcomes)
+        counts = collections.Counter(outcome.kind for outcome in self.outcomes[:done])
+        rest = len(self.outcomes) - done + counts.pop(EXPIRED, 0)
+        counts[CANCELED if state == "ended" else PROCESSING] = rest
+        return counts
 
     def snapshot(self, fresh: bool = False) -> tuple[str, collections.Counter[str]]:
         """The state and counts to show; `fresh`: as the answer to the creation shows them

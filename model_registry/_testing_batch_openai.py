@@ -286,8 +286,9 @@ class OpenAIBatches:
         """The output and error files of an ended job (None where one would be empty)."""
         good: list[str] = []
         bad: list[str] = []
+        done = job.finished()
         for index in job.order():
-            kind = job.kind(index, "ended")
+            kind = job.kind(index, "ended", done)
             line = _result_line(job, index, kind)
             (good if kind == SUCCEEDED else bad).append(json.dumps(line))
         ids: dict[str, str | None] = {}
