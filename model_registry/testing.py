@@ -52,38 +52,27 @@ and the latest 20 request `bodies` and `headers`; `request_starts(model)` the ar
 times (`time.monotonic()`, refused requests included); `wait_idle()` /
 `await_idle()` wait until nothing is in flight; `reset()` forgets rules and counts.
 
-Batch endpoints, in the providers' documented shapes (docs/testing.md has an example):
-OpenAI Files + Batches under `server.url` (`POST /files` with `purpose=batch`, `GET
-/files/{id}/content`, `POST /batches` on `/v1/chat/completions`, `GET /batches/{id}`, `GET
-/batches?limit=&after=`, `POST /batches/{id}/cancel`; output and error files) and Anthropic
-Message Batches under `server.anthropic_url` (`/v1/messages/batches`, its `results_url`;
-`x-api-key` and `anthropic-version` headers; custom ids `^[a-zA-Z0-9_-]{1,64}$`). Each
-request's answer is the one the same request gets alone (model rules and prompt rules
-included). Jobs live in the server process, so they outlive the client that made them.
+Batch endpoints (docs/testing.md shows them): OpenAI Files + Batches under `server.url`,
+Anthropic Message Batches under `server.anthropic_url`, in their documented shapes. A
+batched request gets the answer it would get alone (model and prompt rules included); jobs
+live in the server process, so they outlive the client that made them.
 `server.configure_batches(...)` sets how the jobs created from then on behave:
 
-- `duration=S`: a job ends S seconds after its creation (0: at its first retrieval); or
-  `polls=N`: at its Nth retrieval (`GET .../batches/{id}`). Requests finish in input order,
-  evenly over that span (the counts grow as it runs);
+- `duration=S`: a job ends S seconds after its creation (0: at once), or `polls=N`: at
+  its Nth retrieval; requests finish in input order, evenly over that span;
 - `fail_ids=[...]`, `fail_prompts=[...]` (substrings), `fail_status=500`: those requests
-  fail with that status (OpenAI: in the error file; Anthropic: `errored`);
-- `expire_ids=[...]`, `expire_prompts=[...]`: those requests expire when the job ends
-  (OpenAI: the job's status is `expired`, each one `batch_expired` in the error file;
-  Anthropic: `expired`);
-- `cancel_polls=N`: a cancel keeps the requests finished by then and cancels the rest
-  (`batch_cancelled` / `canceled`), after N more retrievals showing `cancelling`;
-- `results_order="reversed"`: result files list the requests last first (the providers
-  promise no order; match results by custom id);
-- limits: `openai_max_requests=50_000`, `openai_max_bytes=200_000_000` (an input file
-  over it is refused at upload; a job over the count fails validation with
-  `too_many_requests`), `anthropic_max_requests=100_000`, `anthropic_max_bytes=256_000_000`
-  (a 400, a 413). Small values test a client's splitting.
+  fail with that status; `expire_ids`, `expire_prompts`: those expire when the job ends
+  (OpenAI: the job `expired`, each `batch_expired` in the error file);
+- `cancel_polls=N`: a cancel keeps the requests finished by then and cancels the rest,
+  after N more retrievals showing it cancelling;
+- `results_order="reversed"`: result files list the last request first;
+- limits, by default as documented: `openai_max_requests=50_000`,
+  `openai_max_bytes=200_000_000` (a larger upload is refused; a job over the count fails
+  validation), `anthropic_max_requests=100_000`, `anthropic_max_bytes=256_000_000`.
 
-`server.batch_stats(provider)` ("openai", "anthropic", or None for both) counts
-`jobs_created`, `files_uploaded`, `requests` (inside the jobs created), `polls`, `lists`,
-`cancels`, `downloads` and `rejected` (4xx answers); `server.batch_jobs()` lists the jobs
-with their custom ids. Batched requests are not counted by `stats()`. `reset()` forgets the
-knobs, the jobs and the files.
+`server.batch_stats(provider)` ("openai", "anthropic", None: both) counts `jobs_created`,
+`files_uploaded`, `requests` (in jobs), `polls`, `lists`, `cancels`, `downloads`,
+`rejected` (4xx); `batch_jobs()` lists the jobs. `stats()` does not count batched requests.
 
 `fake_openai_server()` is for async code, `run_openai_server()` for synchronous code,
 and `openai_server_fixture()` makes a pytest fixture of it (in a conftest:

@@ -421,3 +421,20 @@ def test_anthropic_batches_are_listed_newest_first(server: FakeOpenAIServer) -> 
     before = {"before_id": ids[0], "limit": 1}
     newer = httpx.get(_messages(server), params=before, headers=ANTHROPIC_HEADERS).json()
     assert [b["id"] for b in newer["data"]] == [ids[1]]
+
+
+def test_files_and_ended_batches_can_be_read_and_deleted(server: FakeOpenAIServer) -> None:
+    file_id = _upload(server, _jsonl([_line("a", "x")])).json()["id"]
+    url = f"{server.url}/files/{file_id}"
+    assert httpx.get(url, headers=OPENAI_HEADERS).json()["id"] == file_id
+    deleted = httpx.delete(url, headers=OPENAI_HEADERS).json()
+    assert deleted == {"id": file_id, "object": "file", "deleted": True}
+    assert httpx.get(url, headers=OPENAI_HEADERS).status_code == 404
+    server.configure_batches(polls=1)
+    batch_id = _anthropic_submit(server, [_request("a", "x")]).json()["id"]
+    early = httpx.delete(_messages(server, f"/{batch_id}"), headers=ANTHROPIC_HEADERS)
+    assert early.status_code == 400  # still in progress
+    _anthropic_poll(server, batch_id)
+    gone = httpx.delete(_messages(server, f"/{batch_id}"), headers=ANTHROPIC_HEADERS).json()
+    assert gone == {"id": batch_id, "type": "message_batch_deleted"}
+    assert server.batch_jobs("anthropic") == []
