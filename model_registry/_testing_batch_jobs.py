@@ -11,7 +11,7 @@ import dataclasses
 import datetime
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 from model_registry._testing_replies import Answer, prompt_text, reply_text
@@ -27,7 +27,7 @@ SUCCEEDED, ERRORED, EXPIRED, CANCELED, PROCESSING = (
     "canceled",
     "processing",
 )
-#: The state of the fake server's model rules: (rule, whether its fault applies, serial).
+#: The server's rule lookup: (body, model) -> (rule, whether its fault applies, serial).
 RuleFor = Callable[[dict[str, Any], str], tuple[dict[str, Any], bool, bool]]
 
 
@@ -37,10 +37,10 @@ class Knobs:
 
     duration: float = 0.0
     polls: int | None = None
-    fail_ids: list[str] = dataclasses.field(default_factory=list)
+    fail_ids: Collection[str] = dataclasses.field(default_factory=frozenset)
     fail_prompts: list[str] = dataclasses.field(default_factory=list)
     fail_status: int = 500
-    expire_ids: list[str] = dataclasses.field(default_factory=list)
+    expire_ids: Collection[str] = dataclasses.field(default_factory=frozenset)
     expire_prompts: list[str] = dataclasses.field(default_factory=list)
     cancel_polls: int = 0
     results_order: str = "input"
@@ -49,11 +49,9 @@ class Knobs:
     anthropic_max_requests: int = 100_000
     anthropic_max_bytes: int = 256_000_000
 
-    def limits(self, provider: str) -> tuple[int, int]:
-        """The provider's (requests per job, bytes per file or request body)."""
-        if provider == OPENAI:
-            return self.openai_max_requests, self.openai_max_bytes
-        return self.anthropic_max_requests, self.anthropic_max_bytes
+    def __post_init__(self) -> None:
+        self.fail_ids = frozenset(self.fail_ids)
+        self.expire_ids = frozenset(self.expire_ids)
 
 
 @dataclasses.dataclass
