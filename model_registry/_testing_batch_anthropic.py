@@ -52,9 +52,11 @@ def anthropic_error(status: int, message: str) -> web.Response:
 
 
 def message(completion: dict[str, Any]) -> dict[str, Any]:
-    """The Anthropic message of a chat completion (same text, same token counts)."""
+    """The Anthropic message of a chat completion (same text, same token counts; cached
+    prompt tokens are Anthropic's `cache_read_input_tokens`, outside `input_tokens`)."""
     choice = completion["choices"][0]
     usage = completion["usage"]
+    cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
     return {
         "id": new_id("msg_"),
         "type": "message",
@@ -64,10 +66,10 @@ def message(completion: dict[str, Any]) -> dict[str, Any]:
         "stop_reason": STOP_REASONS.get(choice["finish_reason"], "end_turn"),
         "stop_sequence": None,
         "usage": {
-            "input_tokens": usage["prompt_tokens"],
+            "input_tokens": usage["prompt_tokens"] - cached,
             "output_tokens": usage["completion_tokens"],
             "cache_creation_input_tokens": 0,
-            "cache_read_input_tokens": 0,
+            "cache_read_input_tokens": cached,
         },
     }
 

@@ -438,3 +438,19 @@ def test_files_and_ended_batches_can_be_read_and_deleted(server: FakeOpenAIServe
     gone = httpx.delete(_messages(server, f"/{batch_id}"), headers=ANTHROPIC_HEADERS).json()
     assert gone == {"id": batch_id, "type": "message_batch_deleted"}
     assert server.batch_jobs("anthropic") == []
+
+
+def test_an_anthropic_answer_reports_cached_prompt_tokens_as_anthropic_does() -> None:
+    from model_registry._testing_batch_anthropic import message
+
+    choice = {"index": 0, "message": {"content": "hi"}, "finish_reason": "length"}
+    details = {"cached_tokens": 4}
+    usage = {"prompt_tokens": 10, "completion_tokens": 1, "prompt_tokens_details": details}
+    answer = message({"model": "m", "choices": [choice], "usage": usage})
+    assert answer["stop_reason"] == "max_tokens"
+    assert answer["usage"] == {
+        "input_tokens": 6,
+        "output_tokens": 1,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 4,
+    }
