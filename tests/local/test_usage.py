@@ -21,7 +21,9 @@ async def test_a_repeated_long_prompt_reports_its_prefix_cache_hits(
     stream = tiny.stream(prompt, max_tokens=2, ignore_eos=True)
     _ = [delta async for delta in stream]
 
-    assert first.usage.cached_tokens == 0  # nothing of it cached yet (blocks of 128 here)
-    assert 0 < again.usage.cached_tokens < again.usage.prompt_tokens
+    # The first time only a shared prefix (the chat template's start) may be cached; then
+    # every whole KV-cache block of the prompt is.
+    assert first.usage.cached_tokens < again.usage.cached_tokens < again.usage.prompt_tokens
+    assert again.usage.cached_tokens >= again.usage.prompt_tokens / 2
     assert stream.result.usage.cached_tokens == again.usage.cached_tokens
     assert again.usage.reasoning_tokens is None
