@@ -44,6 +44,8 @@ Fault rules, per prompt (written anywhere in a message; handy for one bad prompt
 `generate_many`): `!status=500`, `!delay=0.5`, `!drop=1`; `!once=500` fails only the
 first request with that exact prompt (its retry succeeds); `!serial=1` ends the answer
 with ` #N`, N the server's request count (repeated prompts get distinct answers).
+`!cached=N` and `!reasoning=N` report N cached prompt tokens and N reasoning tokens in the
+answer's usage (OpenAI's `prompt_tokens_details` and `completion_tokens_details`).
 
 What the server saw: `server.stats(model)` (or `stats()` for all models) gives
 `requests` (refused ones included), `rejected` (429s of an enforced `rpm`), `in_flight`,
