@@ -28,8 +28,9 @@ def test_all_lists_exactly_the_public_names() -> None:
         for name, value in vars(model_registry).items()
         if not name.startswith("_") and not isinstance(value, types.ModuleType)
     }
-    # loaded on first use by the package's __getattr__ (ModelClient may be loaded already)
-    assert set(model_registry.__all__) == public | {"__version__", "ModelClient"}
+    # loaded on first use by the package's __getattr__ (each may be loaded already)
+    lazy = {"__version__", "ModelClient", "ResultStore", "StoreSummary"}
+    assert set(model_registry.__all__) == public | lazy
     for name in model_registry.__all__:
         assert getattr(model_registry, name) is not None
 
@@ -158,6 +159,83 @@ def test_a_warm_resolve_of_an_alias_reads_no_model_list_and_loads_no_store_or_ev
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) == []
+
+
+#: What `import model_registry` and a warm resolve of an alias leave unloaded: the store,
+#: the rules for names that are no alias (and LiteLLM's model list with them), and the
+#: stdlib modules only a mistake, a warning or a JSON credential needs.
+UNUSED_BY_AN_ALIAS = (
+    "model_registry.store",
+    "model_registry._name_match",
+    "model_registry._typo_guard",
+    "model_registry._model_list",
+    "typing_extensions",
+    "logging",
+    "difflib",
+    "json",
+    "random",
+    "asyncio",
+)
+
+
+def test_an_import_and_a_warm_alias_resolve_load_only_what_they_use() -> None:
+    code = (
+        "import sys, model_registry as m\n"
+        "m.resolve('my-reasoning-model'); m.resolve('my-reasoning-model', temperature=0.2)\n"
+        f"print(sorted(set({UNUSED_BY_AN_ALIAS!r}) & set(sys.modules)))\n"
+    )
+    assert _run(code).stdout.strip() == "[]"
+    # each loads where it is needed: a name that is no alias, the store, a warning
+    code = (
+        "import sys, model_registry as m\n"
+        "m.resolve('gpt-4o'); m.ResultStore; m.get_client('claude-sonet')\n"
+        "print(sorted({'model_registry.store', 'model_registry._typo_guard', 'logging'}"
+        " - set(sys.modules)))\n"
+    )
+    assert _run(code, ANTHROPIC_API_KEY="sk-ant-dummy").stdout.strip() == "[]"
+
+
+#: Decodes into a Struct, a TypedDict and constrained types with msgspec, and prints the
+#: results and errors (what msgspec read from the type hints).
+_MSGSPEC_HINTS = """
+import json, sys
+from typing import Annotated, NotRequired, Required, TypedDict
+{first}
+import msgspec
+
+class Part(TypedDict, total=False):
+    a: Required[Annotated[int, msgspec.Meta(ge=0)]]
+    b: NotRequired[str]
+
+class Whole(msgspec.Struct):
+    n: Annotated[int, msgspec.Meta(ge=1)]
+    parts: list[Part]
+    name: "str | None" = None
+
+out = [msgspec.json.schema(Whole)]
+for raw in (b'{{"n": 1, "parts": [{{"a": 0}}]}}', b'{{"n": 0, "parts": []}}',
+            b'{{"n": 1, "parts": [{{"b": "x"}}]}}', b'{{"n": 1, "parts": [{{"a": -1}}]}}'):
+    try:
+        out.append(msgspec.to_builtins(msgspec.json.decode(raw, type=Whole)))
+    except msgspec.ValidationError as exc:
+        out.append(str(exc))
+print(json.dumps([out, "typing_extensions" in sys.modules]))
+"""
+
+
+def test_msgspec_reads_type_hints_alike_without_typing_extensions() -> None:
+    # the package imports msgspec before typing_extensions (a fifth of its import time);
+    # msgspec then takes typing's get_type_hints, Required and NotRequired instead
+    plain = json.loads(_run(_MSGSPEC_HINTS.format(first="import typing_extensions")).stdout)
+    ours = json.loads(_run(_MSGSPEC_HINTS.format(first="import model_registry")).stdout)
+    assert plain[1] is True and ours[1] is False
+    assert ours[0] == plain[0]
+    assert ours[0][1:] == [
+        {"n": 1, "parts": [{"a": 0}], "name": None},
+        "Expected `int` >= 1 - at `$.n`",
+        "Object missing required field `a` - at `$.parts[0]`",
+        "Expected `int` >= 0 - at `$.parts[0].a`",
+    ]
 
 
 #: Public submodules by design: their own `__all__` is their surface.
