@@ -10,7 +10,6 @@ both load on first use, so importing this package stays cheap.
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 from typing import Any as _Any
 
-from model_registry import _msgspec_import  # noqa: F401  (first: msgspec, lighter)
 from model_registry.aliases import Alias, Registry
 from model_registry.api import (
     fallback_chain,
