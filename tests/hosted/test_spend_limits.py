@@ -93,7 +93,7 @@ async def test_a_rerun_under_the_same_cap_sends_nothing_and_a_higher_cap_finishe
         assert server.stats(model).requests == sent
         assert raised.value.max_cost == 0.1
         assert math.isclose(raised.value.spent, paid)  # the store's cost counts
-        assert raised.value.index == len(answered(first))
+        assert isinstance(first[raised.value.index], BudgetExceededError)
 
         last = await client.generate_many(prompts(10), max_cost=1.0, results_db=db)
     assert [g.text for g in last] == [f"echo: {p}" for p in prompts(10)]
@@ -215,3 +215,30 @@ async def test_max_cost_must_be_a_number_of_dollars(
     async with get_client("priced") as client:
         with pytest.raises(InvalidParameterError, match="max_cost must be a number of US dollars"):
             await client.generate_many(["a"], max_cost=bad)
+
+
+async def test_a_fallback_reserves_at_its_own_price(
+    server: FakeOpenAIServer, provider: str, tmp_path: Path
+) -> None:
+    primary, dear = model_name(), model_name()
+    prices = "max_tokens = 8\nnum_retries = 0\n"
+    declare(
+        tmp_path,
+        server,
+        provider,
+        f'[aliases."cheap"]\nprovider = "{provider}"\nmodel_id = "{primary}"\n'
+        f'fallbacks = ["dear"]\n\n[aliases."cheap".defaults]\n{prices}'
+        "input_cost_per_token = 0.001\noutput_cost_per_token = 0.002\n\n"
+        f'[aliases."dear"]\nprovider = "{provider}"\nmodel_id = "{dear}"\n\n'
+        f'[aliases."dear".defaults]\n{prices}'
+        "input_cost_per_token = 0.01\noutput_cost_per_token = 0.02\n",
+    )
+    server.configure(primary, status=503)
+    async with get_client("cheap") as client:
+        # the primary's bound fits 0.3 USD, the fallback's (ten times its price) does not
+        with pytest.raises(BudgetExceededError):
+            await client.generate_many(["p0 w w"], max_cost=0.3)
+        assert (server.stats(primary).requests, server.stats(dear).requests) == (1, 0)
+        [answer] = await client.generate_many(["p0 w w"], max_cost=1.0)
+    assert answer.name == "dear"
+    assert answer.cost == pytest.approx(10 * ANSWER_COST)

@@ -70,7 +70,9 @@ IMAGE_TOKENS = 2048
 TOOLS_OVERHEAD = 1024
 #: Statuses of an HTTP error whose request may still have been processed upstream.
 _GATEWAY_TIMEOUTS = frozenset({408, 504, 524})
-_INPUT = ("input_cost_per_token", "cache_creation_input_token_cost")
+_INPUT = ("input_cost_per_token",)
+#: Cache writes, billed over the input price only where the call asks for them.
+_CACHE_WRITE = ("cache_creation_input_token_cost",)
 _OUTPUT = ("output_cost_per_token", "output_cost_per_reasoning_token")
 _TIERS = ("flex", "priority", "balanced", "ultrafast", "batches", "decisions")
 _ABOVE = re.compile(r"_above_(\d+)k_tokens")
@@ -194,18 +196,22 @@ class Pricing:
     tier: Any
     output_tokens: int
     extra_prompt_tokens: int
+    #: Whether the call's params ask for cache writes (`cache_control` in tools or system).
+    caches: bool = False
 
-    def bound(self, prompt_tokens: int) -> float:
-        """An upper bound of the call's cost in USD, its messages at most `prompt_tokens`."""
+    def bound(self, prompt_tokens: int, caches: bool = False) -> float:
+        """An upper bound of the call's cost in USD, its messages at most `prompt_tokens`
+        (`caches`: they ask for cache writes, billed above the input price)."""
         tokens = prompt_tokens + self.extra_prompt_tokens
-        input_price = _highest(self.entry, _INPUT, tokens, self.tier) or 0.0
+        kinds = _INPUT + _CACHE_WRITE if caches or self.caches else _INPUT
+        input_price = _highest(self.entry, kinds, tokens, self.tier) or 0.0
         output_price = _highest(self.entry, _OUTPUT, tokens, self.tier) or 0.0
         return tokens * input_price + self.output_tokens * output_price
 
 
 def prompt_token_bound(messages: Sequence[Mapping[str, Any]]) -> int:
     """At most this many prompt tokens for `messages` (see the module docstring)."""
-    size = len(json.dumps(list(messages), ensure_ascii=False, default=str).encode("utf-8"))
+    size = len(_json(messages).encode("utf-8"))
     parts = 0
     for message in messages:
         content = message.get("content")
@@ -237,7 +243,8 @@ def pricing(resolution: Resolution, kwargs: Mapping[str, Any]) -> Pricing:
             f"max_cost needs a bound on the length of each answer of {name!r} ({route}), "
             "whose maximum output LiteLLM's price map does not list: pass max_tokens=N"
         )
-    return Pricing(name, entry, tier, output_tokens, _tools_tokens(params))
+    caches = "cache_control" in _json([params.get(k) for k in ("tools", "system")])
+    return Pricing(name, entry, tier, output_tokens, _tools_tokens(params), caches)
 
 
 def _price_entry(route: str, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -307,8 +314,11 @@ def _tools_tokens(params: Mapping[str, Any]) -> int:
         sent.append(schema.json_schema if schema is not None else response_format)
     if not sent:
         return 0
-    size = len(json.dumps(sent, ensure_ascii=False, default=str).encode("utf-8"))
-    return size + TOOLS_OVERHEAD
+    return len(_json(sent).encode("utf-8")) + TOOLS_OVERHEAD
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str)
 
 
 # --- a batch's calls -------------------------------------------------------------------------
@@ -342,12 +352,14 @@ class _CallSpend:
         self.spending = spending
         self.prompt = prompt
         self.held: Reservation | None = None
-        self._prompt_tokens: int | None = None
+        self._prompt: tuple[int, bool] | None = None
 
     def bound(self, name: str) -> float:
-        if self._prompt_tokens is None:
-            self._prompt_tokens = prompt_token_bound(to_messages(self.prompt))
-        return self.spending.prices[name].bound(self._prompt_tokens)
+        """The most an attempt of this call at `name`'s price can cost."""
+        if self._prompt is None:
+            messages = to_messages(self.prompt)
+            self._prompt = (prompt_token_bound(messages), "cache_control" in _json(messages))
+        return self.spending.prices[name].bound(*self._prompt)
 
     def settle(self, generation: Generation) -> None:
         """The answer came: its cost replaces the reservation (None: the reservation stays)."""
