@@ -55,6 +55,10 @@ def test_a_priced_model_is_bounded_by_its_prices_and_max_tokens(litellm: ModuleT
         resolve("openai:gpt-4o-mini"), {"max_tokens": 100, "service_tier": "priority"}
     )
     assert standard.bound(1000) == price.bound(1000) < priority.bound(1000)
+    batches = pricing(resolve("openai:gpt-4o-mini"), {"max_tokens": 100}, tier="batches")
+    assert batches.bound(1000) == pytest.approx(
+        1000 * info["input_cost_per_token_batches"] + 100 * info["output_cost_per_token_batches"]
+    )
 
 
 def test_cache_writes_and_long_context_prices_apply_only_where_they_can(

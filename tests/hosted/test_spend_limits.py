@@ -121,21 +121,26 @@ async def test_iter_many_yields_the_prompts_not_sent_and_raises_after_those_in_f
     assert seen and len(seen) < 10
 
 
-async def test_concurrency_64_at_the_cap_reserves_rather_than_races(
-    server: FakeOpenAIServer, provider: str, tmp_path: Path
+@pytest.mark.parametrize("concurrency", [64, 256])
+async def test_concurrency_at_the_cap_reserves_rather_than_races(
+    concurrency: int, server: FakeOpenAIServer, provider: str, tmp_path: Path
 ) -> None:
     model, db = alias(tmp_path, server, provider), tmp_path / "run.sqlite"
     server.configure(model, delay=0.05)
     # 0.3 USD holds 27 answers: 64 calls sent at once would spend 0.7 before any answer came
     async with get_client("priced") as client:
         results = await client.generate_many(
-            prompts(300), concurrency=64, max_cost=0.3, results_db=db, return_exceptions=True
+            prompts(600),
+            concurrency=concurrency,
+            max_cost=0.3,
+            results_db=db,
+            return_exceptions=True,
         )
     stats = server.stats(model)
     assert stored_cost(db) <= 0.3
     assert 1 < stats.max_in_flight < 64
     assert stats.requests == len(answered(results)) > 1
-    assert sum(isinstance(r, BudgetExceededError) for r in results) == 300 - stats.requests
+    assert sum(isinstance(r, BudgetExceededError) for r in results) == 600 - stats.requests
 
 
 async def test_an_attempt_answered_with_an_error_gives_its_reservation_back(

@@ -19,7 +19,8 @@ per non-text content part and the JSON of tools and response_format (plus
 `TOOLS_OVERHEAD` for the provider's tool prompt); answer tokens at most `max_tokens`
 (`max_completion_tokens`), else the model's `max_output_tokens` in LiteLLM's price map;
 each at the highest per-token price the map lists for the model that could apply (cache
-writes, long-context tiers the prompt could reach, the `service_tier` asked for), or at
+writes where the call has `cache_control`, long-context prices the prompt could reach,
+the `service_tier` asked for), or at
 `input_cost_per_token`/`output_cost_per_token` given in kwargs or alias defaults, the prices
 LiteLLM itself then uses.
 
@@ -222,13 +223,14 @@ def prompt_token_bound(messages: Sequence[Mapping[str, Any]]) -> int:
     return size + parts * IMAGE_TOKENS
 
 
-def pricing(resolution: Resolution, kwargs: Mapping[str, Any]) -> Pricing:
-    """The price of calls to `resolution` with `kwargs`; InvalidParameterError when the model
-    has no known price or no bound on its answer's length."""
+def pricing(resolution: Resolution, kwargs: Mapping[str, Any], tier: str | None = None) -> Pricing:
+    """The price of calls to `resolution` with `kwargs`, at `tier`'s prices where the map
+    has them (`"batches"` for a provider batch job; default: the call's `service_tier`);
+    InvalidParameterError when the model has no known price or no bound on its answer."""
     params = {**resolution.params, **kwargs}
     name, route = resolution.name, resolution.route or resolution.model_id
     entry = _price_entry(route, params)
-    tier = params.get("service_tier")
+    tier = tier or params.get("service_tier")
     if _highest(entry, _INPUT, 0, tier) is None or _highest(entry, _OUTPUT, 0, tier) is None:
         raise InvalidParameterError(
             f"max_cost needs the price of {name!r} ({route}), which LiteLLM's price map does "
@@ -273,22 +275,26 @@ def _highest(
     entry: Mapping[str, Any], bases: tuple[str, ...], prompt_tokens: int, tier: Any
 ) -> float | None:
     """The highest price among the entry's keys that start with one of `bases` and could
-    apply: tiers only the call's `service_tier`, long-context prices only past their
-    threshold; None when there is none."""
+    apply: of the tiers only `tier`, whose price replaces the standard one; long-context
+    prices only past their threshold; None when there is none."""
     prices = []
     for key, value in entry.items():
-        if not key.startswith(bases) or isinstance(value, bool):
-            continue
-        if not isinstance(value, int | float) or not math.isfinite(value):
+        if not key.startswith(bases) or not _is_price(value):
             continue
         suffix = key.rsplit("_", 1)[-1]
         if suffix in _TIERS and suffix != tier:
             continue
+        if suffix not in _TIERS and _is_price(entry.get(f"{key}_{tier}")):
+            continue  # the tier's own price replaces this one
         above = _ABOVE.search(key)
         if above is not None and prompt_tokens <= int(above.group(1)) * 1000:
             continue
         prices.append(float(value))
     return max(prices, default=None)
+
+
+def _is_price(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _output_tokens(params: Mapping[str, Any], entry: Mapping[str, Any]) -> int | None:
