@@ -219,6 +219,18 @@ def validate_command(
     show_validation(list(paths or ()))
 
 
+MaxCostOption = Annotated[
+    float | None,
+    typer.Option(
+        "--max-cost",
+        metavar="USD",
+        min=0.0,
+        help="Spend at most this many US dollars, the store's earlier answers included "
+        "(hosted models; each call reserves its highest possible cost before it is sent).",
+    ),
+]
+
+
 @app.command("run")
 @command
 def run_command(
@@ -258,16 +270,7 @@ def run_command(
             "--concurrency", "-c", min=1, help="Calls in flight at once (default: the model's)."
         ),
     ] = None,
-    max_cost: Annotated[
-        float | None,
-        typer.Option(
-            "--max-cost",
-            metavar="USD",
-            min=0.0,
-            help="Spend at most this many US dollars, the store's earlier answers included "
-            "(hosted models; each call reserves its highest possible cost before it is sent).",
-        ),
-    ] = None,
+    max_cost: MaxCostOption = None,
     sets: SetOption = None,
     debug: DebugOption = False,
 ) -> None:

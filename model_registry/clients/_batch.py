@@ -34,7 +34,8 @@ from model_registry.clients._batch_checks import (
     prompt_list,
     refuse_local,
 )
-from model_registry.clients._policy.spend import Budget, Spending, check_max_cost, pricing
+from model_registry.clients._policy.cost_bound import pricing
+from model_registry.clients._policy.spend import Budget, Spending, check_max_cost
 from model_registry.clients._structured import OutputSchema, output_schema
 from model_registry.errors import (
     BudgetExceededError,

@@ -10,12 +10,8 @@ import anyio
 import pytest
 
 from model_registry import BudgetExceededError, InvalidParameterError, resolve
-from model_registry.clients._policy.spend import (
-    IMAGE_TOKENS,
-    Budget,
-    pricing,
-    prompt_token_bound,
-)
+from model_registry.clients._policy.cost_bound import IMAGE_TOKENS, pricing, prompt_token_bound
+from model_registry.clients._policy.spend import Budget
 
 TEXTS = [
     "Write three distractors for: what is the capital of France?",
