@@ -219,6 +219,18 @@ def validate_command(
     show_validation(list(paths or ()))
 
 
+MaxCostOption = Annotated[
+    float | None,
+    typer.Option(
+        "--max-cost",
+        metavar="USD",
+        min=0.0,
+        help="Spend at most this many US dollars, the store's earlier answers included "
+        "(hosted models; each call reserves its highest possible cost before it is sent).",
+    ),
+]
+
+
 @app.command("run")
 @command
 def run_command(
@@ -258,6 +270,7 @@ def run_command(
             "--concurrency", "-c", min=1, help="Calls in flight at once (default: the model's)."
         ),
     ] = None,
+    max_cost: MaxCostOption = None,
     sets: SetOption = None,
     debug: DebugOption = False,
 ) -> None:
@@ -265,12 +278,20 @@ def run_command(
     RESULTS.jsonl; run it again to resume (stored answers are not paid for twice).
 
     Output lines: {"id", "text", "finish_reason", "usage", "cost", "error"}. Exit 1 when a
-    prompt failed (its line has "error"; running again retries it), 130 on Ctrl-C (the
-    finished answers are kept; the results file is written on a run that finishes).
+    prompt failed (its line has "error"; running again retries it), 3 when --max-cost left
+    prompts unsent (their lines have a BudgetExceededError; a higher --max-cost sends them),
+    130 on Ctrl-C (the finished answers are kept; the results file is written on a run that
+    finishes).
     """
     from model_registry._cli.run import run_prompts_file  # with asyncio: not loaded by 'list'
 
     kwargs = parse_sets(sets)
     run_prompts_file(
-        name, kwargs, prompts_file, out=out, results_db=results_db, concurrency=concurrency
+        name,
+        kwargs,
+        prompts_file,
+        out=out,
+        results_db=results_db,
+        concurrency=concurrency,
+        max_cost=max_cost,
     )
