@@ -32,6 +32,13 @@ from model_registry._cli import interrupts
 from model_registry._cli.interrupts import EXIT_INTERRUPTED
 from model_registry._cli.options import DebugOption, JsonOption, SetOption, parse_sets
 from model_registry._cli.output import command, reported_errors, state
+from model_registry._cli.run_options import (
+    ConcurrencyOption,
+    MaxCostOption,
+    OutOption,
+    PromptsFileArgument,
+    ResultsDbOption,
+)
 from model_registry._cli.views import show_list, show_resolution, show_validation
 
 __all__ = ["app", "main", "parse_sets"]
@@ -219,57 +226,14 @@ def validate_command(
     show_validation(list(paths or ()))
 
 
-MaxCostOption = Annotated[
-    float | None,
-    typer.Option(
-        "--max-cost",
-        metavar="USD",
-        min=0.0,
-        help="Spend at most this many US dollars, the store's earlier answers included "
-        "(hosted models; each call reserves its highest possible cost before it is sent).",
-    ),
-]
-
-
 @app.command("run")
 @command
 def run_command(
     name: Annotated[str, typer.Argument(help="A model name (see 'model-registry list').")],
-    prompts_file: Annotated[
-        Path,
-        typer.Argument(
-            metavar="PROMPTS.jsonl",
-            help='One prompt a line: a JSON string, or {"id": ..., "prompt": "..."} or '
-            '{"id": ..., "messages": [...]}.',
-            show_default=False,
-        ),
-    ],
-    out: Annotated[
-        Path,
-        typer.Option(
-            "--out",
-            "-o",
-            metavar="RESULTS.jsonl",
-            help="The results, one line per prompt in input order (written whole at the end).",
-            show_default=False,
-        ),
-    ],
-    results_db: Annotated[
-        Path | None,
-        typer.Option(
-            "--results-db",
-            metavar="PATH",
-            help="The result store that keeps each answer as it arrives; the same command "
-            "again resumes from it.",
-            show_default="RESULTS.jsonl.sqlite",
-        ),
-    ] = None,
-    concurrency: Annotated[
-        int | None,
-        typer.Option(
-            "--concurrency", "-c", min=1, help="Calls in flight at once (default: the model's)."
-        ),
-    ] = None,
+    prompts_file: PromptsFileArgument,
+    out: OutOption,
+    results_db: ResultsDbOption = None,
+    concurrency: ConcurrencyOption = None,
     max_cost: MaxCostOption = None,
     sets: SetOption = None,
     debug: DebugOption = False,
