@@ -73,6 +73,8 @@ class CallLimits:
         #: The provider's limiter: Retry-After cools it down (None: a local client without).
         self.cooldown: Limiter | None = None
         self.binding = False
+        #: The limiters with an `rpm` or `tpm` (their sends are paced again at the send).
+        self.paced: tuple[Limiter, ...] = ()
         self._counts_tokens = False
         self._params: Mapping[str, Any] = {}
         self._provider, self._model = provider, model
@@ -101,6 +103,11 @@ class CallLimits:
         declared = [limiter.limits for limiter in limiters if limiter.limits != Limits()]
         self.binding = bool(declared)
         self._counts_tokens = any(limits.tpm is not None for limits in declared)
+        self.paced = tuple(
+            limiter
+            for limiter in limiters
+            if limiter.limits.rpm is not None or limiter.limits.tpm is not None
+        )
         self._params = params
 
     def cooldown_remaining(self) -> float:
@@ -124,11 +131,7 @@ class CallLimits:
         async with contextlib.AsyncExitStack() as stack:
             with self._bounded(deadline, timeout_s):
                 permit = await stack.enter_async_context(acquire(self.limiters, tokens, deadline))
-            paced = tuple(
-                limiter
-                for limiter in self.limiters
-                if limiter.limits.rpm is not None or limiter.limits.tpm is not None
-            )
+            paced = self.paced
             token = _sending.set(_Sending(paced, dict(permit.charged)) if paced else None)
             try:
                 yield permit
