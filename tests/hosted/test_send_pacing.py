@@ -284,3 +284,25 @@ def test_one_liners_on_a_handler_route_with_limits_leave_nothing_behind(
     fds = [int(line) for line in result.stdout.split()]
     assert len(fds) == 12
     assert max(fds[2:]) == fds[2], fds  # flat once warmed up: nothing left per event loop
+
+
+@pytest.mark.usefixtures("provider_keys")
+async def test_unreachable_rates_leave_the_call_to_litellms_own_client(
+    respx_mock: respx.MockRouter,
+) -> None:
+    """No send to pace: the call goes as without limits, through LiteLLM's own handler."""
+    respx_mock.post(ANTHROPIC_URL).mock(return_value=httpx.Response(200, json=ANTHROPIC_RESPONSE))
+    hooks = paced_handler("anthropic/claude-sonnet-4-5", {}).client.event_hooks["request"]
+    seen: list[str] = []
+
+    async def record(request: httpx.Request) -> None:
+        seen.append(str(request.url))
+
+    hooks.append(record)
+    try:
+        limits = {"rpm": 1e9, "tpm": 1e12}
+        async with get_client("anthropic:claude-sonnet-4-5", limits=limits) as client:
+            assert (await client.generate("Capital of France?")).text == "Paris."
+    finally:
+        hooks.remove(record)
+    assert seen == []
