@@ -66,7 +66,8 @@ async def pace_send(request: object) -> None:
 
 
 class CallLimits:
-    """The limiters of one client; `binding` is False while no declared limit applies."""
+    """The limiters of one client; `binding` is False while no declared limit applies
+    (rates no process reaches, `limits.UNREACHABLE_RPM` and `_TPM`, are not counted)."""
 
     def __init__(self, provider: str, model: str) -> None:
         self.limiters: tuple[Limiter, ...] = ()
