@@ -178,7 +178,8 @@ async def test_anthropic_sends_leave_litellms_own_handler_at_the_declared_rate(
     assert not errors, f"{len(errors)} calls failed, the first: {errors[0]!r}"
     assert len(sends) == CALLS
     most = most_in_any_window(sends, 1.0)
-    assert most <= 14, f"{most} requests were sent within 1 s"  # as the openai route's
+    # where respx answers, a little after the hook: the margin of the server's count
+    assert most <= MOST_PER_SECOND, f"{most} requests were sent within 1 s"
 
 
 class _Sent(Exception):
@@ -271,7 +272,7 @@ def test_one_liners_on_a_handler_route_with_limits_leave_nothing_behind(
                                 api_key={SERVER_KEY!r}, limits={{"rpm": 60000}})
             return await client.generate(f"run {{i}}")
 
-        for i in range(12):
+        for i in range(8):
             assert asyncio.run(one_liner(i)).text == f"echo: run {{i}}"
             gc.collect()
             print(len(os.listdir("/proc/self/fd")), flush=True)
@@ -282,7 +283,7 @@ def test_one_liners_on_a_handler_route_with_limits_leave_nothing_behind(
     )
     assert result.returncode == 0, result.stderr[-2000:]
     fds = [int(line) for line in result.stdout.split()]
-    assert len(fds) == 12
+    assert len(fds) == 8
     assert max(fds[2:]) == fds[2], fds  # flat once warmed up: nothing left per event loop
 
 
