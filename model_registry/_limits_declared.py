@@ -3,7 +3,6 @@ and the part of them the limiters count (see `limits`)."""
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Mapping
 
@@ -77,6 +76,8 @@ def validate_limits(value: Mapping[str, object] | Limits, where: str) -> Limits:
 
 
 def _unknown_key(key: object) -> str:
+    import difflib  # here: loaded by a mistake, not at import
+
     close = difflib.get_close_matches(str(key), LIMIT_KEYS, n=1, cutoff=0.5)
     hint = f" (did you mean '{close[0]}'?)" if close else ""
     return f"unknown key {str(key)!r}{hint}; the keys are {', '.join(LIMIT_KEYS)}"

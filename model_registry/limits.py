@@ -40,7 +40,6 @@ from __future__ import annotations
 import itertools
 import math
 import os
-import random
 import time
 import weakref
 from collections.abc import Mapping, Sequence
@@ -227,6 +226,8 @@ class Limiter:
 def spread(seconds: float) -> float:
     """`seconds` plus up to a quarter more (at most 5 s), at random: callers paused by one
     Retry-After come back spread out, not in lockstep."""
+    import random  # here: loaded by the first Retry-After, not at import
+
     return seconds + random.uniform(0, min(seconds * _SPREAD, _SPREAD_MAX))
 
 

@@ -8,7 +8,6 @@ the bottom layer's private modules (`_redaction`, `_prompts`, the generated
 
 from __future__ import annotations
 
-import difflib
 import math
 import os
 import re
@@ -51,12 +50,17 @@ else:
     ParsedT = TypeVar("ParsedT")
 
 
-class Usage(msgspec.Struct, frozen=True):
-    """Token counts of one call (None where the provider did not report them)."""
+class Usage(msgspec.Struct, frozen=True, repr_omit_defaults=True):
+    """Token counts of one call (None where the provider did not report them).
+
+    `cached_tokens`: prompt tokens read from the provider's prompt cache (vLLM: prefix-cache
+    hits); `reasoning_tokens`: completion tokens spent on reasoning."""
 
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     total_tokens: int | None = None
+    cached_tokens: int | None = None
+    reasoning_tokens: int | None = None
 
 
 class TokenLogprob(msgspec.Struct, frozen=True):
@@ -299,6 +303,8 @@ def litellm_prefix_problem(
     if litellm_prefix is not None:
         if litellm_prefix in LITELLM_CHAT_PROVIDERS:
             return None
+        import difflib  # here: loaded by a mistake, not at import
+
         match = difflib.get_close_matches(
             litellm_prefix, sorted(LITELLM_CHAT_PROVIDERS), n=1, cutoff=0.6
         )
