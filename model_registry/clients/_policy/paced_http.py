@@ -2,9 +2,9 @@
 takes each request from the call's sends buckets just before it goes out: on the routes
 of the openai SDK (OpenAI and OpenAI-compatible servers) `litellm.aclient_session`; on
 the routes in `HANDLER_ROUTES` (anthropic, gemini, deepseek, groq, mistral, ...) LiteLLM's
-own `AsyncHTTPHandler`, given per call as `acompletion(client=)`. LiteLLM's handlers of
-other routes (cohere, vertex_ai, replicate, watsonx, ...) ignore `client=`: those are
-paced at the limiter only. One connection pool per event loop, shared by both;
+own `AsyncHTTPHandler`, given per call as `acompletion(client=)`. Other routes are paced
+at the limiter only: LiteLLM's handlers of some ignore `client=` (cohere, replicate, ...),
+others need cloud credentials before they send (vertex_ai, sagemaker, watsonx). One connection pool per event loop, shared by both;
 `close_this_loop` closes the running loop's, so nothing stays open once the last hosted
 client closes or a loop ends.
 """
