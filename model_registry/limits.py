@@ -27,25 +27,34 @@ that share limiters). `Limiter.cool_down(seconds)` (a 429/503 with Retry-After) 
 every acquire on that limiter; an acquire given a deadline that a cooldown outlasts raises
 `CooldownPastDeadline` at once. Buckets and slots belong to an event loop (one set per
 loop); cooldowns and token balances are shared.
-The buckets are ours (`_limits_bucket`); asyncio is imported on first use, so
-`import model_registry` does not load it.
+An `rpm` of `UNREACHABLE_RPM` or more, a `tpm` of `UNREACHABLE_TPM` or more, is not
+counted: no process reaches it, and a call under no other limit costs no bucket work.
+The declared limits and their checks are `_limits_declared`'s, the buckets are ours
+(`_limits_bucket`); asyncio is imported on first use, so `import model_registry` does
+not load it. `acquire` is a plain async context manager (no generator, no exit stack):
+it runs once for every call under declared limits.
 """
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import math
 import os
 import time
 import weakref
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
 from model_registry._limits_bucket import LoopState
-from model_registry.errors import InvalidParameterError
+from model_registry._limits_declared import LIMIT_KEYS as LIMIT_KEYS
+from model_registry._limits_declared import UNREACHABLE_RPM as UNREACHABLE_RPM
+from model_registry._limits_declared import UNREACHABLE_TPM as UNREACHABLE_TPM
+from model_registry._limits_declared import Limits as Limits
+from model_registry._limits_declared import counted
+from model_registry._limits_declared import limit_problems as limit_problems
+from model_registry._limits_declared import validate_limits as validate_limits
 from model_registry.types import redact
 
 if TYPE_CHECKING:
@@ -56,79 +65,10 @@ __all__: list[str] = []
 DEFAULT_COMPLETION_TOKENS = 256
 """Completion tokens charged up front for a request without `max_tokens`."""
 
-LIMIT_KEYS = ("rpm", "tpm", "concurrency")
-
 _SPREAD = 0.25  # of a wait, added at random (see `spread`)
 _SPREAD_MAX = 5.0
 _KEY_SALT = os.urandom(16)  # per process: the hash identifies a key here, reveals nothing
 _order = itertools.count()
-
-
-class Limits(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """Declared limits: requests started per minute, tokens per minute, calls in flight."""
-
-    rpm: float | None = None
-    tpm: float | None = None
-    concurrency: int | None = None
-
-
-# -- validation ---------------------------------------------------------------------------
-
-_UNITS = {
-    "rpm": "requests started per minute, e.g. rpm = 600",
-    "tpm": "tokens per minute (prompt + completion), e.g. tpm = 200000",
-    "concurrency": "calls in flight, e.g. concurrency = 8",
-}
-
-
-def limit_problems(value: object) -> list[tuple[str | None, str]]:
-    """Every problem in a limits table, as (key or None, message naming the key and the fix)."""
-    if not isinstance(value, Mapping):
-        return [
-            (None, f"limits must be a table of {', '.join(LIMIT_KEYS)}, got {type(value).__name__}")
-        ]
-    problems: list[tuple[str | None, str]] = []
-    for key, item in value.items():
-        if key not in LIMIT_KEYS:
-            problems.append((str(key), _unknown_key(key)))
-        elif item is not None and (message := _value_problem(key, item)):
-            problems.append((key, message))
-    return problems
-
-
-def validate_limits(value: Mapping[str, object] | Limits, where: str) -> Limits:
-    """A checked `Limits`; InvalidParameterError (a ValueError) names `where`, each key, the fix."""
-    if isinstance(value, Limits):
-        value = msgspec.structs.asdict(value)
-    problems = limit_problems(value)
-    if problems:
-        raise InvalidParameterError("; ".join(f"{where}: {message}" for _, message in problems))
-    rpm, tpm, concurrency = (value.get(key) for key in LIMIT_KEYS)
-    return Limits(
-        rpm=None if rpm is None else float(rpm),  # type: ignore[arg-type]
-        tpm=None if tpm is None else float(tpm),  # type: ignore[arg-type]
-        concurrency=concurrency,  # type: ignore[arg-type]
-    )
-
-
-def _unknown_key(key: object) -> str:
-    import difflib  # here: loaded by a mistake, not at import
-
-    close = difflib.get_close_matches(str(key), LIMIT_KEYS, n=1, cutoff=0.5)
-    hint = f" (did you mean '{close[0]}'?)" if close else ""
-    return f"unknown key {str(key)!r}{hint}; the keys are {', '.join(LIMIT_KEYS)}"
-
-
-def _value_problem(key: str, item: object) -> str | None:
-    if key == "concurrency":
-        if isinstance(item, bool) or not isinstance(item, int) or item < 1:
-            return f"'concurrency' must be a whole number >= 1 ({_UNITS[key]}), got {item!r}"
-        return None
-    if isinstance(item, bool) or not isinstance(item, int | float):
-        return f"{key!r} must be a number ({_UNITS[key]}), got {type(item).__name__} {item!r}"
-    if not math.isfinite(item) or item <= 0:
-        return f"{key!r} must be a positive finite number ({_UNITS[key]}), got {item!r}"
-    return None
 
 
 # -- keys and the registry ----------------------------------------------------------------
@@ -194,6 +134,8 @@ class Limiter:
     def __init__(self, key: LimitKey, limits: Limits) -> None:
         self.key = key
         self.limits = limits
+        #: `limits` less the rates no process reaches: what the buckets and slots count.
+        self.counted = counted(limits)
         self.order = next(_order)
         self.cooldown_until = 0.0  # time.monotonic() (the loop's clock) until acquires go on
         self._token_balance = 0.0  # > 0: tokens used beyond estimates (debt); < 0: credit
@@ -207,6 +149,7 @@ class Limiter:
     def reconfigure(self, limits: Limits) -> None:
         """Apply new limits to calls that start from now on."""
         self.limits = limits
+        self.counted = counted(limits)
         self._states = weakref.WeakKeyDictionary()
 
     def cool_down(self, seconds: float) -> None:
@@ -223,8 +166,9 @@ class Limiter:
 
         loop = asyncio.get_running_loop()
         if (state := self._states.get(loop)) is None:
+            counted = self.counted
             state = self._states[loop] = LoopState(
-                self.limits.rpm, self.limits.tpm, self.limits.concurrency, loop
+                counted.rpm, counted.tpm, counted.concurrency, loop
             )
         return state
 
@@ -268,15 +212,23 @@ class Limiter:
 
     def _give_back_tokens(self, estimate: float) -> None:
         """A charged request that will not start after all (cooldown): credit its estimate."""
-        if self.limits.tpm is not None:
+        if self.counted.tpm is not None:
             self._token_balance -= estimate
 
     def _report(self, estimate: float, actual: float) -> None:
-        if self.limits.tpm is not None:
+        if self.counted.tpm is not None:
             self._token_balance += actual - estimate
 
 
 # -- acquiring ----------------------------------------------------------------------------
+
+
+def spread(seconds: float) -> float:
+    """`seconds` plus up to a quarter more (at most 5 s), at random: callers paused by one
+    Retry-After come back spread out, not in lockstep."""
+    import random  # here: loaded by the first Retry-After, not at import
+
+    return seconds + random.uniform(0, min(seconds * _SPREAD, _SPREAD_MAX))
 
 
 class Permit:
@@ -285,7 +237,7 @@ class Permit:
     def __init__(self, limiters: Sequence[Limiter], estimated_tokens: float) -> None:
         self.limiters = tuple(limiters)
         self.estimated_tokens = estimated_tokens
-        #: the tokens each limiter charged at admission (paced again at the send)
+        #: the tokens each limiter with a `tpm` charged at admission (paced again at the send)
         self.charged: dict[Limiter, float] = {}
         self._reported = False
 
@@ -298,32 +250,51 @@ class Permit:
             limiter._report(self.estimated_tokens, float(total_tokens))
 
 
-@contextlib.asynccontextmanager
-async def acquire(
+class _Acquiring:
+    """`acquire`'s context: the permit, and the slots it holds until the block ends."""
+
+    def __init__(self, permit: Permit, deadline: float) -> None:
+        self._permit = permit
+        self._deadline = deadline
+        self._held: list[asyncio.Semaphore] = []
+
+    async def __aenter__(self) -> Permit:
+        permit = self._permit
+        limiters = permit.limiters
+        try:
+            for limiter in sorted(limiters, key=_by_order) if len(limiters) > 1 else limiters:
+                slots = limiter._state().slots
+                if slots is not None:
+                    await slots.acquire()
+                    self._held.append(slots)
+            permit.charged = await _take_rates(limiters, permit.estimated_tokens, self._deadline)
+        except BaseException:
+            self._release()
+            raise
+        return permit
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        self._release()
+
+    def _release(self) -> None:
+        while self._held:
+            self._held.pop().release()
+
+
+def _by_order(limiter: Limiter) -> int:
+    return limiter.order
+
+
+def acquire(
     limiters: Sequence[Limiter], estimated_tokens: float = 0, deadline: float = math.inf
-) -> AsyncIterator[Permit]:
-    """Wait for every limiter (slots, cooldowns, rates); the call starts inside the block.
+) -> _Acquiring:
+    """Wait for every limiter (slots, cooldowns, rates); the call starts inside the block:
+    `async with acquire(limiters, tokens) as permit: ...`.
 
     Pass the provider's limiter first, then the alias's: rates are taken in reverse order,
     so the provider's bucket (the server's) admits the call last, just before it starts.
     A cooldown that outlasts `deadline` raises CooldownPastDeadline at once."""
-    permit = Permit(limiters, max(float(estimated_tokens), 0.0))
-    async with contextlib.AsyncExitStack() as stack:
-        for limiter in sorted(limiters, key=lambda limiter: limiter.order):
-            slots = limiter._state().slots
-            if slots is not None:
-                await slots.acquire()
-                stack.callback(slots.release)
-        permit.charged = await _take_rates(limiters, permit.estimated_tokens, deadline)
-        yield permit
-
-
-def spread(seconds: float) -> float:
-    """`seconds` plus up to a quarter more (at most 5 s), at random: callers paused by one
-    Retry-After come back spread out, not in lockstep."""
-    import random  # here: loaded by the first Retry-After, not at import
-
-    return seconds + random.uniform(0, min(seconds * _SPREAD, _SPREAD_MAX))
+    return _Acquiring(Permit(limiters, max(float(estimated_tokens), 0.0)), deadline)
 
 
 async def take_request(limiters: Sequence[Limiter], deadline: float = math.inf) -> None:
@@ -336,7 +307,7 @@ async def _take_rates(
     limiters: Sequence[Limiter], estimate: float, deadline: float
 ) -> dict[Limiter, float]:
     """Take a request and its tokens from each bucket, again if a cooldown began meanwhile;
-    the tokens each limiter charged."""
+    the tokens each limiter with a `tpm` charged."""
     while True:
         for limiter in limiters:
             # skip a coroutine on the common path
@@ -348,14 +319,15 @@ async def _take_rates(
         try:
             for limiter in reversed(limiters):
                 state = limiter._state()
-                charged[limiter] = await limiter._take_tokens(state, estimate)
+                if state.tokens is not None:
+                    charged[limiter] = await limiter._take_tokens(state, estimate)
                 if state.requests is not None:
                     await state.requests.acquire(1.0)
         except BaseException:
             for limiter in charged:
                 limiter._give_back_tokens(estimate)
             raise
-        if not any(limiter.cooldown_remaining() > 0 for limiter in limiters):
+        if not any(limiter.cooldown_until and limiter.cooldown_remaining() for limiter in limiters):
             return charged
         for limiter in charged:
             limiter._give_back_tokens(estimate)

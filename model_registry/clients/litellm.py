@@ -6,7 +6,8 @@ and ours are raised without the original chained (its text may hold a key).
 LiteLLM keeps one process-wide pool of HTTP clients; the last hosted client to close
 closes that pool, and so does the end of each event loop that used it, so file
 descriptors go back to where they were. Its openai SDK routes send through our httpx
-client (`litellm.aclient_session`, unless one is set), whose hook paces the sends.
+client (`litellm.aclient_session`, unless one is set), and its own handler's routes
+through ours (`acompletion(client=)`) where limits pace the sends (`_policy.paced_http`).
 
 `timeout` (seconds) bounds a whole call: the waits for its limits (see `_policy`), every
 retry, and for a stream every piece up to the final `Generation`; past it the call raises
@@ -55,6 +56,7 @@ from model_registry.clients._litellm_response import (
 from model_registry.clients._policy.paced_http import (
     close_this_loop,
     is_paced_session,
+    paced_handler,
     paced_session,
 )
 from model_registry.clients._policy.retries import is_loopback, retries_in
@@ -195,6 +197,8 @@ class LiteLLMClient(BaseClient):
         if litellm.aclient_session is None or is_paced_session(litellm.aclient_session):
             # the openai SDK routes send through it: their sends are paced (`_policy`)
             litellm.aclient_session = paced_session(_transport)  # type: ignore[attr-defined]
+        if self._limits.paced and (handler := paced_handler(self._route, params, _transport)):
+            params["client"] = handler  # LiteLLM's own HTTP handler, with the send hook
         if deadline is None:
             deadline = self._deadline(timeout)
         return _Call(params, messages, asked, (deadline, timeout), retries)

@@ -3,25 +3,46 @@ reach the socket bunched when the work between admission and send stalls (a load
 machine: LiteLLM prepares each call in the loop's thread pool). Here the pool is held on
 purpose for the first seconds, so every call admitted meanwhile would go out at once;
 the server's arrivals must still keep the 1 s bound, with margin for a loaded machine.
+On the openai SDK's routes (the loopback server) and on LiteLLM's own handler's routes
+(anthropic at its real URL, respx counting where each request is sent).
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import subprocess
+import sys
+import textwrap
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
+from types import ModuleType
 from typing import Any
 
 import anyio
+import httpx
 import pytest
+import respx
 
 from model_registry import get_client
-from model_registry.clients._policy.paced_http import paced_session
+from model_registry.clients._policy.paced_http import (
+    HANDLER_ROUTES,
+    paced_handler,
+    paced_session,
+)
 from model_registry.limits import estimate_tokens
 from tests.fixtures.openai_server import FakeOpenAIServer
+from tests.hosted.conftest import SERVER_KEY
 from tests.hosted.test_enforced_rpm import most_in_any_window
+from tests.hosted.test_wire import (
+    ANTHROPIC_RESPONSE,
+    ANTHROPIC_URL,
+    GEMINI_RESPONSE,
+    GEMINI_URL,
+    _anthropic_sse,
+    _gemini_sse,
+)
 
 RPM = 600  # 10 a second: a 1 s window holds at most about 14 (a 0.4 s burst + the rate)
 CALLS = 50
@@ -128,3 +149,161 @@ async def test_tokens_stalled_after_admission_still_reach_the_server_spaced(
     assert len(arrivals) == CALLS
     most = most_in_any_window(arrivals, 1.0)
     assert most <= MOST_PER_SECOND, f"{most} requests reached the server within 1 s"
+
+
+@pytest.mark.usefixtures("provider_keys")
+async def test_anthropic_sends_leave_litellms_own_handler_at_the_declared_rate(
+    respx_mock: respx.MockRouter, held_pool: _HeldPool
+) -> None:
+    """A route LiteLLM sends through its own HTTP handler, not the openai SDK: the send
+    times where respx answers (after every hook) keep the bucket's bound."""
+    tag = f"paced-{uuid.uuid4().hex[:8]}"
+    sends: list[float] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if tag in request.content.decode():
+            sends.append(time.monotonic())
+        return httpx.Response(200, json=ANTHROPIC_RESPONSE)
+
+    respx_mock.post(ANTHROPIC_URL).mock(side_effect=answer)
+    async with get_client("anthropic:claude-sonnet-4-5") as client:
+        await client.generate("warm up")  # LiteLLM's first-call start-up, outside the test
+    with anyio.fail_after(120):
+        async with get_client("anthropic:claude-sonnet-4-5", limits={"rpm": RPM}) as client:
+            held_pool.until = time.monotonic() + HELD
+            results = await client.generate_many(
+                [f"{tag} q{i}" for i in range(CALLS)], return_exceptions=True
+            )
+    errors = [r for r in results if isinstance(r, BaseException)]
+    assert not errors, f"{len(errors)} calls failed, the first: {errors[0]!r}"
+    assert len(sends) == CALLS
+    most = most_in_any_window(sends, 1.0)
+    # where respx answers, a little after the hook: the margin of the server's count
+    assert most <= MOST_PER_SECOND, f"{most} requests were sent within 1 s"
+
+
+class _Sent(Exception):
+    """Raised by the probe's request hook: the request reached the handler given."""
+
+
+@pytest.mark.parametrize("provider", sorted(HANDLER_ROUTES))
+async def test_each_handler_route_sends_through_the_handler_it_is_given(
+    provider: str, litellm: ModuleType
+) -> None:
+    """LiteLLM (as installed) sends each of `HANDLER_ROUTES` through `acompletion(client=)`;
+    a route that stopped doing so would be paced at the limiter only."""
+    from litellm.llms.custom_httpx.http_handler import AsyncHTTPHandler
+
+    sent: list[str] = []
+
+    async def hook(request: httpx.Request) -> None:
+        sent.append(str(request.url))
+        raise _Sent
+
+    handler = AsyncHTTPHandler(event_hooks={"request": [hook]})
+    with anyio.fail_after(30), pytest.raises(Exception):  # noqa: B017 (LiteLLM's wrapping of it)
+        await litellm.acompletion(
+            model=f"{provider}/m-1",
+            messages=[{"role": "user", "content": "hi"}],
+            api_base="http://127.0.0.1:9/v1",  # the discard port: nothing goes out
+            api_key="k",
+            num_retries=0,
+            max_retries=0,
+            timeout=5,
+            client=handler,
+        )
+    await handler.close()
+    assert sent, f"LiteLLM did not send {provider}/... through the AsyncHTTPHandler given"
+
+
+_GEMINI_STREAM_URL = GEMINI_URL.replace(":generateContent", ":streamGenerateContent?alt=sse")
+
+
+@pytest.mark.usefixtures("provider_keys")
+@pytest.mark.parametrize(
+    ("name", "url", "answer", "text"),
+    [
+        ("anthropic:claude-sonnet-4-5", ANTHROPIC_URL, ANTHROPIC_RESPONSE, "Paris."),
+        ("gemini:gemini-2.5-flash", GEMINI_URL, GEMINI_RESPONSE, "Paris."),
+        ("anthropic:claude-sonnet-4-5", ANTHROPIC_URL, _anthropic_sse(), None),
+        ("gemini:gemini-2.5-flash", _GEMINI_STREAM_URL, _gemini_sse(), None),
+    ],
+)
+async def test_calls_and_streams_of_handler_routes_go_out_through_the_send_hook(
+    respx_mock: respx.MockRouter, name: str, url: str, answer: Any, text: str | None
+) -> None:
+    """With a `tpm` declared, a call and a stream of LiteLLM's own handler's routes pass
+    the paced handler's request hook, and their answers read as without it."""
+    if isinstance(answer, bytes):
+        reply = httpx.Response(200, content=answer, headers={"content-type": "text/event-stream"})
+    else:
+        reply = httpx.Response(200, json=answer)
+    respx_mock.post(url).mock(return_value=reply)
+    hooks = paced_handler(name.replace(":", "/"), {}).client.event_hooks["request"]
+    seen: list[str] = []
+
+    async def record(request: httpx.Request) -> None:
+        seen.append(str(request.url))
+
+    hooks.append(record)
+    try:
+        async with get_client(name, limits={"tpm": 1_000_000}) as client:
+            if text is not None:
+                assert (await client.generate("Capital of France?")).text == text
+            else:
+                stream = client.stream("Capital of France?", max_tokens=32)
+                assert "".join([delta async for delta in stream]) == "The capital is Paris."
+    finally:
+        hooks.remove(record)
+    assert seen == [url]
+
+
+def test_one_liners_on_a_handler_route_with_limits_leave_nothing_behind(
+    server: FakeOpenAIServer,
+) -> None:
+    """The paced handler's connections go with each event loop, as LiteLLM's pool does."""
+    code = textwrap.dedent(
+        f"""
+        import asyncio, gc, os
+        from model_registry import get_client
+
+        async def one_liner(i):
+            client = get_client("hosted_vllm:loops", api_base={server.base_url!r},
+                                api_key={SERVER_KEY!r}, limits={{"rpm": 60000}})
+            return await client.generate(f"run {{i}}")
+
+        for i in range(8):
+            assert asyncio.run(one_liner(i)).text == f"echo: run {{i}}"
+            gc.collect()
+            print(len(os.listdir("/proc/self/fd")), flush=True)
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=180
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    fds = [int(line) for line in result.stdout.split()]
+    assert len(fds) == 8
+    assert max(fds[2:]) == fds[2], fds  # flat once warmed up: nothing left per event loop
+
+
+@pytest.mark.usefixtures("provider_keys")
+async def test_unreachable_rates_leave_the_call_to_litellms_own_client(
+    respx_mock: respx.MockRouter,
+) -> None:
+    """No send to pace: the call goes as without limits, through LiteLLM's own handler."""
+    respx_mock.post(ANTHROPIC_URL).mock(return_value=httpx.Response(200, json=ANTHROPIC_RESPONSE))
+    hooks = paced_handler("anthropic/claude-sonnet-4-5", {}).client.event_hooks["request"]
+    seen: list[str] = []
+
+    async def record(request: httpx.Request) -> None:
+        seen.append(str(request.url))
+
+    hooks.append(record)
+    try:
+        limits = {"rpm": 1e9, "tpm": 1e12}
+        async with get_client("anthropic:claude-sonnet-4-5", limits=limits) as client:
+            assert (await client.generate("Capital of France?")).text == "Paris."
+    finally:
+        hooks.remove(record)
+    assert seen == []

@@ -6,8 +6,9 @@
    waits: a cooldown that outlasts it raises RateLimitError at once, a limiter wait that
    reaches it RequestTimeoutError. In a batch a prompt's timeout starts once it holds them.
 2. The attempt itself (the adapter's: `clients.litellm`, `clients.vllm`). Where the
-   adapter sends through `paced_http`'s httpx client (LiteLLM's openai SDK routes), each
-   request also waits for the `rpm` sends buckets just before it goes out.
+   adapter sends through `paced_http`'s clients (LiteLLM's openai SDK routes and its own
+   handler's `HANDLER_ROUTES`), each request also waits for the `rpm` and `tpm` sends
+   buckets just before it goes out.
 3. `retries.call_with_retries`: on a `TRANSIENT_ERRORS` error (a 429, a 5xx, no response,
    a timeout), wait (the Retry-After, else backoff), take the limits again, and retry; a
    429/503 with Retry-After first cools down the provider for every client of it.

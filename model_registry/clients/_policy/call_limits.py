@@ -66,13 +66,16 @@ async def pace_send(request: object) -> None:
 
 
 class CallLimits:
-    """The limiters of one client; `binding` is False while no declared limit applies."""
+    """The limiters of one client; `binding` is False while no declared limit applies
+    (rates no process reaches, `limits.UNREACHABLE_RPM` and `_TPM`, are not counted)."""
 
     def __init__(self, provider: str, model: str) -> None:
         self.limiters: tuple[Limiter, ...] = ()
         #: The provider's limiter: Retry-After cools it down (None: a local client without).
         self.cooldown: Limiter | None = None
         self.binding = False
+        #: The limiters with an `rpm` or `tpm` (their sends are paced again at the send).
+        self.paced: tuple[Limiter, ...] = ()
         self._counts_tokens = False
         self._params: Mapping[str, Any] = {}
         self._provider, self._model = provider, model
@@ -98,9 +101,14 @@ class CallLimits:
             name = f"get_client({resolution.name!r}, limits=)"
             limiters.append(limiter_for(alias_key(name), code))
         self.limiters = tuple(limiters)
-        declared = [limiter.limits for limiter in limiters if limiter.limits != Limits()]
-        self.binding = bool(declared)
-        self._counts_tokens = any(limits.tpm is not None for limits in declared)
+        counted = [limiter.counted for limiter in limiters if limiter.counted != Limits()]
+        self.binding = bool(counted)
+        self._counts_tokens = any(limits.tpm is not None for limits in counted)
+        self.paced = tuple(
+            limiter
+            for limiter in limiters
+            if limiter.counted.rpm is not None or limiter.counted.tpm is not None
+        )
         self._params = params
 
     def cooldown_remaining(self) -> float:
@@ -121,20 +129,25 @@ class CallLimits:
         if self._counts_tokens:
             max_tokens = kwargs.get("max_tokens", self._params.get("max_tokens"))
             tokens = estimate_tokens(prompt, max_tokens if isinstance(max_tokens, int) else None)
-        async with contextlib.AsyncExitStack() as stack:
+        acquiring = acquire(self.limiters, tokens, deadline)
+        if deadline == math.inf:
+            permit = await acquiring.__aenter__()
+        else:
             with self._bounded(deadline, timeout_s):
-                permit = await stack.enter_async_context(acquire(self.limiters, tokens, deadline))
-            paced = tuple(
-                limiter
-                for limiter in self.limiters
-                if limiter.limits.rpm is not None or limiter.limits.tpm is not None
-            )
+                permit = await acquiring.__aenter__()
+        try:
+            paced = self.paced
+            if not paced and _sending.get() is None:
+                yield permit
+                return
             token = _sending.set(_Sending(paced, dict(permit.charged)) if paced else None)
             try:
                 yield permit
             finally:
                 with contextlib.suppress(ValueError):  # a stream finalised in another context
                     _sending.reset(token)
+        finally:
+            await acquiring.__aexit__(None, None, None)
 
     async def before_retry(self, deadline: float = math.inf, timeout_s: Any = None) -> None:
         """Before an attempt: wait out any cooldown and, where an `rpm` binds, take a

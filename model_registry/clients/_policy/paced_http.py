@@ -1,21 +1,49 @@
-"""The httpx client LiteLLM sends through (`litellm.aclient_session`) on the routes that
-use the openai SDK (OpenAI and OpenAI-compatible servers): its request hook
-(`call_limits.pace_send`) takes each request from the call's sends buckets just before
-it goes out. One connection pool per event loop; `close_this_loop` closes the running
-loop's, so nothing stays open once the last hosted client closes or a loop ends.
+"""The httpx clients LiteLLM sends through, whose request hook (`call_limits.pace_send`)
+takes each request from the call's sends buckets just before it goes out: on the routes
+of the openai SDK (OpenAI and OpenAI-compatible servers) `litellm.aclient_session`; on
+the routes in `HANDLER_ROUTES` (anthropic, gemini, deepseek, groq, mistral, ...) LiteLLM's
+own `AsyncHTTPHandler`, given per call as `acompletion(client=)`. Other routes are paced
+at the limiter only: LiteLLM's handlers of some ignore `client=` (cohere, replicate, ...),
+others need cloud credentials before they send (vertex_ai, sagemaker, watsonx). One connection pool per event loop, shared by both;
+`close_this_loop` closes the running loop's, so nothing stays open once the last hosted
+client closes or a loop ends.
 """
 
 from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import httpx
 
 from model_registry.clients._policy.call_limits import pace_send
 
-__all__ = ["close_this_loop", "is_paced_session", "paced_session"]
+__all__ = [
+    "HANDLER_ROUTES",
+    "close_this_loop",
+    "is_paced_session",
+    "paced_handler",
+    "paced_session",
+]
+
+#: The LiteLLM providers whose chat route sends through an `AsyncHTTPHandler` given as
+#: `acompletion(client=)` (read in the installed LiteLLM; tests/hosted/test_send_pacing.py
+#: checks each). The openai SDK's routes take `litellm.aclient_session` instead.
+HANDLER_ROUTES = frozenset(
+    {
+        "a2a", "anthropic", "azure_ai", "bedrock", "bedrock_mantle", "bytez", "cometapi",
+        "compactifai", "databricks", "databricks_agent", "datarobot", "deepseek", "edenai",
+        "fireworks_ai", "gemini", "groq", "heroku", "hosted_vllm", "huggingface",
+        "langflow", "langgraph", "lemonade", "microsoft_365_copilot", "minimax", "mistral",
+        "nadir", "ollama", "ollama_chat", "opencode_go", "openrouter", "ovhcloud",
+        "snowflake", "together_ai", "xai",
+    }
+)  # fmt: skip
+
+#: Per-call kwargs that choose LiteLLM's HTTP client or its TLS: ours is not given then.
+_OWN_HTTP = ("client", "shared_session", "ssl_verify")
 
 # as the openai SDK's own client: many calls in flight share one pool
 _POOL = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
@@ -53,6 +81,7 @@ class _PacedClient(httpx.AsyncClient):
 
 _transports = _LoopTransports()
 _session: _PacedClient | None = None
+_handler: Any = None
 
 
 def paced_session(
@@ -69,6 +98,33 @@ def paced_session(
             transport=_transports, event_hooks={"request": [pace_send]}, follow_redirects=True
         )
     return _session
+
+
+def paced_handler(
+    route: str,
+    params: Mapping[str, Any],
+    transport: Callable[[], httpx.AsyncBaseTransport | None] | None = None,
+) -> Any:
+    """The process's paced `AsyncHTTPHandler` of LiteLLM for `acompletion(client=)`, over
+    `paced_session`'s pools (`transport()` as there); None where `route`'s provider is not
+    in `HANDLER_ROUTES` or the call brings its own client or TLS setting."""
+    global _handler
+    if route.split("/", 1)[0] not in HANDLER_ROUTES or not params.keys().isdisjoint(_OWN_HTTP):
+        return None
+    if transport is not None:
+        _transports.make = transport
+    if _handler is None:
+        from litellm.llms.custom_httpx.http_handler import (
+            AsyncHTTPHandler,
+            _default_cached_client_timeout,
+        )
+
+        _handler = AsyncHTTPHandler(
+            timeout=_default_cached_client_timeout(),
+            event_hooks={"request": [pace_send]},
+            transport=_transports,
+        )
+    return _handler
 
 
 async def close_this_loop() -> None:
