@@ -200,26 +200,24 @@ def _over_context(exc: BaseException, text: str) -> bool:
     return any(t in lowered for t in _CONTEXT_TEXTS)
 
 
+def _request_error(exc: BaseException, text: str) -> tuple[type[ModelCallError], str]:
+    names = {c.__name__ for c in type(exc).__mro__}
+    if "EngineDeadError" in names:
+        return ServiceUnavailableError, f"the vLLM engine died: {text}"
+    status = getattr(getattr(exc, "http_status", None), "value", None)
+    if "GracefulHTTPError" in names and status in _BUSY_STATUSES:
+        return ServiceUnavailableError, f"the vLLM engine is busy: {text}"
+    if "VLLMClientError" in names or isinstance(exc, ValueError):
+        if _over_context(exc, text):
+            return ContextWindowExceededError, text
+        return BadRequestError, f"vLLM rejected the request: {text}"
+    return APIError, f"{type(exc).__name__}: {text}"
+
+
 def call_error(
     exc: BaseException, *, provider: str, model: str, engine_args: Mapping[str, Any]
 ) -> ModelCallError:
     """Our error for a request to a running engine that raised `exc` (secrets scrubbed)."""
-    kind = type(exc)
-    names = {c.__name__ for c in kind.__mro__}
-    text = _scrub(str(exc), _secrets(engine_args))
-    where = {
-        "provider": provider,
-        "model": model,
-        "cause_type": f"{kind.__module__}.{kind.__name__}",
-    }
-    if "EngineDeadError" in names:
-        return ServiceUnavailableError(f"the vLLM engine died: {text}", **where)
-    if "GracefulHTTPError" in names:
-        status = getattr(getattr(exc, "http_status", None), "value", None)
-        if status in _BUSY_STATUSES:
-            return ServiceUnavailableError(f"the vLLM engine is busy: {text}", **where)
-    if "VLLMClientError" in names or isinstance(exc, ValueError):
-        if _over_context(exc, text):
-            return ContextWindowExceededError(text, **where)
-        return BadRequestError(f"vLLM rejected the request: {text}", **where)
-    return APIError(f"{kind.__name__}: {text}", **where)
+    kind, message = _request_error(exc, _scrub(str(exc), _secrets(engine_args)))
+    cause_type = f"{type(exc).__module__}.{type(exc).__name__}"
+    return kind(message, provider=provider, model=model, cause_type=cause_type)
