@@ -1,4 +1,6 @@
-"""Local adapter: what an engine start that failed becomes (always one of our errors).
+"""Local adapter: what a failed engine start or a failed request becomes (always ours).
+
+A failed engine start:
 
 - our own errors (`InvalidParameterError`, `ModelPathNotFoundError`, ...) pass unchanged;
 - a Hugging Face Hub lookup that failed (offline, a typo'd id) is an `EngineStartError`
@@ -7,6 +9,14 @@
   guard is an `EngineStartError` that says to add one;
 - `TypeError`/`ValueError` from vLLM about the engine args is an `InvalidParameterError`;
 - anything else is an `EngineStartError` with the cause's class name and message.
+
+A failed request (`call_error`; vLLM's classes are told by name, vLLM is not imported):
+
+- a prompt over the context window (vLLM's `VLLMValidationError` about the model's maximum
+  context length) is a `ContextWindowExceededError`;
+- any other request vLLM refuses (`VLLMClientError`, a `ValueError`) is a `BadRequestError`;
+- an engine that died, or one too busy to admit the request, is a `ServiceUnavailableError`;
+- anything else is an `APIError` with the cause's class name and message.
 
 Secrets never leave: the cause's message is scrubbed of every credential among the
 engine args (and of the Hugging Face token in the environment), and the original
@@ -26,13 +36,23 @@ from types import FrameType
 from typing import Any, NamedTuple
 
 from model_registry._redaction import REDACTED
-from model_registry.errors import EngineStartError, InvalidParameterError, ModelRegistryError
+from model_registry.errors import (
+    APIError,
+    BadRequestError,
+    ContextWindowExceededError,
+    EngineStartError,
+    InvalidParameterError,
+    ModelCallError,
+    ModelRegistryError,
+    ServiceUnavailableError,
+)
 from model_registry.types import redact, secret_values
 
 __all__ = [
     "GUARD_HINT",
     "StartFailure",
     "bootstrapping_spawned_child",
+    "call_error",
     "start_failure",
     "unguarded_main_line",
 ]
@@ -160,3 +180,44 @@ def start_failure(
         return StartFailure(error, _chainable(exc, secrets))
     message = f"{where}: {cause.rstrip('. ')}" + (f"; {hint}" if hint else "")
     return StartFailure(EngineStartError(message), _chainable(exc, secrets))
+
+
+#: What vLLM says of a prompt over the context window (the renderer's and the input
+#: processor's messages), and the `parameter` its `VLLMValidationError` names then.
+_CONTEXT_TEXTS = (
+    "maximum context length",
+    "longer than the maximum model length",
+    "max_model_len",
+)
+_CONTEXT_PARAMETERS = frozenset({"input_tokens", "input_text"})
+_BUSY_STATUSES = frozenset({429, 503})
+
+
+def _over_context(exc: BaseException, text: str) -> bool:
+    if getattr(exc, "parameter", None) in _CONTEXT_PARAMETERS:
+        return True
+    lowered = text.lower()
+    return any(t in lowered for t in _CONTEXT_TEXTS)
+
+
+def _request_error(exc: BaseException, text: str) -> tuple[type[ModelCallError], str]:
+    names = {c.__name__ for c in type(exc).__mro__}
+    if "EngineDeadError" in names:
+        return ServiceUnavailableError, f"the vLLM engine died: {text}"
+    status = getattr(getattr(exc, "http_status", None), "value", None)
+    if "GracefulHTTPError" in names and status in _BUSY_STATUSES:
+        return ServiceUnavailableError, f"the vLLM engine is busy: {text}"
+    if "VLLMClientError" in names or isinstance(exc, ValueError):
+        if _over_context(exc, text):
+            return ContextWindowExceededError, text
+        return BadRequestError, f"vLLM rejected the request: {text}"
+    return APIError, f"{type(exc).__name__}: {text}"
+
+
+def call_error(
+    exc: BaseException, *, provider: str, model: str, engine_args: Mapping[str, Any]
+) -> ModelCallError:
+    """Our error for a request to a running engine that raised `exc` (secrets scrubbed)."""
+    kind, message = _request_error(exc, _scrub(str(exc), _secrets(engine_args)))
+    cause_type = f"{type(exc).__module__}.{type(exc).__name__}"
+    return kind(message, provider=provider, model=model, cause_type=cause_type)

@@ -33,7 +33,11 @@ from model_registry.clients._vllm_engines import (
     engine_starts,  # noqa: F401 (tests import it from here)
     release,
 )
-from model_registry.clients._vllm_errors import GUARD_HINT, bootstrapping_spawned_child
+from model_registry.clients._vllm_errors import (
+    GUARD_HINT,
+    bootstrapping_spawned_child,
+    call_error,
+)
 from model_registry.clients._vllm_output import Tally
 from model_registry.clients._vllm_params import (
     CALL_OPTIONS,  # noqa: F401 (tests import it from here)
@@ -51,9 +55,7 @@ from model_registry.clients._vllm_params import (
 from model_registry.clients.base import BaseClient
 from model_registry.errors import (
     APIError,
-    BadRequestError,
     ClientClosedError,
-    ContextWindowExceededError,
     EngineStartError,
     InvalidParameterError,
     RequestTimeoutError,
@@ -197,6 +199,7 @@ class VLLMClient(BaseClient):
         return sampling, options
 
     def _sampling_params(self, sampling: dict[str, Any], delta: bool) -> Any:
+        from vllm.exceptions import VLLMClientError
         from vllm.sampling_params import RequestOutputKind, SamplingParams
 
         # No silent 16-token cap: None means "until EOS or the context limit".
@@ -204,7 +207,7 @@ class VLLMClient(BaseClient):
         kind = RequestOutputKind.DELTA if delta else RequestOutputKind.FINAL_ONLY
         try:
             return SamplingParams(**sampling, output_kind=kind)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, VLLMClientError) as exc:
             raise InvalidParameterError(
                 f"vLLM rejected the sampling params {sampling!r}: {exc}"
             ) from exc
@@ -364,19 +367,6 @@ class VLLMClient(BaseClient):
         )
 
     def _call_error(self, exc: Exception) -> Exception:
-        name = type(exc).__name__
-        text = str(exc)
-        if name == "EngineDeadError":
-            return ServiceUnavailableError(
-                f"the vLLM engine died: {text}", provider=self.provider, model=self.model_id
-            )
-        if isinstance(exc, ValueError):
-            lowered = text.lower()
-            if (
-                "longer than the maximum model length" in lowered
-                or "context length" in lowered
-                or "max_model_len" in lowered
-            ):
-                return ContextWindowExceededError(text, provider=self.provider, model=self.model_id)
-            return BadRequestError(text, provider=self.provider, model=self.model_id)
-        return APIError(f"{name}: {text}", provider=self.provider, model=self.model_id)
+        return call_error(
+            exc, provider=self.provider, model=self.model_id, engine_args=self.split.engine
+        )
