@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from model_registry import (
     InvalidParameterError,
     OutputValidationError,
+    ResultStore,
     ToolCall,
     get_client,
 )
@@ -282,3 +283,20 @@ async def test_tool_calls_are_stored_and_a_resumed_run_returns_them_as_they_were
     assert again[0].finish_reason == "tool_calls"
     assert again[1].tool_calls is None and again[1].text == first[1].text
     assert server.stats().requests == 2
+
+
+def _weather_tool() -> Any:
+    def get_weather(city: str, days: int = 1) -> str:
+        """The weather in a city, for some days."""
+        return city
+
+    return get_weather
+
+
+def test_a_function_tool_keys_a_stored_request_by_name_and_signature_not_address() -> None:
+    messages = [{"role": "user", "content": "Weather?"}]
+    first, second = _weather_tool(), _weather_tool()
+    assert first is not second
+    keys = {ResultStore.request_key("openai/m", messages, {"tools": [f]}) for f in (first, second)}
+    assert len(keys) == 1
+    assert ResultStore.request_key("openai/m", messages, {"tools": [get_weather]}) not in keys
