@@ -32,8 +32,6 @@ from model_registry._cli import interrupts
 from model_registry._cli.interrupts import EXIT_INTERRUPTED
 from model_registry._cli.options import DebugOption, JsonOption, SetOption, parse_sets
 from model_registry._cli.output import command, reported_errors, state
-from model_registry._cli.prompt import send_prompt
-from model_registry._cli.run import run_prompts_file
 from model_registry._cli.views import show_list, show_resolution, show_validation
 
 __all__ = ["app", "main", "parse_sets"]
@@ -198,6 +196,8 @@ def prompt_command(
     debug: DebugOption = False,
 ) -> None:
     """Send one test prompt to NAME and print the answer, then finish reason, usage and latency."""
+    from model_registry._cli.prompt import send_prompt  # with asyncio: not loaded by 'list'
+
     kwargs = parse_sets(sets)
     send_prompt(name, text, kwargs, system=system, stream=stream, as_json=as_json)
 
@@ -217,6 +217,18 @@ def validate_command(
 ) -> None:
     """Check alias files and report every problem (file, alias, key); exit 1 if any."""
     show_validation(list(paths or ()))
+
+
+MaxCostOption = Annotated[
+    float | None,
+    typer.Option(
+        "--max-cost",
+        metavar="USD",
+        min=0.0,
+        help="Spend at most this many US dollars, the store's earlier answers included "
+        "(hosted models; each call reserves its highest possible cost before it is sent).",
+    ),
+]
 
 
 @app.command("run")
@@ -258,6 +270,7 @@ def run_command(
             "--concurrency", "-c", min=1, help="Calls in flight at once (default: the model's)."
         ),
     ] = None,
+    max_cost: MaxCostOption = None,
     sets: SetOption = None,
     debug: DebugOption = False,
 ) -> None:
@@ -265,10 +278,20 @@ def run_command(
     RESULTS.jsonl; run it again to resume (stored answers are not paid for twice).
 
     Output lines: {"id", "text", "finish_reason", "usage", "cost", "error"}. Exit 1 when a
-    prompt failed (its line has "error"; running again retries it), 130 on Ctrl-C (the
-    finished answers are kept; the results file is written on a run that finishes).
+    prompt failed (its line has "error"; running again retries it), 3 when --max-cost left
+    prompts unsent (their lines have a BudgetExceededError; a higher --max-cost sends them),
+    130 on Ctrl-C (the finished answers are kept; the results file is written on a run that
+    finishes).
     """
+    from model_registry._cli.run import run_prompts_file  # with asyncio: not loaded by 'list'
+
     kwargs = parse_sets(sets)
     run_prompts_file(
-        name, kwargs, prompts_file, out=out, results_db=results_db, concurrency=concurrency
+        name,
+        kwargs,
+        prompts_file,
+        out=out,
+        results_db=results_db,
+        concurrency=concurrency,
+        max_cost=max_cost,
     )
