@@ -81,17 +81,25 @@ def to_messages(prompt: Prompt) -> list[Message]:
     if not prompt:
         raise InvalidParameterError(f"prompt is an empty list of messages; {_PROMPT_SHAPE}")
     for i, message in enumerate(prompt):
-        if not isinstance(message, Mapping) or "role" not in message or "content" not in message:
+        if not isinstance(message, Mapping) or "role" not in message or not _has_content(message):
             raise InvalidParameterError(
                 f"prompt message {i} must be a mapping with 'role' and 'content', "
-                f"got {_describe(message)}; {_PROMPT_SHAPE}"
+                f"got {_describe(message)}; {_PROMPT_SHAPE} (an assistant message with "
+                "'tool_calls' may leave 'content' out)"
             )
         _check_message(message, f"prompt message {i}")
     return list(prompt)
 
 
+def _has_content(message: Mapping[str, object]) -> bool:
+    """A message has content, or is an assistant's tool calls (OpenAI lets those omit it)."""
+    return "content" in message or (
+        message.get("role") == "assistant" and bool(message.get("tool_calls"))
+    )
+
+
 def _check_message(message: Mapping[str, object], where: str) -> None:
-    role, content = message["role"], message["content"]
+    role, content = message["role"], message.get("content")
     if not isinstance(role, str):
         raise InvalidParameterError(
             f"{where} 'role' must be a string such as 'user', got {_describe(role)}"
@@ -104,6 +112,11 @@ def _check_message(message: Mapping[str, object], where: str) -> None:
     for key, value in message.items():
         check_finite(value, f"{where} {key!r}")
         _check_message_value(value, f"{where} {key!r}", parts=key == "content")
+    if role == "tool" and not isinstance(message.get("tool_call_id"), str):
+        raise InvalidParameterError(
+            f"{where} has role 'tool' but no 'tool_call_id' string: a tool's answer names the "
+            "call it answers, as in {'role': 'tool', 'tool_call_id': call.id, 'content': '...'}"
+        )
 
 
 def _check_message_value(value: object, where: str, *, parts: bool) -> None:

@@ -4,6 +4,7 @@ functions but `local_model_key`, which reads a model's files."""
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import os
@@ -155,11 +156,18 @@ def _clean_url(url: str) -> str:
 
 
 def _encode_other(value: Any) -> Any:
-    """Params msgspec cannot encode: a class (a response_format model) by its name and JSON
-    schema when it has one; anything else by its repr."""
+    """Params msgspec cannot encode: a class (a response_format model, a tool) by its name
+    and JSON schema when it has one; a function (a tool) by its name, signature and
+    docstring; anything else by its repr."""
     if isinstance(value, type):
         schema = getattr(value, "model_json_schema", None)
         return {"type": f"{value.__module__}.{value.__qualname__}", "schema": schema and schema()}
+    if inspect.isfunction(value) or inspect.ismethod(value):
+        return {
+            "function": f"{value.__module__}.{value.__qualname__}",
+            "signature": str(inspect.signature(value)),
+            "doc": value.__doc__,
+        }
     return repr(value)
 
 

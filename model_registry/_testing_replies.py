@@ -25,11 +25,16 @@ __all__ = [
     "prompt_text",
     "reply_text",
     "rules_in_prompt",
+    "tool_calls",
 ]
 
 _PROMPT_KNOB = re.compile(r"!(status|delay|drop|once|serial)=(\S+)")
 #: Usage details a prompt asks to be reported (OpenAI's shape): `!cached=N`, `!reasoning=N`.
 _USAGE_KNOB = re.compile(r"!(cached|reasoning)=(\d+)")
+#: A tool call the last user message asks for: `!tool=NAME:ARGUMENTS` (sent as written).
+_TOOL_KNOB = re.compile(r"!tool=([A-Za-z0-9_-]+):(\S+)")
+#: The value a fake tool call gives a required argument, by its JSON Schema type.
+_EXAMPLES: dict[str, Any] = {"string": "x", "integer": 1, "number": 1.5, "boolean": True}
 
 
 def error_response(status: int, message: str, etype: str, code: str | None) -> web.Response:
@@ -90,11 +95,42 @@ def rules_in_prompt(body: dict[str, Any]) -> dict[str, Any]:
 def reply_text(body: dict[str, Any], rule: dict[str, Any]) -> str:
     """The rule's `reply`, else "echo: " and the last user message."""
     messages = body.get("messages") or []
-    last = next((m for m in reversed(messages) if m.get("role") == "user"), {"content": ""})
+    last = next((m for m in reversed(messages) if m.get("role") in _ECHOED), {"content": ""})
     content = last.get("content")
     if isinstance(content, list):
         content = " ".join(str(part.get("text", "")) for part in content)
     return str(rule.get("reply") or f"echo: {content}")
+
+
+_ECHOED = ("user", "tool")
+
+
+def tool_calls(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The tool calls to answer with (OpenAI's `message.tool_calls`): each `!tool=NAME:ARGS`
+    of the last message when a user wrote it; else, when `tool_choice` is "required" or
+    names a function, one call of that tool (the first for "required") with an example
+    value for each required argument."""
+    messages = body.get("messages") or [{}]
+    last = messages[-1] if isinstance(messages[-1], dict) else {}
+    found = _TOOL_KNOB.findall(str(last.get("content", ""))) if last.get("role") == "user" else []
+    choice, tools = body.get("tool_choice"), body.get("tools") or []
+    named = (choice.get("function") or {}).get("name") if isinstance(choice, dict) else None
+    if not found and tools and (choice == "required" or named):
+        tool = next((t for t in tools if t["function"]["name"] == named), tools[0])
+        schema = tool["function"].get("parameters") or {}
+        example = {
+            key: _EXAMPLES.get(schema.get("properties", {}).get(key, {}).get("type"), {})
+            for key in schema.get("required", [])
+        }
+        found = [(tool["function"]["name"], json.dumps(example))]
+    return [
+        {
+            "id": f"call_{i}_{os.urandom(4).hex()}",
+            "type": "function",
+            "function": {"name": n, "arguments": a},
+        }
+        for i, (n, a) in enumerate(found)
+    ]
 
 
 def _usage(body: dict[str, Any], words: list[str]) -> dict[str, Any]:
@@ -121,16 +157,20 @@ class Answer:
     def __init__(self, body: dict[str, Any], model: str, reply: str, rule: dict[str, Any]) -> None:
         self.ident = f"chatcmpl-{os.urandom(6).hex()}"
         self.model = model
-        self.reply = reply
-        self.words = reply.split(" ")
+        self.tool_calls = tool_calls(body)
+        self.reply = "" if self.tool_calls else reply
+        arguments = " ".join(c["function"]["arguments"] for c in self.tool_calls)
+        self.words = (arguments or reply).split(" ")
         self.usage = _usage(body, self.words)
-        self.finish = rule.get("finish_reason", "stop")
+        self.finish = rule.get("finish_reason", "tool_calls" if self.tool_calls else "stop")
 
     def _head(self, kind: str, created: int) -> dict[str, Any]:
         return {"id": self.ident, "object": kind, "created": created, "model": self.model}
 
     def completion(self, created: int) -> dict[str, Any]:
-        message = {"role": "assistant", "content": self.reply}
+        message: dict[str, Any] = {"role": "assistant", "content": self.reply}
+        if self.tool_calls:
+            message = {"role": "assistant", "content": None, "tool_calls": self.tool_calls}
         choice = {"index": 0, "message": message, "finish_reason": self.finish}
         return {**self._head("chat.completion", created), "choices": [choice], "usage": self.usage}
 
@@ -140,6 +180,19 @@ class Answer:
 
     def delta(self, created: int, delta: dict[str, Any], finish: str | None = None) -> bytes:
         return self.chunk(created, [{"index": 0, "delta": delta, "finish_reason": finish}])
+
+    def tool_deltas(self) -> list[dict[str, Any]]:
+        """The tool calls as OpenAI streams them: per call, its id and name with no
+        arguments, then the arguments in pieces of 4 characters (each with its `index`)."""
+        deltas = []
+        for index, call in enumerate(self.tool_calls):
+            name, arguments = call["function"]["name"], call["function"]["arguments"]
+            head = {"index": index, "id": call["id"], "type": "function"}
+            deltas.append({**head, "function": {"name": name, "arguments": ""}})
+            for start in range(0, len(arguments), 4):
+                piece = arguments[start : start + 4]
+                deltas.append({"index": index, "function": {"arguments": piece}})
+        return deltas
 
 
 def fault_response(request: web.Request, rule: dict[str, Any]) -> web.Response | None:

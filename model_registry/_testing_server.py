@@ -246,7 +246,9 @@ class FakeApp:
         await response.prepare(request)
         created = self.created
         await response.write(answer.delta(created, {"role": "assistant", "content": ""}))
-        for i, word in enumerate(answer.words):
+        for piece in answer.tool_deltas():
+            await response.write(answer.delta(created, {"tool_calls": [piece]}))
+        for i, word in enumerate(() if answer.tool_calls else answer.words):
             if rule.get("chunk_delay"):
                 await _sleep_unless_gone(request, rule["chunk_delay"])
             await response.write(answer.delta(created, {"content": f" {word}" if i else word}))

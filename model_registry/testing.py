@@ -46,6 +46,10 @@ first request with that exact prompt (its retry succeeds); `!serial=1` ends the 
 with ` #N`, N the server's request count (repeated prompts get distinct answers).
 `!cached=N` and `!reasoning=N` report N cached prompt tokens and N reasoning tokens in the
 answer's usage (OpenAI's `prompt_tokens_details` and `completion_tokens_details`).
+Tool calls: `!tool=NAME:ARGS` in the last (user) message answers with a call of NAME whose
+arguments are ARGS as written (several knobs, several calls); without one, a request with
+`tools` and `tool_choice` "required" (or a named function) calls that tool with an example
+value per required argument. Streams send the calls as OpenAI's `delta.tool_calls`.
 
 What the server saw: `server.stats(model)` (or `stats()` for all models) gives
 `requests` (refused ones included), `rejected` (429s of an enforced `rpm`), `in_flight`,

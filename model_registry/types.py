@@ -25,6 +25,7 @@ from model_registry._redaction import (
     shown_fields,
     shown_repr,
 )
+from model_registry._tool_call import ToolCall
 
 __all__ = [
     "Generation",
@@ -33,6 +34,7 @@ __all__ = [
     "ProviderSpec",
     "Resolution",
     "TokenLogprob",
+    "ToolCall",
     "Usage",
     "redact",
     "secret_values",
@@ -98,7 +100,8 @@ class Generation(msgspec.Struct, Generic[ParsedT], frozen=True):
     a Struct, or plain data for a schema dict; `generate(p, response_format=Model)` is
     typed `Generation[Model]`), else None; `logprobs` the tokens with their
     log-probabilities when `logprobs=True` was asked; `reasoning` the provider's
-    reasoning text where it returns one.
+    reasoning text where it returns one; `tool_calls` the tools the model called (with
+    `finish_reason` "tool_calls"), else None.
     """
 
     text: str
@@ -114,18 +117,19 @@ class Generation(msgspec.Struct, Generic[ParsedT], frozen=True):
     parsed: ParsedT = None  # type: ignore[assignment]  # None unless response_format was given
     logprobs: list[TokenLogprob] | None = None
     reasoning: str | None = None
+    tool_calls: list[ToolCall] | None = None
 
     def __repr__(self) -> str:
         return shown_repr(
             self,
             _GENERATION_REPR,
             formats={"latency_s": ".3f"},
-            unless_empty=("parsed", "reasoning"),
+            unless_empty=("parsed", "reasoning", "tool_calls"),
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data for JSON (without `raw`). `parsed`, `logprobs` and `reasoning` appear
-        only when set: `parsed` as plain data, each logprob as `TokenLogprob.to_dict()`
+        """Plain data for JSON (without `raw`). `parsed`, `logprobs`, `reasoning` and
+        `tool_calls` appear only when set: `parsed` as plain data, each logprob as `TokenLogprob.to_dict()`
         gives it (`-inf` as None)."""
         data = shown_dict(self, _GENERATION_DICT)
         if self.parsed is not None:
@@ -134,6 +138,8 @@ class Generation(msgspec.Struct, Generic[ParsedT], frozen=True):
             data["logprobs"] = [t.to_dict() for t in self.logprobs]
         if self.reasoning is not None:
             data["reasoning"] = self.reasoning
+        if self.tool_calls is not None:
+            data["tool_calls"] = [call.to_dict() for call in self.tool_calls]
         return data
 
 
@@ -156,8 +162,9 @@ _GENERATION_REPR = (
     "name",
     "parsed",
     "reasoning",
+    "tool_calls",
 )
-_GENERATION_DICT = (*_GENERATION_REPR[:-2], "from_store")
+_GENERATION_DICT = (*_GENERATION_REPR[:-3], "from_store")
 
 
 class GenerationStream:

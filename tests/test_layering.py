@@ -30,9 +30,10 @@ PACKAGE = Path(model_registry.__file__).parent
 #: The bottom layer: `types`, `errors`, and the private modules `types` is built from.
 BOTTOM = frozenset(
     {"types", "errors", "_redaction", "_prompts", "_litellm_providers", "_kwarg_names", "_options"}
+    | {"_tool_call"}
 )
 #: Modules that import nothing of ours: `types` stands on them.
-LEAVES = frozenset({"errors", "_redaction", "_litellm_providers", "_options"})
+LEAVES = frozenset({"errors", "_redaction", "_litellm_providers", "_options", "_tool_call"})
 #: Just above the bottom layer (DESIGN: they import nothing else of ours), so clients may
 #: use them; a private module named after one of them (`_store_values`) is part of it.
 JUST_ABOVE = ("store", "limits")

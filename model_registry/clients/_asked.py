@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from model_registry.clients._structured import OutputSchema, output_schema
+from model_registry.clients._tools import ToolSchemas, prepare_tools
 from model_registry.errors import InvalidParameterError
 from model_registry.types import TokenLogprob
 
@@ -28,10 +29,12 @@ __all__ = [
 
 
 class Asked(NamedTuple):
-    """What one call asked for beyond text: a schema to validate, and log-probabilities."""
+    """What one call asked for beyond text: a schema to validate, log-probabilities, and
+    the tools it gave (their argument schemas by name)."""
 
     schema: OutputSchema | None
     logprobs: bool
+    tools: ToolSchemas | None = None
 
 
 def hosted_request(params: dict[str, Any], where: str) -> Asked:
@@ -46,7 +49,7 @@ def hosted_request(params: dict[str, Any], where: str) -> Asked:
             f"top_logprobs{where} needs logprobs=True as well (OpenAI's rule, kept for all "
             "backends)"
         )
-    return Asked(schema, bool(logprobs))
+    return Asked(schema, bool(logprobs), prepare_tools(params, where))
 
 
 def generation_extras(

@@ -44,7 +44,7 @@ from model_registry.errors import (
     ResultStoreError,
 )
 from model_registry.store import ResultStore, StoredResult
-from model_registry.types import Generation, Resolution, TokenLogprob, Usage
+from model_registry.types import Generation, Resolution, TokenLogprob, ToolCall, Usage
 
 __all__ = ["Batch", "Emit", "iterate"]
 
@@ -316,13 +316,15 @@ def _record(generation: Generation) -> StoredResult:
 
 
 def _extra(generation: Generation) -> dict[str, Any]:
-    """What a store keeps beyond the columns: logprobs and reasoning (`parsed` is parsed
-    again from the text on resume, so it comes back as the same type)."""
+    """What a store keeps beyond the columns: logprobs, reasoning and tool calls (`parsed`
+    is parsed again from the text on resume, so it comes back as the same type)."""
     extra: dict[str, Any] = {}
     if generation.logprobs is not None:
         extra["logprobs"] = generation.logprobs
     if generation.reasoning is not None:
         extra["reasoning"] = generation.reasoning
+    if generation.tool_calls is not None:
+        extra["tool_calls"] = [call.to_dict() for call in generation.tool_calls]
     return extra
 
 
@@ -337,9 +339,9 @@ def _stored_generation(stored: StoredResult, schema: OutputSchema | None) -> Gen
 
 def _generation(stored: StoredResult, schema: OutputSchema | None = None) -> Generation:
     extra = stored.extra
-    logprobs = extra.get("logprobs")
+    logprobs, tool_calls = extra.get("logprobs"), extra.get("tool_calls")
     parsed = None
-    if schema is not None:
+    if schema is not None and not tool_calls:
         parsed = schema.parse(stored.text, provider=stored.provider, model=stored.model)
     return Generation(
         text=stored.text,
@@ -360,6 +362,7 @@ def _generation(stored: StoredResult, schema: OutputSchema | None = None) -> Gen
         parsed=parsed,
         logprobs=None if logprobs is None else msgspec.convert(logprobs, list[TokenLogprob]),
         reasoning=extra.get("reasoning"),
+        tool_calls=None if tool_calls is None else msgspec.convert(tool_calls, list[ToolCall]),
     )
 
 

@@ -42,8 +42,9 @@ _RESERVED = {
     "stream": "use client.stream(prompt) for a stream and client.generate(prompt) for a "
     "whole answer",
 }
-#: Kwargs that LiteLLM takes as Python objects, not as JSON for the wire.
-_OBJECT_KWARGS = frozenset({"response_format", "client", "logger_fn", "timeout"})
+#: Kwargs that LiteLLM takes as Python objects, not as JSON for the wire (`tools` becomes
+#: JSON in `_tools.prepare_tools`).
+_OBJECT_KWARGS = frozenset({"response_format", "client", "logger_fn", "timeout", "tools"})
 
 
 # --- the key ---------------------------------------------------------------------

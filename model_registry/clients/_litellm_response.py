@@ -18,6 +18,7 @@ from model_registry.clients._asked import (
     hosted_extras,
     openai_logprobs,
 )
+from model_registry.clients._tools import ToolCallDeltas, ToolSchemas, read_tool_calls
 from model_registry.clients.base import BaseClient
 from model_registry.errors import InvalidParameterError
 from model_registry.types import Generation, Resolution, Usage
@@ -87,6 +88,14 @@ def whole_answer(response: Any, client: BaseClient, latency: float, asked: Asked
     message = getattr(choice, "message", None)
     returned = openai_logprobs(getattr(choice, "logprobs", None)) is not None
     asked = _kept_without_logprobs(asked, returned, client)
+    tool_calls = read_tool_calls(
+        getattr(message, "tool_calls", None),
+        asked.tools,
+        provider=client.provider,
+        model=client.model_id,
+    )
+    if tool_calls:  # the answer is the calls: there is no text to validate
+        asked = asked._replace(schema=None)
     return _generation(
         client,
         latency,
@@ -96,14 +105,18 @@ def whole_answer(response: Any, client: BaseClient, latency: float, asked: Asked
         model=getattr(response, "model", None),
         raw=response,
         cost=_cost(response),
+        tool_calls=tool_calls,
         **hosted_extras(response, asked, provider=client.provider, model=client.model_id),
     )
 
 
 class StreamState:
-    """What a stream has said so far: the text pieces, the finish reason, usage and model."""
+    """What a stream has said so far: the text pieces, the finish reason, usage, model and
+    tool calls (checked against `tools`, the call's tool schemas, at the end)."""
 
-    def __init__(self) -> None:
+    def __init__(self, tools: ToolSchemas | None = None) -> None:
+        self.tools = tools
+        self.tool_deltas = ToolCallDeltas()
         self.pieces: list[str] = []
         self.finish_reason: str | None = None
         self.usage: Any = None
@@ -123,6 +136,7 @@ class StreamState:
                 continue
             if choice.finish_reason is not None:
                 self.finish_reason = choice.finish_reason
+            self.tool_deltas.add(getattr(getattr(choice, "delta", None), "tool_calls", None))
             delta = getattr(getattr(choice, "delta", None), "content", None)
             if delta:
                 self.pieces.append(delta)
@@ -139,6 +153,12 @@ class StreamState:
             model=self.model,
             raw=None,
             cost=self.cost,
+            tool_calls=read_tool_calls(
+                self.tool_deltas.whole(),
+                self.tools,
+                provider=client.provider,
+                model=client.model_id,
+            ),
         )
 
 
@@ -147,6 +167,8 @@ def stream_extras(
 ) -> dict[str, Any]:
     """The extra fields (parsed, logprobs, reasoning) of a stream's final Generation."""
     extras.asked = _kept_without_logprobs(extras.asked, extras.logprobs is not None, client)
+    if whole.tool_calls:  # the answer is the calls: there is no text to validate
+        extras.asked = extras.asked._replace(schema=None)
     return extras.fields(
         whole.text, whole.finish_reason, provider=client.provider, model=client.model_id
     )

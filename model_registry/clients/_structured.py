@@ -31,7 +31,7 @@ import msgspec
 
 from model_registry.errors import InvalidParameterError, OutputValidationError
 
-__all__ = ["OutputSchema", "output_schema", "strict_schema"]
+__all__ = ["OutputSchema", "output_schema", "strict_schema", "validation_problem"]
 
 SchemaKind = Literal["pydantic", "struct", "schema"]
 _PASS_THROUGH = frozenset({"json_object", "text"})
@@ -211,6 +211,16 @@ def _close_objects(node: Any) -> None:
 def _wire_name(name: str) -> str:
     """A schema name as OpenAI takes it: letters, digits, '_' and '-', 64 at most."""
     return (_NAME_CHARS.sub("_", name) or "response")[:64]
+
+
+def validation_problem(schema: Mapping[str, Any], data: Any) -> str | None:
+    """What in `data` does not validate against the JSON Schema `schema`; None when it does."""
+    key = _schema_key(dict(schema))
+    problem = _schema_problem(key)
+    if problem is not None:
+        return f"the schema itself is not a valid JSON Schema: {problem}"
+    check: Any = _validator(key)
+    return check(data)  # type: ignore[no-any-return]
 
 
 def _schema_key(schema: dict[str, Any]) -> str:

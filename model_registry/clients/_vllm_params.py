@@ -36,6 +36,7 @@ from typing import Any, NamedTuple
 from model_registry._options import OWN_KWARGS
 from model_registry.clients._asked import Asked
 from model_registry.clients._structured import output_schema
+from model_registry.clients._vllm_tools import TOOL_OPTIONS
 from model_registry.errors import (
     BackendNotInstalledError,
     InvalidParameterError,
@@ -67,10 +68,21 @@ logger = logging.getLogger("model_registry.vllm")
 #: `response_format`: a schema the answer must follow (grammar-constrained; see above).
 #: `top_logprobs`: alternatives per token with `logprobs=True` (OpenAI's name).
 #: `chat_template_kwargs`: variables for the model's chat template (`enable_thinking`).
+#: `tools`, `tool_choice`, `parallel_tool_calls`: tool calls, decoded as JSON (`_vllm_tools`).
 #: `model_revision`: a label of the weights for result-store keys, where the model's
 #: files cannot be read here (weights on Ray workers); the engine never sees it.
-CALL_OPTIONS: frozenset[str] = frozenset(
-    {"raw", "timeout", "response_format", "top_logprobs", "chat_template_kwargs", "model_revision"}
+CALL_OPTIONS: frozenset[str] = (
+    frozenset(
+        {
+            "raw",
+            "timeout",
+            "response_format",
+            "top_logprobs",
+            "chat_template_kwargs",
+            "model_revision",
+        }
+    )
+    | TOOL_OPTIONS
 )
 
 #: The engine's structured-output settings unless the alias or client sets its own:

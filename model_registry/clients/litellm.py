@@ -284,7 +284,7 @@ class LiteLLMClient(BaseClient):
             call.params["stream_options"] = {"include_usage": True}
         started = time.perf_counter()
         response = await self._open_stream(call)
-        state = StreamState()
+        state = StreamState(call.asked.tools)
         try:
             while (chunk := await self._step(lambda: anext(response, None), call)) is not None:
                 extras.add(chunk)  # logprobs, reasoning text: never text deltas

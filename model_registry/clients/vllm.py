@@ -52,6 +52,7 @@ from model_registry.clients._vllm_params import (
     sampling_param_names,  # noqa: F401 (tests import it from here)
     split_params,
 )
+from model_registry.clients._vllm_tools import LocalTools, local_tools
 from model_registry.clients.base import BaseClient
 from model_registry.errors import (
     APIError,
@@ -268,9 +269,13 @@ class VLLMClient(BaseClient):
         entry = self._running_entry()
         sampling, options = self._call_params(kwargs)
         asked, top_k = local_request(sampling, options)
+        tools = local_tools(sampling, options)
         params = self._sampling_params(sampling, delta)
+        template = {**(options.get("chat_template_kwargs") or {})}
+        if tools is not None:
+            template["tools"] = tools.wire
         engine_prompt, tokenization = self._engine_prompt(
-            entry, prompt, options.get("raw", False), options.get("chat_template_kwargs")
+            entry, prompt, options.get("raw", False), template
         )
         timeout = options.get("timeout")
         engine = entry.engine
@@ -289,14 +294,14 @@ class VLLMClient(BaseClient):
                 if request_id in self._closed_requests:
                     raise self._closed_error()
                 text = tally.add(out)
-                if delta and text:
+                if delta and text and tools is None:  # tool calls are no text
                     yield text
                 if out.finished:
                     finished = True
                     break
         finally:
             await self._end_request(engine, outputs, request_id, finished)
-        yield self._generation(tally, started, asked, top_k)
+        yield self._generation(tally, started, asked, top_k, tools)
 
     async def _next_output(self, outputs: Any, deadline: float, timeout_s: Any) -> Any:
         """The engine's next output for a request (by `deadline`, anyio's clock), None at
@@ -336,13 +341,19 @@ class VLLMClient(BaseClient):
             if not self._in_flight and self._drained is not None:
                 self._drained.set()
 
-    def _generation(self, tally: Tally, started: float, asked: Asked, top_k: int) -> Generation:
+    def _generation(
+        self, tally: Tally, started: float, asked: Asked, top_k: int, tools: LocalTools | None
+    ) -> Generation:
         if tally.last is None:
             raise APIError(
                 "the engine returned no output", provider=self.provider, model=self.model_id
             )
         text = "".join(tally.parts)
         finish_reason = tally.last.outputs[0].finish_reason
+        calls = None
+        if tools is not None:
+            calls = tools.calls(text, provider=self.provider, model=self.model_id)
+            text, finish_reason = "", "tool_calls"
         extras = generation_extras(
             asked,
             text=text,
@@ -363,6 +374,7 @@ class VLLMClient(BaseClient):
             latency_s=time.perf_counter() - started,
             raw=tally.last,
             name=self.name,
+            tool_calls=calls,
             **extras,
         )
 

@@ -142,6 +142,9 @@ def test_call_options_are_ours() -> None:
         "top_logprobs",
         "chat_template_kwargs",
         "model_revision",
+        "tools",
+        "tool_choice",
+        "parallel_tool_calls",
     } == CALL_OPTIONS
     assert split_params({"raw": True, "timeout": 5}).options == {"raw": True, "timeout": 5}
 
