@@ -24,15 +24,7 @@ from _common import (
 
 HEAVY = ("litellm", "vllm", "torch", "transformers")
 #: Loaded when first used, never by `import model_registry` or a resolve of an alias.
-LAZY = (
-    "sqlite3",
-    "aiolimiter",
-    "ssl",
-    "hashlib",
-    "asyncio",
-    "logging",
-    "litellm model list",
-)
+LAZY = ("sqlite3", "aiolimiter", "ssl", "hashlib", "asyncio", "logging", "litellm model list")
 ALIAS = "my-reasoning-model"
 #: Each command: Python code to run, or the CLI's arguments.
 COMMANDS = {
