@@ -244,7 +244,7 @@ def test_the_test_double_is_not_loaded_by_the_package_and_loads_no_backend() -> 
         "import model_registry\n"
         "before = sorted(m for m in sys.modules if 'testing' in m)\n"
         "import model_registry.testing\n"
-        "heavy = {'litellm', 'vllm', 'torch', 'transformers', 'aiohttp', 'pytest'}\n"
+        "heavy = {'litellm', 'vllm', 'torch', 'transformers', 'aiohttp', 'pytest', 'ray'}\n"
         "print(json.dumps([before, sorted({m.split('.')[0] for m in sys.modules} & heavy)]))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -16,7 +16,7 @@ import pytest
 import model_registry
 from model_registry import errors
 
-HEAVY = ("litellm", "vllm", "torch", "transformers")
+HEAVY = ("litellm", "vllm", "torch", "transformers", "ray")
 HEAVY_LOADED = f"sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r}))"
 REQUIRE_VLLM = "MODEL_REGISTRY_REQUIRE_VLLM"  # CI: a skipped local-engine test is a failure
 
@@ -161,7 +161,7 @@ def test_a_warm_resolve_of_an_alias_reads_no_model_list_and_loads_no_store_or_ev
 
 
 #: Public submodules by design: their own `__all__` is their surface.
-PUBLIC_SUBMODULES = frozenset({"testing", "cli"})
+PUBLIC_SUBMODULES = frozenset({"testing", "cli", "ray"})
 
 
 def _public_modules() -> list[str]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import math
 import os
 import time
 import warnings
@@ -24,7 +23,6 @@ from model_registry._cli.output import (
     echo_lines_err,
     fail,
     print_traceback,
-    printable_answer,
     scrubber,
     state,
 )
@@ -245,29 +243,7 @@ def _write_results(out: Path, ids: list[Any], results: list[Any], report: _Repor
 
 def _output_line(output_id: Any, result: Any, scrub: Callable[[str], str]) -> str:
     """One output line: the result of one prompt as a JSON object (`error` null on success)."""
-    record: dict[str, Any] = {"id": output_id}
-    if isinstance(result, BaseException):
-        status = getattr(result, "status_code", None)
-        record |= {"text": None, "finish_reason": None, "usage": None, "cost": None}
-        record["error"] = {
-            "class": type(result).__name__,
-            "message": scrub(str(result)),
-            "status_code": status if isinstance(status, int) else None,
-        }
-    else:
-        usage = result.usage
-        cost = result.cost
-        record |= {
-            "text": printable_answer(result.text),
-            "finish_reason": result.finish_reason,
-            "usage": {
-                "prompt_tokens": usage.prompt_tokens,
-                "completion_tokens": usage.completion_tokens,
-                "total_tokens": usage.total_tokens,
-            },
-            "cost": cost if cost is None or math.isfinite(cost) else None,
-            "error": None,
-        }
+    record = {"id": output_id, **model_registry.result_record(result, scrub=scrub)}
     return json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n"
 
 
