@@ -34,6 +34,7 @@ from model_registry._cli.options import DebugOption, JsonOption, SetOption, pars
 from model_registry._cli.output import command, reported_errors, state
 from model_registry._cli.prompt import send_prompt
 from model_registry._cli.run import run_prompts_file
+from model_registry._cli.run_ray import RayAddressOption, RayOption, WorkersOption, ray_options
 from model_registry._cli.views import show_list, show_resolution, show_validation
 
 __all__ = ["app", "main", "parse_sets"]
@@ -258,6 +259,9 @@ def run_command(
             "--concurrency", "-c", min=1, help="Calls in flight at once (default: the model's)."
         ),
     ] = None,
+    ray: RayOption = False,
+    ray_address: RayAddressOption = None,
+    workers: WorkersOption = None,
     sets: SetOption = None,
     debug: DebugOption = False,
 ) -> None:
@@ -269,6 +273,8 @@ def run_command(
     finished answers are kept; the results file is written on a run that finishes).
     """
     kwargs = parse_sets(sets)
+    on_ray = ray_options(ray, ray_address, workers)
+    db, cap = results_db, concurrency
     run_prompts_file(
-        name, kwargs, prompts_file, out=out, results_db=results_db, concurrency=concurrency
+        name, kwargs, prompts_file, out=out, results_db=db, concurrency=cap, ray=on_ray
     )

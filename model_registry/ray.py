@@ -119,8 +119,6 @@ def build_processor(
             batch_size=batch_size,
             batch_format="pyarrow",
             num_gpus=num_gpus,
-            max_restarts=-1,
-            max_task_retries=-1,
         )
 
     return process

@@ -28,6 +28,7 @@ from model_registry._cli.output import (
 )
 from model_registry._cli.progress import RunProgress, Tally, money
 from model_registry._cli.run_input import read_run_input
+from model_registry._cli.run_ray import RayOptions, run_on_ray
 
 #: Where the library's store errors say "results_db", the CLI user's word for it.
 _RESULTS_DB_HINT = "(model-registry run: use --results-db PATH)"
@@ -41,6 +42,7 @@ def run_prompts_file(
     out: Path,
     results_db: Path | None,
     concurrency: int | None,
+    ray: RayOptions | None = None,
 ) -> None:
     """Send every prompt of `prompts_file` to `name`, keeping each answer in the store, then
     write `out` and a summary; exit 1 when a prompt failed, 130 on Ctrl-C."""
@@ -57,8 +59,14 @@ def run_prompts_file(
         with _results_db_hint(), warnings.catch_warnings():
             # LiteLLM's coroutines cancelled by Ctrl-C before they ran: nothing to report
             warnings.filterwarnings("ignore", "coroutine .* was never awaited", RuntimeWarning)
-            batch = _run_prompts(name, kind, kwargs, run_input.prompts, store, concurrency, report)
-            results = run_async(batch)
+            if ray is not None:
+                prompts, tally = run_input.prompts, report.tally
+                results = run_on_ray(name, kwargs, prompts, store, concurrency, tally, ray)
+            else:
+                batch = _run_prompts(
+                    name, kind, kwargs, run_input.prompts, store, concurrency, report
+                )
+                results = run_async(batch)
     except KeyboardInterrupt:
         interrupts.report(report.interrupted)
         raise typer.Exit(EXIT_INTERRUPTED) from None
