@@ -10,6 +10,7 @@ both load on first use, so importing this package stays cheap.
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 from typing import Any as _Any
 
+from model_registry._result_record import result_record
 from model_registry.aliases import Alias, Registry
 from model_registry.api import (
     fallback_chain,
@@ -146,6 +147,7 @@ __all__ = [
     "redact",
     "register_provider",
     "resolve",
+    "result_record",
     "secret_values",
     "unregister_provider",
     "validate_files",

@@ -39,6 +39,7 @@ from model_registry._cli.run_options import (
     PromptsFileArgument,
     ResultsDbOption,
 )
+from model_registry._cli.run_ray import RayAddressOption, RayOption, WorkersOption, ray_options
 from model_registry._cli.views import show_list, show_resolution, show_validation
 
 __all__ = ["app", "main", "parse_sets"]
@@ -235,6 +236,9 @@ def run_command(
     results_db: ResultsDbOption = None,
     concurrency: ConcurrencyOption = None,
     max_cost: MaxCostOption = None,
+    ray: RayOption = False,
+    ray_address: RayAddressOption = None,
+    workers: WorkersOption = None,
     sets: SetOption = None,
     debug: DebugOption = False,
 ) -> None:
@@ -250,6 +254,7 @@ def run_command(
     from model_registry._cli.run import run_prompts_file  # with asyncio: not loaded by 'list'
 
     kwargs = parse_sets(sets)
+    on_ray = ray_options(ray, ray_address, workers)
     run_prompts_file(
         name,
         kwargs,
@@ -258,4 +263,5 @@ def run_command(
         results_db=results_db,
         concurrency=concurrency,
         max_cost=max_cost,
+        ray=on_ray,
     )

@@ -184,8 +184,9 @@ def test_the_vllm_install_hint_names_the_local_extras_range() -> None:
 #: Imported by model_registry, yet not a dependency: the local extra brings them (vLLM,
 #: and the tokenizers it depends on), `pytest` only for `model_registry.testing`'s
 #: pytest helpers, inside a pytest run, and `typing_extensions` only for type checkers
-#: (under `if TYPE_CHECKING:`; mypy depends on it, pyright bundles it).
-NOT_DEPENDENCIES = {"vllm", "tokenizers", "pytest", "typing_extensions"}
+#: (under `if TYPE_CHECKING:`; mypy depends on it, pyright bundles it). `ray` and its
+#: `pyarrow` come with the `ray` extra, imported only inside `model_registry.ray`'s calls.
+NOT_DEPENDENCIES = {"vllm", "tokenizers", "pytest", "typing_extensions", "ray", "pyarrow"}
 
 
 def _imported_packages() -> set[str]:

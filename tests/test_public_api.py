@@ -16,7 +16,7 @@ import pytest
 import model_registry
 from model_registry import errors
 
-HEAVY = ("litellm", "vllm", "torch", "transformers")
+HEAVY = ("litellm", "vllm", "torch", "transformers", "ray")
 HEAVY_LOADED = f"sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r}))"
 REQUIRE_VLLM = "MODEL_REGISTRY_REQUIRE_VLLM"  # CI: a skipped local-engine test is a failure
 
@@ -195,7 +195,7 @@ def test_an_import_and_a_warm_alias_resolve_load_only_what_they_use() -> None:
 
 
 #: Public submodules by design: their own `__all__` is their surface.
-PUBLIC_SUBMODULES = frozenset({"testing", "cli"})
+PUBLIC_SUBMODULES = frozenset({"testing", "cli", "ray"})
 
 
 def _public_modules() -> list[str]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import math
 import os
 import time
 import warnings
@@ -24,12 +23,12 @@ from model_registry._cli.output import (
     echo_lines_err,
     fail,
     print_traceback,
-    printable_answer,
     scrubber,
     state,
 )
 from model_registry._cli.progress import RunProgress, Tally, money
 from model_registry._cli.run_input import read_run_input
+from model_registry._cli.run_ray import RayOptions, run_on_ray
 
 #: Where the library's store errors say "results_db", the CLI user's word for it.
 _RESULTS_DB_HINT = "(model-registry run: use --results-db PATH)"
@@ -44,11 +43,14 @@ def run_prompts_file(
     results_db: Path | None,
     concurrency: int | None,
     max_cost: float | None = None,
+    ray: RayOptions | None = None,
 ) -> None:
     """Send every prompt of `prompts_file` to `name`, keeping each answer in the store, then
     write `out` and a summary; exit 1 when a prompt failed, 3 when `max_cost` left prompts
     unsent (3 wins), 130 on Ctrl-C."""
     state.call = (name, kwargs)
+    if ray is not None and max_cost is not None:
+        fail("--max-cost does not work with --ray yet: run without --ray to cap the spend")
     db = results_db if results_db is not None else out.with_name(out.name + ".sqlite")
     _check_run_paths(prompts_file, out, db)
     run_input = read_run_input(prompts_file)
@@ -61,8 +63,14 @@ def run_prompts_file(
         with _results_db_hint(), warnings.catch_warnings():
             # LiteLLM's coroutines cancelled by Ctrl-C before they ran: nothing to report
             warnings.filterwarnings("ignore", "coroutine .* was never awaited", RuntimeWarning)
-            batch = _run_prompts(name, kind, kwargs, run_input.prompts, store, concurrency, report)
-            results = run_async(batch)
+            if ray is not None:
+                prompts, tally = run_input.prompts, report.tally
+                results = run_on_ray(name, kwargs, prompts, store, concurrency, tally, ray)
+            else:
+                batch = _run_prompts(
+                    name, kind, kwargs, run_input.prompts, store, concurrency, report
+                )
+                results = run_async(batch)
     except KeyboardInterrupt:
         interrupts.report(report.interrupted)
         raise typer.Exit(EXIT_INTERRUPTED) from None
@@ -278,31 +286,7 @@ def _write_results(out: Path, ids: list[Any], results: list[Any], report: _Repor
 
 def _output_line(output_id: Any, result: Any, scrub: Callable[[str], str]) -> str:
     """One output line: the result of one prompt as a JSON object (`error` null on success)."""
-    record: dict[str, Any] = {"id": output_id}
-    if isinstance(result, BaseException):
-        status = getattr(result, "status_code", None)
-        record |= {"text": None, "finish_reason": None, "usage": None, "cost": None}
-        record["error"] = {
-            "class": type(result).__name__,
-            "message": scrub(str(result)),
-            "status_code": status if isinstance(status, int) else None,
-        }
-    else:
-        usage = result.usage
-        cost = result.cost
-        record |= {
-            "text": printable_answer(result.text),
-            "finish_reason": result.finish_reason,
-            "usage": {
-                "prompt_tokens": usage.prompt_tokens,
-                "completion_tokens": usage.completion_tokens,
-                "total_tokens": usage.total_tokens,
-                "cached_tokens": usage.cached_tokens,
-                "reasoning_tokens": usage.reasoning_tokens,
-            },
-            "cost": cost if cost is None or math.isfinite(cost) else None,
-            "error": None,
-        }
+    record = {"id": output_id, **model_registry.result_record(result, scrub=scrub)}
     return json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n"
 
 

@@ -28,7 +28,7 @@ from tests.fixtures.openai_server import FakeOpenAIServer, openai_server_fixture
 openai_server = openai_server_fixture()
 
 #: The libraries that `list`, `resolve`, `validate` and `--help` must never import.
-HEAVY_MODULES = ("litellm", "vllm", "torch", "transformers")
+HEAVY_MODULES = ("litellm", "vllm", "torch", "transformers", "ray")
 
 _SCRIPT = Path(sys.executable).with_name("model-registry")
 

@@ -55,7 +55,7 @@ def test_hosted_prompt_imports_litellm_only(
     result = run_cli("prompt", "loopback", "hi", probe_imports=True)
     assert result.code == 0, result.stderr
     assert heavy_modules(result) == ["litellm"]
-    assert set(HEAVY_MODULES) - {"litellm"} == {"vllm", "torch", "transformers"}
+    assert set(HEAVY_MODULES) - {"litellm"} == {"vllm", "torch", "transformers", "ray"}
 
 
 @pytest.mark.parametrize("args", [("list",), ("--help",), ("resolve", "my-eval-model")])

@@ -1,0 +1,70 @@
+"""`run --ray`: the same run through Ray actors (`model_registry.ray.run`), the store and
+the results file as without Ray. Ray is imported here, inside the command, only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import typer
+
+import model_registry
+from model_registry._cli.progress import Tally
+
+RayOption = Annotated[bool, typer.Option("--ray", help="Run through Ray actors (the 'ray' extra).")]
+RayAddressOption = Annotated[
+    str | None,
+    typer.Option(
+        "--ray-address",
+        metavar="ADDRESS",
+        help="With --ray: 'auto' or 'ray://HOST:PORT' joins a cluster (default: a local Ray).",
+    ),
+]
+WorkersOption = Annotated[
+    int | None,
+    typer.Option(
+        "--workers", min=1, help="With --ray: actors (default: 2 hosted, 1 per GPU local)."
+    ),
+]
+
+
+@dataclass(frozen=True)
+class RayOptions:
+    """`--ray-address` (None: this process's Ray or a new local one) and `--workers`."""
+
+    address: str | None
+    workers: int | None
+
+
+def ray_options(ray: bool, address: str | None, workers: int | None) -> RayOptions | None:
+    """The Ray options of `run`, or None without `--ray` (then the others are a usage error)."""
+    if ray:
+        return RayOptions(address, workers)
+    if address is not None or workers is not None:
+        raise typer.BadParameter("--ray-address and --workers go with --ray", param_hint="'--ray'")
+    return None
+
+
+def run_on_ray(
+    name: str,
+    kwargs: dict[str, Any],
+    prompts: list[Any],
+    store: model_registry.ResultStore,
+    concurrency: int | None,
+    tally: Tally,
+    options: RayOptions,
+) -> list[Any]:
+    """Every prompt's Generation or error in input order, each kept in `store` as it comes
+    back; `concurrency` is the whole run's, split across the workers like the limits."""
+    import model_registry.ray
+
+    if concurrency is not None:
+        own = dict(kwargs.get("limits") or {})
+        own["concurrency"] = min(concurrency, own.get("concurrency") or concurrency)
+        kwargs = {**kwargs, "limits": own}
+    results = model_registry.ray.run(
+        name, prompts, results_db=store, workers=options.workers, address=options.address, **kwargs
+    )
+    for result in results:
+        tally.add(result)
+    return results

@@ -1,0 +1,40 @@
+"""`model-registry run ... --ray`: the same output file and store as without Ray."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from tests.fixtures.openai_server import FakeOpenAIServer
+from tests.ray.conftest import SERVER_KEY, model_name
+
+
+def test_run_with_ray_writes_every_line_in_order_and_a_failed_prompt_as_an_error_line(
+    ray_instance: Any, openai_server: FakeOpenAIServer, tmp_path: Path
+) -> None:
+    model = model_name()
+    lines = ['"a"', '{"id": "b", "prompt": "!status=500 no"}', '{"id": 7, "prompt": "c"}']
+    (tmp_path / "prompts.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    address = ray_instance.get_runtime_context().gcs_address
+    command = [sys.executable, "-m", "model_registry", "run", f"openai:{model}"]
+    command += ["prompts.jsonl", "--out", "results.jsonl", "--ray", "--ray-address", address]
+    command += ["--workers", "2", "--set", f"api_base={openai_server.url}"]
+    command += ["--set", f"api_key={SERVER_KEY}", "--set", "num_retries=0"]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
+
+    done = subprocess.run(
+        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+    )
+
+    assert done.returncode == 1, done.stderr
+    assert "3 prompts in" in done.stderr
+    assert "1 of 3 prompts failed" in done.stderr
+    out = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
+    assert [line["id"] for line in out] == [0, "b", 7]
+    assert [line["text"] for line in out] == ["echo: a", None, "echo: c"]
+    assert out[1]["error"]["status_code"] == 500
+    assert SERVER_KEY not in done.stderr

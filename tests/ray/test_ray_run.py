@@ -1,0 +1,91 @@
+"""`model_registry.ray`: prompts through Ray actors, answers in input order and in the
+driver's store under generate_many's own keys; failed prompts as error rows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import model_registry
+import model_registry.ray as mr
+from model_registry import Generation, ModelCallError, ResultStore
+from tests.fixtures.openai_server import FakeOpenAIServer
+from tests.ray.conftest import client_kwargs, model_name
+
+PROMPTS = 400
+
+
+async def test_a_run_through_two_actors_keeps_every_answer_in_input_order_and_in_the_store(
+    ray_instance: Any, openai_server: FakeOpenAIServer, tmp_path: Path
+) -> None:
+    name = f"openai:{model_name()}"
+    kwargs = client_kwargs(openai_server)
+    prompts: list[Any] = [f"q{i}" for i in range(PROMPTS)]
+    prompts[7] = "!status=500 this one fails"
+    prompts[9] = [{"role": "user", "content": "as messages"}]
+    db = tmp_path / "run.sqlite"
+
+    results = mr.run(name, prompts, results_db=db, workers=2, **kwargs)
+
+    assert len(results) == PROMPTS
+    for i, result in enumerate(results):
+        if i == 7:
+            assert isinstance(result, ModelCallError)
+            assert result.status_code == 500
+        else:
+            assert isinstance(result, Generation), (i, result)
+            expected = "as messages" if i == 9 else prompts[i]
+            assert result.text == f"echo: {expected}"
+            assert not result.from_store
+    with ResultStore(db) as store:
+        summary = store.summary()
+    assert (summary.results, summary.failed) == (PROMPTS - 1, 1)
+    # the driver kept them under generate_many's own keys: a plain rerun calls only the
+    # failed prompt again
+    before = openai_server.stats(name.split(":")[1]).requests
+    async with model_registry.get_client(name, **kwargs) as client:
+        again = await client.generate_many(prompts, results_db=db, return_exceptions=True)
+    assert openai_server.stats(name.split(":")[1]).requests == before + 1
+    assert [g.from_store for g in again if isinstance(g, Generation)] == [True] * (PROMPTS - 1)
+
+
+def test_a_rerun_on_ray_sends_only_what_the_store_lacks(
+    ray_instance: Any, openai_server: FakeOpenAIServer, tmp_path: Path
+) -> None:
+    model = model_name()
+    kwargs = client_kwargs(openai_server)
+    db = tmp_path / "run.sqlite"
+    async_free = [f"p{i}" for i in range(20)]
+    mr.run(f"openai:{model}", async_free[:12], results_db=db, workers=1, **kwargs)
+
+    results = mr.run(f"openai:{model}", async_free, results_db=db, workers=1, **kwargs)
+
+    assert openai_server.stats(model).requests == 20
+    assert [r.from_store for r in results] == [True] * 12 + [False] * 8
+    assert [r.text for r in results] == [f"echo: p{i}" for i in range(20)]
+
+
+def test_the_processor_keeps_the_rows_columns_and_adds_run_output_fields(
+    ray_instance: Any, openai_server: FakeOpenAIServer
+) -> None:
+    rows = [
+        {"id": "a", "prompt": "hello", "topic": "x", "messages": None},
+        {"id": "b", "prompt": None, "topic": "y", "messages": [{"role": "user", "content": "hi"}]},
+        {"id": "c", "prompt": "!status=500 no", "topic": "z", "messages": None},
+    ]
+    dataset = ray_instance.data.from_items(rows)
+    process = mr.build_processor(f"openai:{model_name()}", **client_kwargs(openai_server))
+
+    out = sorted(process(dataset).take_all(), key=lambda row: row["id"])
+
+    assert [(r["id"], r["topic"], r["text"]) for r in out] == [
+        ("a", "x", "echo: hello"),
+        ("b", "y", "echo: hi"),
+        ("c", "z", None),
+    ]
+    assert out[0]["error"] is None
+    assert out[0]["finish_reason"] == "stop"
+    assert out[0]["usage"] == {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}
+    assert out[2]["error"]["status_code"] == 500
+    assert out[2]["error"]["class"] == "ServiceUnavailableError" or out[2]["error"]["class"]
+    assert out[2]["usage"] is None
