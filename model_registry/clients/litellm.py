@@ -31,8 +31,10 @@ import anyio
 import anyio.to_thread
 import msgspec
 
+from model_registry._embeddings import Embeddings
 from model_registry._prompts import Prompt, to_messages
 from model_registry.clients._asked import Asked, HostedStreamExtras, hosted_request
+from model_registry.clients._litellm_embed import embeddings_answer
 from model_registry.clients._litellm_errors import (
     LITELLM_ERROR_MAP,  # noqa: F401 (tests import it from here)
     invalid_stream_error,
@@ -268,6 +270,18 @@ class LiteLLMClient(BaseClient):
             call,
         )
         return whole_answer(response, self, time.perf_counter() - started, call.asked)
+
+    async def _embed_attempt(
+        self, texts: list[str], kwargs: dict[str, Any], deadline: float | None
+    ) -> Embeddings:
+        call = await self._prepare(
+            [{"role": "user", "content": t} for t in texts], kwargs, deadline
+        )
+        embed, started = _litellm().aembedding, time.perf_counter()
+        response = await self._attempts(
+            lambda: embed(model=self._route, input=texts, **call.params), call
+        )
+        return embeddings_answer(response, self, len(texts), time.perf_counter() - started)
 
     async def _stream(
         self, prompt: Prompt, kwargs: dict[str, Any], deadline: float | None
