@@ -110,6 +110,7 @@ class EmbedMethods:
         """Vectors for `texts` (a string is one text) in one request, in input order;
         kwargs (`dimensions=`, ...) beat the client's."""
         checked = check_texts(texts, "embed")
+        self._check_embeds()
         await self.start()
         return await self._embed_call(checked, kwargs)
 
@@ -132,6 +133,7 @@ class EmbedMethods:
         _check_concurrency(concurrency)
         _check_results_db(results_db)
         self._check_open()
+        self._check_embeds()
         run = _ManyRun(self, checked, kwargs, progress)
         cap = concurrency if concurrency is not None else self.default_concurrency
         return await run.run(batch_size, cap, results_db)
@@ -158,6 +160,12 @@ class EmbedMethods:
         self, texts: list[str], kwargs: dict[str, Any], deadline: float | None
     ) -> Embeddings:
         """One embedding request, retries included; `deadline` as `_generate`'s."""
+        raise NotImplementedError
+
+    def _check_embeds(self) -> None:
+        """InvalidParameterError, before anything starts, for a backend that cannot embed."""
+        if type(self)._embed_attempt is not EmbedMethods._embed_attempt:
+            return
         raise InvalidParameterError(
             f"{self.name!r} ({self.provider} model {self.model_id!r}) cannot embed yet: "
             "local embeddings are not supported; use a hosted embedding model such as "
