@@ -162,15 +162,19 @@ class EmbedMethods:
         """One embedding request, retries included; `deadline` as `_generate`'s."""
         raise NotImplementedError
 
-    def _check_embeds(self) -> None:
-        """InvalidParameterError, before anything starts, for a backend that cannot embed."""
+    def _cannot_embed(self) -> str | None:
+        """Why this client cannot embed (None: it can); a backend that embeds overrides it."""
         if type(self)._embed_attempt is not EmbedMethods._embed_attempt:
-            return
-        raise InvalidParameterError(
-            f"{self.name!r} ({self.provider} model {self.model_id!r}) cannot embed yet: "
-            "local embeddings are not supported; use a hosted embedding model such as "
-            "'openai:text-embedding-3-small'"
+            return None
+        return (
+            f"{self.name!r} ({self.provider} model {self.model_id!r}) cannot embed: use an "
+            "embedding model such as 'openai:text-embedding-3-small'"
         )
+
+    def _check_embeds(self) -> None:
+        """InvalidParameterError, before anything starts, for a client that cannot embed."""
+        if (reason := self._cannot_embed()) is not None:
+            raise InvalidParameterError(reason)
 
 
 def _check_batch_size(batch_size: Any) -> None:
