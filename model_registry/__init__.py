@@ -10,6 +10,7 @@ both load on first use, so importing this package stays cheap.
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 from typing import Any as _Any
 
+from model_registry._embeddings import Embeddings
 from model_registry._result_record import result_record
 from model_registry.aliases import Alias, Registry
 from model_registry.api import (
@@ -110,6 +111,7 @@ __all__ = [
     "ClientClosedError",
     "ContentFilteredError",
     "ContextWindowExceededError",
+    "Embeddings",
     "EngineStartError",
     "Generation",
     "GenerationStream",

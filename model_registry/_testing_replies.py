@@ -20,6 +20,7 @@ from aiohttp import web
 __all__ = [
     "Answer",
     "RateWindow",
+    "embedding_answer",
     "error_response",
     "fault_response",
     "prompt_text",
@@ -80,6 +81,9 @@ class RateWindow:
 
 def prompt_text(body: dict[str, Any]) -> str:
     messages = body.get("messages") or []
+    if "input" in body and not messages:  # an embeddings request: its texts
+        texts = body["input"]
+        return " ".join(map(str, texts)) if isinstance(texts, list) else str(texts)
     return " ".join(str(m.get("content", "")) for m in messages if isinstance(m, dict))
 
 
@@ -211,3 +215,30 @@ def fault_response(request: web.Request, rule: dict[str, Any]) -> web.Response |
         headers = {"Content-Type": rule.get("content_type") or "application/json"}
         return web.Response(status=200, body=rule["body"].encode(), headers=headers)
     return None
+
+
+def embedding_answer(body: dict[str, Any], model: str) -> dict[str, Any]:
+    """OpenAI's embeddings answer: per text a unit vector of `dimensions` floats (default 8)
+    seeded by the text's sha256, so a text always gets the same vector (base64 of float32
+    when `encoding_format` asks for it); one token per word."""
+    import base64
+    import hashlib
+    import random
+    import struct
+
+    texts = body.get("input")
+    texts = texts if isinstance(texts, list) else [texts]
+    size = body.get("dimensions") or 8
+    data = []
+    for index, text in enumerate(texts):
+        seed = int.from_bytes(hashlib.sha256(str(text).encode()).digest()[:8], "big")
+        rng = random.Random(seed)
+        values = [rng.gauss(0.0, 1.0) for _ in range(size)]
+        norm = math.sqrt(sum(v * v for v in values)) or 1.0
+        vector: Any = [v / norm for v in values]
+        if body.get("encoding_format") == "base64":  # what the openai SDK asks for
+            vector = base64.b64encode(struct.pack(f"<{size}f", *vector)).decode()
+        data.append({"object": "embedding", "index": index, "embedding": vector})
+    tokens = sum(len(str(text).split()) for text in texts)
+    usage = {"prompt_tokens": tokens, "total_tokens": tokens}
+    return {"object": "list", "data": data, "model": model, "usage": usage}

@@ -24,6 +24,7 @@ from model_registry._testing_batches import BatchRoutes
 from model_registry._testing_replies import (
     Answer,
     RateWindow,
+    embedding_answer,
     error_response,
     fault_response,
     prompt_text,
@@ -115,6 +116,8 @@ class FakeApp:
         app = web.Application(client_max_size=MAX_BODY)
         app.router.add_post("/v1/chat/completions", self.chat)
         app.router.add_post("/chat/completions", self.chat)
+        app.router.add_post("/v1/embeddings", self.chat)
+        app.router.add_post("/embeddings", self.chat)
         app.router.add_get("/v1/models", self.models)
         app.router.add_post(f"{CONTROL}/configure", self.configure)
         app.router.add_post(f"{CONTROL}/reset", self.reset)
@@ -226,6 +229,8 @@ class FakeApp:
             )
         if faulty and (fault := fault_response(request, rule)) is not None:
             return fault
+        if request.path.endswith("/embeddings"):
+            return web.json_response(embedding_answer(body, model))
         reply = reply_text(body, rule)
         if serial:
             reply = f"{reply} #{self.total.requests}"

@@ -1,6 +1,6 @@
 """The `model-registry` command line (also `python -m model_registry`).
 
-A thin typer app over the public API: `list`, `resolve`, `prompt`, `validate`, `run`.
+A thin typer app over the public API: `list`, `resolve`, `prompt`, `embed`, `validate`, `run`.
 Plain text for people, `--json` for scripts. A library error or a bad input file is
 one message on stderr and exit code 1 (`--debug` adds our error's traceback, never
 its chained causes), usage errors exit 2, Ctrl-C exits 130.
@@ -9,8 +9,8 @@ What reaches a terminal is safe to show: control characters (terminal escapes) i
 names, descriptions and messages print escaped (`\\x1b`), a lone surrogate in a model's
 answer prints as U+FFFD, and known secret values never print (`***`).
 
-Startup stays cheap: only `prompt` and `run` load a backend (litellm or vllm), and only
-the one their model needs; `resolve --split` loads vLLM to split local kwargs.
+Startup stays cheap: only `prompt`, `embed` and `run` load a backend (litellm or vllm), and
+only the one their model needs; `resolve --split` loads vLLM to split local kwargs.
 
 This module wires the commands; `model_registry._cli` holds what they do.
 """
@@ -29,6 +29,7 @@ import typer
 
 import model_registry
 from model_registry._cli import interrupts
+from model_registry._cli.embed import embed_texts
 from model_registry._cli.interrupts import EXIT_INTERRUPTED
 from model_registry._cli.options import DebugOption, JsonOption, SetOption, parse_sets
 from model_registry._cli.output import command, reported_errors, state
@@ -208,6 +209,22 @@ def prompt_command(
 
     kwargs = parse_sets(sets)
     send_prompt(name, text, kwargs, system=system, stream=stream, as_json=as_json)
+
+
+@app.command("embed")
+@command
+def embed_command(
+    name: Annotated[str, typer.Argument(help="A model name (see 'model-registry list').")],
+    texts: Annotated[
+        list[str], typer.Argument(metavar="TEXT...", help="The texts, one vector each.")
+    ],
+    sets: SetOption = None,
+    as_json: JsonOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Embed each TEXT with NAME and print each vector's size and first values (--json: the
+    whole vectors, usage and cost)."""
+    embed_texts(name, texts, parse_sets(sets), as_json=as_json)
 
 
 @app.command("validate")

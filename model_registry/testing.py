@@ -14,7 +14,8 @@ Run a pipeline offline, with no keys, against a real HTTP server that fails on c
 The server is real (aiohttp on 127.0.0.1, in its own process, so it answers while the
 test's loop is busy) and speaks what LiteLLM's OpenAI client sends: `POST
 /v1/chat/completions` (JSON, or server-sent events when `"stream": true`, usage on the last
-chunk when `stream_options.include_usage`) and `GET /v1/models`. The reply echoes the last
+chunk when `stream_options.include_usage`), `POST /v1/embeddings` (a unit vector per text,
+seeded by its hash, `dimensions` floats, default 8; docs/embeddings.md) and `GET /v1/models`. The reply echoes the last
 user message (`"echo: <text>"`), one token per word, unless a rule sets `reply`. Any model
 name is accepted; rules and counts are kept per model name, so tests that use distinct
 names stay apart while sharing one server.

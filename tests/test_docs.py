@@ -11,7 +11,7 @@ import pytest
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 #: The pages whose blocks run as they stand.
-RUNNABLE = ("testing.md",)
+RUNNABLE = ("testing.md", "embeddings.md")
 _FENCE = re.compile(r"^```python\n(.*?)^```$", re.S | re.M)
 
 

@@ -36,9 +36,9 @@ def batch_cost(route_or_model: str, usage: Usage, params: Mapping[str, Any]) -> 
     LiteLLM does; None where neither prices it or the token counts are unknown."""
     if usage.prompt_tokens is None or usage.completion_tokens is None:
         return None
-    from model_registry.clients.litellm import _litellm
+    from model_registry.clients._litellm_import import import_litellm
 
-    litellm = _litellm()
+    litellm = import_litellm()
     from litellm.cost_calculator import batch_cost_calculator
 
     model_info: Any = _given_prices(params) or _price_map_entry(litellm, route_or_model)

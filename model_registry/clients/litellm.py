@@ -19,26 +19,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
-import logging
-import os
 import ssl
 import time
 import weakref
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
-from types import ModuleType
 from typing import Any, ClassVar, NamedTuple, TypeVar
 
 import anyio
 import anyio.to_thread
 import msgspec
 
+from model_registry._embeddings import Embeddings
 from model_registry._prompts import Prompt, to_messages
 from model_registry.clients._asked import Asked, HostedStreamExtras, hosted_request
+from model_registry.clients._litellm_embed import embeddings_answer
 from model_registry.clients._litellm_errors import (
     LITELLM_ERROR_MAP,  # noqa: F401 (tests import it from here)
     invalid_stream_error,
     map_litellm_error,
 )
+from model_registry.clients._litellm_import import import_litellm as _litellm
+from model_registry.clients._litellm_import import imported_litellm
 from model_registry.clients._litellm_no_answer import Attempts
 from model_registry.clients._litellm_params import (
     call_secrets,
@@ -62,7 +63,6 @@ from model_registry.clients._policy.paced_http import (
 from model_registry.clients._policy.retries import is_loopback, retries_in
 from model_registry.clients.base import BaseClient
 from model_registry.errors import (
-    BackendNotInstalledError,
     InvalidParameterError,
     MissingCredentialsError,
     ModelCallError,
@@ -71,45 +71,12 @@ from model_registry.types import ClientKind, Generation, Resolution
 
 __all__: list[str] = []
 
-_INSTALL_HINT = (
-    "LiteLLM comes with model-registry: 'pip install model-registry-llm' (in a checkout: "
-    "'uv sync', with --inexact to keep a vLLM installed by pip)"
-)
-_LITELLM_LOGGERS = ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy")
 #: Providers whose credentials LiteLLM may find outside the environment (files, metadata
 #: servers) or that need none: their variables are not checked at start.
 _UNCHECKED_CREDENTIALS = frozenset(
     {"ollama", "ollama_chat", "bedrock", "sagemaker", "vertex_ai", "vertex_ai_beta"}
 )
-_litellm_module: ModuleType | None = None
 _T = TypeVar("_T")
-
-
-def _litellm() -> ModuleType:
-    """Import LiteLLM once, quietly and without network; raise an install hint if missing."""
-    global _litellm_module
-    if _litellm_module is not None:
-        return _litellm_module
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    # else every Anthropic call tries to fetch a beta-header map from GitHub
-    os.environ.setdefault("LITELLM_LOCAL_ANTHROPIC_BETA_HEADERS", "True")
-    if os.environ.get("LITELLM_LOG") == "":
-        # what `export LITELLM_LOG=` leaves; LiteLLM would fail on every call with it
-        del os.environ["LITELLM_LOG"]
-    try:
-        import litellm
-    except ImportError as exc:
-        raise BackendNotInstalledError(
-            f"hosted models need LiteLLM, which is not installed: {_INSTALL_HINT}"
-        ) from exc
-    litellm.suppress_debug_info = True
-    if "LITELLM_LOG" not in os.environ:
-        for name in _LITELLM_LOGGERS:
-            logger = logging.getLogger(name)
-            if logger.level == logging.NOTSET:
-                logger.setLevel(logging.WARNING)
-    _litellm_module = litellm
-    return litellm
 
 
 # --- the client ------------------------------------------------------------------
@@ -143,7 +110,7 @@ class LiteLLMClient(BaseClient):
     # --- lifecycle ----------------------------------------------------------------
 
     async def _start(self) -> None:
-        if _litellm_module is None:
+        if imported_litellm() is None:
             await anyio.to_thread.run_sync(_litellm)
         self._check_litellm_credentials()
         LiteLLMClient._open_clients.add(self)
@@ -273,6 +240,18 @@ class LiteLLMClient(BaseClient):
         )
         return whole_answer(response, self, time.perf_counter() - started, call.asked)
 
+    async def _embed_attempt(
+        self, texts: list[str], kwargs: dict[str, Any], deadline: float | None
+    ) -> Embeddings:
+        call = await self._prepare(
+            [{"role": "user", "content": t} for t in texts], kwargs, deadline
+        )
+        embed, started = _litellm().aembedding, time.perf_counter()
+        response = await self._attempts(
+            lambda: embed(model=self._route, input=texts, **call.params), call
+        )
+        return embeddings_answer(response, self, len(texts), time.perf_counter() - started)
+
     async def _stream(
         self, prompt: Prompt, kwargs: dict[str, Any], deadline: float | None
     ) -> AsyncGenerator[str | Generation, None]:
@@ -376,11 +355,11 @@ async def _watch_this_loop() -> None:
 
 async def close_litellm_pool() -> None:
     """Close LiteLLM's cached HTTP clients and forget them, so later calls make new ones."""
-    if _litellm_module is None:
+    if (litellm := imported_litellm()) is None:
         return
     with anyio.CancelScope(shield=True):
-        await _litellm_module.close_litellm_async_clients()
-        _litellm_module.in_memory_llm_clients_cache.flush_cache()
+        await litellm.close_litellm_async_clients()
+        litellm.in_memory_llm_clients_cache.flush_cache()
         await close_this_loop()  # the paced session's connections (LiteLLM may close it)
         # LiteLLM logs each call from a background task on the caller's loop; stop it too,
         # so nothing of ours or LiteLLM's keeps running once the last client is closed.

@@ -23,9 +23,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import anyio
 
+from model_registry._embeddings import Embeddings
 from model_registry._prompts import Prompt, to_messages
 from model_registry._store_values import local_model_key
 from model_registry.clients._asked import Asked, generation_extras, vllm_logprobs
+from model_registry.clients._vllm_embed import embed_refusal, generate_refusal, vllm_embed
 from model_registry.clients._vllm_engines import (
     Engine,
     acquire,
@@ -184,8 +186,17 @@ class VLLMClient(BaseClient):
         check_n(kwargs)
         return super().iter_many(prompts, **kwargs)
 
+    def _cannot_embed(self) -> str | None:
+        return embed_refusal(self)
+
+    async def _embed_attempt(
+        self, texts: list[str], kwargs: dict[str, Any], deadline: float | None
+    ) -> Embeddings:
+        return await vllm_embed(self, texts, kwargs, deadline)
+
     def _call_params(self, kwargs: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         check_n(kwargs)
+        generate_refusal(self)
         call = split_params(kwargs, where=" in this call")
         if call.engine:
             names = ", ".join(repr(k) for k in call.engine)

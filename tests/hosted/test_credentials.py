@@ -229,9 +229,8 @@ def test_without_litellm_the_error_says_how_to_install_it() -> None:
 
     code = (
         "import sys; sys.modules['litellm'] = None\n"
-        "from model_registry.clients import litellm as adapter\n"
-        "adapter._litellm_module = None\n"
-        "try:\n    adapter._litellm()\n"
+        "from model_registry.clients._litellm_import import import_litellm\n"
+        "try:\n    import_litellm()\n"
         "except ImportError as exc:\n    print(type(exc).__name__, exc)\n"
     )
     out = subprocess.run(
