@@ -200,6 +200,17 @@ class ResultStore:
         row = (key, index, 0, *([None] * 11), error_class, message, status_code, time.time())
         self._queue.put((_PUT_ERROR, row))
 
+    def put_other(self, statement: str, row: tuple[Any, ...]) -> None:
+        """Queue a write to another table of the file (`_store_jobs`), committed in order."""
+        self._raise_if_unusable()
+        self._queue.put((statement, row))
+
+    def query(self, statement: str, args: tuple[Any, ...] = ()) -> list[Any]:
+        """The rows of a read of another table of the file (`_store_jobs`)."""
+        with self._reading() as db:
+            rows: list[Any] = db.execute(statement, args).fetchall()
+            return rows
+
     def flush(self) -> None:
         """Wait until everything queued so far is committed; raise a writer failure."""
         self._raise_if_unusable()
@@ -293,6 +304,9 @@ class ResultStore:
         db.execute("BEGIN IMMEDIATE")
         for statement in (_PUT_RESULT, _PUT_ERROR):
             db.executemany(statement, [row for sql, row in puts if sql is statement])
+        for sql, row in puts:  # other tables' writes (`put_other`), in the order queued
+            if sql is not _PUT_RESULT and sql is not _PUT_ERROR:
+                db.execute(sql, row)
         db.execute("COMMIT")
 
 

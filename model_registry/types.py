@@ -110,6 +110,8 @@ class Generation(msgspec.Struct, Generic[ParsedT], frozen=True):
     parsed: ParsedT = None  # type: ignore[assignment]  # None unless response_format was given
     logprobs: list[TokenLogprob] | None = None
     reasoning: str | None = None
+    #: The provider's batch job that answered (`generate_many(..., batch_api=True)`), else None.
+    batch_id: str | None = None
 
     def __repr__(self) -> str:
         return shown_repr(
@@ -130,6 +132,8 @@ class Generation(msgspec.Struct, Generic[ParsedT], frozen=True):
             data["logprobs"] = [t.to_dict() for t in self.logprobs]
         if self.reasoning is not None:
             data["reasoning"] = self.reasoning
+        if self.batch_id is not None:
+            data["batch_id"] = self.batch_id
         return data
 
 

@@ -23,6 +23,7 @@ import anyio.to_thread
 import msgspec
 
 from model_registry._prompts import Prompt, to_messages
+from model_registry.clients._batch_api.options import batch_options
 from model_registry.clients._structured import OutputSchema, output_schema
 from model_registry.errors import (
     InvalidParameterError,
@@ -66,6 +67,7 @@ class Batch:
         self.results_db = results_db
         self.kwargs = kwargs
         self.caller = caller
+        self.batch_api, self.batch_size = batch_options(kwargs, results_db, caller)
 
     async def run(
         self,

@@ -24,6 +24,7 @@ import anyio
 
 from model_registry._prompts import Prompt
 from model_registry.clients._batch import Batch, Emit, iterate
+from model_registry.clients._batch_api import BatchAPIMethods
 from model_registry.clients._policy.call_limits import CallLimits, call_timeout
 from model_registry.clients._policy.retries import call_with_retries
 from model_registry.errors import ClientClosedError, RequestTimeoutError
@@ -37,7 +38,7 @@ _T = TypeVar("_T")
 _ParsedT = TypeVar("_ParsedT")
 
 
-class BaseClient:
+class BaseClient(BatchAPIMethods):
     """Base of the hosted and local clients; subclasses fill in `_start`, `_generate`,
     `_stream` and `_close`.
 
@@ -359,6 +360,8 @@ class BaseClient:
                 yield item
 
     async def _run_batch(self, batch: Batch, emit: Emit) -> None:
+        if batch.batch_api:  # the provider's batch API (`_batch_api`)
+            return await self._run_batch_jobs(batch, emit)
         await batch.run(
             functools.partial(self._call, batched=True),
             emit,
