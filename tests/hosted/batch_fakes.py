@@ -125,3 +125,59 @@ class OpenAIBatches:
     def _list(self, request: httpx.Request) -> httpx.Response:
         data = [self._shown(job) for job in reversed(self.jobs.values())]
         return httpx.Response(200, json={"object": "list", "data": data, "has_more": False})
+
+
+def anthropic_echo(params: dict[str, Any]) -> dict[str, Any]:
+    text = f"echo: {_last_user_text(params['messages'])}"
+    return {
+        "id": "msg_1",
+        "type": "message",
+        "role": "assistant",
+        "model": params["model"],
+        "content": [{"type": "text", "text": text}],
+        "stop_reason": "end_turn",
+        "stop_sequence": None,
+        "usage": {"input_tokens": 10, "output_tokens": 4},
+    }
+
+
+class AnthropicBatches:
+    """Anthropic's Message Batches: a job ends on its first poll; `answer` gives each
+    request's result (a message, or a whole `result` object for other outcomes)."""
+
+    def __init__(self, mock: respx.MockRouter, answer: Answer = anthropic_echo) -> None:
+        self.answer = answer
+        self.created: list[dict[str, Any]] = []
+        self.jobs: dict[str, dict[str, Any]] = {}
+        self.create = mock.post(ANTHROPIC).mock(side_effect=self._create)
+        mock.get(url__regex=rf"{ANTHROPIC}/[^/]+$").mock(side_effect=self._get)
+        mock.get(url__regex=rf"{ANTHROPIC}/[^/]+/results$").mock(side_effect=self._results)
+        self.cancel = mock.post(url__regex=rf"{ANTHROPIC}/[^/]+/cancel$").mock(
+            return_value=httpx.Response(200, json={"processing_status": "canceling"})
+        )
+
+    def _create(self, request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        self.created.append(body)
+        job_id = f"msgbatch_{len(self.jobs)}"
+        self.jobs[job_id] = {"id": job_id, "processing_status": "in_progress", "body": body}
+        return httpx.Response(200, json=self._shown(self.jobs[job_id]))
+
+    def _shown(self, job: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in job.items() if k != "body"}
+
+    def _get(self, request: httpx.Request) -> httpx.Response:
+        job = self.jobs[request.url.path.rsplit("/", 1)[1]]
+        job["processing_status"] = "ended"
+        job["results_url"] = f"{ANTHROPIC}/{job['id']}/results"
+        return httpx.Response(200, json=self._shown(job))
+
+    def _results(self, request: httpx.Request) -> httpx.Response:
+        job = self.jobs[request.url.path.split("/")[-2]]
+        lines = []
+        for item in job["body"]["requests"]:
+            answer = self.answer(item["params"])
+            result = answer if "type" in answer and answer["type"] != "message" else None
+            result = result or {"type": "succeeded", "message": answer}
+            lines.append(json.dumps({"custom_id": item["custom_id"], "result": result}))
+        return httpx.Response(200, content="\n".join(lines).encode())

@@ -7,14 +7,23 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
+import msgspec
 import pytest
 import respx
 
-from model_registry import InvalidParameterError, ResultStore, get_client
+from model_registry import InvalidParameterError, ResultStore, get_client, resolve
 from model_registry._store_jobs import all_jobs, record_intent
 from model_registry.clients._batch import _keys
-from model_registry.errors import BadRequestError
-from tests.hosted.batch_fakes import OPENAI, OpenAIBatches
+from model_registry.clients._batch_api.connect import batch_provider
+from model_registry.errors import AuthenticationError, BadRequestError, ModelCallError
+from tests.hosted.batch_fakes import (
+    OPENAI,
+    AnthropicBatches,
+    OpenAIBatches,
+    anthropic_echo,
+    openai_echo,
+)
 
 pytestmark = pytest.mark.usefixtures("provider_keys")
 
@@ -135,8 +144,6 @@ async def test_failed_requests_are_stored_as_errors_and_only_they_are_sent_again
         text = body["messages"][-1]["content"]
         if text in refuse:
             return 400, {"error": {"message": f"no {text}", "type": "invalid_request_error"}}
-        from tests.hosted.batch_fakes import openai_echo
-
         return openai_echo(body)
 
     fake = OpenAIBatches(batch_mock, answer=answer)
@@ -210,3 +217,161 @@ async def test_an_openai_compatible_api_base_gets_the_batch_with_its_own_key(
     assert fake.upload.calls[0].request.headers["authorization"] == "Bearer sk-server-9"
     assert fake.uploads[0][0]["body"]["model"] == "my-model"
     assert OPENAI not in str(batch_mock.calls[0].request.url)
+
+
+async def test_anthropic_gets_message_batch_requests_with_valid_custom_ids(
+    batch_mock: respx.MockRouter, tmp_path: Path
+) -> None:
+    def answer(params: dict) -> dict:
+        text = params["messages"][-1]["content"][0]["text"]
+        if text == "bad":
+            error = {"type": "invalid_request_error", "message": "prompt is too long"}
+            return {"type": "errored", "error": {"type": "error", "error": error}}
+        if text == "late":
+            return {"type": "expired"}
+        return anthropic_echo(params)
+
+    fake = AnthropicBatches(batch_mock, answer=answer)
+    prompts = [
+        [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}],
+        "bad",
+        "late",
+        "hi",
+    ]
+    async with get_client("anthropic:claude-3-5-haiku-20241022", max_tokens=50) as client:
+        results = await client.generate_many(
+            prompts, batch_api=True, results_db=tmp_path / "r.db", return_exceptions=True
+        )
+    requests = fake.created[0]["requests"]
+    assert requests[0]["params"] == {
+        "model": "claude-3-5-haiku-20241022",
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}],
+        "system": [{"type": "text", "text": "Be brief."}],
+        "max_tokens": 50,
+    }
+    ids = [r["custom_id"] for r in requests]
+    assert len(set(ids)) == 4 and all(re.fullmatch(r"[A-Za-z0-9_-]{1,64}", i) for i in ids)
+    headers = fake.create.calls[0].request.headers
+    assert headers["x-api-key"] == "sk-ant-test-key" and headers["anthropic-version"]
+    assert results[0].text == "echo: hi" and results[0].batch_id == "msgbatch_0"
+    assert results[0].usage.prompt_tokens == 10 and results[0].finish_reason == "stop"
+    assert isinstance(results[1], BadRequestError) and results[1].status_code == 400
+    assert "prompt is too long" in str(results[1])
+    assert isinstance(results[2], ModelCallError) and "expired" in str(results[2])
+    assert results[3].text == "echo: hi"
+
+
+async def test_anthropic_structured_answers_come_back_parsed(
+    batch_mock: respx.MockRouter, tmp_path: Path
+) -> None:
+    class Capital(msgspec.Struct):
+        city: str
+
+    def answer(params: dict) -> dict:
+        tool = params["tools"][0]["name"]
+        reply = anthropic_echo(params)
+        reply["content"] = [
+            {"type": "tool_use", "id": "t1", "name": tool, "input": {"city": "Paris"}}
+        ]
+        reply["stop_reason"] = "tool_use"
+        return reply
+
+    AnthropicBatches(batch_mock, answer=answer)
+    async with get_client("anthropic:claude-3-5-haiku-20241022") as client:
+        (result,) = await client.generate_many(
+            ["Capital of France?"],
+            batch_api=True,
+            results_db=tmp_path / "r.db",
+            response_format=Capital,
+        )
+    assert result.parsed == Capital(city="Paris")
+
+
+async def test_openai_logprobs_and_structured_answers_are_read_from_the_batch(
+    batch_mock: respx.MockRouter, tmp_path: Path
+) -> None:
+    def answer(body: dict) -> dict:
+        reply = openai_echo(body)
+        reply["choices"][0]["message"]["content"] = '{"city": "Paris"}'
+        reply["choices"][0]["logprobs"] = {
+            "content": [{"token": "{", "logprob": -0.5, "bytes": None, "top_logprobs": []}]
+        }
+        return reply
+
+    fake = OpenAIBatches(batch_mock, answer=answer)
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+    async with get_client("openai:gpt-4o-mini") as client:
+        (result,) = await client.generate_many(
+            ["Capital?"],
+            batch_api=True,
+            results_db=tmp_path / "r.db",
+            response_format=schema,
+            logprobs=True,
+        )
+    assert result.parsed == {"city": "Paris"}
+    assert result.logprobs is not None and result.logprobs[0].logprob == -0.5
+    body = fake.uploads[0][0]["body"]
+    assert body["logprobs"] is True
+    assert body["response_format"]["json_schema"]["schema"]["additionalProperties"] is False
+
+
+async def test_iter_many_yields_batch_answers_as_jobs_are_collected(
+    batch_mock: respx.MockRouter, tmp_path: Path
+) -> None:
+    OpenAIBatches(batch_mock)
+    async with get_client("openai:gpt-4o-mini") as client:
+        got = {
+            index: g.text
+            async for index, g in client.iter_many(
+                ["a", "b", "c"], batch_api=True, batch_size=2, results_db=tmp_path / "r.db"
+            )
+        }
+    assert got == {0: "echo: a", 1: "echo: b", 2: "echo: c"}
+
+
+async def test_a_refused_create_says_why_without_the_key(
+    batch_mock: respx.MockRouter, tmp_path: Path
+) -> None:
+    batch_mock.post(f"{OPENAI}/files").mock(
+        return_value=httpx.Response(
+            401, json={"error": {"message": "Incorrect API key provided: sk-openai-test-key"}}
+        )
+    )
+    async with get_client("openai:gpt-4o-mini") as client:
+        with pytest.raises(AuthenticationError) as caught:
+            await client.generate_many(["a"], batch_api=True, results_db=tmp_path / "r.db")
+    assert "sk-openai-test-key" not in str(caught.value)
+    assert "Incorrect API key provided" in str(caught.value)
+    with ResultStore(tmp_path / "r.db") as store:
+        assert all_jobs(store) == []  # refused: no job, the intent dropped
+
+
+async def test_fallbacks_do_not_apply_to_batch_jobs_and_say_so(
+    batch_mock: respx.MockRouter, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake = OpenAIBatches(batch_mock)
+    client = get_client("openai:gpt-4o-mini", fallbacks=["anthropic:claude-3-5-haiku-20241022"])
+    async with client:
+        results = await client.generate_many(["a"], batch_api=True, results_db=tmp_path / "r.db")
+    assert results[0].text == "echo: a" and len(fake.created) == 1
+    assert "fallbacks ('anthropic:claude-3-5-haiku-20241022') do not apply" in caplog.text
+
+
+async def test_a_store_written_before_batch_jobs_existed_takes_a_batch(
+    batch_mock: respx.MockRouter, tmp_path: Path
+) -> None:
+    db = tmp_path / "old.sqlite"
+    with ResultStore(db) as store:  # a store with its results table only
+        store.put_error("k#0", 0, "APIError", "earlier", None)
+    OpenAIBatches(batch_mock)
+    async with get_client("openai:gpt-4o-mini") as client:
+        results = await client.generate_many(["a"], batch_api=True, results_db=db)
+    assert results[0].text == "echo: a"
+    with ResultStore(db) as store:
+        assert store.summary().failed == 1 and len(all_jobs(store)) == 1
+
+
+def test_a_local_name_has_no_batch_api() -> None:
+    resolution = resolve("local:org/some-model")
+    with pytest.raises(InvalidParameterError, match="is a local model, which has no provider"):
+        batch_provider(resolution, "local")

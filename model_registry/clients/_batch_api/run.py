@@ -30,7 +30,7 @@ def _primary(client: Any) -> Any:
     logger.warning(
         "%s: fallbacks (%s) do not apply to batch jobs; the batch goes to %r only",
         client.name,
-        ", ".join(fallbacks),
+        ", ".join(map(repr, fallbacks)),
         client.name,
     )
     return client._client(0)
