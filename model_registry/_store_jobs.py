@@ -33,20 +33,22 @@ __all__ = [
 
 _TABLE = (
     "CREATE TABLE IF NOT EXISTS batch_jobs (tag TEXT PRIMARY KEY NOT NULL, job_id TEXT, "
-    "provider TEXT NOT NULL, model TEXT NOT NULL, state TEXT NOT NULL, keys TEXT NOT NULL, "
+    "provider TEXT NOT NULL, model TEXT NOT NULL, name TEXT NOT NULL, state TEXT NOT NULL, keys TEXT NOT NULL, "
     "created_at REAL NOT NULL, updated_at REAL NOT NULL)"
 )
-_FIELDS = "tag, job_id, provider, model, state, keys, created_at, updated_at"
+_FIELDS = "tag, job_id, provider, model, name, state, keys, created_at, updated_at"
 
 
 class JobRecord(msgspec.Struct, frozen=True):
     """One job of a store: `state` is `intent` (not known to be accepted), `pending` (accepted,
-    not collected), `collected`, or `cancelled`; `keys` the request keys it holds."""
+    not collected), `collected`, or `cancelled`; `keys` the request keys it holds; `name`
+    the model name it was submitted for (`get_client(name)` reaches its provider)."""
 
     tag: str
     job_id: str | None
     provider: str
     model: str
+    name: str
     state: str
     keys: list[str]
     created_at: float
@@ -59,11 +61,13 @@ def _write(store: ResultStore, statement: str, row: tuple[object, ...]) -> None:
     store.flush()
 
 
-def record_intent(store: ResultStore, tag: str, provider: str, model: str, keys: list[str]) -> None:
+def record_intent(
+    store: ResultStore, tag: str, provider: str, model: str, name: str, keys: list[str]
+) -> None:
     """Record, before sending, that a job for `keys` is about to be created under `tag`."""
     now = time.time()
-    row = (tag, None, provider, model, "intent", json.dumps(keys), now, now)
-    _write(store, f"INSERT INTO batch_jobs ({_FIELDS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
+    row = (tag, None, provider, model, name, "intent", json.dumps(keys), now, now)
+    _write(store, f"INSERT INTO batch_jobs ({_FIELDS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
 
 
 def record_accepted(store: ResultStore, tag: str, job_id: str) -> None:
@@ -100,6 +104,6 @@ def all_jobs(store: ResultStore) -> list[JobRecord]:
     store.flush()
     rows = store.query(f"SELECT {_FIELDS} FROM batch_jobs ORDER BY created_at, tag")
     return [
-        JobRecord(tag, job_id, provider, model, state, json.loads(keys), created, updated)
-        for tag, job_id, provider, model, state, keys, created, updated in rows
+        JobRecord(tag, job_id, provider, model, name, state, json.loads(keys), created, updated)
+        for tag, job_id, provider, model, name, state, keys, created, updated in rows
     ]

@@ -258,6 +258,22 @@ def run_command(
             "--concurrency", "-c", min=1, help="Calls in flight at once (default: the model's)."
         ),
     ] = None,
+    batch_api: Annotated[
+        bool,
+        typer.Option(
+            "--batch-api",
+            help="Send the prompts through the provider's batch API (OpenAI, Anthropic: half "
+            "the price, answers within 24 h); the job is kept in the store, so the same "
+            "command after a crash or Ctrl-C collects it.",
+        ),
+    ] = False,
+    no_wait: Annotated[
+        bool,
+        typer.Option(
+            "--no-wait",
+            help="With --batch-api: submit and exit; the same command without it collects.",
+        ),
+    ] = False,
     sets: SetOption = None,
     debug: DebugOption = False,
 ) -> None:
@@ -270,5 +286,12 @@ def run_command(
     """
     kwargs = parse_sets(sets)
     run_prompts_file(
-        name, kwargs, prompts_file, out=out, results_db=results_db, concurrency=concurrency
+        name,
+        kwargs,
+        prompts_file,
+        out=out,
+        results_db=results_db,
+        concurrency=concurrency,
+        batch_api=batch_api,
+        no_wait=no_wait,
     )

@@ -29,6 +29,7 @@ from model_registry._cli.output import (
     state,
 )
 from model_registry._cli.progress import RunProgress, Tally, money
+from model_registry._cli.run_batch import batch_jobs_left, submit_only
 from model_registry._cli.run_input import read_run_input
 
 #: Where the library's store errors say "results_db", the CLI user's word for it.
@@ -43,10 +44,15 @@ def run_prompts_file(
     out: Path,
     results_db: Path | None,
     concurrency: int | None,
+    batch_api: bool = False,
+    no_wait: bool = False,
 ) -> None:
     """Send every prompt of `prompts_file` to `name`, keeping each answer in the store, then
-    write `out` and a summary; exit 1 when a prompt failed, 130 on Ctrl-C."""
+    write `out` and a summary; exit 1 when a prompt failed, 130 on Ctrl-C. With `batch_api`
+    the prompts go through the provider's batch API (`no_wait`: submitted, not waited for)."""
     state.call = (name, kwargs)
+    if no_wait and not batch_api:
+        raise typer.BadParameter("--no-wait goes with --batch-api", param_hint="'--no-wait'")
     db = results_db if results_db is not None else out.with_name(out.name + ".sqlite")
     _check_run_paths(prompts_file, out, db)
     run_input = read_run_input(prompts_file)
@@ -54,6 +60,9 @@ def run_prompts_file(
     with _results_db_hint():
         store = model_registry.ResultStore(db)
     report = _Report(Tally(len(run_input.prompts)), store, out)
+    report.batch_api = batch_api
+    if no_wait:
+        submit_only(name, kwargs, run_input.prompts, store)
     interrupts.set_last_words(report.interrupted)
     try:
         with _results_db_hint(), warnings.catch_warnings():
@@ -120,6 +129,7 @@ class _Report:
 
     def __init__(self, tally: Tally, store: model_registry.ResultStore, out: Path) -> None:
         self.tally, self.store, self.out = tally, store, out
+        self.batch_api = False
         self.started = time.monotonic()
         self.before = store.summary()
 
@@ -169,6 +179,7 @@ class _Report:
                 *self._stored_summary(),
                 f"the finished answers are kept in {self.store.path}; run the same command "
                 f"again to finish ({self.out} was not written)",
+                *(batch_jobs_left(self.store.path) if self.batch_api else ()),
             ]
         )
 
@@ -211,9 +222,14 @@ async def _run_prompts(
     client = model_registry.get_client(name, **kwargs)
     try:
         # closed here, so its calls stop at once when this one stops
-        batch = client.iter_many(
-            prompts, concurrency=concurrency, return_exceptions=True, results_db=store
-        )
+        if report.batch_api:  # the provider's batch API: the client holds the kwargs
+            batch = client.iter_many(
+                prompts, return_exceptions=True, results_db=store, batch_api=True
+            )
+        else:
+            batch = client.iter_many(
+                prompts, concurrency=concurrency, return_exceptions=True, results_db=store
+            )
         async with contextlib.aclosing(batch) as completed:
             async for index, result in completed:
                 results[index] = result

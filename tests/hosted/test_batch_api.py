@@ -127,7 +127,7 @@ async def test_a_job_created_just_before_a_crash_is_found_by_its_tag_and_collect
         keys = _keys(["a", "b"], client.resolution.route or "", dict(client.params))
         (tmp_path / "crashed.sqlite").unlink(missing_ok=True)
         with ResultStore(tmp_path / "crashed.sqlite") as store:
-            record_intent(store, tag, "openai", "gpt-4o-mini", [k for k in keys if k])
+            record_intent(store, tag, "openai", "gpt-4o-mini", client.name, [k for k in keys if k])
         results = await client.generate_many(
             ["a", "b"], batch_api=True, results_db=tmp_path / "crashed.sqlite"
         )

@@ -126,7 +126,7 @@ class JobSession:
     async def _create(self, keys: list[str], lines: list[bytes]) -> JobRecord:
         tag = f"mr-{uuid.uuid4().hex}"
         api, model = self.api, self.shape.model_id
-        await self._thread(record_intent, tag, api.provider, model, keys)
+        await self._thread(record_intent, tag, api.provider, model, self.shape.name, keys)
         try:
             job_id = await api.create(lines, tag)
         except ModelCallError as exc:
@@ -136,7 +136,8 @@ class JobSession:
         await self._thread(record_accepted, tag, job_id)
         logger.info("batch job %s accepted (%d requests)", job_id, len(keys))
         now = time.time()
-        return JobRecord(tag, job_id, api.provider, model, "pending", keys, now, now)
+        name = self.shape.name
+        return JobRecord(tag, job_id, api.provider, model, name, "pending", keys, now, now)
 
     # --- waiting and collecting --------------------------------------------------------
 
