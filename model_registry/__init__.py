@@ -10,6 +10,7 @@ both load on first use, so importing this package stays cheap.
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 from typing import Any as _Any
 
+from model_registry._store_jobs import BatchJob, batch_jobs
 from model_registry.aliases import Alias, Registry
 from model_registry.api import (
     fallback_chain,
@@ -97,6 +98,7 @@ __all__ = [
     "AuthenticationError",
     "BackendNotInstalledError",
     "BadRequestError",
+    "BatchJob",
     "ClientClosedError",
     "ContentFilteredError",
     "ContextWindowExceededError",
@@ -127,6 +129,7 @@ __all__ = [
     "Usage",
     "__version__",
     "alias_warnings",
+    "batch_jobs",
     "fallback_chain",
     "get_client",
     "limits_in_force",

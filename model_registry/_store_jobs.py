@@ -15,6 +15,7 @@ from a worker thread in async code).
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import msgspec
@@ -22,8 +23,9 @@ import msgspec
 from model_registry.store import ResultStore
 
 __all__ = [
-    "JobRecord",
+    "BatchJob",
     "all_jobs",
+    "batch_jobs",
     "drop_intent",
     "open_jobs",
     "record_accepted",
@@ -39,7 +41,7 @@ _TABLE = (
 _FIELDS = "tag, job_id, provider, model, name, state, keys, created_at, updated_at"
 
 
-class JobRecord(msgspec.Struct, frozen=True):
+class BatchJob(msgspec.Struct, frozen=True):
     """One job of a store: `state` is `intent` (not known to be accepted), `pending` (accepted,
     not collected), `collected`, or `cancelled`; `keys` the request keys it holds; `name`
     the model name it was submitted for (`get_client(name)` reaches its provider)."""
@@ -93,17 +95,24 @@ def drop_intent(store: ResultStore, tag: str) -> None:
     _write(store, "DELETE FROM batch_jobs WHERE tag = ? AND state = 'intent'", (tag,))
 
 
-def open_jobs(store: ResultStore) -> list[JobRecord]:
+def open_jobs(store: ResultStore) -> list[BatchJob]:
     """The intents and pending jobs, oldest first."""
     return [j for j in all_jobs(store) if j.state in ("intent", "pending")]
 
 
-def all_jobs(store: ResultStore) -> list[JobRecord]:
+def all_jobs(store: ResultStore) -> list[BatchJob]:
     """Every job the store knows, oldest first."""
     store.put_other(_TABLE, ())
     store.flush()
     rows = store.query(f"SELECT {_FIELDS} FROM batch_jobs ORDER BY created_at, tag")
     return [
-        JobRecord(tag, job_id, provider, model, name, state, json.loads(keys), created, updated)
+        BatchJob(tag, job_id, provider, model, name, state, json.loads(keys), created, updated)
         for tag, job_id, provider, model, name, state, keys, created, updated in rows
     ]
+
+
+def batch_jobs(results_db: str | os.PathLike[str]) -> list[BatchJob]:
+    """The provider batch jobs recorded in a results_db file, oldest first (their status at
+    the provider: `await get_client(job.name).batch_status([job.job_id])`)."""
+    with ResultStore(results_db) as store:
+        return all_jobs(store)

@@ -29,8 +29,16 @@ import typer
 
 import model_registry
 from model_registry._cli import interrupts
+from model_registry._cli.batches import show_batches
 from model_registry._cli.interrupts import EXIT_INTERRUPTED
-from model_registry._cli.options import DebugOption, JsonOption, SetOption, parse_sets
+from model_registry._cli.options import (
+    BatchApiOption,
+    DebugOption,
+    JsonOption,
+    NoWaitOption,
+    SetOption,
+    parse_sets,
+)
 from model_registry._cli.output import command, reported_errors, state
 from model_registry._cli.prompt import send_prompt
 from model_registry._cli.run import run_prompts_file
@@ -219,6 +227,22 @@ def validate_command(
     show_validation(list(paths or ()))
 
 
+@app.command("batches")
+@command
+def batches_command(
+    results_db: Annotated[
+        Path,
+        typer.Argument(metavar="RESULTS_DB", help="The result store of a --batch-api run."),
+    ],
+    cancel: Annotated[
+        bool, typer.Option("--cancel", help="Cancel the jobs still running at the provider.")
+    ] = False,
+    debug: DebugOption = False,
+) -> None:
+    """List the provider batch jobs of RESULTS_DB with their status at the provider."""
+    show_batches(results_db, cancel=cancel)
+
+
 @app.command("run")
 @command
 def run_command(
@@ -258,22 +282,8 @@ def run_command(
             "--concurrency", "-c", min=1, help="Calls in flight at once (default: the model's)."
         ),
     ] = None,
-    batch_api: Annotated[
-        bool,
-        typer.Option(
-            "--batch-api",
-            help="Send the prompts through the provider's batch API (OpenAI, Anthropic: half "
-            "the price, answers within 24 h); the job is kept in the store, so the same "
-            "command after a crash or Ctrl-C collects it.",
-        ),
-    ] = False,
-    no_wait: Annotated[
-        bool,
-        typer.Option(
-            "--no-wait",
-            help="With --batch-api: submit and exit; the same command without it collects.",
-        ),
-    ] = False,
+    batch_api: BatchApiOption = False,
+    no_wait: NoWaitOption = False,
     sets: SetOption = None,
     debug: DebugOption = False,
 ) -> None:

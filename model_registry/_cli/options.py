@@ -96,3 +96,23 @@ DebugOption = Annotated[
         help="Show tracebacks for errors (also accepted before the command).",
     ),
 ]
+
+
+#: `run --batch-api`: the prompts through the provider's batch API.
+BatchApiOption = Annotated[
+    bool,
+    typer.Option(
+        "--batch-api",
+        help="Send the prompts through the provider's batch API (OpenAI, Anthropic: half "
+        "the price, answers within 24 h); the job is kept in the store, so the same "
+        "command after a crash or Ctrl-C collects it.",
+    ),
+]
+#: `run --batch-api --no-wait`: submit and exit.
+NoWaitOption = Annotated[
+    bool,
+    typer.Option(
+        "--no-wait",
+        help="With --batch-api: submit and exit; the same command without it collects.",
+    ),
+]

@@ -56,3 +56,25 @@ def test_no_wait_without_batch_api_is_a_usage_error(
     result = invoke_cli(*RUN[:-1], "--no-wait")
     assert result.code == 2 and "--no-wait goes with --batch-api" in result.stderr
     assert not fake.created
+
+
+def test_batches_lists_the_jobs_and_cancel_cancels_the_running_ones(
+    fake: OpenAIBatches, invoke_cli: InvokeCli, cli_dir: Path
+) -> None:
+    fake.polls_before_end = 100  # the job runs on
+    assert invoke_cli(*RUN, "--no-wait").code == 0
+    listed = invoke_cli("batches", "results.jsonl.sqlite")
+    assert listed.code == 0, listed.stderr
+    row = next(line for line in listed.stdout.splitlines() if line.startswith("batch_0"))
+    assert row.split()[1:3] == ["openai:gpt-4o-mini", "5"]
+    assert "pending" in row and "validating" in row
+    assert fake.cancel.call_count == 0
+    cancelled = invoke_cli("batches", "results.jsonl.sqlite", "--cancel")
+    assert cancelled.code == 0, cancelled.stderr
+    assert fake.cancel.call_count == 1 and "cancelling" in cancelled.stdout
+
+
+def test_batches_of_a_missing_file_says_so(invoke_cli: InvokeCli, cli_dir: Path) -> None:
+    result = invoke_cli("batches", "nothing.sqlite")
+    assert result.code == 1 and "nothing.sqlite does not exist" in result.stderr
+    assert not (cli_dir / "nothing.sqlite").exists()

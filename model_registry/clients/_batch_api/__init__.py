@@ -48,6 +48,15 @@ class BatchAPIMethods:
         self._check_open()
         return await run_jobs(self, batch, lambda index, result: None, wait=False)
 
+    async def batch_status(self, job_ids: Sequence[str], *, cancel: bool = False) -> list[Any]:
+        """Each job's status at the provider (`JobStatus`: status word, done, request counts),
+        in order; `cancel=True` first cancels those still running (a later run collects
+        what they finished and submits the rest again)."""
+        from model_registry.clients._batch_api.run import job_statuses
+
+        self._check_open()
+        return await job_statuses(self, list(job_ids), cancel)
+
     async def _run_batch_jobs(self, batch: Any, emit: Any) -> None:
         """A `generate_many`/`iter_many` batch with `batch_api=True`."""
         from model_registry.clients._batch_api.run import run_jobs

@@ -25,7 +25,7 @@ import anyio.to_thread
 
 from model_registry._prompts import to_messages
 from model_registry._store_jobs import (
-    JobRecord,
+    BatchJob,
     drop_intent,
     open_jobs,
     record_accepted,
@@ -87,7 +87,7 @@ class JobSession:
 
     # --- which jobs --------------------------------------------------------------------
 
-    async def plan(self, todo: list[int]) -> tuple[list[JobRecord], list[int]]:
+    async def plan(self, todo: list[int]) -> tuple[list[BatchJob], list[int]]:
         """The pending jobs holding some of `todo`'s prompts (intents left by a crash adopted
         or dropped first), and the prompts of `todo` in none of them."""
         wanted = {self.keys[i] for i in todo if self.keys[i] is not None}
@@ -109,7 +109,7 @@ class JobSession:
 
     # --- submitting --------------------------------------------------------------------
 
-    async def submit(self, indexes: list[int], cap: int | None) -> list[JobRecord]:
+    async def submit(self, indexes: list[int], cap: int | None) -> list[BatchJob]:
         """Submit the prompts at `indexes` (each with a key) in jobs of at most `cap`."""
         api, prompts = self.api, self.batch.prompts
         lines = [
@@ -123,7 +123,7 @@ class JobSession:
             records.append(await self._create([key for key, _ in chunk], [b for _, b in chunk]))
         return records
 
-    async def _create(self, keys: list[str], lines: list[bytes]) -> JobRecord:
+    async def _create(self, keys: list[str], lines: list[bytes]) -> BatchJob:
         tag = f"mr-{uuid.uuid4().hex}"
         api, model = self.api, self.shape.model_id
         await self._thread(record_intent, tag, api.provider, model, self.shape.name, keys)
@@ -137,11 +137,11 @@ class JobSession:
         logger.info("batch job %s accepted (%d requests)", job_id, len(keys))
         now = time.time()
         name = self.shape.name
-        return JobRecord(tag, job_id, api.provider, model, name, "pending", keys, now, now)
+        return BatchJob(tag, job_id, api.provider, model, name, "pending", keys, now, now)
 
     # --- waiting and collecting --------------------------------------------------------
 
-    async def wait(self, records: list[JobRecord]) -> None:
+    async def wait(self, records: list[BatchJob]) -> None:
         """Poll the jobs until each has ended and been collected (or a failure stops it)."""
         remaining = list(records)
         interval = POLL_FIRST_S
@@ -158,7 +158,7 @@ class JobSession:
                 await anyio.sleep(interval)
                 interval = min(interval * 1.5, POLL_MAX_S)
 
-    async def _poll(self, record: JobRecord) -> JobStatus | None:
+    async def _poll(self, record: BatchJob) -> JobStatus | None:
         assert record.job_id is not None
         try:
             status = await self.api.status(record.job_id)
@@ -169,7 +169,7 @@ class JobSession:
             self.on_status(status)
         return status
 
-    async def collect(self, record: JobRecord, status: JobStatus) -> None:
+    async def collect(self, record: BatchJob, status: JobStatus) -> None:
         """Read an ended job's results into the store and out to the caller."""
         ids = {custom_id(key): key for key in record.keys}
         latency = max(0.0, time.time() - record.created_at)

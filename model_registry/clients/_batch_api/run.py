@@ -16,7 +16,7 @@ from model_registry.clients._batch_api.providers import JobStatus
 from model_registry.clients._batch_api.shape import RequestShape
 from model_registry.clients._structured import output_schema
 
-__all__ = ["run_jobs"]
+__all__ = ["job_statuses", "run_jobs"]
 
 logger = logging.getLogger("model_registry")
 
@@ -96,3 +96,23 @@ def _shown_on(bar: _ProgressBar, name: str) -> Any:
         bar._progress.update(bar._task, description=text)
 
     return show
+
+
+async def job_statuses(client: Any, job_ids: list[str], cancel: bool) -> list[JobStatus]:
+    """The status of each job at the provider of `client`, after cancelling the running
+    ones when `cancel`."""
+    primary = _primary(client)
+    provider = batch_provider(primary.resolution, primary.kind)
+    await primary.start()
+    api = connect(primary.resolution, provider, primary._call_params({})[0])
+    try:
+        statuses = [await api.status(job_id) for job_id in job_ids]
+        if cancel and any(not s.done for s in statuses):
+            for status in statuses:
+                if not status.done:
+                    await api.cancel(status.job_id)
+            statuses = [await api.status(job_id) for job_id in job_ids]
+        return statuses
+    finally:
+        with anyio.CancelScope(shield=True):
+            await api.wire.aclose()
