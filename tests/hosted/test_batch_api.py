@@ -4,6 +4,7 @@ Batches endpoints (respx, at the real URLs), answers in input order, and the dur
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -375,3 +376,49 @@ def test_a_local_name_has_no_batch_api() -> None:
     resolution = resolve("local:org/some-model")
     with pytest.raises(InvalidParameterError, match="is a local model, which has no provider"):
         batch_provider(resolution, "local")
+
+
+async def test_polls_back_off_and_timeout_bounds_each_request_not_the_job(
+    batch_mock: respx.MockRouter, tmp_path: Path
+) -> None:
+    fake = OpenAIBatches(batch_mock)
+    fake.polls_before_end = 2  # ends on the third poll: about 1 s + 1.5 s after the first
+    started = time.monotonic()
+    async with get_client("openai:gpt-4o-mini") as client:
+        (result,) = await client.generate_many(
+            ["a"], batch_api=True, results_db=tmp_path / "r.db", timeout=0.5
+        )
+    assert result.text == "echo: a"
+    assert fake.jobs["batch_0"]["polls"] == 3
+    assert time.monotonic() - started >= 2.4
+
+
+async def test_a_poll_that_fails_for_want_of_connection_is_asked_again(
+    batch_mock: respx.MockRouter, tmp_path: Path
+) -> None:
+    fake = OpenAIBatches(batch_mock)
+    flaky = batch_mock.get(url__regex=rf"{OPENAI}/batches/[^/]+$")
+    answers = iter([httpx.ConnectError("reset")])
+
+    def first_fails(request: httpx.Request) -> httpx.Response:
+        failure = next(answers, None)
+        if failure is not None:
+            raise failure
+        return fake._get(request)
+
+    flaky.mock(side_effect=first_fails)
+    async with get_client("openai:gpt-4o-mini") as client:
+        (result,) = await client.generate_many(["a"], batch_api=True, results_db=tmp_path / "r.db")
+    assert result.text == "echo: a" and flaky.call_count == 2
+
+
+async def test_progress_shows_the_jobs_own_counts(
+    batch_mock: respx.MockRouter, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    OpenAIBatches(batch_mock)
+    async with get_client("openai:gpt-4o-mini") as client:
+        await client.generate_many(
+            ["a", "b"], batch_api=True, results_db=tmp_path / "r.db", progress=True
+        )
+    shown = capsys.readouterr().err
+    assert "job batch_0 completed" in shown and "completed 2" in shown
