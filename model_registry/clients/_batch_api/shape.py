@@ -13,6 +13,7 @@ LiteLLM is imported by the client's start, before any of this runs.
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -37,16 +38,14 @@ _NOT_IN_BODY = frozenset(
 def batch_cost(usage: Usage, model: str, provider: str, params: Mapping[str, Any]) -> float | None:
     """The price in USD of one batch answer at the provider's batch rate (LiteLLM's price map,
     or prices given in the params); None where no price is known."""
-    from litellm import get_model_info
     from litellm.cost_calculator import batch_cost_calculator
     from litellm.types.utils import Usage as LiteLLMUsage
 
     given = {k: params[k] for k in ("input_cost_per_token", "output_cost_per_token") if k in params}
-    try:
-        info: Any = given or get_model_info(model=model, custom_llm_provider=provider)
-    except Exception:  # a model LiteLLM does not price
-        return None
-    if not any(info.get(k) is not None for k in ("input_cost_per_token", "output_cost_per_token")):
+    info: Any = given or _model_info(model, provider)
+    if info is None or not any(
+        info.get(k) is not None for k in ("input_cost_per_token", "output_cost_per_token")
+    ):
         return None
     tokens = LiteLLMUsage(
         prompt_tokens=usage.prompt_tokens or 0,
@@ -57,6 +56,17 @@ def batch_cost(usage: Usage, model: str, provider: str, params: Mapping[str, Any
         tokens, model=model, custom_llm_provider=provider, model_info=info
     )
     return float(prompt_cost + completion_cost)
+
+
+@functools.lru_cache(maxsize=64)
+def _model_info(model: str, provider: str) -> Any:
+    """LiteLLM's price map entry of a model (read once per model), None where it has none."""
+    from litellm import get_model_info
+
+    try:
+        return get_model_info(model=model, custom_llm_provider=provider)
+    except Exception:  # a model LiteLLM does not price
+        return None
 
 
 class RequestShape:
