@@ -17,7 +17,12 @@ from model_registry import InvalidParameterError, ResultStore, get_client, resol
 from model_registry._store_jobs import all_jobs, record_intent
 from model_registry.clients._batch import _keys
 from model_registry.clients._batch_api.connect import batch_provider
-from model_registry.errors import AuthenticationError, BadRequestError, ModelCallError
+from model_registry.errors import (
+    AuthenticationError,
+    BadRequestError,
+    ModelCallError,
+    NotFoundError,
+)
 from tests.hosted.batch_fakes import (
     OPENAI,
     AnthropicBatches,
@@ -422,3 +427,15 @@ async def test_progress_shows_the_jobs_own_counts(
         )
     shown = capsys.readouterr().err
     assert "job batch_0 completed" in shown and "completed 2" in shown
+
+
+async def test_a_server_without_batch_endpoints_is_named_with_what_it_lacks(
+    batch_mock: respx.MockRouter, tmp_path: Path
+) -> None:
+    base = "http://127.0.0.1:9/v1"
+    batch_mock.post(f"{base}/files").mock(return_value=httpx.Response(404, text="Not Found"))
+    async with get_client("openai:my-model", api_base=base) as client:
+        with pytest.raises(NotFoundError) as caught:
+            await client.generate_many(["a"], batch_api=True, results_db=tmp_path / "r.db")
+    assert caught.value.status_code == 404
+    assert "serves no OpenAI Files endpoint" in "".join(caught.value.__notes__)

@@ -18,6 +18,8 @@ __all__ = ["batch_provider", "connect"]
 
 logger = logging.getLogger("model_registry")
 
+#: Each request's limit when no `timeout` is given (LiteLLM's default for a call).
+DEFAULT_TIMEOUT_S = 600.0
 _DEFAULT_BASES = {"openai": "https://api.openai.com/v1", "anthropic": "https://api.anthropic.com"}
 _KEY_VARIABLES = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
 
@@ -64,7 +66,7 @@ def connect(resolution: Resolution, provider: str, params: Mapping[str, Any]) ->
     wire = Wire(
         base,
         headers,
-        timeout=params.get("timeout"),
+        timeout=params.get("timeout") or DEFAULT_TIMEOUT_S,
         provider=resolution.provider,
         model=resolution.model_id,
         secrets=[str(key), *call_secrets(spec, params)],

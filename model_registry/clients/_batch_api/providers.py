@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple, Protocol
 
 from model_registry.clients._batch_api.wire import Wire, error_for_status, error_message
-from model_registry.errors import ModelCallError
+from model_registry.errors import ModelCallError, NotFoundError
 
 __all__ = ["TAG_KEY", "AnthropicJobs", "JobStatus", "OpenAIJobs", "ProviderJobs"]
 
@@ -76,12 +76,19 @@ class OpenAIJobs:
 
     async def create(self, lines: list[bytes], tag: str) -> str:
         content = b"\n".join(lines) + b"\n"
-        upload = await self.wire.json(
-            "POST",
-            "/files",
-            data={"purpose": "batch"},
-            files={"file": ("batch.jsonl", content, "application/jsonl")},
-        )
+        try:
+            upload = await self.wire.json(
+                "POST",
+                "/files",
+                data={"purpose": "batch"},
+                files={"file": ("batch.jsonl", content, "application/jsonl")},
+            )
+        except NotFoundError as exc:
+            exc.add_note(
+                f"{self.wire.base} serves no OpenAI Files endpoint: an OpenAI-compatible "
+                "server needs /files and /batches for batch_api=True (vLLM's does not)"
+            )
+            raise
         job = await self.wire.json(
             "POST",
             "/batches",
