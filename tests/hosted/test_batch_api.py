@@ -3,6 +3,7 @@ Batches endpoints (respx, at the real URLs), answers in input order, and the dur
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -439,3 +440,22 @@ async def test_a_server_without_batch_endpoints_is_named_with_what_it_lacks(
             await client.generate_many(["a"], batch_api=True, results_db=tmp_path / "r.db")
     assert caught.value.status_code == 404
     assert "serves no OpenAI Files endpoint" in "".join(caught.value.__notes__)
+
+
+async def test_the_key_never_follows_a_results_url_at_another_host(
+    batch_mock: respx.MockRouter, tmp_path: Path
+) -> None:
+    fake = AnthropicBatches(batch_mock)
+    elsewhere = batch_mock.get("https://elsewhere.example/results")
+    ended = fake._get
+
+    def moved(request: httpx.Request) -> httpx.Response:
+        job = json.loads(ended(request).content)
+        return httpx.Response(200, json={**job, "results_url": "https://elsewhere.example/results"})
+
+    batch_mock.get(url__regex=r"https://api.anthropic.com/v1/messages/batches/[^/]+$").mock(
+        side_effect=moved
+    )
+    async with get_client("anthropic:claude-3-5-haiku-20241022", max_tokens=9) as client:
+        (result,) = await client.generate_many(["hi"], batch_api=True, results_db=tmp_path / "r")
+    assert result.text == "echo: hi" and not elsewhere.called

@@ -191,10 +191,12 @@ class AnthropicJobs:
         return JobStatus(job_id, status, status == "ended", _counts(data), data)
 
     async def results(self, job: JobStatus) -> list[tuple[str, Outcome]]:
-        url = job.data.get("results_url") or f"/v1/messages/batches/{job.job_id}/results"
+        url = str(job.data.get("results_url") or "")
+        if not url.startswith(f"{self.wire.base}/"):  # the key goes to the api_base only
+            url = f"/v1/messages/batches/{job.job_id}/results"
         return [
             (str(item.get("custom_id")), self._outcome(item.get("result") or {}))
-            for item in await self.wire.lines(str(url))
+            for item in await self.wire.lines(url)
         ]
 
     def _outcome(self, result: Mapping[str, Any]) -> Outcome:
