@@ -89,6 +89,7 @@ async def test_a_batch_of_300_prompts_comes_back_in_order_from_three_jobs(
     assert request.headers["authorization"] == "Bearer sk-openai-test-key"
     assert results[0].cost == pytest.approx(1000 * BATCH_PRICE[0] + 1000 * BATCH_PRICE[1])
     assert results[0].usage.total_tokens == 2000 and results[0].finish_reason == "stop"
+    assert results[0].to_dict()["batch_id"] == "batch_0"
 
 
 async def test_a_rerun_answers_from_the_store_and_sends_nothing(
