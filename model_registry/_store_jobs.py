@@ -43,7 +43,8 @@ _FIELDS = "tag, job_id, provider, model, name, state, keys, created_at, updated_
 
 class BatchJob(msgspec.Struct, frozen=True):
     """One job of a store: `state` is `intent` (not known to be accepted), `pending` (accepted,
-    not collected), `collected`, or `cancelled`; `keys` the request keys it holds; `name`
+    not collected), `collected`, or `gone` (unknown to the provider: its requests were sent
+    again); `keys` the request keys it holds; `name`
     the model name it was submitted for (`get_client(name)` reaches its provider)."""
 
     tag: str
@@ -82,7 +83,7 @@ def record_accepted(store: ResultStore, tag: str, job_id: str) -> None:
 
 
 def record_state(store: ResultStore, tag: str, state: str) -> None:
-    """Record a job's new state (`collected`, `cancelled`)."""
+    """Record a job's new state (`collected`, `gone`)."""
     _write(
         store,
         "UPDATE batch_jobs SET state = ?, updated_at = ? WHERE tag = ?",

@@ -80,7 +80,9 @@ class OpenAIBatches:
         return {k: v for k, v in job.items() if k != "polls"}
 
     def _get(self, request: httpx.Request) -> httpx.Response:
-        job = self.jobs[request.url.path.rsplit("/", 1)[1]]
+        job = self.jobs.get(request.url.path.rsplit("/", 1)[1])
+        if job is None:
+            return httpx.Response(404, json={"error": {"message": "No batch found"}})
         job["polls"] += 1
         if job["status"] in ("validating", "in_progress") and job["polls"] > self.polls_before_end:
             self._end(job)

@@ -460,3 +460,18 @@ async def test_the_key_never_follows_a_results_url_at_another_host(
     async with get_client("anthropic:claude-3-5-haiku-20241022", max_tokens=9) as client:
         (result,) = await client.generate_many(["hi"], batch_api=True, results_db=tmp_path / "r")
     assert result.text == "echo: hi" and not elsewhere.called
+
+
+async def test_a_pending_job_the_provider_no_longer_knows_is_submitted_again(
+    batch_mock: respx.MockRouter, tmp_path: Path
+) -> None:
+    fake = OpenAIBatches(batch_mock)
+    db = tmp_path / "run.sqlite"
+    async with get_client("openai:gpt-4o-mini") as client:
+        await client.submit_batch(["a", "b"], results_db=db)
+        fake.jobs.clear()  # deleted at the provider (or a new server at this api_base)
+        results = await client.generate_many(["a", "b"], batch_api=True, results_db=db)
+    assert [g.text for g in results] == ["echo: a", "echo: b"]
+    assert [g.batch_id for g in results] == ["batch_0", "batch_0"]  # the new job's id
+    with ResultStore(db) as store:
+        assert [j.state for j in all_jobs(store)] == ["gone", "collected"]

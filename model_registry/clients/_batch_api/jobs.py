@@ -41,6 +41,7 @@ from model_registry.errors import (
     InvalidParameterError,
     ModelCallError,
     ModelRegistryError,
+    NotFoundError,
 )
 from model_registry.store import ResultStore
 from model_registry.types import Generation
@@ -102,10 +103,29 @@ class JobSession:
         pending = [
             record
             for record in await self._thread(open_jobs)
-            if record.state == "pending" and wanted.intersection(record.keys)
+            if record.state == "pending"
+            and wanted.intersection(record.keys)
+            and await self._known(record)
         ]
         held = {key for record in pending for key in record.keys}
         return pending, [i for i in todo if self.keys[i] not in held]
+
+    async def _known(self, record: BatchJob) -> bool:
+        """Whether the provider still knows a pending job; one it answers 404 for (deleted,
+        or another server at this api_base) is recorded `gone` and its prompts sent anew."""
+        assert record.job_id is not None
+        try:
+            await self.api.status(record.job_id)
+        except NotFoundError:
+            logger.warning(
+                "batch job %s is unknown to the provider (HTTP 404): its %d requests are "
+                "submitted again",
+                record.job_id,
+                len(record.keys),
+            )
+            await self._thread(record_state, record.tag, "gone")
+            return False
+        return True
 
     # --- submitting --------------------------------------------------------------------
 
