@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -152,6 +153,7 @@ class AnthropicBatches:
         self.created: list[dict[str, Any]] = []
         self.jobs: dict[str, dict[str, Any]] = {}
         self.create = mock.post(ANTHROPIC).mock(side_effect=self._create)
+        self.listing = mock.get(ANTHROPIC).mock(side_effect=self._list)
         mock.get(url__regex=rf"{ANTHROPIC}/[^/]+$").mock(side_effect=self._get)
         mock.get(url__regex=rf"{ANTHROPIC}/[^/]+/results$").mock(side_effect=self._results)
         self.cancel = mock.post(url__regex=rf"{ANTHROPIC}/[^/]+/cancel$").mock(
@@ -162,8 +164,18 @@ class AnthropicBatches:
         body = json.loads(request.content)
         self.created.append(body)
         job_id = f"msgbatch_{len(self.jobs)}"
-        self.jobs[job_id] = {"id": job_id, "processing_status": "in_progress", "body": body}
+        self.jobs[job_id] = {
+            "id": job_id,
+            "processing_status": "in_progress",
+            "request_counts": {"processing": len(body["requests"]), "succeeded": 0},
+            "created_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+            "body": body,
+        }
         return httpx.Response(200, json=self._shown(self.jobs[job_id]))
+
+    def _list(self, request: httpx.Request) -> httpx.Response:
+        data = [self._shown(job) for job in reversed(self.jobs.values())]
+        return httpx.Response(200, json={"data": data, "has_more": False})
 
     def _shown(self, job: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in job.items() if k != "body"}

@@ -475,3 +475,22 @@ async def test_a_pending_job_the_provider_no_longer_knows_is_submitted_again(
     assert [g.batch_id for g in results] == ["batch_0", "batch_0"]  # the new job's id
     with ResultStore(db) as store:
         assert [j.state for j in all_jobs(store)] == ["gone", "collected"]
+
+
+@pytest.mark.parametrize(("prompts", "jobs"), [(["a", "b"], 1), (["a", "b", "c"], 2)])
+async def test_an_anthropic_job_left_unrecorded_by_a_crash_is_found_by_size_and_time(
+    batch_mock: respx.MockRouter, tmp_path: Path, prompts: list[str], jobs: int
+) -> None:
+    fake = AnthropicBatches(batch_mock)
+    name = "anthropic:claude-3-5-haiku-20241022"
+    async with get_client(name, max_tokens=9) as client:
+        await client.submit_batch(["a", "b"], results_db=tmp_path / "first.sqlite")
+        # the state a process leaves when it dies after the create, before recording it
+        keys = _keys(prompts, client.resolution.route or "", {**client.params})
+        with ResultStore(tmp_path / "crashed.sqlite") as store:
+            record_intent(store, "mr-x", "anthropic", "m", name, [k for k in keys if k])
+        results = await client.generate_many(
+            prompts, batch_api=True, results_db=tmp_path / "crashed.sqlite"
+        )
+    assert [g.text for g in results] == [f"echo: {p}" for p in prompts]
+    assert len(fake.created) == jobs  # the same size: adopted; another size: sent anew

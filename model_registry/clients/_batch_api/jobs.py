@@ -6,7 +6,7 @@ committed to the store's jobs table (`_store_jobs`), with a tag the job carries 
 (OpenAI); the moment the provider accepts the job its id is committed. A run finds the
 store's jobs still pending for its prompts and collects them instead of sending those
 prompts again, and adopts (or drops) an intent left by a process that died before its job
-was recorded. The rest is submitted, split into jobs within the provider's limits
+was recorded (found by its tag, or on Anthropic by its size and time). The rest is submitted, split into jobs within the provider's limits
 (`batch_size` lowers the cap). Waiting polls each job, from about 1 s apart up to 60 s;
 every answer and error is stored as it is read (a failed, expired or cancelled request is
 stored as an error: the next run submits it again, in a new job). Declared rpm/tpm limits
@@ -26,6 +26,7 @@ import anyio.to_thread
 from model_registry._prompts import to_messages
 from model_registry._store_jobs import (
     BatchJob,
+    all_jobs,
     drop_intent,
     open_jobs,
     record_accepted,
@@ -33,7 +34,7 @@ from model_registry._store_jobs import (
     record_state,
 )
 from model_registry.clients._batch import Batch, Emit, _mark_index, _record
-from model_registry.clients._batch_api.providers import JobStatus, ProviderJobs
+from model_registry.clients._batch_api.providers import Intent, JobStatus, ProviderJobs
 from model_registry.clients._batch_api.shape import RequestShape
 from model_registry.clients._batch_api.wire import error_for_status
 from model_registry.errors import (
@@ -92,12 +93,15 @@ class JobSession:
         """The pending jobs holding some of `todo`'s prompts (intents left by a crash adopted
         or dropped first), and the prompts of `todo` in none of them."""
         wanted = {self.keys[i] for i in todo if self.keys[i] is not None}
+        known = {j.job_id for j in await self._thread(all_jobs) if j.job_id is not None}
         for record in await self._thread(open_jobs):
             if record.state == "intent" and wanted.intersection(record.keys):
-                found = await self.api.find(record.tag)
+                intent = Intent(record.tag, len(record.keys), record.created_at, frozenset(known))
+                found = await self.api.find(intent)
                 if found:
                     logger.info("adopting batch job %s (created before a crash)", found[0])
                     await self._thread(record_accepted, record.tag, found[0])
+                    known.add(found[0])
                 else:
                     await self._thread(drop_intent, record.tag)
         pending = [

@@ -3,25 +3,37 @@
 
 Each adapter turns request lines into a job, reads a job's status, its results (a chat
 answer, or our error for a request that failed, expired or was cancelled, its status and
-message kept), cancels a job, and finds the jobs that carry a tag (OpenAI's `metadata`;
-Anthropic's batches take none, so there it finds nothing).
+message kept), cancels a job, and finds the job of an intent that a crash left unrecorded:
+by the tag it carries in OpenAI's `metadata`; Anthropic's batches carry none, so there by
+its size and the minute it was created.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any, NamedTuple, Protocol
 
 from model_registry.clients._batch_api.wire import Wire, error_for_status, error_message
 from model_registry.errors import ModelCallError, NotFoundError
 
-__all__ = ["TAG_KEY", "AnthropicJobs", "JobStatus", "OpenAIJobs", "ProviderJobs"]
+__all__ = ["TAG_KEY", "AnthropicJobs", "Intent", "JobStatus", "OpenAIJobs", "ProviderJobs"]
 
 #: The metadata key under which an OpenAI job carries the tag of its store's intent.
 TAG_KEY = "model_registry_tag"
 #: A result: the provider's chat answer (a dict of its own shape), or our error.
 Outcome = dict[str, Any] | ModelCallError
+
+
+class Intent(NamedTuple):
+    """A job a crash may have left unrecorded: its tag, request count, when it was
+    recorded (seconds since the epoch), and the job ids the store knows already."""
+
+    tag: str
+    requests: int
+    created_at: float
+    known: frozenset[str]
 
 
 class JobStatus(NamedTuple):
@@ -48,7 +60,7 @@ class ProviderJobs(Protocol):
     async def status(self, job_id: str) -> JobStatus: ...
     async def results(self, job: JobStatus) -> list[tuple[str, Outcome]]: ...
     async def cancel(self, job_id: str) -> None: ...
-    async def find(self, tag: str) -> list[str]: ...
+    async def find(self, intent: Intent) -> list[str]: ...
 
 
 def _counts(data: Mapping[str, Any]) -> dict[str, int]:
@@ -132,13 +144,13 @@ class OpenAIJobs:
     async def cancel(self, job_id: str) -> None:
         await self.wire.send("POST", f"/batches/{job_id}/cancel")
 
-    async def find(self, tag: str) -> list[str]:
+    async def find(self, intent: Intent) -> list[str]:
         found, after = [], None
         for _ in range(20):  # the newest 2,000 jobs: an intent is minutes old at most
             params = {"limit": 100, **({"after": after} if after else {})}
             page = await self.wire.json("GET", "/batches", params=params)
             for job in page.get("data") or ():
-                if (job.get("metadata") or {}).get(TAG_KEY) == tag:
+                if (job.get("metadata") or {}).get(TAG_KEY) == intent.tag:
                     found.append(str(job["id"]))
             if not page.get("has_more") or not page.get("data"):
                 break
@@ -216,5 +228,26 @@ class AnthropicJobs:
     async def cancel(self, job_id: str) -> None:
         await self.wire.send("POST", f"/v1/messages/batches/{job_id}/cancel")
 
-    async def find(self, tag: str) -> list[str]:
-        return []  # Anthropic's batches carry no metadata to find a job by
+    async def find(self, intent: Intent) -> list[str]:
+        """The newest job of the intent's size created from a minute before it on, not
+        known to the store (Anthropic's batches carry no metadata to tag them with)."""
+        page = await self.wire.json("GET", "/v1/messages/batches", params={"limit": 100})
+        for job in page.get("data") or ():
+            total = sum(_counts(job).values())
+            created = _timestamp(job.get("created_at"))
+            if (
+                total == intent.requests
+                and created is not None
+                and created >= intent.created_at - 60
+                and job.get("id") not in intent.known
+            ):
+                return [str(job["id"])]
+        return []
+
+
+def _timestamp(value: Any) -> float | None:
+    """An RFC 3339 time (Anthropic's `created_at`) as seconds since the epoch."""
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
