@@ -8,7 +8,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -17,7 +17,15 @@ import msgspec
 
 from model_registry._redaction import is_secret_key
 
-__all__ = ["content_hash", "decode_extra", "encode_extra", "local_model_key"]
+__all__ = [
+    "USAGE_IN_EXTRA",
+    "USAGE_SUMS",
+    "content_hash",
+    "decode_extra",
+    "encode_extra",
+    "local_model_key",
+    "split_extra",
+]
 
 _URL = re.compile(r"(?i)[a-z][a-z0-9+.-]*://\S*")
 #: A model file up to this size is read whole; of a larger one (weights), the first
@@ -28,6 +36,11 @@ _HEAD = 1 << 20
 _SAMPLES, _SLICE = 32, 64 << 10
 #: Files of a model directory that do not change its answers (compared lowercased).
 _NOT_MODEL_PREFIXES = (".", "readme", "license", "notice")
+#: Usage counts a result keeps in its extra JSON, not in columns of their own: stores written
+#: before they existed open as they are, and older versions still read newer stores.
+USAGE_IN_EXTRA = ("cached_tokens", "reasoning_tokens")
+#: The SQL that sums each of them over the results table (NULL where no row has it).
+USAGE_SUMS = ", ".join(f"SUM(json_extract(extra, '$.{name}'))" for name in USAGE_IN_EXTRA)
 
 
 def content_hash(target: str, messages: Any, params: Mapping[str, Any]) -> str:
@@ -89,9 +102,12 @@ def _slices(size: int) -> Iterator[tuple[int, int]]:
         yield i * step, _SLICE
 
 
-def encode_extra(extra: Mapping[str, Any]) -> str:
-    """`extra` as JSON text, a non-finite float as `{"$float": "-inf"}`; raises TypeError or
-    ValueError for what JSON cannot hold."""
+def encode_extra(extra: Mapping[str, Any], counts: Iterable[int | None] = ()) -> str:
+    """`extra` and the usage `counts` (in `USAGE_IN_EXTRA` order, None left out) as JSON text,
+    a non-finite float as `{"$float": "-inf"}`; TypeError or ValueError for what JSON cannot
+    hold."""
+    given = {k: v for k, v in zip(USAGE_IN_EXTRA, counts, strict=False) if v is not None}
+    extra = {**extra, **given} if given else extra
     return msgspec.json.encode(_tag_floats(extra)).decode() if extra else "{}"
 
 
@@ -102,6 +118,12 @@ def decode_extra(text: str) -> Any:
     if '"$float"' not in text:
         return msgspec.json.decode(text)
     return json.loads(text, object_hook=_untag_float)
+
+
+def split_extra(text: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """`encode_extra` undone: the extra fields, and the usage counts by name (None if absent)."""
+    extra = decode_extra(text)
+    return extra, {name: extra.pop(name, None) for name in USAGE_IN_EXTRA}
 
 
 def _without_secrets(value: Any) -> Any:

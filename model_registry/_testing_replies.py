@@ -28,6 +28,8 @@ __all__ = [
 ]
 
 _PROMPT_KNOB = re.compile(r"!(status|delay|drop|once|serial)=(\S+)")
+#: Usage details a prompt asks to be reported (OpenAI's shape): `!cached=N`, `!reasoning=N`.
+_USAGE_KNOB = re.compile(r"!(cached|reasoning)=(\d+)")
 
 
 def error_response(status: int, message: str, etype: str, code: str | None) -> web.Response:
@@ -95,14 +97,22 @@ def reply_text(body: dict[str, Any], rule: dict[str, Any]) -> str:
     return str(rule.get("reply") or f"echo: {content}")
 
 
-def _usage(body: dict[str, Any], words: list[str]) -> dict[str, int]:
-    """Token counts: one per whitespace-separated word."""
+def _usage(body: dict[str, Any], words: list[str]) -> dict[str, Any]:
+    """Token counts: one per whitespace-separated word; the details a prompt asks for with
+    `!cached=N` (`prompt_tokens_details.cached_tokens`) and `!reasoning=N`
+    (`completion_tokens_details.reasoning_tokens`)."""
     prompt = sum(len(str(m.get("content", "")).split()) for m in body.get("messages") or [])
-    return {
+    usage: dict[str, Any] = {
         "prompt_tokens": prompt,
         "completion_tokens": len(words),
         "total_tokens": prompt + len(words),
     }
+    for knob, value in _USAGE_KNOB.findall(prompt_text(body)):
+        if knob == "cached":
+            usage["prompt_tokens_details"] = {"cached_tokens": int(value)}
+        else:
+            usage["completion_tokens_details"] = {"reasoning_tokens": int(value)}
+    return usage
 
 
 class Answer:

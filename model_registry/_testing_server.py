@@ -1,7 +1,8 @@
 """The process side of `model_registry.testing`'s fake OpenAI-compatible server.
 
 Run as a module (`python -P -m model_registry._testing_server --port 0`): besides the
-package's light `__init__` it imports only `_testing_replies` (what it answers), aiohttp
+package's light `__init__` it imports only `_testing_replies` (what it answers),
+`_testing_batches` (the batch endpoints, and the modules they are built from), aiohttp
 (which LiteLLM brings) and the standard library, and prints `OPENAI_SERVER_READY <port>`
 once it listens. The fault rules and the enforced rate limit (`rpm`) are documented in
 `model_registry.testing`.
@@ -19,6 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
+from model_registry._testing_batches import BatchRoutes
 from model_registry._testing_replies import (
     Answer,
     RateWindow,
@@ -34,6 +36,8 @@ READY = "OPENAI_SERVER_READY"
 CONTROL = "/_control"
 #: How many bodies and headers each counter keeps (the latest ones).
 KEEP = 20
+#: The largest request body read (batch input files and Anthropic batches are large).
+MAX_BODY = 1 << 30
 
 
 class _ClientGone(Exception):
@@ -105,9 +109,10 @@ class FakeApp:
         self.per_model: dict[str, _Counter] = {}
         self.failed_once: set[str] = set()  # prompts that asked for `!once=STATUS` and got it
         self.created = int(time.time())
+        self.batch_routes = BatchRoutes(self.rule_for, self.created, api_key)
 
     def application(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(client_max_size=MAX_BODY)
         app.router.add_post("/v1/chat/completions", self.chat)
         app.router.add_post("/chat/completions", self.chat)
         app.router.add_get("/v1/models", self.models)
@@ -115,6 +120,7 @@ class FakeApp:
         app.router.add_post(f"{CONTROL}/reset", self.reset)
         app.router.add_get(f"{CONTROL}/stats", self.stats)
         app.router.add_get(f"{CONTROL}/starts", self.starts)
+        self.batch_routes.add_routes(app, CONTROL)
         return app
 
     # --- control -------------------------------------------------------------------
@@ -132,6 +138,7 @@ class FakeApp:
         self.rules.clear()
         self.windows.clear()
         self.failed_once.clear()
+        self.batch_routes.reset()
         self.per_model.clear()  # requests still in flight leave the counters they entered
         # in place: requests in flight hold this object and leave it when they end
         in_flight = self.total.in_flight

@@ -28,7 +28,7 @@ import msgspec
 
 from model_registry._options import NOT_IN_KEY
 from model_registry._store_files import check_store_path, move_together
-from model_registry._store_values import content_hash, decode_extra, encode_extra
+from model_registry._store_values import USAGE_SUMS, content_hash, encode_extra, split_extra
 from model_registry.errors import ResultStoreError
 
 if TYPE_CHECKING:
@@ -74,7 +74,8 @@ logger = logging.getLogger("model_registry.store")
 class StoredResult(msgspec.Struct, frozen=True):
     """What a store keeps of one answer: enough to rebuild a `Generation`. `extra` holds later
     fields (parsed, logprobs, reasoning) as JSON; a non-finite float in it (a logprob of -inf)
-    is stored as `{"$float": "-inf"}` (plain JSON) and read back as the float."""
+    is stored as `{"$float": "-inf"}` (plain JSON) and read back as the float. The cached and
+    reasoning token counts are kept in that JSON too, so older store files open unchanged."""
 
     text: str
     finish_reason: str | None
@@ -87,18 +88,22 @@ class StoredResult(msgspec.Struct, frozen=True):
     provider: str
     name: str
     extra: dict[str, Any] = msgspec.field(default_factory=dict)
+    cached_tokens: int | None = None
+    reasoning_tokens: int | None = None
 
 
 class StoreSummary(msgspec.Struct, frozen=True):
     """Totals over everything in a store file. `failed` counts keys whose last outcome is an
     error (an error later replaced by a success counts in `results`); `cost` is None when no
-    stored result has a known cost (local models)."""
+    stored result has a known cost (local models); `cached_tokens`, `reasoning_tokens` likewise."""
 
     results: int
     failed: int
     prompt_tokens: int
     completion_tokens: int
     cost: float | None
+    cached_tokens: int | None = None
+    reasoning_tokens: int | None = None
 
 
 class ResultStore:
@@ -162,8 +167,9 @@ class ResultStore:
             for start in range(0, len(wanted), _LOOKUP_CHUNK):
                 chunk = wanted[start : start + _LOOKUP_CHUNK]
                 marks = ", ".join("?" * len(chunk))
-                for key, *fields, extra in db.execute(_LOOKUP.format(marks), chunk):
-                    found[key] = StoredResult(*(*fields, decode_extra(extra)))
+                for key, *fields, text in db.execute(_LOOKUP.format(marks), chunk):
+                    extra, counts = split_extra(text)
+                    found[key] = StoredResult(*(*fields, extra), **counts)
         return found
 
     def summary(self) -> StoreSummary:
@@ -173,7 +179,7 @@ class ResultStore:
             row = db.execute(
                 "SELECT COALESCE(SUM(ok), 0), COALESCE(SUM(1 - ok), 0), "
                 "COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0), "
-                "SUM(cost) FROM results"
+                f"SUM(cost), {USAGE_SUMS} FROM results"
             ).fetchone()
         return StoreSummary(*row)
 
@@ -181,7 +187,7 @@ class ResultStore:
         """Queue a success for `key` (the prompt at `index`); it replaces a stored error."""
         self._raise_if_unusable()
         try:
-            extra = encode_extra(record.extra)
+            extra = encode_extra(record.extra, (record.cached_tokens, record.reasoning_tokens))
         except (TypeError, ValueError) as exc:
             raise ResultStoreError(
                 f"Cannot store the result for prompt {index} in {self.path}: its extra fields "

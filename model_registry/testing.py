@@ -44,6 +44,8 @@ Fault rules, per prompt (written anywhere in a message; handy for one bad prompt
 `generate_many`): `!status=500`, `!delay=0.5`, `!drop=1`; `!once=500` fails only the
 first request with that exact prompt (its retry succeeds); `!serial=1` ends the answer
 with ` #N`, N the server's request count (repeated prompts get distinct answers).
+`!cached=N` and `!reasoning=N` report N cached prompt tokens and N reasoning tokens in the
+answer's usage (OpenAI's `prompt_tokens_details` and `completion_tokens_details`).
 
 What the server saw: `server.stats(model)` (or `stats()` for all models) gives
 `requests` (refused ones included), `rejected` (429s of an enforced `rpm`), `in_flight`,
@@ -51,6 +53,28 @@ What the server saw: `server.stats(model)` (or `stats()` for all models) gives
 and the latest 20 request `bodies` and `headers`; `request_starts(model)` the arrival
 times (`time.monotonic()`, refused requests included); `wait_idle()` /
 `await_idle()` wait until nothing is in flight; `reset()` forgets rules and counts.
+
+Batch endpoints (docs/testing.md shows them): OpenAI Files + Batches under `server.url`,
+Anthropic Message Batches under `server.anthropic_url`, in their documented shapes. A
+batched request gets the answer it would get alone (model and prompt rules included); jobs
+live in the server process, so they outlive the client that made them.
+`server.configure_batches(...)` sets how the jobs created from then on behave:
+
+- `duration=S`: a job ends S seconds after its creation (0: at once), or `polls=N`: at
+  its Nth retrieval; requests finish in input order, evenly over that span;
+- `fail_ids=[...]`, `fail_prompts=[...]` (substrings), `fail_status=500`: those requests
+  fail with that status; `expire_ids`, `expire_prompts`: those expire when the job ends
+  (OpenAI: the job `expired`, each `batch_expired` in the error file);
+- `cancel_polls=N`: a cancel keeps the requests finished by then and cancels the rest,
+  after N more retrievals showing it cancelling;
+- `results_order="reversed"`: result files list the last request first;
+- limits, by default as documented: `openai_max_requests=50_000`,
+  `openai_max_bytes=200_000_000` (a larger upload is refused; a job over the count fails
+  validation), `anthropic_max_requests=100_000`, `anthropic_max_bytes=256_000_000`.
+
+`server.batch_stats(provider)` ("openai", "anthropic", None: both) counts `jobs_created`,
+`files_uploaded`, `requests` (in jobs), `polls`, `lists`, `cancels`, `downloads`,
+`rejected` (4xx); `batch_jobs()` lists the jobs. `stats()` does not count batched requests.
 
 `fake_openai_server()` is for async code, `run_openai_server()` for synchronous code,
 and `openai_server_fixture()` makes a pytest fixture of it (in a conftest:
@@ -72,7 +96,7 @@ import sys
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -80,6 +104,7 @@ from typing import Any, Literal
 from model_registry import _testing_model
 
 __all__ = [
+    "BatchStats",
     "FakeOpenAIServer",
     "ModelStats",
     "build_tiny_model",
@@ -110,6 +135,24 @@ class ModelStats:
     headers: list[dict[str, str]] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class BatchStats:
+    """What the batch endpoints saw (of one provider, or of both, as `batch_stats()`)."""
+
+    jobs_created: int
+    files_uploaded: int
+    #: Requests inside the jobs created (a request sent in two jobs counts twice).
+    requests: int
+    #: Retrievals of one job (`GET .../batches/{id}`).
+    polls: int
+    lists: int
+    cancels: int
+    #: File contents and result files read.
+    downloads: int
+    #: 4xx answers of the batch endpoints (a bad key, a limit, a malformed request).
+    rejected: int
+
+
 class FakeOpenAIServer:
     """Handle on a running fake server: its URL, and control calls (synchronous, over
     loopback, well under a millisecond)."""
@@ -126,6 +169,8 @@ class FakeOpenAIServer:
         self.url = f"{self._root}/v1"
         #: The same as `url`.
         self.base_url = self.url
+        #: The Anthropic base URL (no /v1): the batch endpoints are under `/v1/messages/batches`.
+        self.anthropic_url = self._root
 
     def _control(self, path: str, payload: dict[str, Any] | None = None) -> Any:
         data = json.dumps(payload).encode() if payload is not None else None
@@ -167,8 +212,46 @@ class FakeOpenAIServer:
         rule["headers"] = headers or {}
         self._control("configure", rule)
 
+    def configure_batches(
+        self,
+        *,
+        duration: float = 0.0,
+        polls: int | None = None,
+        fail_ids: Iterable[str] = (),
+        fail_prompts: Iterable[str] = (),
+        fail_status: int = 500,
+        expire_ids: Iterable[str] = (),
+        expire_prompts: Iterable[str] = (),
+        cancel_polls: int = 0,
+        results_order: Literal["input", "reversed"] = "input",
+        openai_max_requests: int = 50_000,
+        openai_max_bytes: int = 200_000_000,
+        anthropic_max_requests: int = 100_000,
+        anthropic_max_bytes: int = 256_000_000,
+    ) -> None:
+        """Set how the jobs created from now on behave, replacing earlier settings (the
+        module's docstring describes each knob). ValueError: a negative count or time."""
+        if duration < 0 or (polls is not None and polls < 0) or cancel_polls < 0:
+            raise ValueError("duration, polls and cancel_polls must not be negative")
+        if results_order not in ("input", "reversed"):
+            raise ValueError(f"results_order must be 'input' or 'reversed', got {results_order!r}")
+        knobs = dict(locals())
+        del knobs["self"]
+        for name in ("fail_ids", "fail_prompts", "expire_ids", "expire_prompts"):
+            knobs[name] = [str(item) for item in knobs[name]]
+        self._control("batches/configure", knobs)
+
+    def batch_stats(self, provider: Literal["openai", "anthropic"] | None = None) -> BatchStats:
+        """Counts of the batch endpoints of `provider`, or of both when None."""
+        return BatchStats(**self._control("batches/stats" + _query(provider, "provider")))
+
+    def batch_jobs(self, provider: Literal["openai", "anthropic"] | None = None) -> list[Any]:
+        """Every batch job (of `provider`), oldest first: dicts of `id`, `provider`, `state`
+        ("running", "cancelling", "ended", "failed"), `custom_ids` and `counts`."""
+        return list(self._control("batches/jobs" + _query(provider, "provider")))
+
     def reset(self) -> None:
-        """Forget every rule and every count."""
+        """Forget every rule and every count, the batch knobs, jobs and files too."""
         self._control("reset", {})
 
     def stats(self, model: str | None = None) -> ModelStats:
@@ -198,8 +281,8 @@ class FakeOpenAIServer:
         return f"<FakeOpenAIServer {self.url}>"
 
 
-def _query(model: str | None) -> str:
-    return f"?model={urllib.parse.quote(model)}" if model else ""
+def _query(value: str | None, name: str = "model") -> str:
+    return f"?{name}={urllib.parse.quote(value)}" if value else ""
 
 
 def _start(api_key: str | None, host: str, timeout: float) -> tuple[subprocess.Popen[str], int]:

@@ -51,12 +51,17 @@ else:
     ParsedT = TypeVar("ParsedT")
 
 
-class Usage(msgspec.Struct, frozen=True):
-    """Token counts of one call (None where the provider did not report them)."""
+class Usage(msgspec.Struct, frozen=True, repr_omit_defaults=True):
+    """Token counts of one call (None where the provider did not report them).
+
+    `cached_tokens`: prompt tokens read from the provider's prompt cache (vLLM: prefix-cache
+    hits); `reasoning_tokens`: completion tokens spent on reasoning."""
 
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     total_tokens: int | None = None
+    cached_tokens: int | None = None
+    reasoning_tokens: int | None = None
 
 
 class TokenLogprob(msgspec.Struct, frozen=True):

@@ -280,6 +280,8 @@ def _output_line(output_id: Any, result: Any, scrub: Callable[[str], str]) -> st
                 "prompt_tokens": usage.prompt_tokens,
                 "completion_tokens": usage.completion_tokens,
                 "total_tokens": usage.total_tokens,
+                "cached_tokens": usage.cached_tokens,
+                "reasoning_tokens": usage.reasoning_tokens,
             },
             "cost": cost if cost is None or math.isfinite(cost) else None,
             "error": None,

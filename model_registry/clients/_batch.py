@@ -271,6 +271,8 @@ def _record(generation: Generation) -> StoredResult:
         provider=generation.provider,
         name=generation.name or "",
         extra=_extra(generation),
+        cached_tokens=usage.cached_tokens,
+        reasoning_tokens=usage.reasoning_tokens,
     )
 
 
@@ -303,7 +305,13 @@ def _generation(stored: StoredResult, schema: OutputSchema | None = None) -> Gen
     return Generation(
         text=stored.text,
         finish_reason=stored.finish_reason,
-        usage=Usage(stored.prompt_tokens, stored.completion_tokens, stored.total_tokens),
+        usage=Usage(
+            stored.prompt_tokens,
+            stored.completion_tokens,
+            stored.total_tokens,
+            stored.cached_tokens,
+            stored.reasoning_tokens,
+        ),
         model=stored.model,
         provider=stored.provider,
         latency_s=stored.latency_s,

@@ -17,6 +17,7 @@ class Tally:
         self.parts: list[str] = []
         self.completion_tokens = 0
         self.prompt_tokens: int | None = None
+        self.cached_tokens: int | None = None
         self.last: Any = None
         self.token_ids: list[int] = []
         self.logprobs: list[Any] = []
@@ -26,6 +27,9 @@ class Tally:
         self.last = out
         if self.prompt_tokens is None and out.prompt_token_ids is not None:
             self.prompt_tokens = len(out.prompt_token_ids)
+        cached = getattr(out, "num_cached_tokens", None)  # prefix-cache hits, known after prefill
+        if isinstance(cached, int):
+            self.cached_tokens = cached
         completion = out.outputs[0]
         if self.delta:
             self.completion_tokens += len(completion.token_ids)
@@ -41,7 +45,7 @@ class Tally:
         return str(completion.text)
 
     def usage(self) -> Usage:
-        """Token counts as a `Usage`."""
+        """Token counts as a `Usage` (reasoning tokens: None, the engine does not count them)."""
         prompt, completion = self.prompt_tokens, self.completion_tokens
         total = None if prompt is None else prompt + completion
-        return Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=total)
+        return Usage(prompt, completion, total, cached_tokens=self.cached_tokens)

@@ -135,7 +135,13 @@ def test_prompt_json_is_the_generation(
     assert data == {
         "text": "echo: hello there",
         "finish_reason": "stop",
-        "usage": {"prompt_tokens": 2, "completion_tokens": 3, "total_tokens": 5},
+        "usage": {
+            "prompt_tokens": 2,
+            "completion_tokens": 3,
+            "total_tokens": 5,
+            "cached_tokens": None,
+            "reasoning_tokens": None,
+        },
         "model": "cli-json",
         "provider": "openai",
         "cost": None,

@@ -107,7 +107,8 @@ async def test_stream_deltas_add_up_to_the_text_and_usage_is_on_the_result(
     assert len(deltas) == 5
     assert stream.done
     assert "".join(deltas) == stream.result.text == "echo: one two three four"
-    assert stream.result.usage == Usage(prompt_tokens=4, completion_tokens=5, total_tokens=9)
+    usage = stream.result.usage
+    assert (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens) == (4, 5, 9)
     assert stream.result.finish_reason == "stop"
     assert server.stats("streamer").bodies[-1]["stream_options"] == {"include_usage": True}
 
