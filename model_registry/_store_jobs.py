@@ -105,7 +105,8 @@ def all_jobs(store: ResultStore) -> list[BatchJob]:
     """Every job the store knows, oldest first."""
     store.put_other(_TABLE, ())
     store.flush()
-    rows = store.query(f"SELECT {_FIELDS} FROM batch_jobs ORDER BY created_at, tag")
+    with store._reading() as db:  # the store's reader connection, under its lock
+        rows = db.execute(f"SELECT {_FIELDS} FROM batch_jobs ORDER BY created_at, tag").fetchall()
     return [
         BatchJob(tag, job_id, provider, model, name, state, json.loads(keys), created, updated)
         for tag, job_id, provider, model, name, state, keys, created, updated in rows

@@ -211,12 +211,6 @@ class ResultStore:
         self._raise_if_unusable()
         self._queue.put((statement, row))
 
-    def query(self, statement: str, args: tuple[Any, ...] = ()) -> list[Any]:
-        """The rows of a read of another table of the file (`_store_jobs`)."""
-        with self._reading() as db:
-            rows: list[Any] = db.execute(statement, args).fetchall()
-            return rows
-
     def flush(self) -> None:
         """Wait until everything queued so far is committed; raise a writer failure."""
         self._raise_if_unusable()
@@ -310,9 +304,8 @@ class ResultStore:
         db.execute("BEGIN IMMEDIATE")
         for statement in (_PUT_RESULT, _PUT_ERROR):
             db.executemany(statement, [row for sql, row in puts if sql is statement])
-        for sql, row in puts:  # other tables' writes (`put_other`), in the order queued
-            if sql is not _PUT_RESULT and sql is not _PUT_ERROR:
-                db.execute(sql, row)
+        for sql, row in (p for p in puts if p[0] is not _PUT_RESULT and p[0] is not _PUT_ERROR):
+            db.execute(sql, row)  # other tables' writes (`put_other`), in the order queued
         db.execute("COMMIT")
 
 

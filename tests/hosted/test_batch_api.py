@@ -494,3 +494,18 @@ async def test_an_anthropic_job_left_unrecorded_by_a_crash_is_found_by_size_and_
         )
     assert [g.text for g in results] == [f"echo: {p}" for p in prompts]
     assert len(fake.created) == jobs  # the same size: adopted; another size: sent anew
+
+
+async def test_cached_and_reasoning_tokens_are_read_from_batch_answers(
+    batch_mock: respx.MockRouter, tmp_path: Path
+) -> None:
+    def answer(body: dict) -> dict:
+        reply = openai_echo(body)
+        reply["usage"]["prompt_tokens_details"] = {"cached_tokens": 400}
+        reply["usage"]["completion_tokens_details"] = {"reasoning_tokens": 30}
+        return reply
+
+    OpenAIBatches(batch_mock, answer=answer)
+    async with get_client("openai:gpt-4o-mini") as client:
+        (result,) = await client.generate_many(["a"], batch_api=True, results_db=tmp_path / "r")
+    assert (result.usage.cached_tokens, result.usage.reasoning_tokens) == (400, 30)

@@ -36,26 +36,38 @@ _NOT_IN_BODY = frozenset(
 
 
 def batch_cost(usage: Usage, model: str, provider: str, params: Mapping[str, Any]) -> float | None:
-    """The price in USD of one batch answer at the provider's batch rate (LiteLLM's price map,
-    or prices given in the params); None where no price is known."""
+    """The price in USD of one batch answer at the provider's batch rate: LiteLLM's
+    `batch_cost_calculator` on its price map, or on prices given in the params when both
+    per-token prices are (as LiteLLM takes them for a call); None where none is known.
+    (`clients/_batch_price.batch_cost` computes the same, but it imports the hosted client,
+    which imports this package's client methods: a cycle.)"""
+    import litellm
     from litellm.cost_calculator import batch_cost_calculator
-    from litellm.types.utils import Usage as LiteLLMUsage
 
-    given = {k: params[k] for k in ("input_cost_per_token", "output_cost_per_token") if k in params}
-    info: Any = given or _model_info(model, provider)
-    if info is None or not any(
-        info.get(k) is not None for k in ("input_cost_per_token", "output_cost_per_token")
-    ):
+    if usage.prompt_tokens is None or usage.completion_tokens is None:
         return None
-    tokens = LiteLLMUsage(
-        prompt_tokens=usage.prompt_tokens or 0,
-        completion_tokens=usage.completion_tokens or 0,
-        total_tokens=usage.total_tokens or 0,
+    both = all(params.get(k) is not None for k in _GIVEN_PRICES)
+    info: Any = {k: params[k] for k in _GIVEN_PRICES} if both else _model_info(model, provider)
+    if info is None:
+        return None
+    cached, reasoning = usage.cached_tokens, usage.reasoning_tokens
+    tokens = litellm.Usage(
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        total_tokens=usage.total_tokens,
+        prompt_tokens_details=None if cached is None else {"cached_tokens": cached},
+        completion_tokens_details=None if reasoning is None else {"reasoning_tokens": reasoning},
     )
-    prompt_cost, completion_cost = batch_cost_calculator(
-        tokens, model=model, custom_llm_provider=provider, model_info=info
-    )
+    try:
+        prompt_cost, completion_cost = batch_cost_calculator(
+            tokens, model=model, custom_llm_provider=provider, model_info=info
+        )
+    except Exception:  # a price LiteLLM cannot apply: the cost stays unknown
+        return None
     return float(prompt_cost + completion_cost)
+
+
+_GIVEN_PRICES = ("input_cost_per_token", "output_cost_per_token")
 
 
 @functools.lru_cache(maxsize=64)
@@ -64,9 +76,11 @@ def _model_info(model: str, provider: str) -> Any:
     from litellm import get_model_info
 
     try:
-        return get_model_info(model=model, custom_llm_provider=provider)
+        info = get_model_info(model=model, custom_llm_provider=provider)
     except Exception:  # a model LiteLLM does not price
         return None
+    keys = ("input_cost_per_token", "output_cost_per_token", "input_cost_per_token_batches")
+    return info if any(info.get(k) is not None for k in keys) else None
 
 
 class RequestShape:
@@ -171,10 +185,20 @@ def _optional_params(
 
 
 def _usage(usage: Any) -> Usage:
+    """LiteLLM's normalised usage of an answer, as `_litellm_response` reads a call's."""
     if usage is None:
         return Usage()
     return Usage(
         prompt_tokens=getattr(usage, "prompt_tokens", None),
         completion_tokens=getattr(usage, "completion_tokens", None),
         total_tokens=getattr(usage, "total_tokens", None),
+        cached_tokens=_count(getattr(usage, "prompt_tokens_details", None), "cached_tokens"),
+        reasoning_tokens=_count(
+            getattr(usage, "completion_tokens_details", None), "reasoning_tokens"
+        ),
     )
+
+
+def _count(details: Any, name: str) -> int | None:
+    value = details.get(name) if isinstance(details, dict) else getattr(details, name, None)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
