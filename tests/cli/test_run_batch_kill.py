@@ -40,7 +40,7 @@ def test_a_batch_run_killed_with_sigkill_is_collected_without_a_second_job(
     slow_jobs: FakeOpenAIServer,
     cli_dir: Path,
 ) -> None:
-    count = 1000
+    count = 500
     loopback_alias("cli-batch-sigkill")
     numbered_prompts(cli_dir, count)
     before = slow_jobs.batch_stats("openai")
