@@ -24,7 +24,16 @@ from _common import (
 
 HEAVY = ("litellm", "vllm", "torch", "transformers")
 #: Loaded when first used, never by `import model_registry` or a resolve of an alias.
-LAZY = ("sqlite3", "aiolimiter", "ssl", "hashlib", "litellm model list")
+LAZY = (
+    "sqlite3",
+    "aiolimiter",
+    "ssl",
+    "hashlib",
+    "asyncio",
+    "logging",
+    "typing_extensions",
+    "litellm model list",
+)
 ALIAS = "my-reasoning-model"
 #: Each command: Python code to run, or the CLI's arguments.
 COMMANDS = {

@@ -47,7 +47,6 @@ from model_registry.errors import (
 )
 from model_registry.providers import register_provider, unregister_provider
 from model_registry.resolve import alias_warnings, load_registry, resolve, validate_files
-from model_registry.store import ResultStore, StoreSummary
 from model_registry.types import (
     Generation,
     GenerationStream,
@@ -64,6 +63,7 @@ if _TYPE_CHECKING:
     # The one client type (what get_client returns), under the name users annotate with;
     # loaded on first use, with the clients (see `__getattr__`).
     from model_registry.clients.base import BaseClient as ModelClient
+    from model_registry.store import ResultStore, StoreSummary
 
 #: The distribution name, whose metadata holds the version (pyproject.toml's).
 _DISTRIBUTION = "model-registry-llm"
@@ -71,12 +71,18 @@ _DISTRIBUTION = "model-registry-llm"
 
 def __getattr__(name: str) -> _Any:
     """What loads on first use (and is kept): `ModelClient`, with the clients (and anyio),
-    and `__version__`, read from the installed package's metadata."""
+    the store's names (with sqlite3 when a store opens), and `__version__`, read from the
+    installed package's metadata."""
     if name == "ModelClient":
         from model_registry.clients.base import BaseClient
 
         globals()["ModelClient"] = BaseClient
         return BaseClient
+    if name in ("ResultStore", "StoreSummary"):
+        from model_registry import store
+
+        globals()[name] = value = getattr(store, name)
+        return value
     if name != "__version__":
         raise AttributeError(f"module 'model_registry' has no attribute {name!r}")
     from importlib.metadata import PackageNotFoundError, version

@@ -3,7 +3,6 @@ checks every table of a file shares (a string field, a section of tables, did-yo
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
@@ -57,6 +56,8 @@ def raise_problems(problems: list[Problem]) -> None:
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    import difflib  # here: loaded by a mistake in a file, not at import
+
     match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f" (did you mean '{match[0]}'?)" if match else ""
 

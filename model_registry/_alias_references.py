@@ -9,7 +9,6 @@ cycle of fallbacks) is checked once the files are layered, by `link_problems`.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -72,6 +71,8 @@ def schema_file(
     file; the value unchanged (a problem reported) when the file holds no JSON object."""
     file = (Path(path).parent / value).resolve()
     where = f"{where}: key 'defaults.response_format'"
+    import json  # here: loaded by a file that names a schema, not at import
+
     try:
         schema = json.loads(file.read_bytes())
     except OSError:

@@ -8,7 +8,6 @@ Part of the bottom layer: it imports nothing of ours.
 from __future__ import annotations
 
 import functools
-import json
 import re
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any
@@ -175,6 +174,8 @@ def _parts_of_secret(value: str, active: set[int]) -> set[str]:
     strings of a JSON credential (a service-account file's private key)."""
     parts = {value, value.strip()}
     if value.lstrip().startswith("{"):
+        import json  # here: loaded by a JSON credential, not at import
+
         try:
             decoded = json.loads(value)
         except ValueError:

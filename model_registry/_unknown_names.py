@@ -5,9 +5,6 @@ Used by `resolve`; kept apart so the resolution order reads on its own.
 
 from __future__ import annotations
 
-import bisect
-import difflib
-import heapq
 from itertools import compress, repeat
 
 from model_registry._litellm_providers import LITELLM_CHAT_PROVIDERS
@@ -39,6 +36,8 @@ def unknown_prefix(registry: Registry, name: str, prefix: str, rest: str) -> Unk
     by_case = {p.lower(): p for p in known}
     match = by_case.get(prefix.strip().lower())
     if match is None:
+        import difflib  # here: loaded by a name that resolves to nothing, not at import
+
         close = difflib.get_close_matches(prefix.strip().lower(), known, n=1, cutoff=0.6)
         match = close[0] if close else None
     reason = f"'{prefix}' is not a known provider (ours or LiteLLM's)"
@@ -119,6 +118,8 @@ def unknown(
 
 
 def _close_matches(registry: Registry, name: str) -> tuple[str, ...]:
+    import difflib
+
     candidates = [p for p in registry.providers if p != name]
     suggestions = [*close_aliases(registry, name, 3), *difflib.get_close_matches(name, candidates)]
     suggestions = [s for s in sorted(set(suggestions), key=suggestions.index) if s != name]
@@ -138,6 +139,10 @@ _NEIGHBOURS = 50
 
 def close_aliases(registry: Registry, name: str, n: int) -> list[str]:
     """Up to `n` alias names close to `name` (difflib's ratio 0.6 or more), best first."""
+    import bisect
+    import difflib
+    import heapq
+
     forward = list(registry.aliases)  # sorted by the loader
     if len(forward) <= _FULL_SEARCH:
         return difflib.get_close_matches(name, [a for a in forward if a != name], n=n)

@@ -9,7 +9,6 @@ around each attempt (limits, cooldowns, retries, the fallback wrapper) is the cl
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -33,8 +32,6 @@ __all__ = [
     "list_available_models",
     "list_providers",
 ]
-
-logger = logging.getLogger("model_registry")
 
 #: (name, warning) pairs already logged: each typo-guard warning is logged once per name.
 _warned: set[tuple[str, str]] = set()
@@ -91,7 +88,9 @@ def _log_warnings(resolution: Resolution) -> None:
     for warning in resolution.warnings:
         if (resolution.name, warning) not in _warned:
             _warned.add((resolution.name, warning))
-            logger.warning("%s", warning)
+            import logging  # here: loaded by the first warning, not at import
+
+            logging.getLogger("model_registry").warning("%s", warning)
 
 
 def _client_for(registry: Registry, resolution: Resolution, code: Limits | None) -> BaseClient:

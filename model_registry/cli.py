@@ -40,8 +40,6 @@ from model_registry._cli.options import (
     parse_sets,
 )
 from model_registry._cli.output import command, reported_errors, state
-from model_registry._cli.prompt import send_prompt
-from model_registry._cli.run import run_prompts_file
 from model_registry._cli.views import show_list, show_resolution, show_validation
 
 __all__ = ["app", "main", "parse_sets"]
@@ -206,6 +204,8 @@ def prompt_command(
     debug: DebugOption = False,
 ) -> None:
     """Send one test prompt to NAME and print the answer, then finish reason, usage and latency."""
+    from model_registry._cli.prompt import send_prompt  # with asyncio: not loaded by 'list'
+
     kwargs = parse_sets(sets)
     send_prompt(name, text, kwargs, system=system, stream=stream, as_json=as_json)
 
@@ -294,6 +294,8 @@ def run_command(
     prompt failed (its line has "error"; running again retries it), 130 on Ctrl-C (the
     finished answers are kept; the results file is written on a run that finishes).
     """
+    from model_registry._cli.run import run_prompts_file  # with asyncio: not loaded by 'list'
+
     kwargs = parse_sets(sets)
     run_prompts_file(
         name,

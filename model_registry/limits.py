@@ -34,11 +34,9 @@ The buckets are ours (`_limits_bucket`); asyncio is imported on first use, so
 from __future__ import annotations
 
 import contextlib
-import difflib
 import itertools
 import math
 import os
-import random
 import time
 import weakref
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -114,6 +112,8 @@ def validate_limits(value: Mapping[str, object] | Limits, where: str) -> Limits:
 
 
 def _unknown_key(key: object) -> str:
+    import difflib  # here: loaded by a mistake, not at import
+
     close = difflib.get_close_matches(str(key), LIMIT_KEYS, n=1, cutoff=0.5)
     hint = f" (did you mean '{close[0]}'?)" if close else ""
     return f"unknown key {str(key)!r}{hint}; the keys are {', '.join(LIMIT_KEYS)}"
@@ -321,6 +321,8 @@ async def acquire(
 def spread(seconds: float) -> float:
     """`seconds` plus up to a quarter more (at most 5 s), at random: callers paused by one
     Retry-After come back spread out, not in lockstep."""
+    import random  # here: loaded by the first Retry-After, not at import
+
     return seconds + random.uniform(0, min(seconds * _SPREAD, _SPREAD_MAX))
 
 

@@ -8,7 +8,6 @@ the bottom layer's private modules (`_redaction`, `_prompts`, the generated
 
 from __future__ import annotations
 
-import difflib
 import math
 import os
 import re
@@ -308,6 +307,8 @@ def litellm_prefix_problem(
     if litellm_prefix is not None:
         if litellm_prefix in LITELLM_CHAT_PROVIDERS:
             return None
+        import difflib  # here: loaded by a mistake, not at import
+
         match = difflib.get_close_matches(
             litellm_prefix, sorted(LITELLM_CHAT_PROVIDERS), n=1, cutoff=0.6
         )

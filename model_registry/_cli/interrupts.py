@@ -9,7 +9,6 @@ process exits 130 at once.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import signal
@@ -130,6 +129,8 @@ def _descendants(pid: int) -> list[int]:
 def run_async(main: Coroutine[Any, Any, _T]) -> _T:
     """`asyncio.run(main)`, where Ctrl-C cancels `main` (so it can close its calls) and arms
     the deadline; raises KeyboardInterrupt once `main` has ended after a Ctrl-C."""
+    import asyncio  # here: loaded by the commands that call a model, not by 'list'
+
     interrupted = False
     with asyncio.Runner() as runner:
         loop = runner.get_loop()

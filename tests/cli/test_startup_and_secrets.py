@@ -58,6 +58,27 @@ def test_hosted_prompt_imports_litellm_only(
     assert set(HEAVY_MODULES) - {"litellm"} == {"vllm", "torch", "transformers"}
 
 
+@pytest.mark.parametrize("args", [("list",), ("--help",), ("resolve", "my-eval-model")])
+def test_commands_that_call_no_model_load_no_event_loop(
+    cli_dir: Path, args: tuple[str, ...]
+) -> None:
+    # asyncio (and ssl with it) loads with `prompt` and `run`, which need it
+    code = (
+        "import json, sys\n"
+        f"sys.argv = ['model-registry', *{args!r}]\n"
+        "from model_registry_cli import main\n"
+        "try:\n"
+        "    main()\n"
+        "finally:\n"
+        "    print(json.dumps(sorted({'asyncio', 'ssl'} & set(sys.modules))))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=cli_dir, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "[]"
+
+
 def test_python_dash_m_runs_the_same_cli(run_cli: RunCli, cli_dir: Path) -> None:
     module = subprocess.run(
         [sys.executable, "-m", "model_registry", "list", "--json"],
