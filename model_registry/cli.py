@@ -29,10 +29,10 @@ import typer
 
 import model_registry
 from model_registry._cli import interrupts
-from model_registry._cli.batches import show_batches
 from model_registry._cli.interrupts import EXIT_INTERRUPTED
 from model_registry._cli.options import (
     BatchApiOption,
+    ConcurrencyOption,
     DebugOption,
     JsonOption,
     NoWaitOption,
@@ -240,6 +240,8 @@ def batches_command(
     debug: DebugOption = False,
 ) -> None:
     """List the provider batch jobs of RESULTS_DB with their status at the provider."""
+    from model_registry._cli.batches import show_batches  # with asyncio: not loaded by 'list'
+
     show_batches(results_db, cancel=cancel)
 
 
@@ -276,12 +278,7 @@ def run_command(
             show_default="RESULTS.jsonl.sqlite",
         ),
     ] = None,
-    concurrency: Annotated[
-        int | None,
-        typer.Option(
-            "--concurrency", "-c", min=1, help="Calls in flight at once (default: the model's)."
-        ),
-    ] = None,
+    concurrency: ConcurrencyOption = None,
     batch_api: BatchApiOption = False,
     no_wait: NoWaitOption = False,
     sets: SetOption = None,

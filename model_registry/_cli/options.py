@@ -98,6 +98,13 @@ DebugOption = Annotated[
 ]
 
 
+#: `run --concurrency`.
+ConcurrencyOption = Annotated[
+    int | None,
+    typer.Option(
+        "--concurrency", "-c", min=1, help="Calls in flight at once (default: the model's)."
+    ),
+]
 #: `run --batch-api`: the prompts through the provider's batch API.
 BatchApiOption = Annotated[
     bool,
