@@ -31,7 +31,6 @@ LAZY = (
     "hashlib",
     "asyncio",
     "logging",
-    "typing_extensions",
     "litellm model list",
 )
 ALIAS = "my-reasoning-model"

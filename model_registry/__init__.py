@@ -10,7 +10,6 @@ both load on first use, so importing this package stays cheap.
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 from typing import Any as _Any
 
-from model_registry._store_jobs import BatchJob, batch_jobs
 from model_registry.aliases import Alias, Registry
 from model_registry.api import (
     fallback_chain,
@@ -27,6 +26,7 @@ from model_registry.errors import (
     AuthenticationError,
     BackendNotInstalledError,
     BadRequestError,
+    BudgetExceededError,
     ClientClosedError,
     ContentFilteredError,
     ContextWindowExceededError,
@@ -62,6 +62,7 @@ from model_registry.types import (
 if _TYPE_CHECKING:
     # The one client type (what get_client returns), under the name users annotate with;
     # loaded on first use, with the clients (see `__getattr__`).
+    from model_registry._store_jobs import BatchJob, batch_jobs
     from model_registry.clients.base import BaseClient as ModelClient
     from model_registry.store import ResultStore, StoreSummary
 
@@ -78,10 +79,11 @@ def __getattr__(name: str) -> _Any:
 
         globals()["ModelClient"] = BaseClient
         return BaseClient
-    if name in ("ResultStore", "StoreSummary"):
-        from model_registry import store
+    if name in ("ResultStore", "StoreSummary", "BatchJob", "batch_jobs"):
+        from model_registry import _store_jobs, store
 
-        globals()[name] = value = getattr(store, name)
+        module = _store_jobs if name in ("BatchJob", "batch_jobs") else store
+        globals()[name] = value = getattr(module, name)
         return value
     if name != "__version__":
         raise AttributeError(f"module 'model_registry' has no attribute {name!r}")
@@ -105,6 +107,7 @@ __all__ = [
     "BackendNotInstalledError",
     "BadRequestError",
     "BatchJob",
+    "BudgetExceededError",
     "ClientClosedError",
     "ContentFilteredError",
     "ContextWindowExceededError",

@@ -36,6 +36,7 @@ from model_registry._cli.options import (
     DebugOption,
     JsonOption,
     NoWaitOption,
+    ResultsDbOption,
     SetOption,
     parse_sets,
 )
@@ -245,6 +246,18 @@ def batches_command(
     show_batches(results_db, cancel=cancel)
 
 
+MaxCostOption = Annotated[
+    float | None,
+    typer.Option(
+        "--max-cost",
+        metavar="USD",
+        min=0.0,
+        help="Spend at most this many US dollars, the store's earlier answers included "
+        "(hosted models; each call reserves its highest possible cost before it is sent).",
+    ),
+]
+
+
 @app.command("run")
 @command
 def run_command(
@@ -268,17 +281,9 @@ def run_command(
             show_default=False,
         ),
     ],
-    results_db: Annotated[
-        Path | None,
-        typer.Option(
-            "--results-db",
-            metavar="PATH",
-            help="The result store that keeps each answer as it arrives; the same command "
-            "again resumes from it.",
-            show_default="RESULTS.jsonl.sqlite",
-        ),
-    ] = None,
+    results_db: ResultsDbOption = None,
     concurrency: ConcurrencyOption = None,
+    max_cost: MaxCostOption = None,
     batch_api: BatchApiOption = False,
     no_wait: NoWaitOption = False,
     sets: SetOption = None,
@@ -288,8 +293,10 @@ def run_command(
     RESULTS.jsonl; run it again to resume (stored answers are not paid for twice).
 
     Output lines: {"id", "text", "finish_reason", "usage", "cost", "error"}. Exit 1 when a
-    prompt failed (its line has "error"; running again retries it), 130 on Ctrl-C (the
-    finished answers are kept; the results file is written on a run that finishes).
+    prompt failed (its line has "error"; running again retries it), 3 when --max-cost left
+    prompts unsent (their lines have a BudgetExceededError; a higher --max-cost sends them),
+    130 on Ctrl-C (the finished answers are kept; the results file is written on a run that
+    finishes).
     """
     from model_registry._cli.run import run_prompts_file  # with asyncio: not loaded by 'list'
 
@@ -301,6 +308,7 @@ def run_command(
         out=out,
         results_db=results_db,
         concurrency=concurrency,
+        max_cost=max_cost,
         batch_api=batch_api,
         no_wait=no_wait,
     )

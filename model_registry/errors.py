@@ -10,6 +10,7 @@
     ├── EngineStartError          the local engine could not start (model id, cause, hint)
     ├── ClientClosedError         a call on a client after aclose()
     ├── ResultStoreError          a results_db file is not ours, damaged, in use, or a write failed
+    ├── BudgetExceededError       a prompt not sent: it would pass the batch's max_cost
     └── ModelCallError            a call reached the model and failed
         ├── AuthenticationError       401, bad or revoked key
         ├── PermissionDeniedError     403
@@ -39,6 +40,7 @@ __all__ = [
     "AuthenticationError",
     "BackendNotInstalledError",
     "BadRequestError",
+    "BudgetExceededError",
     "ClientClosedError",
     "ContentFilteredError",
     "ContextWindowExceededError",
@@ -132,6 +134,19 @@ class ClientClosedError(ModelRegistryError, RuntimeError):
 class ResultStoreError(ModelRegistryError):
     """A result store cannot be used: not ours, damaged, held by another run, or a failed
     write. The message names the file and what to do."""
+
+
+class BudgetExceededError(ModelRegistryError):
+    """A prompt of a batch was not sent: its call could pass the batch's `max_cost`.
+
+    `max_cost` is the cap and `spent` what was spent when it was refused (the results_db's
+    recorded cost included), both in USD. It is never stored, so a rerun with a higher cap
+    sends the prompt."""
+
+    def __init__(self, message: str, *, max_cost: float, spent: float) -> None:
+        super().__init__(message)
+        self.max_cost = max_cost
+        self.spent = spent
 
 
 class ModelCallError(ModelRegistryError):

@@ -29,7 +29,7 @@ def test_all_lists_exactly_the_public_names() -> None:
         if not name.startswith("_") and not isinstance(value, types.ModuleType)
     }
     # loaded on first use by the package's __getattr__ (each may be loaded already)
-    lazy = {"__version__", "ModelClient", "ResultStore", "StoreSummary"}
+    lazy = {"__version__", "ModelClient", "ResultStore", "StoreSummary", "BatchJob", "batch_jobs"}
     assert set(model_registry.__all__) == public | lazy
     for name in model_registry.__all__:
         assert getattr(model_registry, name) is not None
@@ -159,6 +159,39 @@ def test_a_warm_resolve_of_an_alias_reads_no_model_list_and_loads_no_store_or_ev
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) == []
+
+
+#: What `import model_registry` and a warm resolve of an alias leave unloaded: the store,
+#: the rules for names that are no alias (and LiteLLM's model list with them), and the
+#: stdlib modules only a mistake, a warning or a JSON credential needs.
+UNUSED_BY_AN_ALIAS = (
+    "model_registry.store",
+    "model_registry._name_match",
+    "model_registry._typo_guard",
+    "model_registry._model_list",
+    "logging",
+    "difflib",
+    "json",
+    "random",
+    "asyncio",
+)
+
+
+def test_an_import_and_a_warm_alias_resolve_load_only_what_they_use() -> None:
+    code = (
+        "import sys, model_registry as m\n"
+        "m.resolve('my-reasoning-model'); m.resolve('my-reasoning-model', temperature=0.2)\n"
+        f"print(sorted(set({UNUSED_BY_AN_ALIAS!r}) & set(sys.modules)))\n"
+    )
+    assert _run(code).stdout.strip() == "[]"
+    # each loads where it is needed: a name that is no alias, the store, a warning
+    code = (
+        "import sys, model_registry as m\n"
+        "m.resolve('gpt-4o'); m.ResultStore; m.get_client('claude-sonet')\n"
+        "print(sorted({'model_registry.store', 'model_registry._typo_guard', 'logging'}"
+        " - set(sys.modules)))\n"
+    )
+    assert _run(code, ANTHROPIC_API_KEY="sk-ant-dummy").stdout.strip() == "[]"
 
 
 #: Public submodules by design: their own `__all__` is their surface.

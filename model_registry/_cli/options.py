@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import tomllib
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -98,6 +99,17 @@ DebugOption = Annotated[
 ]
 
 
+#: `run --results-db`.
+ResultsDbOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--results-db",
+        metavar="PATH",
+        help="The result store that keeps each answer as it arrives; the same command "
+        "again resumes from it.",
+        show_default="RESULTS.jsonl.sqlite",
+    ),
+]
 #: `run --concurrency`.
 ConcurrencyOption = Annotated[
     int | None,

@@ -44,12 +44,14 @@ def run_prompts_file(
     out: Path,
     results_db: Path | None,
     concurrency: int | None,
+    max_cost: float | None = None,
     batch_api: bool = False,
     no_wait: bool = False,
 ) -> None:
     """Send every prompt of `prompts_file` to `name`, keeping each answer in the store, then
-    write `out` and a summary; exit 1 when a prompt failed, 130 on Ctrl-C. With `batch_api`
-    the prompts go through the provider's batch API (`no_wait`: submitted, not waited for)."""
+    write `out` and a summary; exit 1 when a prompt failed, 3 when `max_cost` left prompts
+    unsent (3 wins), 130 on Ctrl-C. With `batch_api` the prompts go through the provider's
+    batch API (`no_wait`: submitted, not waited for)."""
     state.call = (name, kwargs)
     if no_wait and not batch_api:
         raise typer.BadParameter("--no-wait goes with --batch-api", param_hint="'--no-wait'")
@@ -59,7 +61,7 @@ def run_prompts_file(
     kind = model_registry.resolve(name, **kwargs).kind  # an unknown name fails here
     with _results_db_hint():
         store = model_registry.ResultStore(db)
-    report = _Report(Tally(len(run_input.prompts)), store, out)
+    report = _Report(Tally(len(run_input.prompts)), store, out, max_cost)
     report.batch_api = batch_api
     if no_wait:
         submit_only(name, kwargs, run_input.prompts, store)
@@ -82,12 +84,15 @@ def run_prompts_file(
     _write_results(out, run_input.ids, results, report)
     echo_lines_err([*report.summary(), f"wrote {out} (store: {db})"])
     tally = report.tally
+    noun = "prompt" if tally.prompts == 1 else "prompts"
+    failed = (
+        f"{tally.failed} of {tally.prompts} {noun} failed; their lines in {out} have "
+        '"error"; run the same command again to retry them'
+    )
+    if report.not_sent:
+        fail(f"{failed}\n{report.over_budget()}" if tally.failed else report.over_budget(), 3)
     if tally.failed:
-        noun = "prompt" if tally.prompts == 1 else "prompts"
-        fail(
-            f"{tally.failed} of {tally.prompts} {noun} failed; their lines in {out} have "
-            '"error"; run the same command again to retry them'
-        )
+        fail(failed)
 
 
 @contextmanager
@@ -127,11 +132,16 @@ class _Report:
     """A run's summaries: at the end, on Ctrl-C (counted from the store, which holds every
     answer that finished) and when the store or the results file cannot be written."""
 
-    def __init__(self, tally: Tally, store: model_registry.ResultStore, out: Path) -> None:
+    def __init__(
+        self, tally: Tally, store: model_registry.ResultStore, out: Path, max_cost: float | None
+    ) -> None:
         self.tally, self.store, self.out = tally, store, out
         self.batch_api = False
         self.started = time.monotonic()
         self.before = store.summary()
+        self.max_cost = max_cost
+        #: Prompts not sent: their call could have passed max_cost.
+        self.not_sent = 0
 
     def summary(self) -> Iterator[str]:
         tally = self.tally
@@ -145,6 +155,22 @@ class _Report:
         yield (
             f"tokens: {tally.prompt_tokens} prompt + {tally.completion_tokens} completion; "
             f"cost: {money(tally.cost)}{paid}"
+        )
+        if self.max_cost is not None:
+            spent = (self.before.cost or 0.0) + (tally.paid_by_calls() or 0.0)
+            yield (
+                f"spent: {money(spent)} of --max-cost {money(self.max_cost)} (the store's "
+                f"earlier answers included); {self.not_sent} prompts not sent"
+            )
+
+    def over_budget(self) -> str:
+        """What exit 3 says: the cap stopped the run, and how to go on."""
+        noun = "prompt was" if self.not_sent == 1 else "prompts were"
+        return (
+            f"{self.not_sent} {noun} not sent: their calls could have passed --max-cost "
+            f"{money(self.max_cost)}; their lines in {self.out} have a BudgetExceededError; "
+            "run the same command with a higher --max-cost to send them (answers kept in "
+            f"{self.store.path} are not paid for again)"
         )
 
     def _stored_summary(self) -> Iterator[str]:
@@ -222,17 +248,20 @@ async def _run_prompts(
     client = model_registry.get_client(name, **kwargs)
     try:
         # closed here, so its calls stop at once when this one stops
-        if report.batch_api:  # the provider's batch API: the client holds the kwargs
-            batch = client.iter_many(
-                prompts, return_exceptions=True, results_db=store, batch_api=True
-            )
-        else:
-            batch = client.iter_many(
-                prompts, concurrency=concurrency, return_exceptions=True, results_db=store
-            )
+        batch = client.iter_many(
+            prompts,
+            concurrency=concurrency,
+            return_exceptions=True,
+            results_db=store,
+            max_cost=report.max_cost,
+            **({"batch_api": True} if report.batch_api else {}),
+        )
         async with contextlib.aclosing(batch) as completed:
             async for index, result in completed:
                 results[index] = result
+                if isinstance(result, model_registry.BudgetExceededError):
+                    report.not_sent += 1  # no call: not in the tally
+                    continue
                 tally.add(result)
                 progress.update()
     finally:

@@ -7,13 +7,17 @@ each prompt's key is computed before the batch, stored successes come back witho
 completes (an enqueue: the store's writer thread commits in the background). Whatever
 ends the batch (its last answer, its first error, a cancel, Ctrl-C), what finished is
 committed before the batch returns or raises.
+
+With `max_cost`, each call's attempts reserve their cost from the batch's budget before they
+are sent (`_policy.spend`); prompts that do not fit get BudgetExceededError, never stored,
+while the calls in flight finish and are stored.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
-import os
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, cast
 
@@ -24,15 +28,24 @@ import msgspec
 
 from model_registry._prompts import Prompt, to_messages
 from model_registry.clients._batch_api.options import batch_options
+from model_registry.clients._batch_checks import (
+    check_concurrency,
+    check_results_db,
+    mark_index,
+    prompt_list,
+    refuse_local,
+)
+from model_registry.clients._policy.cost_bound import pricing
+from model_registry.clients._policy.spend import Budget, Spending, check_max_cost
 from model_registry.clients._structured import OutputSchema, output_schema
 from model_registry.errors import (
-    InvalidParameterError,
+    BudgetExceededError,
     ModelRegistryError,
     OutputValidationError,
     ResultStoreError,
 )
 from model_registry.store import ResultStore, StoredResult
-from model_registry.types import Generation, TokenLogprob, Usage
+from model_registry.types import Generation, Resolution, TokenLogprob, Usage
 
 __all__ = ["Batch", "Emit", "iterate"]
 
@@ -45,7 +58,7 @@ Call = Callable[[Prompt, dict[str, Any]], Awaitable[Generation]]
 class Batch:
     """The prompts, options and store of one `generate_many`/`iter_many` call, checked at once
     (before any await): prompts a list, concurrency a positive whole number, results_db a path
-    or a ResultStore."""
+    or a ResultStore, max_cost a number of USD >= 0."""
 
     def __init__(
         self,
@@ -57,45 +70,47 @@ class Batch:
         results_db: Any,
         kwargs: dict[str, Any],
         caller: str,
+        max_cost: Any = None,
     ) -> None:
-        self.prompts = _prompt_list(prompts, caller)
-        _check_concurrency(concurrency)
-        _check_results_db(results_db)
+        self.prompts = prompt_list(prompts, caller)
+        check_concurrency(concurrency)
+        check_results_db(results_db)
+        self.max_cost = check_max_cost(max_cost)
         self.concurrency = concurrency
         self.return_exceptions = return_exceptions
         self.progress = progress
         self.results_db = results_db
         self.kwargs = kwargs
         self.caller = caller
-        self.batch_api, self.batch_size = batch_options(kwargs, results_db, caller)
+        self.batch_api, self.batch_size = batch_options(kwargs, results_db, caller, max_cost)
 
-    async def run(
-        self,
-        call: Call,
-        emit: Emit,
-        *,
-        start: Callable[[], Awaitable[object]],
-        name: str,
-        target: str,
-        params: Mapping[str, Any],
-        default_concurrency: int | None,
-    ) -> None:
-        """Run every prompt through `call` (after `start`, only when some prompt needs a call),
-        `emit` each result as it completes; raise the first error (with `.index`) unless
-        `return_exceptions`. `target` and `params` (the client's params and this batch's
-        kwargs) make the store keys."""
+    async def run(self, client: Any, emit: Emit) -> None:
+        """Run every prompt through `client` (a BaseClient, started only when some prompt
+        needs a call), `emit` each result as it completes; raise the first error (with
+        `.index`) unless `return_exceptions`. Its store target and params with this batch's
+        kwargs make the store keys; the names of its chain are priced for max_cost."""
+        if self.batch_api:  # the provider's batch API (`_batch_api`)
+            await client._run_batch_jobs(self, emit)
+            return
+        names: Sequence[Resolution] = client._chain()
+        if self.max_cost is not None:
+            refuse_local(names)
         store, owned = await _open_store(self.results_db)
-        bar = _ProgressBar(len(self.prompts), name) if self.progress else None
+        bar = _ProgressBar(len(self.prompts), client.name) if self.progress else None
+        call = functools.partial(client._call, batched=True)
         runner = _Runner(self, call, emit, store, [None] * len(self.prompts), bar)
         try:
             todo: Sequence[int] = range(len(self.prompts))
             if store is not None:
-                runner.keys = _keys(self.prompts, target, params)
+                params = {**client.params, **self.kwargs}
+                runner.keys = _keys(self.prompts, client._store_target(), params)
                 schema = output_schema(params.get("response_format"))
                 todo = await self._from_store(store, runner.keys, emit, bar, schema)
-            cap = self.concurrency if self.concurrency is not None else default_concurrency
+            cap = self.concurrency if self.concurrency is not None else client.default_concurrency
             if todo:
-                await start()
+                await client.start()
+                if self.max_cost is not None:
+                    runner.spending = await self._spending(self.max_cost, store, names)
             await runner.run(todo, cap)
         finally:
             with anyio.CancelScope(shield=True):
@@ -105,6 +120,16 @@ class Batch:
                     await (store.aclose() if owned else store.aflush())
         if runner.failure is not None:
             raise runner.failure
+
+    async def _spending(
+        self, max_cost: float, store: ResultStore | None, names: Sequence[Resolution]
+    ) -> Spending:
+        """The budget of this batch (the store's recorded cost spent already) and the price
+        of each name; InvalidParameterError for a name with no known price."""
+        prices = {n.name: pricing(n, self.kwargs) for n in names}
+        summary = None if store is None else await anyio.to_thread.run_sync(store.summary)
+        spent = 0.0 if summary is None or summary.cost is None else summary.cost
+        return Spending(Budget(max_cost, spent), prices)
 
     async def _from_store(
         self,
@@ -178,6 +203,8 @@ class _Runner:
         self.batch, self.call, self.emit = batch, call, emit
         self.store, self.keys, self.bar = store, keys, bar
         self.failure: BaseException | None = None
+        #: The budget and prices of a batch with max_cost (set once the backend started).
+        self.spending: Spending | None = None
 
     async def run(self, todo: Sequence[int], cap: int | None) -> None:
         workers = len(todo) if cap is None else min(cap, len(todo))
@@ -199,14 +226,17 @@ class _Runner:
             first = False
             result: Any
             try:
-                result = await self.call(batch.prompts[index], batch.kwargs)
+                result = await self.one(batch.prompts[index])
             except Exception as exc:
-                _mark_index(exc, index, total, batch.caller)
+                mark_index(exc, index, total, batch.caller)
                 result = exc
             try:
                 self.keep(index, result)
             except ResultStoreError as exc:  # the run can no longer be kept: stop it
                 self.fail(exc, scope)
+                return
+            if isinstance(result, BudgetExceededError) and not batch.return_exceptions:
+                self.failure = self.failure or result  # the calls in flight finish
                 return
             if isinstance(result, Exception) and not batch.return_exceptions:
                 self.fail(result, scope)
@@ -215,10 +245,24 @@ class _Runner:
             if self.bar is not None:
                 self.bar.advance()
 
+    async def one(self, prompt: Any) -> Generation:
+        """One prompt's call, under the batch's budget when it has one (BudgetExceededError
+        without a call once the budget is closed)."""
+        spending = self.spending
+        if spending is None:
+            return await self.call(prompt, self.batch.kwargs)
+        if spending.budget.closed:
+            raise spending.budget.exceeded()
+        with spending.call(prompt) as spend:
+            generation = await self.call(prompt, self.batch.kwargs)
+            spend.settle(generation)
+            return generation
+
     def keep(self, index: int, result: Any) -> None:
-        """Queue a result or error to the store (an enqueue, no I/O here)."""
+        """Queue a result or error to the store (an enqueue, no I/O here); a prompt not sent
+        for the budget is not stored (a rerun with a higher max_cost sends it)."""
         key = self.keys[index]
-        if self.store is None or key is None:
+        if self.store is None or key is None or isinstance(result, BudgetExceededError):
             return
         if isinstance(result, Generation):
             self.store.put_result(key, index, _record(result))
@@ -322,49 +366,6 @@ def _generation(stored: StoredResult, schema: OutputSchema | None = None) -> Gen
         logprobs=None if logprobs is None else msgspec.convert(logprobs, list[TokenLogprob]),
         reasoning=extra.get("reasoning"),
     )
-
-
-# --- checks ------------------------------------------------------------------------------
-
-
-def _prompt_list(prompts: Any, caller: str) -> list[Any]:
-    if isinstance(prompts, str | bytes):
-        raise InvalidParameterError(
-            f"{caller} takes a list of prompts, got a single string: pass "
-            "[prompt] (or call generate(prompt) for one prompt)"
-        )
-    try:
-        return list(prompts)
-    except TypeError:
-        raise InvalidParameterError(
-            f"{caller} takes a list of prompts, got {type(prompts).__name__}"
-        ) from None
-
-
-def _check_concurrency(concurrency: Any) -> None:
-    if concurrency is None:
-        return
-    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-        raise InvalidParameterError(
-            f"concurrency must be a whole number of calls, 1 or more (or None for the "
-            f"client's default), got {concurrency!r}"
-        )
-
-
-def _check_results_db(results_db: Any) -> None:
-    if results_db is None or isinstance(results_db, str | os.PathLike | ResultStore):
-        return
-    raise InvalidParameterError(
-        f"results_db must be a file path (str or os.PathLike) or a ResultStore, got "
-        f"{type(results_db).__name__}"
-    )
-
-
-def _mark_index(exc: BaseException, index: int, total: int, caller: str) -> None:
-    """Name the prompt an error of a batch came from: `.index` and a note."""
-    with contextlib.suppress(AttributeError):  # a few built-in exceptions take no attributes
-        exc.index = index  # type: ignore[attr-defined]
-    exc.add_note(f"(prompt {index} of the {total} given to {caller})")
 
 
 class _ProgressBar:

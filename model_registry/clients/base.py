@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import math
 import os
 from collections.abc import (
@@ -23,10 +22,11 @@ from typing import Any, ClassVar, Literal, Self, TypeVar, overload
 import anyio
 
 from model_registry._prompts import Prompt
-from model_registry.clients._batch import Batch, Emit, iterate
+from model_registry.clients._batch import Batch, iterate
 from model_registry.clients._batch_api import BatchAPIMethods
 from model_registry.clients._policy.call_limits import CallLimits, call_timeout
 from model_registry.clients._policy.retries import call_with_retries
+from model_registry.clients._policy.spend import spent_attempt
 from model_registry.errors import ClientClosedError, RequestTimeoutError
 from model_registry.limits import Limits
 from model_registry.store import ResultStore
@@ -119,6 +119,7 @@ class BaseClient(BatchAPIMethods):
                 await anyio.sleep(seconds)
                 await self._limits.before_retry(deadline, timeout_s)
 
+        attempt = spent_attempt(self._resolution, attempt)  # max_cost: each attempt reserves
         return await call_with_retries(
             attempt, retries=retries, deadline=deadline, pause=pause, loopback=loopback
         )
@@ -288,6 +289,7 @@ class BaseClient(BatchAPIMethods):
         return_exceptions: bool = False,
         progress: bool = False,
         results_db: str | os.PathLike[str] | ResultStore | None = None,
+        max_cost: float | None = None,
         **kwargs: Any,
     ) -> list[Generation] | list[Generation | BaseException]:
         """Generate for every prompt, results in input order; kwargs apply to each.
@@ -302,6 +304,10 @@ class BaseClient(BatchAPIMethods):
         prompt with a stored success comes back without a call (`from_store=True`), stored
         errors are retried. What finished is committed before this returns or raises
         (first error, cancel or Ctrl-C included).
+
+        `max_cost` (USD, hosted models) caps what the batch spends, the results_db's recorded
+        cost included: prompts that would pass it are not sent and get BudgetExceededError,
+        raised once the calls in flight are stored (docs/spend.md).
         """
         batch = Batch(
             prompts,
@@ -311,10 +317,11 @@ class BaseClient(BatchAPIMethods):
             results_db=results_db,
             kwargs=kwargs,
             caller="generate_many",
+            max_cost=max_cost,
         )
         self._check_open()
         results: list[Any] = [None] * len(batch.prompts)
-        await self._run_batch(batch, results.__setitem__)
+        await batch.run(self, results.__setitem__)
         return results
 
     @overload
@@ -333,6 +340,7 @@ class BaseClient(BatchAPIMethods):
         return_exceptions: bool = False,
         progress: bool = False,
         results_db: str | os.PathLike[str] | ResultStore | None = None,
+        max_cost: float | None = None,
         **kwargs: Any,
     ) -> AsyncGenerator[tuple[int, Any], None]:
         """`(index, result)` for every prompt, in completion order (stored results first);
@@ -352,27 +360,19 @@ class BaseClient(BatchAPIMethods):
             results_db=results_db,
             kwargs=kwargs,
             caller="iter_many",
+            max_cost=max_cost,
         )
         self._check_open()
-        items = iterate(lambda emit: self._run_batch(batch, emit))
+        items = iterate(lambda emit: batch.run(self, emit))
         async with contextlib.aclosing(items):
             async for item in items:
                 yield item
 
-    async def _run_batch(self, batch: Batch, emit: Emit) -> None:
-        if batch.batch_api:  # the provider's batch API (`_batch_api`)
-            return await self._run_batch_jobs(batch, emit)
-        await batch.run(
-            functools.partial(self._call, batched=True),
-            emit,
-            start=self.start,
-            name=self.name,
-            target=self._store_target(),
-            params={**self.params, **batch.kwargs},
-            default_concurrency=self.default_concurrency,
-        )
-
     # --- for subclasses -----------------------------------------------------------
+
+    def _chain(self) -> Sequence[Resolution]:
+        """The names a call may go to, in order (a fallback client's chain)."""
+        return (self._resolution,)
 
     def _store_target(self) -> str:
         """What names the model in this client's result-store keys: its route or model id."""

@@ -33,10 +33,11 @@ from model_registry._store_jobs import (
     record_intent,
     record_state,
 )
-from model_registry.clients._batch import Batch, Emit, _mark_index, _record
+from model_registry.clients._batch import Batch, Emit, _record
 from model_registry.clients._batch_api.providers import Intent, JobStatus, ProviderJobs
 from model_registry.clients._batch_api.shape import RequestShape
 from model_registry.clients._batch_api.wire import error_for_status
+from model_registry.clients._batch_checks import mark_index
 from model_registry.errors import (
     TRANSIENT_ERRORS,
     InvalidParameterError,
@@ -254,7 +255,7 @@ class JobSession:
         """Emit one result, or keep the first error to raise (without return_exceptions)."""
         batch = self.batch
         if isinstance(result, BaseException):
-            _mark_index(result, index, len(batch.prompts), batch.caller)
+            mark_index(result, index, len(batch.prompts), batch.caller)
             if not batch.return_exceptions:
                 self.failure = self.failure or result
                 return

@@ -23,7 +23,9 @@ class BatchSubmission(msgspec.Struct, frozen=True):
     stored: int
 
 
-def batch_options(kwargs: dict[str, Any], results_db: Any, caller: str) -> tuple[bool, int | None]:
+def batch_options(
+    kwargs: dict[str, Any], results_db: Any, caller: str, max_cost: Any = None
+) -> tuple[bool, int | None]:
     """Take `batch_api` and `batch_size` out of a batch's kwargs, checked."""
     batch_api = kwargs.pop("batch_api", False)
     batch_size = kwargs.pop("batch_size", None)
@@ -47,5 +49,10 @@ def batch_options(kwargs: dict[str, Any], results_db: Any, caller: str) -> tuple
             f"batch_api=True in {caller} needs results_db (e.g. results_db='run.sqlite'): a "
             "batch job can take up to 24 hours, and the store is where its id is kept, so "
             "that a crash or Ctrl-C does not lose it (nothing was sent)"
+        )
+    if batch_api and max_cost is not None:
+        raise InvalidParameterError(
+            f"max_cost with batch_api=True in {caller} is not supported yet: the batch's "
+            "reservations are not made; pass one or the other (nothing was sent)"
         )
     return batch_api, batch_size

@@ -66,6 +66,9 @@ class FallbackClient(BaseClient):
     def __repr__(self) -> str:
         return f"{super().__repr__()[:-1]} fallbacks={list(self.fallbacks)!r}>"
 
+    def _chain(self) -> Sequence[Resolution]:
+        return self._resolutions
+
     def _client(self, index: int) -> BaseClient:
         client = self._clients[index]
         if client is None:

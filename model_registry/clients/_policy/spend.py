@@ -1,0 +1,240 @@
+"""Spend limits: `max_cost` on a batch, kept by reserving each attempt's cost before it is sent.
+
+A `Budget` holds the cap, what is spent (the store's recorded cost included) and what is
+reserved by attempts in flight. Before each attempt is sent (the first and every retry, on
+whichever name of a fallback chain takes it) it reserves an upper bound of that attempt's
+cost at that name's price (`Pricing.bound`); an attempt that does not fit waits for the
+attempts in flight to settle, and is refused with `BudgetExceededError` when it still does
+not fit (the budget then closes: no later prompt is sent). The reservation of an answered
+call is replaced by its real cost (`Generation.cost`; kept when that is None); an attempt
+answered with an HTTP error (4xx/5xx other than a gateway timeout) gives its reservation
+back, since providers bill answers, not errors; one whose outcome is unknown (a timeout, no
+response, a cancel after it was sent) keeps it as spent. So the total never exceeds the cap
+as long as each bound is one.
+
+The bound of an attempt's cost is `cost_bound`'s.
+
+The cap holds per process: the store is read once, when the batch starts (docs/spend.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import math
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from typing import Any, TypeVar
+
+import anyio
+
+from model_registry._prompts import Prompt, to_messages
+from model_registry.clients._policy.cost_bound import Pricing, json_text, prompt_token_bound
+from model_registry.errors import (
+    BudgetExceededError,
+    InvalidParameterError,
+    ModelCallError,
+    RequestTimeoutError,
+)
+from model_registry.types import Generation, Resolution
+
+__all__ = ["Budget", "Reservation", "Spending", "check_max_cost", "spent_attempt"]
+
+_T = TypeVar("_T")
+
+#: Statuses of an HTTP error whose request may still have been processed upstream.
+_GATEWAY_TIMEOUTS = frozenset({408, 504, 524})
+
+
+def check_max_cost(max_cost: Any) -> float | None:
+    """`max_cost` as a float (None: no cap); InvalidParameterError for anything but a finite
+    number >= 0."""
+    if max_cost is None:
+        return None
+    if (
+        isinstance(max_cost, bool)
+        or not isinstance(max_cost, int | float)
+        or not math.isfinite(max_cost)
+        or max_cost < 0
+    ):
+        raise InvalidParameterError(
+            f"max_cost must be a number of US dollars, 0 or more (e.g. max_cost=5.0), got "
+            f"{max_cost!r}"
+        )
+    return float(max_cost)
+
+
+# --- the budget ---------------------------------------------------------------------------
+
+
+class Reservation:
+    """Part of a budget held for one attempt (or one request of a provider batch job)."""
+
+    __slots__ = ("amount", "open")
+
+    def __init__(self, amount: float) -> None:
+        self.amount = amount
+        self.open = True
+
+    def __repr__(self) -> str:
+        return f"<Reservation {self.amount!r} USD {'open' if self.open else 'settled'}>"
+
+
+class Budget:
+    """A cap in USD, what is spent against it and what is reserved by attempts in flight.
+
+    `reserve(amount) -> Reservation | None` holds `amount` if it fits now; `settle(r, cost)`
+    replaces it by the real cost (None: the reservation is kept as spent); `release(r)` gives
+    it back (nothing was billed). `await acquire(amount)` waits for reservations in flight to
+    settle and raises BudgetExceededError (and closes the budget) when it cannot fit.
+    A provider batch job reserves each request at the batch price before it is submitted.
+    """
+
+    def __init__(self, max_cost: float, spent: float = 0.0) -> None:
+        self.max_cost = max_cost
+        #: Settled costs, the store's recorded cost and kept reservations included.
+        self.spent = spent
+        #: Reserved by open reservations.
+        self.held = 0.0
+        #: Set once a reservation was refused for good: no later one is made.
+        self.closed = False
+        self._open = 0
+        self._settled: anyio.Event | None = None
+
+    def reserve(self, amount: float) -> Reservation | None:
+        """Hold `amount` if it fits now (spent, held and it within the cap), else None."""
+        if self.closed or self.spent + self.held + amount > self.max_cost:
+            return None
+        self.held += amount
+        self._open += 1
+        return Reservation(amount)
+
+    def settle(self, reservation: Reservation, cost: float | None) -> None:
+        """Replace an open reservation by the real cost (None: keep the reservation as spent)."""
+        if not reservation.open:
+            return
+        reservation.open = False
+        self._open -= 1
+        self.held = self.held - reservation.amount if self._open else 0.0
+        self.spent += reservation.amount if cost is None else cost
+        if self._settled is not None:
+            self._settled.set()
+            self._settled = None
+
+    def release(self, reservation: Reservation) -> None:
+        """Give an open reservation back: nothing was billed."""
+        self.settle(reservation, 0.0)
+
+    async def acquire(self, amount: float) -> Reservation:
+        """A reservation of `amount`, once the reservations in flight leave room for it;
+        BudgetExceededError (and the budget closed) when they cannot."""
+        while (reservation := self.reserve(amount)) is None:
+            if self.closed or not self._open or self.spent + amount > self.max_cost:
+                self.closed = True
+                raise self.exceeded(amount)
+            if self._settled is None:
+                self._settled = anyio.Event()
+            await self._settled.wait()
+        return reservation
+
+    def exceeded(self, amount: float | None = None) -> BudgetExceededError:
+        """The error of a prompt not sent (`amount`: the bound that did not fit)."""
+        self.closed = True
+        would = "" if amount is None else f" and the next call may cost up to ${amount:.6f}"
+        return BudgetExceededError(
+            f"not sent: max_cost=${self.max_cost:.6f} would be exceeded (${self.spent:.6f} "
+            f"spent, the results_db's recorded cost included{would}); nothing of it was "
+            "stored: run again with a higher max_cost to send the prompts not answered",
+            max_cost=self.max_cost,
+            spent=self.spent,
+        )
+
+
+# --- a batch's calls -------------------------------------------------------------------------
+
+
+class Spending:
+    """What a batch's calls spend under: its budget and the price of each name they may call."""
+
+    def __init__(self, budget: Budget, prices: Mapping[str, Pricing]) -> None:
+        self.budget = budget
+        self.prices = prices
+
+    @contextlib.contextmanager
+    def call(self, prompt: Prompt) -> Iterator[_CallSpend]:
+        """The spend of one prompt's call: its attempts reserve (see `spent_attempt`);
+        `settle` it with the answer. A reservation left open at the end is kept as spent."""
+        spend = _CallSpend(self, prompt)
+        token = _CALL.set(spend)
+        try:
+            yield spend
+        finally:
+            _CALL.reset(token)
+            if spend.held is not None:
+                self.budget.settle(spend.held, None)
+
+
+class _CallSpend:
+    """One prompt's call under a budget: the reservation of its answered attempt."""
+
+    def __init__(self, spending: Spending, prompt: Prompt) -> None:
+        self.spending = spending
+        self.prompt = prompt
+        self.held: Reservation | None = None
+        self._prompt: tuple[int, bool] | None = None
+
+    def bound(self, name: str) -> float:
+        """The most an attempt of this call at `name`'s price can cost."""
+        if self._prompt is None:
+            messages = to_messages(self.prompt)
+            self._prompt = (prompt_token_bound(messages), "cache_control" in json_text(messages))
+        return self.spending.prices[name].bound(*self._prompt)
+
+    def settle(self, generation: Generation) -> None:
+        """The answer came: its cost replaces the reservation (None: the reservation stays)."""
+        if self.held is not None:
+            self.spending.budget.settle(self.held, generation.cost)
+            self.held = None
+
+
+_CALL: contextvars.ContextVar[_CallSpend | None] = contextvars.ContextVar(
+    "model_registry_call_spend", default=None
+)
+
+
+def spent_attempt(
+    resolution: Resolution, attempt: Callable[[], Awaitable[_T]]
+) -> Callable[[], Awaitable[_T]]:
+    """`attempt` as it runs under the batch's budget (itself outside a max_cost batch): each
+    run reserves its bound at `resolution`'s price first, and settles as the module says."""
+    spend = _CALL.get()
+    if spend is None or resolution.name not in spend.spending.prices:
+        return attempt
+    budget = spend.spending.budget
+
+    async def reserved() -> _T:
+        reservation = await budget.acquire(spend.bound(resolution.name))
+        try:
+            result = await attempt()
+        except BaseException as exc:
+            if _answered(exc):
+                budget.release(reservation)
+            else:
+                budget.settle(reservation, None)
+            raise
+        if spend.held is not None:  # not expected: one answered attempt per call
+            budget.settle(spend.held, None)
+        spend.held = reservation
+        return result
+
+    return reserved
+
+
+def _answered(exc: BaseException) -> bool:
+    """Whether the server answered the attempt with an error (so it billed nothing)."""
+    status = getattr(exc, "status_code", None)
+    return (
+        isinstance(exc, ModelCallError)
+        and not isinstance(exc, RequestTimeoutError)
+        and isinstance(status, int)
+        and status not in _GATEWAY_TIMEOUTS
+    )
