@@ -15,8 +15,10 @@ from tests.hosted.conftest import SERVER_KEY, model_name
 async def test_a_few_hundred_prompts_come_back_in_order_from_jobs_of_batch_size(
     server: FakeOpenAIServer, provider: str, tmp_path: Path
 ) -> None:
+    server.configure_batches(results_order="reversed")  # answers matched by custom id
     prompts = [f"prompt {i}" for i in range(300)]
-    async with get_client(f"{provider}:{model_name()}") as client:
+    model = model_name()
+    async with get_client(f"{provider}:{model}") as client:
         results = await client.generate_many(
             prompts, batch_api=True, batch_size=100, results_db=tmp_path / "r.db"
         )
@@ -25,6 +27,7 @@ async def test_a_few_hundred_prompts_come_back_in_order_from_jobs_of_batch_size(
     assert len(set(ids)) == 3 and ids[0] == ids[99] != ids[100]
     stats = server.batch_stats("openai")
     assert (stats.jobs_created, stats.files_uploaded, stats.requests) == (3, 3, 300)
+    assert server.stats(model).requests == 0  # nothing went out one request at a time
 
 
 async def test_failed_and_expired_requests_are_errors_and_a_rerun_sends_only_them(
