@@ -65,6 +65,7 @@ from model_registry.types import (
 if _TYPE_CHECKING:
     # The one client type (what get_client returns), under the name users annotate with;
     # loaded on first use, with the clients (see `__getattr__`).
+    from model_registry._store_jobs import BatchJob, batch_jobs
     from model_registry.clients.base import BaseClient as ModelClient
     from model_registry.store import ResultStore, StoreSummary
 
@@ -81,10 +82,11 @@ def __getattr__(name: str) -> _Any:
 
         globals()["ModelClient"] = BaseClient
         return BaseClient
-    if name in ("ResultStore", "StoreSummary"):
-        from model_registry import store
+    if name in ("ResultStore", "StoreSummary", "BatchJob", "batch_jobs"):
+        from model_registry import _store_jobs, store
 
-        globals()[name] = value = getattr(store, name)
+        module = _store_jobs if name in ("BatchJob", "batch_jobs") else store
+        globals()[name] = value = getattr(module, name)
         return value
     if name != "__version__":
         raise AttributeError(f"module 'model_registry' has no attribute {name!r}")
@@ -107,6 +109,7 @@ __all__ = [
     "AuthenticationError",
     "BackendNotInstalledError",
     "BadRequestError",
+    "BatchJob",
     "BudgetExceededError",
     "ClientClosedError",
     "ContentFilteredError",
@@ -140,6 +143,7 @@ __all__ = [
     "Usage",
     "__version__",
     "alias_warnings",
+    "batch_jobs",
     "fallback_chain",
     "get_client",
     "limits_in_force",

@@ -23,6 +23,8 @@ OWN_KWARGS: Mapping[str, str] = MappingProxyType(
         "concurrency": f'{_BATCH}, or declare it in a [limits."NAME"] table',
         "progress": _BATCH,
         "return_exceptions": _BATCH,
+        "batch_api": f"{_BATCH}, with results_db (or call client.submit_batch(...))",
+        "batch_size": f"{_BATCH}, with batch_api=True",
         "limits": 'declare limits once: get_client(name, limits={...}) or a [limits."NAME"] table',
         "fallbacks": "declare fallbacks once: get_client(name, fallbacks=[...]) or "
         "fallbacks = [...] beside provider and model_id in the alias file",

@@ -31,11 +31,18 @@ import model_registry
 from model_registry._cli import interrupts
 from model_registry._cli.embed import embed_texts
 from model_registry._cli.interrupts import EXIT_INTERRUPTED
-from model_registry._cli.options import DebugOption, JsonOption, SetOption, parse_sets
+from model_registry._cli.options import (
+    DebugOption,
+    JsonOption,
+    SetOption,
+    parse_sets,
+)
 from model_registry._cli.output import command, reported_errors, state
 from model_registry._cli.run_options import (
+    BatchApiOption,
     ConcurrencyOption,
     MaxCostOption,
+    NoWaitOption,
     OutOption,
     PromptsFileArgument,
     ResultsDbOption,
@@ -244,6 +251,24 @@ def validate_command(
     show_validation(list(paths or ()))
 
 
+@app.command("batches")
+@command
+def batches_command(
+    results_db: Annotated[
+        Path,
+        typer.Argument(metavar="RESULTS_DB", help="The result store of a --batch-api run."),
+    ],
+    cancel: Annotated[
+        bool, typer.Option("--cancel", help="Cancel the jobs still running at the provider.")
+    ] = False,
+    debug: DebugOption = False,
+) -> None:
+    """List the provider batch jobs of RESULTS_DB with their status at the provider."""
+    from model_registry._cli.batches import show_batches  # with asyncio: not loaded by 'list'
+
+    show_batches(results_db, cancel=cancel)
+
+
 @app.command("run")
 @command
 def run_command(
@@ -256,6 +281,8 @@ def run_command(
     ray: RayOption = False,
     ray_address: RayAddressOption = None,
     workers: WorkersOption = None,
+    batch_api: BatchApiOption = False,
+    no_wait: NoWaitOption = False,
     sets: SetOption = None,
     debug: DebugOption = False,
 ) -> None:
@@ -281,4 +308,6 @@ def run_command(
         concurrency=concurrency,
         max_cost=max_cost,
         ray=on_ray,
+        batch_api=batch_api,
+        no_wait=no_wait,
     )

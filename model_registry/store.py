@@ -206,6 +206,11 @@ class ResultStore:
         row = (key, index, 0, *([None] * 11), error_class, message, status_code, time.time())
         self._queue.put((_PUT_ERROR, row))
 
+    def put_other(self, statement: str, row: tuple[Any, ...]) -> None:
+        """Queue a write to another table of the file (`_store_jobs`), committed in order."""
+        self._raise_if_unusable()
+        self._queue.put((statement, row))
+
     def flush(self) -> None:
         """Wait until everything queued so far is committed; raise a writer failure."""
         self._raise_if_unusable()
@@ -299,6 +304,8 @@ class ResultStore:
         db.execute("BEGIN IMMEDIATE")
         for statement in (_PUT_RESULT, _PUT_ERROR):
             db.executemany(statement, [row for sql, row in puts if sql is statement])
+        for sql, row in (p for p in puts if p[0] is not _PUT_RESULT and p[0] is not _PUT_ERROR):
+            db.execute(sql, row)  # other tables' writes (`put_other`), in the order queued
         db.execute("COMMIT")
 
 

@@ -118,6 +118,8 @@ class Generation(msgspec.Struct, Generic[ParsedT], frozen=True):
     logprobs: list[TokenLogprob] | None = None
     reasoning: str | None = None
     tool_calls: list[ToolCall] | None = None
+    #: The provider's batch job that answered (`generate_many(..., batch_api=True)`), else None.
+    batch_id: str | None = None
 
     def __repr__(self) -> str:
         return shown_repr(
@@ -140,6 +142,8 @@ class Generation(msgspec.Struct, Generic[ParsedT], frozen=True):
             data["reasoning"] = self.reasoning
         if self.tool_calls is not None:
             data["tool_calls"] = [call.to_dict() for call in self.tool_calls]
+        if self.batch_id is not None:
+            data["batch_id"] = self.batch_id
         return data
 
 

@@ -27,6 +27,8 @@ OWN_VALUES = {
     "limits": {"rpm": 5},
     "fallbacks": ["gpt-4o"],
     "strict": True,
+    "batch_api": True,
+    "batch_size": 10,
 }
 
 

@@ -27,6 +27,7 @@ from model_registry._cli.output import (
     state,
 )
 from model_registry._cli.progress import RunProgress, Tally, money
+from model_registry._cli.run_batch import batch_jobs_left, submit_only
 from model_registry._cli.run_input import read_run_input
 from model_registry._cli.run_ray import RayOptions, run_on_ray
 
@@ -44,13 +45,15 @@ def run_prompts_file(
     concurrency: int | None,
     max_cost: float | None = None,
     ray: RayOptions | None = None,
+    batch_api: bool = False,
+    no_wait: bool = False,
 ) -> None:
     """Send every prompt of `prompts_file` to `name`, keeping each answer in the store, then
     write `out` and a summary; exit 1 when a prompt failed, 3 when `max_cost` left prompts
-    unsent (3 wins), 130 on Ctrl-C."""
+    unsent (3 wins), 130 on Ctrl-C. With `batch_api` the prompts go through the provider's
+    batch API (`no_wait`: submitted, not waited for)."""
     state.call = (name, kwargs)
-    if ray is not None and max_cost is not None:
-        fail("--max-cost does not work with --ray yet: run without --ray to cap the spend")
+    _check_options(max_cost, ray, batch_api, no_wait)
     db = results_db if results_db is not None else out.with_name(out.name + ".sqlite")
     _check_run_paths(prompts_file, out, db)
     run_input = read_run_input(prompts_file)
@@ -58,6 +61,9 @@ def run_prompts_file(
     with _results_db_hint():
         store = model_registry.ResultStore(db)
     report = _Report(Tally(len(run_input.prompts)), store, out, max_cost)
+    report.batch_api = batch_api
+    if no_wait:
+        submit_only(name, kwargs, run_input.prompts, store)
     interrupts.set_last_words(report.interrupted)
     try:
         with _results_db_hint(), warnings.catch_warnings():
@@ -82,6 +88,11 @@ def run_prompts_file(
     interrupts.set_last_words(None)
     _write_results(out, run_input.ids, results, report)
     echo_lines_err([*report.summary(), f"wrote {out} (store: {db})"])
+    _exit_status(report, out)
+
+
+def _exit_status(report: _Report, out: Path) -> None:
+    """Exit 3 when --max-cost left prompts unsent (3 wins), 1 when a prompt failed."""
     tally = report.tally
     noun = "prompt" if tally.prompts == 1 else "prompts"
     failed = (
@@ -92,6 +103,18 @@ def run_prompts_file(
         fail(f"{failed}\n{report.over_budget()}" if tally.failed else report.over_budget(), 3)
     if tally.failed:
         fail(failed)
+
+
+def _check_options(
+    max_cost: float | None, ray: RayOptions | None, batch_api: bool, no_wait: bool
+) -> None:
+    """Refuse, before anything is read or sent, options that do not go together."""
+    if no_wait and not batch_api:
+        raise typer.BadParameter("--no-wait goes with --batch-api", param_hint="'--no-wait'")
+    if ray is not None and max_cost is not None:
+        fail("--max-cost does not work with --ray yet: run without --ray to cap the spend")
+    if ray is not None and batch_api:
+        fail("--batch-api and --ray do not go together: the provider's batch API needs no workers")
 
 
 @contextmanager
@@ -135,6 +158,7 @@ class _Report:
         self, tally: Tally, store: model_registry.ResultStore, out: Path, max_cost: float | None
     ) -> None:
         self.tally, self.store, self.out = tally, store, out
+        self.batch_api = False
         self.started = time.monotonic()
         self.before = store.summary()
         self.max_cost = max_cost
@@ -203,6 +227,7 @@ class _Report:
                 *self._stored_summary(),
                 f"the finished answers are kept in {self.store.path}; run the same command "
                 f"again to finish ({self.out} was not written)",
+                *(batch_jobs_left(self.store.path) if self.batch_api else ()),
             ]
         )
 
@@ -251,6 +276,7 @@ async def _run_prompts(
             return_exceptions=True,
             results_db=store,
             max_cost=report.max_cost,
+            **({"batch_api": True} if report.batch_api else {}),
         )
         async with contextlib.aclosing(batch) as completed:
             async for index, result in completed:

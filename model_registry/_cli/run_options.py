@@ -8,8 +8,10 @@ from typing import Annotated
 import typer
 
 __all__ = [
+    "BatchApiOption",
     "ConcurrencyOption",
     "MaxCostOption",
+    "NoWaitOption",
     "OutOption",
     "PromptsFileArgument",
     "ResultsDbOption",
@@ -58,5 +60,23 @@ MaxCostOption = Annotated[
         min=0.0,
         help="Spend at most this many US dollars, the store's earlier answers included "
         "(hosted models; each call reserves its highest possible cost before it is sent).",
+    ),
+]
+#: `run --batch-api`: the prompts through the provider's batch API.
+BatchApiOption = Annotated[
+    bool,
+    typer.Option(
+        "--batch-api",
+        help="Send the prompts through the provider's batch API (OpenAI, Anthropic: half "
+        "the price, answers within 24 h); the job is kept in the store, so the same "
+        "command after a crash or Ctrl-C collects it.",
+    ),
+]
+#: `run --batch-api --no-wait`: submit and exit.
+NoWaitOption = Annotated[
+    bool,
+    typer.Option(
+        "--no-wait",
+        help="With --batch-api: submit and exit; the same command without it collects.",
     ),
 ]

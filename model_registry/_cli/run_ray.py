@@ -4,12 +4,14 @@ the results file as without Ray. Ray is imported here, inside the command, only.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 import model_registry
-from model_registry._cli.progress import Tally
+
+if TYPE_CHECKING:  # progress imports asyncio, which 'list' and '--help' do not load
+    from model_registry._cli.progress import Tally
 
 RayOption = Annotated[bool, typer.Option("--ray", help="Run through Ray actors (the 'ray' extra).")]
 RayAddressOption = Annotated[

@@ -27,6 +27,7 @@ import anyio.to_thread
 import msgspec
 
 from model_registry._prompts import Prompt, to_messages
+from model_registry.clients._batch_api.options import batch_options
 from model_registry.clients._batch_checks import (
     check_concurrency,
     check_results_db,
@@ -81,12 +82,16 @@ class Batch:
         self.results_db = results_db
         self.kwargs = kwargs
         self.caller = caller
+        self.batch_api, self.batch_size = batch_options(kwargs, results_db, caller, max_cost)
 
     async def run(self, client: Any, emit: Emit) -> None:
         """Run every prompt through `client` (a BaseClient, started only when some prompt
         needs a call), `emit` each result as it completes; raise the first error (with
         `.index`) unless `return_exceptions`. Its store target and params with this batch's
         kwargs make the store keys; the names of its chain are priced for max_cost."""
+        if self.batch_api:  # the provider's batch API (`_batch_api`)
+            await client._run_batch_jobs(self, emit)
+            return
         names: Sequence[Resolution] = client._chain()
         if self.max_cost is not None:
             refuse_local(names)
@@ -363,6 +368,7 @@ def _generation(stored: StoredResult, schema: OutputSchema | None = None) -> Gen
         logprobs=None if logprobs is None else msgspec.convert(logprobs, list[TokenLogprob]),
         reasoning=extra.get("reasoning"),
         tool_calls=None if tool_calls is None else msgspec.convert(tool_calls, list[ToolCall]),
+        batch_id=extra.get("batch_id"),
     )
 
 

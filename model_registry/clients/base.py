@@ -23,6 +23,7 @@ import anyio
 
 from model_registry._prompts import Prompt
 from model_registry.clients._batch import Batch, iterate
+from model_registry.clients._batch_api import BatchAPIMethods
 from model_registry.clients._embed import EmbedMethods
 from model_registry.clients._policy.call_limits import CallLimits, call_timeout
 from model_registry.clients._policy.retries import call_with_retries
@@ -38,7 +39,7 @@ _T = TypeVar("_T")
 _ParsedT = TypeVar("_ParsedT")
 
 
-class BaseClient(EmbedMethods):
+class BaseClient(EmbedMethods, BatchAPIMethods):
     """Base of the hosted and local clients; subclasses fill in `_start`, `_generate`,
     `_stream` and `_close`.
 

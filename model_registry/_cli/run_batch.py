@@ -1,0 +1,49 @@
+"""`run --batch-api`: what is particular to a run through a provider's batch API (submit
+without waiting; what Ctrl-C leaves at the provider)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, NoReturn
+
+import typer
+
+import model_registry
+from model_registry._cli.interrupts import run_async
+from model_registry._cli.output import echo_lines_err
+
+__all__ = ["batch_jobs_left", "submit_only"]
+
+
+def submit_only(
+    name: str, kwargs: dict[str, Any], prompts: list[Any], store: model_registry.ResultStore
+) -> NoReturn:
+    """`--no-wait`: submit what is neither stored nor pending, say how to collect, exit 0."""
+
+    async def submit() -> Any:
+        async with model_registry.get_client(name, **kwargs) as client:
+            return await client.submit_batch(prompts, results_db=store)
+
+    try:
+        done = run_async(submit())
+    finally:
+        store.close()
+    jobs = ", ".join(done.job_ids) or "none"
+    echo_lines_err(
+        [
+            f"{done.submitted} prompts submitted, {done.pending} already in a pending job, "
+            f"{done.stored} answered in the store; batch jobs: {jobs}",
+            "collect the answers with the same command without --no-wait (it waits for the "
+            f"jobs); list or cancel them with: model-registry batches {store.path} [--cancel]",
+        ]
+    )
+    raise typer.Exit(0)
+
+
+def batch_jobs_left(db: Path) -> list[str]:
+    """What Ctrl-C leaves at the provider, and how to collect or cancel it."""
+    return [
+        "the batch jobs keep running at the provider: the same command collects their "
+        f"answers (no job is submitted twice); cancel them with: model-registry batches {db} "
+        "--cancel"
+    ]
