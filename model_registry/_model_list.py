@@ -25,8 +25,10 @@ class _Entry(msgspec.Struct):
     mode: str | None = None
 
 
-# Suggestions are for a chat client: ids of image, audio or embedding models are not offered.
+# A bare id routes by the providers of its chat models; suggestions are for `generate` or
+# `embed`, so embedding ids are offered too, and ids of image or audio models never.
 _CHAT_MODES = frozenset({"chat", "responses", "completion", None})
+_SUGGESTED_MODES = _CHAT_MODES | {"embedding"}
 # LiteLLM files some of a provider's models under a related `litellm_provider`
 # ("vertex_ai-anthropic_models", "bedrock_converse"): they count as the provider's.
 _RELATED = {"bedrock": ("bedrock_converse", "bedrock_mantle"), "cohere": ("cohere_chat",)}
@@ -41,6 +43,7 @@ class ModelList:
         self.keys = frozenset(entries)
         by_provider: dict[str, set[str]] = {}
         chat: dict[str, set[str]] = {}
+        suggested: dict[str, set[str]] = {}
         families: dict[str, str] = {}
         for key, entry in entries.items():
             provider = entry.litellm_provider
@@ -54,8 +57,11 @@ class ModelList:
             by_provider.setdefault(provider, set()).add(bare)
             if entry.mode in _CHAT_MODES:
                 chat.setdefault(provider, set()).add(bare)
+            if entry.mode in _SUGGESTED_MODES:
+                suggested.setdefault(provider, set()).add(bare)
         self._by_provider = {p: frozenset(ids) for p, ids in by_provider.items()}
         self._chat = {p: frozenset(ids) for p, ids in chat.items()}
+        self._suggested = {p: frozenset(ids) for p, ids in suggested.items()}
         self._owners: dict[str, frozenset[str]] | None = None
 
     def has_models(self, provider: str) -> bool:
@@ -81,8 +87,8 @@ class ModelList:
         return self._owners.get(model_id, frozenset())
 
     def closest(self, provider: str, model_id: str, n: int = 2) -> list[str]:
-        """The listed chat ids of `provider` closest to `model_id`, best first."""
-        ids = self._chat.get(provider, frozenset())
+        """The listed chat and embedding ids of `provider` closest to `model_id`, best first."""
+        ids = self._suggested.get(provider, frozenset())
         lowered = model_id.lower()
         exact_case = sorted(i for i in ids if i.lower() == lowered)
         if exact_case:
