@@ -63,7 +63,7 @@ def run_prompts_file(
     report = _Report(Tally(len(run_input.prompts)), store, out, max_cost)
     report.batch_api = batch_api
     if no_wait:
-        submit_only(name, kwargs, run_input.prompts, store)
+        submit_only(name, kwargs, run_input.prompts, store, max_cost)
     interrupts.set_last_words(report.interrupted)
     try:
         with _results_db_hint(), warnings.catch_warnings():

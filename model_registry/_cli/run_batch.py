@@ -16,13 +16,18 @@ __all__ = ["batch_jobs_left", "submit_only"]
 
 
 def submit_only(
-    name: str, kwargs: dict[str, Any], prompts: list[Any], store: model_registry.ResultStore
+    name: str,
+    kwargs: dict[str, Any],
+    prompts: list[Any],
+    store: model_registry.ResultStore,
+    max_cost: float | None = None,
 ) -> NoReturn:
-    """`--no-wait`: submit what is neither stored nor pending, say how to collect, exit 0."""
+    """`--no-wait`: submit what is neither stored nor pending (and fits `max_cost`), say how
+    to collect, exit 0 (3 when `max_cost` left prompts out)."""
 
     async def submit() -> Any:
         async with model_registry.get_client(name, **kwargs) as client:
-            return await client.submit_batch(prompts, results_db=store)
+            return await client.submit_batch(prompts, results_db=store, max_cost=max_cost)
 
     try:
         done = run_async(submit())
@@ -37,6 +42,14 @@ def submit_only(
             f"jobs); list or cancel them with: model-registry batches {store.path} [--cancel]",
         ]
     )
+    if done.not_sent:
+        echo_lines_err(
+            [
+                f"{done.not_sent} prompts not sent: their requests could have passed --max-cost "
+                f"${max_cost:.6f}; run the same command with a higher --max-cost to send them"
+            ]
+        )
+        raise typer.Exit(3)
     raise typer.Exit(0)
 
 

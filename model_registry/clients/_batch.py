@@ -82,7 +82,7 @@ class Batch:
         self.results_db = results_db
         self.kwargs = kwargs
         self.caller = caller
-        self.batch_api, self.batch_size = batch_options(kwargs, results_db, caller, max_cost)
+        self.batch_api, self.batch_size = batch_options(kwargs, results_db, caller)
 
     async def run(self, client: Any, emit: Emit) -> None:
         """Run every prompt through `client` (a BaseClient, started only when some prompt

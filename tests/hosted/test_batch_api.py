@@ -195,7 +195,7 @@ async def test_expired_requests_are_errors_that_a_rerun_submits_again(
         ("openai:gpt-4o-mini", {}, "needs results_db"),
         ("gemini:gemini-2.5-flash", {"results_db": "x.sqlite"}, "provider 'gemini'"),
         ("openai:gpt-4o-mini", {"batch_size": 10}, "pass batch_api=True too"),
-        ("openai:gpt-4o-mini", {"results_db": "x.sqlite", "max_cost": 1.0}, "not supported yet"),
+        ("openai:no-such-price", {"results_db": "x.sqlite", "max_cost": 1.0}, "no-such-price"),
     ],
 )
 async def test_a_batch_that_cannot_be_sent_is_refused_before_anything_is_sent(

@@ -28,11 +28,13 @@ class BatchAPIMethods:
         prompts: Sequence[Prompt],
         *,
         results_db: str | os.PathLike[str] | ResultStore,
+        max_cost: float | None = None,
         **kwargs: Any,
     ) -> BatchSubmission:
         """Submit through the provider's batch API the prompts neither stored nor in a pending
-        job, and return at once; `generate_many(..., batch_api=True)` with the same prompts,
-        kwargs and results_db collects them."""
+        job (under `max_cost`: those that fit), and return at once;
+        `generate_many(..., batch_api=True)` with the same prompts, kwargs and results_db
+        collects them."""
         from model_registry.clients._batch import Batch
         from model_registry.clients._batch_api.run import run_jobs
 
@@ -44,6 +46,7 @@ class BatchAPIMethods:
             results_db=results_db,
             kwargs={**kwargs, "batch_api": True},
             caller="submit_batch",
+            max_cost=max_cost,
         )
         self._check_open()
         return await run_jobs(self, batch, lambda index, result: None, wait=False)

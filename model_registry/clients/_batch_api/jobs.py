@@ -34,12 +34,14 @@ from model_registry._store_jobs import (
     record_state,
 )
 from model_registry.clients._batch import Batch, Emit, _record
+from model_registry.clients._batch_api.budget import JobBudget
 from model_registry.clients._batch_api.providers import Intent, JobStatus, ProviderJobs
 from model_registry.clients._batch_api.shape import RequestShape
 from model_registry.clients._batch_api.wire import error_for_status
 from model_registry.clients._batch_checks import mark_index
 from model_registry.errors import (
     TRANSIENT_ERRORS,
+    BudgetExceededError,
     InvalidParameterError,
     ModelCallError,
     ModelRegistryError,
@@ -84,6 +86,10 @@ class JobSession:
         self.on_status: Any = None
         #: Called with the number of prompts each delivery completes.
         self.on_done: Any = None
+        #: The reservations of a run with max_cost (`budget`), and its first prompt not sent.
+        self.budget: JobBudget | None = None
+        self.over_budget: BudgetExceededError | None = None
+        self.not_sent = 0
 
     async def _thread(self, function: Any, *args: Any) -> Any:
         return await anyio.to_thread.run_sync(function, self.store, *args)
@@ -239,6 +245,8 @@ class JobSession:
     def deliver(self, key: str, result: Generation | BaseException) -> None:
         """Store one result (an enqueue) and hand it out, if it is one of this run's."""
         index = self.index_of.get(key)
+        if self.budget is not None:
+            self.budget.settle(key, result)
         if isinstance(result, Generation):
             record = _record(result)
             record.extra["batch_id"] = result.batch_id
@@ -256,6 +264,9 @@ class JobSession:
         batch = self.batch
         if isinstance(result, BaseException):
             mark_index(result, index, len(batch.prompts), batch.caller)
+            if isinstance(result, BudgetExceededError) and not batch.return_exceptions:
+                self.over_budget = self.over_budget or result  # the jobs are still collected
+                return
             if not batch.return_exceptions:
                 self.failure = self.failure or result
                 return
@@ -263,6 +274,17 @@ class JobSession:
             self.emit(index, result)
             if self.on_done is not None:
                 self.on_done(1)
+
+    def admit(self, pending: list[BatchJob], fresh: list[int]) -> list[int]:
+        """The prompts of `fresh` the budget (if any) leaves room for; the others get
+        BudgetExceededError, handed out and not stored."""
+        if self.budget is None:
+            return fresh
+        admitted, refused = self.budget.admit(pending, fresh, self.batch.prompts, self.keys)
+        self.not_sent = len(refused)
+        for index, error in refused.items():
+            self.hand_out(index, error)
+        return admitted
 
     def not_prompts(self, todo: list[int]) -> None:
         """Hand out the error of each prompt in `todo` that is no prompt (it has no key)."""

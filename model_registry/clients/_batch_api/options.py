@@ -15,17 +15,16 @@ __all__ = ["BatchSubmission", "batch_options"]
 class BatchSubmission(msgspec.Struct, frozen=True):
     """What `submit_batch` did: the provider's ids of the jobs now running for the prompts
     (new and earlier ones), and how many prompts were submitted now, were already in a
-    pending job, or had a stored answer."""
+    pending job, had a stored answer, or were not sent because they did not fit `max_cost`."""
 
     job_ids: list[str]
     submitted: int
     pending: int
     stored: int
+    not_sent: int = 0
 
 
-def batch_options(
-    kwargs: dict[str, Any], results_db: Any, caller: str, max_cost: Any = None
-) -> tuple[bool, int | None]:
+def batch_options(kwargs: dict[str, Any], results_db: Any, caller: str) -> tuple[bool, int | None]:
     """Take `batch_api` and `batch_size` out of a batch's kwargs, checked."""
     batch_api = kwargs.pop("batch_api", False)
     batch_size = kwargs.pop("batch_size", None)
@@ -49,10 +48,5 @@ def batch_options(
             f"batch_api=True in {caller} needs results_db (e.g. results_db='run.sqlite'): a "
             "batch job can take up to 24 hours, and the store is where its id is kept, so "
             "that a crash or Ctrl-C does not lose it (nothing was sent)"
-        )
-    if batch_api and max_cost is not None:
-        raise InvalidParameterError(
-            f"max_cost with batch_api=True in {caller} is not supported yet: the batch's "
-            "reservations are not made; pass one or the other (nothing was sent)"
         )
     return batch_api, batch_size

@@ -9,11 +9,13 @@ from typing import Any
 import anyio
 
 from model_registry.clients._batch import Batch, Emit, _keys, _open_store, _ProgressBar
+from model_registry.clients._batch_api.budget import job_budget
 from model_registry.clients._batch_api.connect import batch_provider, connect
 from model_registry.clients._batch_api.jobs import JobSession
 from model_registry.clients._batch_api.options import BatchSubmission
 from model_registry.clients._batch_api.providers import JobStatus
 from model_registry.clients._batch_api.shape import RequestShape
+from model_registry.clients._policy.cost_bound import pricing
 from model_registry.clients._structured import output_schema
 
 __all__ = ["job_statuses", "run_jobs"]
@@ -67,14 +69,17 @@ async def run_jobs(client: Any, batch: Batch, emit: Emit, *, wait: bool = True) 
             session.on_done = bar.advance
             session.on_status = _shown_on(bar, client.name)
         session.not_prompts(todo)
+        if batch.max_cost is not None:
+            price = pricing(primary.resolution, batch.kwargs, tier="batches")
+            session.budget = await job_budget(batch.max_cost, store, price)
         pending, fresh = await session.plan(todo)
-        new = await session.submit(fresh, batch.batch_size)
+        sent = session.admit(pending, fresh)
+        new = await session.submit(sent, batch.batch_size)
         if wait:
             await session.wait(pending + new)
         job_ids = [str(record.job_id) for record in pending + new]
-        summary = BatchSubmission(
-            job_ids, len(fresh), len(todo) - len(fresh), len(keys) - len(todo)
-        )
+        held, stored = len(todo) - len(fresh), len(keys) - len(todo)
+        summary = BatchSubmission(job_ids, len(sent), held, stored, session.not_sent)
     finally:
         with anyio.CancelScope(shield=True):
             if api is not None:
@@ -84,6 +89,8 @@ async def run_jobs(client: Any, batch: Batch, emit: Emit, *, wait: bool = True) 
             await (store.aclose() if owned else store.aflush())
     if session.failure is not None:
         raise session.failure
+    if session.over_budget is not None:
+        raise session.over_budget
     return summary
 
 

@@ -86,7 +86,8 @@ class Budget:
     replaces it by the real cost (None: the reservation is kept as spent); `release(r)` gives
     it back (nothing was billed). `await acquire(amount)` waits for reservations in flight to
     settle and raises BudgetExceededError (and closes the budget) when it cannot fit.
-    A provider batch job reserves each request at the batch price before it is submitted.
+    A provider batch job reserves each request at the batch price before it is submitted
+    (`hold`: the requests of a job already submitted, fit or not).
     """
 
     def __init__(self, max_cost: float, spent: float = 0.0) -> None:
@@ -104,6 +105,13 @@ class Budget:
         """Hold `amount` if it fits now (spent, held and it within the cap), else None."""
         if self.closed or self.spent + self.held + amount > self.max_cost:
             return None
+        self.held += amount
+        self._open += 1
+        return Reservation(amount)
+
+    def hold(self, amount: float) -> Reservation:
+        """Hold `amount` whether it fits or not: a request already submitted to a provider
+        batch job, which will be billed."""
         self.held += amount
         self._open += 1
         return Reservation(amount)
