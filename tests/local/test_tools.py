@@ -3,9 +3,10 @@ function is decoded under a closed JSON schema, so even random weights give vali
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
+from pydantic import Field
 
 from model_registry import InvalidParameterError
 
@@ -19,6 +20,7 @@ WEATHER = {
         "parameters": {
             "type": "object",
             "properties": {
+                # bounded: random weights never end an unbounded string on their own
                 "city": {"type": "string", "maxLength": 12},
                 "days": {"type": "integer", "minimum": 1, "maximum": 7},
             },
@@ -28,7 +30,7 @@ WEATHER = {
 }
 
 
-def lookup(word: str) -> str:
+def lookup(word: Annotated[str, Field(max_length=12)]) -> str:
     """Look a word up."""
     return word
 
