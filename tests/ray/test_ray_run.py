@@ -13,6 +13,7 @@ from tests.fixtures.openai_server import FakeOpenAIServer
 from tests.ray.conftest import client_kwargs, model_name
 
 PROMPTS = 400
+_COUNTS = ("prompt_tokens", "completion_tokens", "total_tokens")
 
 
 async def test_a_run_through_two_actors_keeps_every_answer_in_input_order_and_in_the_store(
@@ -85,7 +86,13 @@ def test_the_processor_keeps_the_rows_columns_and_adds_run_output_fields(
     ]
     assert out[0]["error"] is None
     assert out[0]["finish_reason"] == "stop"
-    assert out[0]["usage"] == {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}
+    usage = out[0]["usage"]
+    assert set(usage) == {*_COUNTS, "cached_tokens", "reasoning_tokens"}  # as run writes it
+    assert {k: usage[k] for k in _COUNTS} == {
+        "prompt_tokens": 1,
+        "completion_tokens": 2,
+        "total_tokens": 3,
+    }
     assert out[2]["error"]["status_code"] == 500
     assert out[2]["error"]["class"] == "ServiceUnavailableError" or out[2]["error"]["class"]
     assert out[2]["usage"] is None
