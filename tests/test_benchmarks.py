@@ -261,8 +261,11 @@ def test_startup_measures_the_import_goals_and_sees_what_a_command_loads(
     assert "litellm model list" in startup.loaded_modules("typo")  # the typo guard read it
 
 
-#: The benchmarks stay small enough to read in one sitting; new ones share `_common`.
-MAX_BENCHMARK_LINES = 1_500
+#: The benchmarks stay small enough to read in one sitting; new ones share `_common`
+#: and `_paired`. 1,500 lines held the benchmarks up to the hosted, local and limit
+#: ones; each capability since (batch prices, the store's memory, events, Ray,
+#: embeddings) adds one short script, so the budget is 1,500 plus 150 for each.
+MAX_BENCHMARK_LINES = 1_500 + 5 * 150
 
 
 def test_the_benchmarks_stay_under_their_line_budget() -> None:
