@@ -1,5 +1,9 @@
 """A local call's `timeout` starts at the call: the wait for its limits (here a slot of
-`concurrency = 1` held by another call) and the generation share it."""
+`concurrency = 1` held by another call) counts against it.
+
+The holder keeps the slot with an open stream it stops reading, not with a long
+generation: the tiny model's context (512 tokens) can be generated in under a second on
+a fast machine, so "endless" generations end early there (a CI run saw it)."""
 
 from __future__ import annotations
 
@@ -16,24 +20,28 @@ from tests.local.conftest import ENGINE_KWARGS
 pytestmark = pytest.mark.local
 
 ENDLESS = {"max_tokens": 100_000, "ignore_eos": True}
-HOLDER_S = 1.5  # the first call holds the only slot this long
 TIMEOUT_S = 2.0  # the second call's: past it the call raises, whatever it was doing
-#: The limit checked: the timeout, 20% and 0.3 s of slack; counted from after the
-#: generation (HOLDER_S + TIMEOUT_S = 3.5 s) it would be far past.
+HOLDER_S = TIMEOUT_S + 2.0  # the first call holds the only slot this long
+#: The limit checked: the timeout, 20% and 0.3 s of slack; a call that waited for the
+#: slot without counting it would raise only after HOLDER_S.
 WITHIN_S = TIMEOUT_S * 1.2 + 0.3
 
 
-async def _hold_the_slot(client: Any) -> None:
-    with pytest.raises(RequestTimeoutError):
-        await client.generate("Go on.", timeout=HOLDER_S, **ENDLESS)
+async def _hold_the_slot(client: Any, holding: anyio.Event) -> None:
+    async with client.stream("Go on.", **ENDLESS) as stream:
+        async for _ in stream:
+            holding.set()
+            await anyio.sleep(HOLDER_S)  # the stream's permit is held while it is open
+            break
 
 
 @pytest.mark.parametrize("how", ["generate", "stream"])
 async def test_a_timeout_counts_the_wait_for_a_slot(tiny_name: str, how: str) -> None:
     client = get_client(tiny_name, temperature=0.0, limits={"concurrency": 1}, **ENGINE_KWARGS)
     async with client, anyio.create_task_group() as tg:
-        tg.start_soon(_hold_the_slot, client)
-        await anyio.sleep(0.1)  # the holder takes the slot first
+        holding = anyio.Event()
+        tg.start_soon(_hold_the_slot, client, holding)
+        await holding.wait()  # the holder has the slot
         started = time.perf_counter()
         with pytest.raises(RequestTimeoutError):
             if how == "generate":
