@@ -1,11 +1,16 @@
 """A 10,000-prompt `run --batch-api` killed with SIGKILL at different moments (while it
 uploads, once the job is accepted, while it collects the answers; 1,000 prompts before the
-job is submitted), then run again: the same command collects every answer, in one job only
-(real console-script processes against the fake server's OpenAI Batches)."""
+job is submitted, and at a random moment), then run again: the same command collects every
+answer, in one job only (real console-script processes against the fake server's OpenAI
+Batches). `MODEL_REGISTRY_KILL_SEED=N` repeats a random moment."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import random
 import sqlite3
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -88,10 +93,36 @@ def test_a_10000_prompt_batch_run_killed_at_any_moment_is_collected_by_one_job(
         time.sleep(0.01)
     process.kill()
     process.communicate(timeout=60)
-
     assert not (cli_dir / "results.jsonl").exists()
+    collect_again(run_cli, server, cli_dir, count, moment.__name__)
+
+
+def test_a_batch_run_killed_at_a_random_moment_is_collected_by_one_job(
+    spawn_cli: SpawnCli,
+    run_cli: RunCli,
+    loopback_alias: LoopbackAlias,
+    server: FakeOpenAIServer,
+    cli_dir: Path,
+) -> None:
+    seed = int(os.environ.get("MODEL_REGISTRY_KILL_SEED") or time.time_ns() % 1_000_000)
+    delay = random.Random(seed).uniform(0.0, 10.0)
+    loopback_alias("cli-batch-crash-random")
+    numbered_prompts(cli_dir, 1_000)
+    process = spawn_cli(*RUN)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=delay)  # a run that ends first is simply run again
+    process.kill()
+    process.communicate(timeout=60)
+    said = f"killed {delay:.2f} s after its start (MODEL_REGISTRY_KILL_SEED={seed})"
+    collect_again(run_cli, server, cli_dir, 1_000, said)
+
+
+def collect_again(
+    run_cli: RunCli, server: FakeOpenAIServer, cli_dir: Path, count: int, said: str
+) -> None:
+    """The same command, run again, writes every answer; one job in all held them."""
     again = run_cli(*RUN, timeout=600)
-    assert again.code == 0, again.stderr
+    assert again.code == 0, f"{said}: {again.stderr}"
     assert_every_prompt_once_in_order(cli_dir / "results.jsonl", count)
     stats = server.batch_stats("openai")
-    assert (stats.jobs_created, stats.requests) == (1, count)
+    assert (stats.jobs_created, stats.requests) == (1, count), said
