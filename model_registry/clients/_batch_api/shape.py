@@ -51,8 +51,8 @@ class RequestShape:
         self.provider, self.model_id, self.name, self.shown = provider, model_id, name, shown
         self.params = params
         self.asked = hosted_request(params, f" in a batch of {name!r}")
-        priced = price_params()
-        wire = {k: v for k, v in params.items() if k not in _NOT_IN_BODY and k not in priced}
+        prices = price_params()
+        wire = {k: v for k, v in params.items() if k not in _NOT_IN_BODY and k not in prices}
         self._optional = _optional_params(model_id, provider, wire, name)
         self._config: Any = ProviderConfigManager.get_provider_chat_config(
             model=model_id, provider=LlmProviders(provider)
@@ -86,8 +86,9 @@ class RequestShape:
         if asked.logprobs and openai_logprobs(getattr(choice, "logprobs", None)) is None:
             logger.warning("%s: logprobs were asked, but the batch answer has none", self.name)
             asked = asked._replace(logprobs=False)  # the answer is paid for: kept
-        priced = getattr(response, "usage", None)  # LiteLLM's: cache writes kept apart
-        usage = read_usage(priced)
+        tokens = getattr(response, "usage", None)  # LiteLLM's: cache writes kept apart
+        usage = read_usage(tokens)
+        route = f"{self.provider}/{self.model_id}"
         return Generation(
             text=getattr(message, "content", None) or "",
             finish_reason=getattr(choice, "finish_reason", None),
@@ -96,7 +97,7 @@ class RequestShape:
             provider=self.shown,
             latency_s=latency,
             raw=answer,
-            cost=batch_cost(f"{self.provider}/{self.model_id}", priced or usage, self.params),
+            cost=batch_cost(route, usage if tokens is None else tokens, self.params),
             name=self.name,
             batch_id=batch_id,
             **hosted_extras(response, asked, provider=self.shown, model=self.model_id),
