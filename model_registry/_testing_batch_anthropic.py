@@ -4,6 +4,8 @@
 /v1/messages/batches/{id}`, `GET /v1/messages/batches?limit=&after_id=&before_id=`, `POST
 /v1/messages/batches/{id}/cancel`, `GET /v1/messages/batches/{id}/results` (JSONL),
 `DELETE /v1/messages/batches/{id}`. Requests carry `x-api-key` and `anthropic-version`.
+A prompt with `!cache_write=N` reports N prompt-cache writes (`cache_creation_input_tokens`),
+as `!cached=N` reports N cache reads (`cache_read_input_tokens`).
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ from model_registry._testing_batch_jobs import (
     PROCESSING,
     SUCCEEDED,
     Batches,
-    Counts,
     Job,
+    JobEndpoints,
     Outcome,
+    after,
     new_id,
     rfc3339,
 )
@@ -51,9 +54,10 @@ def anthropic_error(status: int, message: str) -> web.Response:
     return web.json_response({"type": "error", "error": error}, status=status)
 
 
-def message(completion: dict[str, Any]) -> dict[str, Any]:
+def message(completion: dict[str, Any], written: int = 0) -> dict[str, Any]:
     """The Anthropic message of a chat completion (same text, same token counts; cached
-    prompt tokens are Anthropic's `cache_read_input_tokens`, outside `input_tokens`)."""
+    prompt tokens are Anthropic's `cache_read_input_tokens` and the `written` ones its
+    `cache_creation_input_tokens`, both outside `input_tokens`)."""
     choice = completion["choices"][0]
     usage = completion["usage"]
     cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
@@ -66,9 +70,9 @@ def message(completion: dict[str, Any]) -> dict[str, Any]:
         "stop_reason": STOP_REASONS.get(choice["finish_reason"], "end_turn"),
         "stop_sequence": None,
         "usage": {
-            "input_tokens": usage["prompt_tokens"] - cached,
+            "input_tokens": max(0, usage["prompt_tokens"] - cached - written),
             "output_tokens": usage["completion_tokens"],
-            "cache_creation_input_tokens": 0,
+            "cache_creation_input_tokens": written,
             "cache_read_input_tokens": cached,
         },
     }
@@ -76,7 +80,7 @@ def message(completion: dict[str, Any]) -> dict[str, Any]:
 
 def _result(outcome: Outcome, kind: str) -> dict[str, Any]:
     if kind == SUCCEEDED:
-        return {"type": SUCCEEDED, "message": message(outcome.body)}
+        return {"type": SUCCEEDED, "message": message(outcome.body, outcome.cache_write)}
     if kind == ERRORED:
         text = outcome.body.get("error", {}).get("message", "error")
         error = {"type": ERROR_TYPES.get(outcome.status, "api_error"), "message": text}
@@ -107,16 +111,20 @@ def _request_problem(index: int, item: Any, seen: set[str]) -> str | None:
     return None
 
 
-class AnthropicBatches:
+class AnthropicBatches(JobEndpoints):
     """The handlers; state in the shared `Batches`."""
 
+    provider = ANTHROPIC
+
     def __init__(self, batches: Batches, api_key: str | None) -> None:
-        self.batches = batches
+        super().__init__(batches)
         self.api_key = api_key
 
-    @property
-    def counts(self) -> Counts:
-        return self.batches.counts[ANTHROPIC]
+    def not_found(self, ident: str) -> web.Response:
+        return anthropic_error(404, f"No message batch with id {ident!r}")
+
+    def not_cancelled(self, request: web.Request, job: Job) -> web.Response:
+        return anthropic_error(400, f"Message batch {job.id} has ended and cannot be canceled")
 
     def refusal(self, request: web.Request) -> web.Response | None:
         """A 401 without the right `x-api-key`, a 400 without `anthropic-version`."""
@@ -151,30 +159,6 @@ class AnthropicBatches:
         job = self.batches.create(ANTHROPIC, pairs)
         return web.json_response(self.view(request, job, fresh=True))
 
-    def _job(self, request: web.Request) -> Job | web.Response:
-        ident = request.match_info["batch_id"]
-        job = self.batches.jobs.get(ident)
-        if job is None or job.provider != ANTHROPIC:
-            return anthropic_error(404, f"No message batch with id {ident!r}")
-        return job
-
-    async def retrieve(self, request: web.Request) -> web.Response:
-        job = self._job(request)
-        if isinstance(job, web.Response):
-            return job
-        job.polls += 1
-        self.counts.polls += 1
-        return web.json_response(self.view(request, job))
-
-    async def cancel(self, request: web.Request) -> web.Response:
-        job = self._job(request)
-        if isinstance(job, web.Response):
-            return job
-        self.counts.cancels += 1
-        if not job.cancel():
-            return anthropic_error(400, f"Message batch {job.id} has ended and cannot be canceled")
-        return web.json_response(self.view(request, job))
-
     async def results(self, request: web.Request) -> web.Response:
         job = self._job(request)
         if isinstance(job, web.Response):
@@ -198,20 +182,16 @@ class AnthropicBatches:
         return web.json_response({"id": job.id, "type": "message_batch_deleted"})
 
     async def list(self, request: web.Request) -> web.Response:
-        self.counts.lists += 1
-        try:
-            limit = int(request.query.get("limit", "20"))
-        except ValueError:
-            limit = 0
-        if not 1 <= limit <= 1000:
+        limit = self.limit(request, 1000)
+        if limit is None:
             return anthropic_error(400, "limit: an integer from 1 to 1000")
         jobs = self.batches.newest_first(ANTHROPIC)
-        ids = [job.id for job in jobs]
         chosen = jobs[:limit]
-        if (after := request.query.get("after_id")) is not None:
-            jobs = jobs[ids.index(after) + 1 :] if after in ids else []
+        if (after_id := request.query.get("after_id")) is not None:
+            jobs = after(jobs, after_id)
             chosen = jobs[:limit]
         elif (before := request.query.get("before_id")) is not None:
+            ids = [job.id for job in jobs]
             jobs = jobs[: ids.index(before)] if before in ids else []
             chosen = jobs[-limit:]
         page = [self.view(request, job) for job in chosen]

@@ -1,7 +1,9 @@
 """The batch jobs of `model_registry.testing`'s fake server, whatever the provider: the
-knobs, the counters, each job's progress, cancel and per-request outcomes.
+knobs, the counters, each job's progress, cancel and per-request outcomes, and the
+endpoints both providers serve alike (`JobEndpoints`: a job by id, its retrieval, its cancel).
 
-Imported by the server process; it needs only the standard library and `_testing_replies`.
+Imported by the server process; it needs only aiohttp, the standard library and
+`_testing_replies`.
 """
 
 from __future__ import annotations
@@ -10,9 +12,12 @@ import collections
 import dataclasses
 import datetime
 import os
+import re
 import time
 from collections.abc import Callable, Collection
 from typing import Any
+
+from aiohttp import web
 
 from model_registry._testing_replies import Answer, prompt_text, reply_text
 
@@ -80,13 +85,20 @@ def rfc3339(seconds: float | None) -> str | None:
     return moment.isoformat().replace("+00:00", "Z")
 
 
+#: Prompt-cache writes a batched prompt asks to be reported: `!cache_write=N` (Anthropic's
+#: `cache_creation_input_tokens`, carved out of the prompt's tokens like `!cached=N`).
+_CACHE_WRITE = re.compile(r"!cache_write=(\d+)")
+
+
 class Outcome:
-    """What one request of a job gets once it runs: an answer, an error, or expiry."""
+    """What one request of a job gets once it runs: an answer, an error, or expiry; and the
+    prompt-cache writes its answer reports (`cache_write`)."""
 
     def __init__(self, kind: str, status: int = 200, body: dict[str, Any] | None = None) -> None:
         self.kind = kind
         self.status = status
         self.body = body or {}
+        self.cache_write = 0
 
 
 def _error(status: int, message: str, etype: str, code: str | None) -> Outcome:
@@ -113,7 +125,9 @@ def settle(
         etype = rule.get("error_type") or "server_error"
         return _error(rule["status"], message, etype, rule.get("error_code"))
     answer = Answer(body, model, reply_text(body, rule), rule)
-    return Outcome(SUCCEEDED, 200, answer.completion(created))
+    outcome = Outcome(SUCCEEDED, 200, answer.completion(created))
+    outcome.cache_write = sum(int(n) for n in _CACHE_WRITE.findall(text))
+    return outcome
 
 
 class Job:
@@ -277,3 +291,68 @@ class Batches:
             for job in self.jobs.values()
             if provider in (None, job.provider)
         ]
+
+
+class JobEndpoints:
+    """The handlers both providers' batch endpoints share; each provider's class says how its
+    jobs look (`view`) and how it refuses (`not_found`, `not_cancelled`)."""
+
+    provider = OPENAI
+
+    def __init__(self, batches: Batches) -> None:
+        self.batches = batches
+
+    @property
+    def counts(self) -> Counts:
+        return self.batches.counts[self.provider]
+
+    def view(self, request: web.Request, job: Job, fresh: bool = False) -> dict[str, Any]:
+        """The job object as the provider returns it (`fresh`: just created)."""
+        raise NotImplementedError
+
+    def not_found(self, ident: str) -> web.Response:
+        """The provider's 404 for a job id it does not know."""
+        raise NotImplementedError
+
+    def not_cancelled(self, request: web.Request, job: Job) -> web.Response:
+        """The provider's 400 for a cancel of a job that has ended."""
+        raise NotImplementedError
+
+    def _job(self, request: web.Request) -> Job | web.Response:
+        ident = request.match_info["batch_id"]
+        job = self.batches.jobs.get(ident)
+        if job is None or job.provider != self.provider:
+            return self.not_found(ident)
+        return job
+
+    async def retrieve(self, request: web.Request) -> web.Response:
+        job = self._job(request)
+        if isinstance(job, web.Response):
+            return job
+        job.polls += 1
+        self.counts.polls += 1
+        return web.json_response(self.view(request, job))
+
+    async def cancel(self, request: web.Request) -> web.Response:
+        job = self._job(request)
+        if isinstance(job, web.Response):
+            return job
+        self.counts.cancels += 1
+        if not job.cancel():
+            return self.not_cancelled(request, job)
+        return web.json_response(self.view(request, job))
+
+    def limit(self, request: web.Request, most: int) -> int | None:
+        """A list call's `limit` (default 20), the call counted; None unless 1 to `most`."""
+        self.counts.lists += 1
+        try:
+            limit = int(request.query.get("limit", "20"))
+        except ValueError:
+            return None
+        return limit if 1 <= limit <= most else None
+
+
+def after(jobs: list[Job], ident: str) -> list[Job]:
+    """The jobs after the one with id `ident` in `jobs` (none when it is not there)."""
+    ids = [job.id for job in jobs]
+    return jobs[ids.index(ident) + 1 :] if ident in ids else []

@@ -19,9 +19,9 @@ from model_registry._testing_batch_jobs import (
     EXPIRED,
     OPENAI,
     SUCCEEDED,
-    Batches,
-    Counts,
     Job,
+    JobEndpoints,
+    after,
     new_id,
 )
 
@@ -120,15 +120,17 @@ def read_input(content: bytes, max_requests: int) -> tuple[list[tuple[str, Any]]
     return list(seen["ids"].items()), errors
 
 
-class OpenAIBatches:
+class OpenAIBatches(JobEndpoints):
     """The handlers; state in the shared `Batches`."""
 
-    def __init__(self, batches: Batches) -> None:
-        self.batches = batches
+    provider = OPENAI
 
-    @property
-    def counts(self) -> Counts:
-        return self.batches.counts[OPENAI]
+    def not_found(self, ident: str) -> web.Response:
+        return bad_request(f"No batch found with id '{ident}'.", "batch_id", status=404)
+
+    def not_cancelled(self, request: web.Request, job: Job) -> web.Response:
+        status = self.view(request, job)["status"]
+        return bad_request(f"Cannot cancel a batch with status '{status}'.")
 
     async def upload(self, request: web.Request) -> web.Response:
         form = await request.post()
@@ -192,7 +194,7 @@ class OpenAIBatches:
         else:
             job = self.batches.create(OPENAI, requests)
         job.info = {"input_file_id": file["id"], "metadata": body.get("metadata")}
-        return web.json_response(self.view(job, created=True))
+        return web.json_response(self.view(request, job, fresh=True))
 
     def _create_problem(self, body: Any) -> web.Response | None:
         if not isinstance(body, dict):
@@ -213,53 +215,22 @@ class OpenAIBatches:
             return bad_request(message, "input_file_id")
         return None
 
-    def _job(self, request: web.Request) -> Job | web.Response:
-        ident = request.match_info["batch_id"]
-        job = self.batches.jobs.get(ident)
-        if job is None or job.provider != OPENAI:
-            return bad_request(f"No batch found with id '{ident}'.", "batch_id", status=404)
-        return job
-
-    async def retrieve(self, request: web.Request) -> web.Response:
-        job = self._job(request)
-        if isinstance(job, web.Response):
-            return job
-        job.polls += 1
-        self.counts.polls += 1
-        return web.json_response(self.view(job))
-
-    async def cancel(self, request: web.Request) -> web.Response:
-        job = self._job(request)
-        if isinstance(job, web.Response):
-            return job
-        self.counts.cancels += 1
-        if not job.cancel():
-            status = self.view(job)["status"]
-            return bad_request(f"Cannot cancel a batch with status '{status}'.")
-        return web.json_response(self.view(job))
-
     async def list(self, request: web.Request) -> web.Response:
-        self.counts.lists += 1
-        try:
-            limit = int(request.query.get("limit", "20"))
-        except ValueError:
-            limit = 0
-        if not 1 <= limit <= 100:
+        limit = self.limit(request, 100)
+        if limit is None:
             return bad_request("limit must be an integer from 1 to 100.", "limit")
         jobs = self.batches.newest_first(OPENAI)
-        after = request.query.get("after")
-        if after is not None:
-            ids = [job.id for job in jobs]
-            jobs = jobs[ids.index(after) + 1 :] if after in ids else []
-        page = [self.view(job) for job in jobs[:limit]]
+        if (after_id := request.query.get("after")) is not None:
+            jobs = after(jobs, after_id)
+        page = [self.view(request, job) for job in jobs[:limit]]
         first, last = (page[0]["id"], page[-1]["id"]) if page else (None, None)
         body = {"object": "list", "data": page, "first_id": first, "last_id": last}
         return web.json_response({**body, "has_more": len(jobs) > limit})
 
-    def view(self, job: Job, created: bool = False) -> dict[str, Any]:
-        """The batch object as OpenAI returns it."""
-        state, counts = job.snapshot(fresh=created)
-        status = _status(job, state, created)
+    def view(self, request: web.Request, job: Job, fresh: bool = False) -> dict[str, Any]:
+        """The batch object as OpenAI returns it (`fresh`: just created)."""
+        state, counts = job.snapshot(fresh=fresh)
+        status = _status(job, state, fresh)
         stamps = _stamps(job, status)
         if state == "ended" and "output_file_id" not in job.info:
             job.info.update(self._write_results(job))

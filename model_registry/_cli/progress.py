@@ -117,6 +117,8 @@ class RunProgress:
         self._calls_at_first = 0
         self._console = Console(stderr=True)
         self._bar: Any = None
+        #: Shown after the status (a batch-API run: its jobs' own counts), set by `note`.
+        self.detail = ""
         if self._console.is_terminal:
             self._start_bar()
 
@@ -155,7 +157,15 @@ class RunProgress:
         return (
             f"{tally.failed} failed  cost {money(tally.cost)}  {rate_text}  "
             f"ETA {eta}  elapsed {_duration(time.monotonic() - self._started)}"
-        )
+        ) + (f"  {self.detail}" if self.detail else "")
+
+    def note(self, detail: str) -> None:
+        """Show `detail` after the status from now on: on the bar at once, else in a line now."""
+        self.detail = detail
+        if self._bar is not None:
+            self.update()
+        else:
+            typer.echo(safe(f"progress: {detail}"), err=True)
 
     def _rate(self) -> float | None:
         """Calls answered per second since the first answer (stored answers are not calls)."""

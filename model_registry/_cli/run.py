@@ -27,7 +27,7 @@ from model_registry._cli.output import (
     state,
 )
 from model_registry._cli.progress import RunProgress, Tally, money
-from model_registry._cli.run_batch import batch_jobs_left, submit_only
+from model_registry._cli.run_batch import batch_jobs_left, batch_options, submit_only
 from model_registry._cli.run_input import read_run_input
 from model_registry._cli.run_ray import RayOptions, run_on_ray
 
@@ -276,7 +276,7 @@ async def _run_prompts(
             return_exceptions=True,
             results_db=store,
             max_cost=report.max_cost,
-            **({"batch_api": True} if report.batch_api else {}),
+            **(batch_options(progress) if report.batch_api else {}),
         )
         async with contextlib.aclosing(batch) as completed:
             async for index, result in completed:

@@ -1,5 +1,5 @@
-"""`run --batch-api`: what is particular to a run through a provider's batch API (submit
-without waiting; what Ctrl-C leaves at the provider)."""
+"""`run --batch-api`: what is particular to a run through a provider's batch API (its jobs'
+own counts in the progress; submit without waiting; what Ctrl-C leaves at the provider)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,38 @@ import typer
 import model_registry
 from model_registry._cli.interrupts import run_async
 from model_registry._cli.output import echo_lines_err
+from model_registry._cli.progress import RunProgress
 
-__all__ = ["batch_jobs_left", "submit_only"]
+__all__ = ["batch_jobs_left", "batch_options", "submit_only"]
+
+
+def batch_options(progress: RunProgress) -> dict[str, Any]:
+    """`iter_many`'s kwargs of a `--batch-api` run: its jobs' own counts go to `progress`."""
+    return {"batch_api": True, "on_batch_status": JobCounts(progress)}
+
+
+class JobCounts:
+    """Each job's status and counts as the provider reports them at each poll, shown by the
+    run's progress when they change: the running jobs (`job ID STATUS (COUNTS)`), else the
+    last one polled, and how many of the jobs have ended."""
+
+    def __init__(self, progress: RunProgress) -> None:
+        self.progress = progress
+        self.shown: dict[str, str] = {}
+        self.ended: set[str] = set()
+
+    def __call__(self, status: Any) -> None:
+        text = str(status)
+        if self.shown.get(status.job_id) == text:
+            return
+        self.shown[status.job_id] = text
+        if status.done:
+            self.ended.add(status.job_id)
+        running = [shown for job, shown in self.shown.items() if job not in self.ended]
+        parts = running[:3] or [text]
+        if len(self.shown) > 1:
+            parts.append(f"{len(self.ended)} of {len(self.shown)} jobs ended")
+        self.progress.note("; ".join(parts))
 
 
 def submit_only(

@@ -82,7 +82,8 @@ class Batch:
         self.results_db = results_db
         self.kwargs = kwargs
         self.caller = caller
-        self.batch_api, self.batch_size = batch_options(kwargs, results_db, caller)
+        options = batch_options(kwargs, results_db, caller)
+        self.batch_api, self.batch_size, self.on_batch_status = options
 
     async def run(self, client: Any, emit: Emit) -> None:
         """Run every prompt through `client` (a BaseClient, started only when some prompt

@@ -8,7 +8,8 @@ import base64
 from typing import TYPE_CHECKING, Any
 
 from model_registry._embeddings import Embeddings
-from model_registry.clients._litellm_response import _cost, _usage
+from model_registry.clients._litellm_response import _cost
+from model_registry.clients._litellm_usage import read_usage
 from model_registry.errors import APIError
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ def embeddings_answer(response: Any, client: BaseClient, count: int, latency: fl
             provider=client.provider,
             model=client.model_id,
         )
-    usage = _usage(getattr(response, "usage", None))
+    usage = read_usage(getattr(response, "usage", None))
     return Embeddings(
         vectors=[v for v in vectors if v is not None],
         usage=usage,

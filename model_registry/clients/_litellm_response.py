@@ -18,10 +18,11 @@ from model_registry.clients._asked import (
     hosted_extras,
     openai_logprobs,
 )
+from model_registry.clients._litellm_usage import read_usage
 from model_registry.clients._tools import ToolCallDeltas, ToolSchemas, read_tool_calls
 from model_registry.clients.base import BaseClient
 from model_registry.errors import InvalidParameterError
-from model_registry.types import Generation, Resolution, Usage
+from model_registry.types import Generation, Resolution
 
 __all__ = [
     "StreamState",
@@ -203,7 +204,7 @@ def _generation(
     return Generation(
         text=text,
         finish_reason=finish_reason,
-        usage=_usage(usage),
+        usage=read_usage(usage),
         model=model or client.model_id,
         provider=client.provider,
         latency_s=latency,
@@ -222,27 +223,3 @@ def _cost(response: Any) -> float | None:
     if isinstance(cost, int | float) and not isinstance(cost, bool) and cost == cost:
         return float(cost)
     return None
-
-
-def _usage(usage: Any) -> Usage:
-    """LiteLLM's normalised usage: cached prompt tokens where it maps them into
-    `prompt_tokens_details.cached_tokens` (OpenAI's own field, Anthropic's
-    `cache_read_input_tokens`, Gemini's `cachedContentTokenCount`, DeepSeek's cache hits),
-    reasoning tokens from `completion_tokens_details.reasoning_tokens`."""
-    if usage is None:
-        return Usage()
-    return Usage(
-        prompt_tokens=getattr(usage, "prompt_tokens", None),
-        completion_tokens=getattr(usage, "completion_tokens", None),
-        total_tokens=getattr(usage, "total_tokens", None),
-        cached_tokens=_count(getattr(usage, "prompt_tokens_details", None), "cached_tokens"),
-        reasoning_tokens=_count(
-            getattr(usage, "completion_tokens_details", None), "reasoning_tokens"
-        ),
-    )
-
-
-def _count(details: Any, name: str) -> int | None:
-    """A whole count from a usage details object (or dict), None where absent."""
-    value = details.get(name) if isinstance(details, dict) else getattr(details, name, None)
-    return value if isinstance(value, int) and not isinstance(value, bool) else None

@@ -1,8 +1,9 @@
-"""The batch-API options of `generate_many`/`iter_many` (`batch_api`, `batch_size`), checked
-before anything is sent, and what `submit_batch` returns."""
+"""The batch-API options of `generate_many`/`iter_many` (`batch_api`, `batch_size`,
+`on_batch_status`), checked before anything is sent, and what `submit_batch` returns."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -24,10 +25,23 @@ class BatchSubmission(msgspec.Struct, frozen=True):
     not_sent: int = 0
 
 
-def batch_options(kwargs: dict[str, Any], results_db: Any, caller: str) -> tuple[bool, int | None]:
-    """Take `batch_api` and `batch_size` out of a batch's kwargs, checked."""
+def batch_options(
+    kwargs: dict[str, Any], results_db: Any, caller: str
+) -> tuple[bool, int | None, Callable[[Any], object] | None]:
+    """Take `batch_api`, `batch_size` and `on_batch_status` out of a batch's kwargs, checked."""
     batch_api = kwargs.pop("batch_api", False)
     batch_size = kwargs.pop("batch_size", None)
+    on_status = kwargs.pop("on_batch_status", None)
+    if on_status is not None and not callable(on_status):
+        raise InvalidParameterError(
+            f"on_batch_status of {caller} must be a function of one job status (job_id, "
+            f"status, done, counts), got {on_status!r}"
+        )
+    if on_status is not None and not batch_api:
+        raise InvalidParameterError(
+            f"on_batch_status of {caller} reports the provider's batch jobs: pass "
+            "batch_api=True too"
+        )
     if not isinstance(batch_api, bool):
         raise InvalidParameterError(
             f"batch_api of {caller} must be True or False, got {batch_api!r}"
@@ -49,4 +63,4 @@ def batch_options(kwargs: dict[str, Any], results_db: Any, caller: str) -> tuple
             "batch job can take up to 24 hours, and the store is where its id is kept, so "
             "that a crash or Ctrl-C does not lose it (nothing was sent)"
         )
-    return batch_api, batch_size
+    return batch_api, batch_size, on_status

@@ -46,6 +46,11 @@ class JobStatus(NamedTuple):
     counts: dict[str, int]
     data: dict[str, Any]
 
+    def __str__(self) -> str:
+        """ "job ID STATUS (COUNT NAME, ...)", the counts as the provider names them."""
+        counts = ", ".join(f"{k} {v}" for k, v in self.counts.items() if k != "total")
+        return f"job {self.job_id} {self.status}" + (f" ({counts})" if counts else "")
+
 
 class ProviderJobs(Protocol):
     """What the orchestration needs of a provider's batch endpoints."""

@@ -65,9 +65,9 @@ async def run_jobs(client: Any, batch: Batch, emit: Emit, *, wait: bool = True) 
             shown=primary.provider,
         )
         session = JobSession(batch, store, keys, emit, api, shape)
+        session.on_status = _on_status(bar, client.name, batch.on_batch_status if wait else None)
         if bar is not None:
             session.on_done = bar.advance
-            session.on_status = _shown_on(bar, client.name)
         session.not_prompts(todo)
         if batch.max_cost is not None:
             price = pricing(primary.resolution, batch.kwargs, tier="batches")
@@ -94,13 +94,17 @@ async def run_jobs(client: Any, batch: Batch, emit: Emit, *, wait: bool = True) 
     return summary
 
 
-def _shown_on(bar: _ProgressBar, name: str) -> Any:
-    """A job status -> the progress bar's description (the job's own counts)."""
+def _on_status(bar: _ProgressBar | None, name: str, callback: Any) -> Any:
+    """What each job status polled goes to: the progress bar's description (the job's own
+    counts) and the caller's `on_batch_status`; None when neither wants it."""
+    if bar is None and callback is None:
+        return None
 
     def show(status: JobStatus) -> None:
-        counts = ", ".join(f"{k} {v}" for k, v in status.counts.items() if k != "total")
-        text = f"{name}: job {status.job_id} {status.status}" + (f" ({counts})" if counts else "")
-        bar._progress.update(bar._task, description=text)
+        if bar is not None:
+            bar._progress.update(bar._task, description=f"{name}: {status}")
+        if callback is not None:
+            callback(status)
 
     return show
 

@@ -13,74 +13,27 @@ LiteLLM is imported by the client's start, before any of this runs.
 from __future__ import annotations
 
 import copy
-import functools
 import logging
-from collections.abc import Mapping
 from typing import Any
 
 from model_registry._prompts import Prompt, to_messages
 from model_registry._redaction import redact_text, secret_values
 from model_registry.clients._asked import hosted_extras, hosted_request, openai_logprobs
+from model_registry.clients._batch_price import batch_cost, price_params
+from model_registry.clients._litellm_usage import read_usage
 from model_registry.errors import InvalidParameterError
-from model_registry.types import Generation, Usage
+from model_registry.types import Generation
 
-__all__ = ["RequestShape", "batch_cost"]
+__all__ = ["RequestShape"]
 
 logger = logging.getLogger("model_registry")
 
-#: Params that say how to reach the provider or how to call, never what to ask.
+#: Params that say how to reach the provider or how to call, never what to ask (LiteLLM's
+#: price keys are not sent either).
 _NOT_IN_BODY = frozenset(
     {"api_key", "api_base", "timeout", "extra_headers", "num_retries", "max_retries"}
-    | {"metadata", "stream_options", "input_cost_per_token", "output_cost_per_token"}
+    | {"metadata", "stream_options"}
 )
-
-
-def batch_cost(usage: Usage, model: str, provider: str, params: Mapping[str, Any]) -> float | None:
-    """The price in USD of one batch answer at the provider's batch rate: LiteLLM's
-    `batch_cost_calculator` on its price map, or on prices given in the params when both
-    per-token prices are (as LiteLLM takes them for a call); None where none is known.
-    (`clients/_batch_price.batch_cost` computes the same, but it imports the hosted client,
-    which imports this package's client methods: a cycle.)"""
-    import litellm
-    from litellm.cost_calculator import batch_cost_calculator
-
-    if usage.prompt_tokens is None or usage.completion_tokens is None:
-        return None
-    both = all(params.get(k) is not None for k in _GIVEN_PRICES)
-    info: Any = {k: params[k] for k in _GIVEN_PRICES} if both else _model_info(model, provider)
-    if info is None:
-        return None
-    cached, reasoning = usage.cached_tokens, usage.reasoning_tokens
-    tokens = litellm.Usage(
-        prompt_tokens=usage.prompt_tokens,
-        completion_tokens=usage.completion_tokens,
-        total_tokens=usage.total_tokens,
-        prompt_tokens_details=None if cached is None else {"cached_tokens": cached},
-        completion_tokens_details=None if reasoning is None else {"reasoning_tokens": reasoning},
-    )
-    try:
-        prompt_cost, completion_cost = batch_cost_calculator(
-            tokens, model=model, custom_llm_provider=provider, model_info=info
-        )
-    except Exception:  # a price LiteLLM cannot apply: the cost stays unknown
-        return None
-    return float(prompt_cost + completion_cost)
-
-
-_GIVEN_PRICES = ("input_cost_per_token", "output_cost_per_token")
-
-
-@functools.lru_cache(maxsize=64)
-def _model_info(model: str, provider: str) -> Any:
-    """LiteLLM's price map entry of a model (read once per model), None where it has none."""
-    from litellm import get_model_info
-
-    try:
-        info = get_model_info(model=model, custom_llm_provider=provider)
-    except Exception:  # a model LiteLLM does not price
-        return None
-    keys = ("input_cost_per_token", "output_cost_per_token", "input_cost_per_token_batches")
-    return info if any(info.get(k) is not None for k in keys) else None
 
 
 class RequestShape:
@@ -98,7 +51,8 @@ class RequestShape:
         self.provider, self.model_id, self.name, self.shown = provider, model_id, name, shown
         self.params = params
         self.asked = hosted_request(params, f" in a batch of {name!r}")
-        wire = {k: v for k, v in params.items() if k not in _NOT_IN_BODY}
+        prices = price_params()
+        wire = {k: v for k, v in params.items() if k not in _NOT_IN_BODY and k not in prices}
         self._optional = _optional_params(model_id, provider, wire, name)
         self._config: Any = ProviderConfigManager.get_provider_chat_config(
             model=model_id, provider=LlmProviders(provider)
@@ -132,7 +86,9 @@ class RequestShape:
         if asked.logprobs and openai_logprobs(getattr(choice, "logprobs", None)) is None:
             logger.warning("%s: logprobs were asked, but the batch answer has none", self.name)
             asked = asked._replace(logprobs=False)  # the answer is paid for: kept
-        usage = _usage(getattr(response, "usage", None))
+        tokens = getattr(response, "usage", None)  # LiteLLM's: cache writes kept apart
+        usage = read_usage(tokens)
+        route = f"{self.provider}/{self.model_id}"
         return Generation(
             text=getattr(message, "content", None) or "",
             finish_reason=getattr(choice, "finish_reason", None),
@@ -141,7 +97,7 @@ class RequestShape:
             provider=self.shown,
             latency_s=latency,
             raw=answer,
-            cost=batch_cost(usage, self.model_id, self.provider, self.params),
+            cost=batch_cost(route, usage if tokens is None else tokens, self.params),
             name=self.name,
             batch_id=batch_id,
             **hosted_extras(response, asked, provider=self.shown, model=self.model_id),
@@ -182,23 +138,3 @@ def _optional_params(
         ) from None
     optional.pop("stream", None)
     return optional
-
-
-def _usage(usage: Any) -> Usage:
-    """LiteLLM's normalised usage of an answer, as `_litellm_response` reads a call's."""
-    if usage is None:
-        return Usage()
-    return Usage(
-        prompt_tokens=getattr(usage, "prompt_tokens", None),
-        completion_tokens=getattr(usage, "completion_tokens", None),
-        total_tokens=getattr(usage, "total_tokens", None),
-        cached_tokens=_count(getattr(usage, "prompt_tokens_details", None), "cached_tokens"),
-        reasoning_tokens=_count(
-            getattr(usage, "completion_tokens_details", None), "reasoning_tokens"
-        ),
-    )
-
-
-def _count(details: Any, name: str) -> int | None:
-    value = details.get(name) if isinstance(details, dict) else getattr(details, name, None)
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
