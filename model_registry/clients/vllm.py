@@ -26,7 +26,6 @@ import anyio
 from model_registry._embeddings import Embeddings
 from model_registry._prompts import Prompt, to_messages
 from model_registry._store_values import local_model_key
-from model_registry.clients._asked import Asked, generation_extras, vllm_logprobs
 from model_registry.clients._vllm_embed import embed_refusal, generate_refusal, vllm_embed
 from model_registry.clients._vllm_engines import (
     Engine,
@@ -40,7 +39,7 @@ from model_registry.clients._vllm_errors import (
     bootstrapping_spawned_child,
     call_error,
 )
-from model_registry.clients._vllm_output import Tally
+from model_registry.clients._vllm_output import Tally, local_generation
 from model_registry.clients._vllm_params import (
     CALL_OPTIONS,  # noqa: F401 (tests import it from here)
     ParamSplit,
@@ -54,7 +53,8 @@ from model_registry.clients._vllm_params import (
     sampling_param_names,  # noqa: F401 (tests import it from here)
     split_params,
 )
-from model_registry.clients._vllm_tools import LocalTools, local_tools
+from model_registry.clients._vllm_parsing import output_parsing
+from model_registry.clients._vllm_tools import local_tools
 from model_registry.clients.base import BaseClient
 from model_registry.errors import (
     APIError,
@@ -281,6 +281,9 @@ class VLLMClient(BaseClient):
         sampling, options = self._call_params(kwargs)
         asked, top_k = local_request(sampling, options)
         tools = local_tools(sampling, options)
+        parsing = output_parsing(entry, self.split.engine, options, tools)
+        if parsing is not None:
+            parsing.adjust(sampling)
         params = self._sampling_params(sampling, delta)
         template = {**(options.get("chat_template_kwargs") or {})}
         if tools is not None:
@@ -305,14 +308,16 @@ class VLLMClient(BaseClient):
                 if request_id in self._closed_requests:
                     raise self._closed_error()
                 text = tally.add(out)
-                if delta and text and tools is None:  # tool calls are no text
+                if delta and parsing is not None:  # no reasoning, no tool-call markup
+                    text = parsing.delta(text, out)
+                if delta and text and (tools is None or tools.auto):  # JSON calls are no text
                     yield text
                 if out.finished:
                     finished = True
                     break
         finally:
             await self._end_request(engine, outputs, request_id, finished)
-        yield self._generation(tally, started, asked, top_k, tools)
+        yield local_generation(self, tally, started, (asked, top_k), tools, parsing)
 
     async def _next_output(self, outputs: Any, deadline: float, timeout_s: Any) -> Any:
         """The engine's next output for a request (by `deadline`, anyio's clock), None at
@@ -351,43 +356,6 @@ class VLLMClient(BaseClient):
             self._closed_requests.discard(request_id)
             if not self._in_flight and self._drained is not None:
                 self._drained.set()
-
-    def _generation(
-        self, tally: Tally, started: float, asked: Asked, top_k: int, tools: LocalTools | None
-    ) -> Generation:
-        if tally.last is None:
-            raise APIError(
-                "the engine returned no output", provider=self.provider, model=self.model_id
-            )
-        text = "".join(tally.parts)
-        finish_reason = tally.last.outputs[0].finish_reason
-        calls = None
-        if tools is not None:
-            calls = tools.calls(text, provider=self.provider, model=self.model_id)
-            text, finish_reason = "", "tool_calls"
-        extras = generation_extras(
-            asked,
-            text=text,
-            finish_reason=finish_reason,
-            logprobs=vllm_logprobs(tally.token_ids, tally.logprobs, top_k)
-            if asked.logprobs
-            else None,
-            reasoning=None,
-            provider=self.provider,
-            model=self.model_id,
-        )
-        return Generation(
-            text=text,
-            finish_reason=finish_reason,
-            usage=tally.usage(),
-            model=self.model_id,
-            provider=self.provider,
-            latency_s=time.perf_counter() - started,
-            raw=tally.last,
-            name=self.name,
-            tool_calls=calls,
-            **extras,
-        )
 
     def _call_error(self, exc: Exception) -> Exception:
         return call_error(
