@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import anyio
 
 from model_registry._embeddings import Embeddings
-from model_registry._prompts import Prompt, to_messages
+from model_registry._prompts import Prompt
 from model_registry._store_values import local_model_key
 from model_registry.clients._vllm_embed import embed_refusal, generate_refusal, vllm_embed
 from model_registry.clients._vllm_engines import (
@@ -54,6 +54,7 @@ from model_registry.clients._vllm_params import (
     split_params,
 )
 from model_registry.clients._vllm_parsing import output_parsing
+from model_registry.clients._vllm_prompt import local_prompt
 from model_registry.clients._vllm_tools import local_tools
 from model_registry.clients.base import BaseClient
 from model_registry.errors import (
@@ -224,26 +225,6 @@ class VLLMClient(BaseClient):
                 f"vLLM rejected the sampling params {sampling!r}: {exc}"
             ) from exc
 
-    def _engine_prompt(
-        self, entry: Engine, prompt: Prompt, raw: bool, template_kwargs: Any = None
-    ) -> tuple[Any, Any]:
-        if raw:
-            if not isinstance(prompt, str):
-                raise InvalidParameterError("raw=True takes a string prompt, not chat messages")
-            return {"prompt": prompt}, None
-        messages = to_messages(prompt)
-        tokenizer = entry.tokenizer
-        if tokenizer is None or not getattr(tokenizer, "chat_template", None):
-            raise InvalidParameterError(
-                f"model {self.model_id!r} has no chat template; pass raw=True to send the "
-                f"prompt as a plain completion"
-            )
-        text = tokenizer.apply_chat_template(
-            messages, tokenize=False, add_generation_prompt=True, **(template_kwargs or {})
-        )
-        # The template writes the special tokens (BOS) itself, as vLLM's chat endpoint does.
-        return {"prompt": text}, {"add_special_tokens": False}
-
     async def _generate(
         self, prompt: Prompt, kwargs: dict[str, Any], deadline: float | None = None
     ) -> Generation:
@@ -288,9 +269,7 @@ class VLLMClient(BaseClient):
         template = {**(options.get("chat_template_kwargs") or {})}
         if tools is not None:
             template["tools"] = tools.wire
-        engine_prompt, tokenization = self._engine_prompt(
-            entry, prompt, options.get("raw", False), template
-        )
+        engine_prompt, tokenization = await local_prompt(self, entry, prompt, options, template)
         timeout = options.get("timeout")
         engine = entry.engine
         request_id = f"model-registry-{uuid.uuid4().hex}"
