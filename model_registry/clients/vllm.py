@@ -4,8 +4,10 @@ vLLM is imported lazily (on the first start, in a worker thread), never at
 `import model_registry`. `_vllm_params` routes kwargs to engine args, sampling params
 and our call options (see its docstring for the rules); `_vllm_engines` holds the
 process-wide engine cache (one engine per event loop, model and engine args, shut down
-and reaped with its last client); `_vllm_output` tallies a request's outputs; this one
-is the client. Structured output and logprobs: see `_vllm_params` and `_asked`.
+and reaped with its last client); `_vllm_prompt` builds the engine's prompt (images
+included); `_vllm_output` tallies a request's outputs into a `Generation`, reasoning and
+tool calls read by `_vllm_parsing` and `_vllm_tools`; this one is the client. Structured
+output and logprobs: see `_vllm_params` and `_asked`.
 
 A call without `max_tokens` generates until EOS or the context limit (vLLM's own
 default would stop at 16 tokens); `n` other than 1 is refused. Calls in flight when

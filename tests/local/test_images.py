@@ -113,3 +113,8 @@ async def test_an_image_on_a_text_only_model_is_refused_naming_it(tiny: Any, dat
     with pytest.raises(InvalidParameterError, match="is text-only") as caught:
         await tiny.generate(asking(data_url), max_tokens=8)
     assert tiny.model_id in str(caught.value)
+
+
+def test_build_tiny_model_builds_chat_or_vision_models(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="'chat' or 'vision'"):
+        build_tiny_model(tmp_path, kind="audio")  # type: ignore[arg-type]
