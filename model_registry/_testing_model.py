@@ -1,4 +1,9 @@
-"""The tiny-model builder behind `model_registry.testing.build_tiny_model`.
+"""The tiny-model builder behind `model_registry.testing.build_tiny_model`: a Llama with
+random weights (hidden 64, 2 layers, 4 heads, 2 KV heads, 512 positions), a byte-level BPE
+tokenizer trained on local text (model_registry's sources, standard-library docstrings) with
+`<think>` and `<tool_call>` markup tokens, and a ChatML chat template whose end-of-turn
+`<|im_end|>` is the EOS (like Qwen3's, it opens an empty think block when `enable_thinking`
+is false).
 
 torch, transformers and tokenizers (which vLLM brings) are imported inside the builder, so
 importing this module costs nothing.
@@ -18,6 +23,10 @@ END_OF_TURN = "<|im_end|>"
 BOS = "<|begin_of_text|>"
 PAD = "<|pad|>"
 SPECIAL_TOKENS = (BOS, "<|im_start|>", END_OF_TURN, PAD)
+#: Markup tokens of reasoning and tool-call parsers (vLLM's "deepseek_r1", "qwen3" and
+#: "hermes" need them in the vocabulary), added after training as plain (non-special) tokens,
+#: so they stay in the decoded text as in Qwen3's tokenizer.
+MARKUP_TOKENS = ("<think>", "</think>", "<tool_call>", "</tool_call>")
 MAX_MODEL_LEN = 512
 VOCAB_SIZE = 1024
 #: What the builder imports (all three come with vLLM).
@@ -81,7 +90,8 @@ def _training_text() -> Iterator[str]:
 
 
 def train_tokenizer(out: Path) -> Any:
-    """Train the byte-level BPE tokenizer, save it (with the chat template) into `out`."""
+    """Train the byte-level BPE tokenizer, save it (with the chat template) into `out`;
+    the transformers tokenizer."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
     transformers = _untyped("transformers")
@@ -108,18 +118,18 @@ def train_tokenizer(out: Path) -> Any:
         additional_special_tokens=["<|im_start|>"],
         model_max_length=MAX_MODEL_LEN,
     )
+    hf_tokenizer.add_tokens(list(MARKUP_TOKENS))
     hf_tokenizer.chat_template = CHAT_TEMPLATE
     hf_tokenizer.save_pretrained(out)
-    return tokenizer
+    return hf_tokenizer
 
 
-def save_random_model(out: Path, tokenizer: Any, seed: int) -> None:
-    """A 2-layer Llama with random weights for `tokenizer`'s vocabulary, saved into `out`."""
-    torch, transformers = _untyped("torch"), _untyped("transformers")
-
-    bos_id, eos_id = tokenizer.token_to_id(BOS), tokenizer.token_to_id(END_OF_TURN)
-    config = transformers.LlamaConfig(
-        vocab_size=tokenizer.get_vocab_size(),
+def text_config(tokenizer: Any, vocab_size: int) -> Any:
+    """The tiny Llama's config (hidden 64, 2 layers, 4 heads, 2 KV heads) for `tokenizer`."""
+    transformers = _untyped("transformers")
+    ids = tokenizer.convert_tokens_to_ids
+    return transformers.LlamaConfig(
+        vocab_size=vocab_size,
         hidden_size=64,
         intermediate_size=128,
         num_hidden_layers=2,
@@ -127,30 +137,55 @@ def save_random_model(out: Path, tokenizer: Any, seed: int) -> None:
         num_key_value_heads=2,
         head_dim=32,  # 16 is unsupported by vLLM on CPU
         max_position_embeddings=MAX_MODEL_LEN,
-        bos_token_id=bos_id,
-        eos_token_id=eos_id,
-        pad_token_id=tokenizer.token_to_id(PAD),
+        bos_token_id=ids(BOS),
+        eos_token_id=ids(END_OF_TURN),
+        pad_token_id=ids(PAD),
         tie_word_embeddings=False,
         torch_dtype="float32",
     )
-    torch.manual_seed(seed)
-    model = transformers.LlamaForCausalLM(config)
+
+
+def zero_markup_logits(lm_head: Any, tokenizer: Any, extra: tuple[str, ...] = ()) -> None:
+    """Zero the output rows of the special and markup tokens (and `extra` ones)."""
     # Special tokens decode to nothing, and a greedy run that got stuck on one gave an
     # empty text (once in CI: bf16 sums on CPU vary with what else is in the batch).
     # A zero logit for them keeps every answer visible: the largest of ~1,000 random
     # logits is well above zero. (EOS comes only from stop rules and max_tokens then.)
+    # The markup tokens get zero logits too: a random model never writes them unless a
+    # test forces it (grammar, logit_bias).
+    torch = _untyped("torch")
     with torch.no_grad():
-        for token in SPECIAL_TOKENS:
-            model.lm_head.weight[tokenizer.token_to_id(token)] = 0.0
-    model.generation_config.bos_token_id = bos_id
-    model.generation_config.eos_token_id = eos_id
+        for token in SPECIAL_TOKENS + MARKUP_TOKENS + extra:
+            lm_head[tokenizer.convert_tokens_to_ids(token)] = 0.0
+
+
+def save_random_model(out: Path, tokenizer: Any, seed: int) -> None:
+    """A 2-layer Llama with random weights for `tokenizer`'s vocabulary, saved into `out`."""
+    torch, transformers = _untyped("torch"), _untyped("transformers")
+
+    # The trained vocabulary first, then rows for the markup tokens added after training:
+    # the random weights of the trained part stay as they were before those tokens.
+    config = text_config(tokenizer, vocab_size=len(tokenizer) - len(MARKUP_TOKENS))
+    torch.manual_seed(seed)
+    model = transformers.LlamaForCausalLM(config)
+    model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+    zero_markup_logits(model.lm_head.weight, tokenizer)
+    model.generation_config.bos_token_id = config.bos_token_id
+    model.generation_config.eos_token_id = config.eos_token_id
     model.save_pretrained(out)
 
 
-def build(path: str | Path, seed: int) -> Path:
+def built(out: Path) -> bool:
+    """Whether `out` already holds a built model (then the builders leave it as it is)."""
+    return (out / "config.json").is_file() and (out / "tokenizer.json").is_file()
+
+
+def build(path: str | Path, seed: int, kind: str = "chat") -> Path:
     """Build the tiny model into `path` unless it already holds one; the directory."""
+    if kind != "chat":
+        raise ValueError(f"kind={kind!r}: build_tiny_model builds 'chat' or 'vision' models")
     out = Path(path)
-    if (out / "config.json").is_file() and (out / "tokenizer.json").is_file():
+    if built(out):
         return out
     require_builder_libraries()
     out.mkdir(parents=True, exist_ok=True)

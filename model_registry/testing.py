@@ -106,7 +106,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from model_registry import _testing_model
+from model_registry import _testing_model, _testing_vision
 
 __all__ = [
     "BatchStats",
@@ -379,19 +379,19 @@ def openai_server_fixture(
     return _fixture
 
 
-def build_tiny_model(path: str | os.PathLike[str], *, seed: int = 0) -> Path:
+def build_tiny_model(
+    path: str | os.PathLike[str], *, kind: Literal["chat", "vision"] = "chat", seed: int = 0
+) -> Path:
     """Build a tiny random-weight Llama that vLLM loads in seconds into `path`; the directory.
 
-    `get_client(f"local:{path}", max_model_len=512)` then runs it (its answers are
-    random text). It holds config.json, the weights, a byte-level BPE tokenizer trained
-    on local text (model_registry's sources, standard-library docstrings) and a ChatML
-    chat template whose end-of-turn token `<|im_end|>` is the EOS (like Qwen3's, it opens
-    an empty think block when `enable_thinking` is false). Sizes: hidden 64, 2 layers, 4
-    heads, 2 KV heads, 512 positions. Idempotent: a directory that already holds a built
-    model is returned as is. Needs torch, transformers and tokenizers (vLLM brings them):
-    `BackendNotInstalledError` says what to install otherwise.
+    `get_client(f"local:{path}", max_model_len=512)` runs it (random text; `kind="vision"`:
+    a BLIP-2 on it, one image a prompt). A directory that holds a model is returned as is.
+    Needs torch, transformers and tokenizers (vLLM brings them), else
+    `BackendNotInstalledError` says what to install. Details: `_testing_model`.
     """
-    return _testing_model.build(Path(path), seed)
+    if kind == "vision":
+        return _testing_vision.build_vision(Path(path), seed)
+    return _testing_model.build(Path(path), seed, kind)
 
 
 if __name__ == "__main__":

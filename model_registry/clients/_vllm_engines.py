@@ -63,6 +63,8 @@ class Engine:
         self.refs = 0
         self.engine: Any = None
         self.tokenizer: Any = None
+        #: (tool-call parser, reasoning parser) -> vLLM's composed Parser class.
+        self.parsers: dict[tuple[str | None, str | None], Any] = {}
         #: The model's files as result-store keys name them (`local_model_key`), read just
         #: before the engine loads them; None for a hub id.
         self.files_key: str | None = None

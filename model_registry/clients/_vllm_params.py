@@ -69,6 +69,7 @@ logger = logging.getLogger("model_registry.vllm")
 #: `top_logprobs`: alternatives per token with `logprobs=True` (OpenAI's name).
 #: `chat_template_kwargs`: variables for the model's chat template (`enable_thinking`).
 #: `tools`, `tool_choice`, `parallel_tool_calls`: tool calls, decoded as JSON (`_vllm_tools`).
+#: `allow_image_downloads`: let the engine fetch `http(s)` image URLs (`_vllm_prompt`).
 #: `model_revision`: a label of the weights for result-store keys, where the model's
 #: files cannot be read here (weights on Ray workers); the engine never sees it.
 CALL_OPTIONS: frozenset[str] = (
@@ -80,6 +81,7 @@ CALL_OPTIONS: frozenset[str] = (
             "top_logprobs",
             "chat_template_kwargs",
             "model_revision",
+            "allow_image_downloads",
         }
     )
     | TOOL_OPTIONS

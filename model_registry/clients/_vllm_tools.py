@@ -4,8 +4,9 @@ structured-output decoding, and the decoded JSON read back as `ToolCall`s.
 "required" decodes a JSON array of `{"name": ..., "parameters": {...}}` objects, each
 closed (`additionalProperties: false`) and the array bounded (`maxItems: 1` unless
 `parallel_tool_calls=True`): with vLLM's own open schema a weak model pads until the
-length limit. A named function decodes its arguments object. `tool_choice="auto"` needs a
-tool-call parser, which local names do not have: it is refused.
+length limit. A named function decodes its arguments object. `tool_choice="auto"` (the
+default with tools) lets the model answer or call in its own markup, which a tool-call parser
+reads (`tool_call_parser`, e.g. "hermes": see `_vllm_parsing`); without one it is refused.
 """
 
 from __future__ import annotations
@@ -23,15 +24,17 @@ from model_registry.types import ToolCall
 __all__ = ["LocalTools", "local_tools"]
 
 #: Our call options for local tool calls (routed apart from vLLM's params).
-TOOL_OPTIONS = frozenset({"tools", "tool_choice", "parallel_tool_calls"})
+TOOL_OPTIONS = frozenset({"tools", "tool_choice", "parallel_tool_calls", "tool_call_parser"})
 
 
 class LocalTools:
     """One call's tools: what the chat template gets, and the decoded calls read back."""
 
-    def __init__(self, wire: list[dict[str, Any]], named: str | None) -> None:
+    def __init__(self, wire: list[dict[str, Any]], named: str | None, auto: bool = False) -> None:
         self.wire = wire
         self.named = named
+        #: tool_choice="auto": the tool-call parser reads the calls, no JSON is decoded.
+        self.auto = auto
         self.schemas = {t["function"]["name"]: t["function"].get("parameters") for t in wire}
 
     def calls(self, text: str, *, provider: str, model: str) -> list[ToolCall]:
@@ -60,8 +63,8 @@ class LocalTools:
 
 
 def local_tools(sampling: dict[str, Any], options: Mapping[str, Any]) -> LocalTools | None:
-    """The call's tools, with `sampling["structured_outputs"]` set to the calls' schema;
-    None when the call gives no tools or `tool_choice="none"`."""
+    """The call's tools, with `sampling["structured_outputs"]` set to the calls' schema
+    ("required", named); None when the call gives no tools or `tool_choice="none"`."""
     if options.get("tools") is None:
         return None
     params = {"tools": options["tools"]}
@@ -72,11 +75,12 @@ def local_tools(sampling: dict[str, Any], options: Mapping[str, Any]) -> LocalTo
         return None
     names = [t["function"]["name"] for t in wire if t.get("type") == "function"]
     named = _named(choice, names)
+    if choice in (None, "auto"):
+        return _auto(wire, choice, options.get("tool_call_parser"))
     if choice != "required" and named is None:
         raise InvalidParameterError(
-            f"tool_choice={choice!r} with tools on a local model: only 'required', 'none' or "
-            "a named function ({'type': 'function', 'function': {'name': ...}}) are enforced "
-            "locally; 'auto' needs a tool-call parser, which local names do not have"
+            f"tool_choice={choice!r} with tools on a local model: pick 'auto', 'required', "
+            "'none' or a named function ({'type': 'function', 'function': {'name': ...}})"
         )
     if sampling.get("structured_outputs") is not None or options.get("response_format"):
         raise InvalidParameterError(
@@ -89,6 +93,22 @@ def local_tools(sampling: dict[str, Any], options: Mapping[str, Any]) -> LocalTo
     schema = _call_schema(tools, bool(options.get("parallel_tool_calls")))
     sampling["structured_outputs"] = StructuredOutputsParams(json=schema)
     return tools
+
+
+def _auto(wire: list[dict[str, Any]], choice: Any, parser: Any) -> LocalTools:
+    if parser is None:
+        raise InvalidParameterError(
+            f"tool_choice={choice!r} with tools on a local model needs a tool-call parser "
+            "for the model's markup: pass tool_call_parser='hermes' (Qwen, Hermes; see vLLM's "
+            "--tool-call-parser for others) to the call, get_client() or the alias defaults, "
+            "or use tool_choice='required' or a named function, which need none"
+        )
+    if not isinstance(parser, str):
+        raise InvalidParameterError(
+            f"'tool_call_parser' must be the name of a vLLM tool-call parser (e.g. 'hermes'), "
+            f"got {parser!r}"
+        )
+    return LocalTools(wire, None, auto=True)
 
 
 def _named(choice: Any, names: list[str]) -> str | None:

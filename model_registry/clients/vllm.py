@@ -4,8 +4,10 @@ vLLM is imported lazily (on the first start, in a worker thread), never at
 `import model_registry`. `_vllm_params` routes kwargs to engine args, sampling params
 and our call options (see its docstring for the rules); `_vllm_engines` holds the
 process-wide engine cache (one engine per event loop, model and engine args, shut down
-and reaped with its last client); `_vllm_output` tallies a request's outputs; this one
-is the client. Structured output and logprobs: see `_vllm_params` and `_asked`.
+and reaped with its last client); `_vllm_prompt` builds the engine's prompt (images
+included); `_vllm_output` tallies a request's outputs into a `Generation`, reasoning and
+tool calls read by `_vllm_parsing` and `_vllm_tools`; this one is the client. Structured
+output and logprobs: see `_vllm_params` and `_asked`.
 
 A call without `max_tokens` generates until EOS or the context limit (vLLM's own
 default would stop at 16 tokens); `n` other than 1 is refused. Calls in flight when
@@ -24,9 +26,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import anyio
 
 from model_registry._embeddings import Embeddings
-from model_registry._prompts import Prompt, to_messages
+from model_registry._prompts import Prompt
 from model_registry._store_values import local_model_key
-from model_registry.clients._asked import Asked, generation_extras, vllm_logprobs
 from model_registry.clients._vllm_embed import embed_refusal, generate_refusal, vllm_embed
 from model_registry.clients._vllm_engines import (
     Engine,
@@ -40,7 +41,7 @@ from model_registry.clients._vllm_errors import (
     bootstrapping_spawned_child,
     call_error,
 )
-from model_registry.clients._vllm_output import Tally
+from model_registry.clients._vllm_output import Tally, local_generation
 from model_registry.clients._vllm_params import (
     CALL_OPTIONS,  # noqa: F401 (tests import it from here)
     ParamSplit,
@@ -54,7 +55,9 @@ from model_registry.clients._vllm_params import (
     sampling_param_names,  # noqa: F401 (tests import it from here)
     split_params,
 )
-from model_registry.clients._vllm_tools import LocalTools, local_tools
+from model_registry.clients._vllm_parsing import output_parsing
+from model_registry.clients._vllm_prompt import local_prompt
+from model_registry.clients._vllm_tools import local_tools
 from model_registry.clients.base import BaseClient
 from model_registry.errors import (
     APIError,
@@ -224,26 +227,6 @@ class VLLMClient(BaseClient):
                 f"vLLM rejected the sampling params {sampling!r}: {exc}"
             ) from exc
 
-    def _engine_prompt(
-        self, entry: Engine, prompt: Prompt, raw: bool, template_kwargs: Any = None
-    ) -> tuple[Any, Any]:
-        if raw:
-            if not isinstance(prompt, str):
-                raise InvalidParameterError("raw=True takes a string prompt, not chat messages")
-            return {"prompt": prompt}, None
-        messages = to_messages(prompt)
-        tokenizer = entry.tokenizer
-        if tokenizer is None or not getattr(tokenizer, "chat_template", None):
-            raise InvalidParameterError(
-                f"model {self.model_id!r} has no chat template; pass raw=True to send the "
-                f"prompt as a plain completion"
-            )
-        text = tokenizer.apply_chat_template(
-            messages, tokenize=False, add_generation_prompt=True, **(template_kwargs or {})
-        )
-        # The template writes the special tokens (BOS) itself, as vLLM's chat endpoint does.
-        return {"prompt": text}, {"add_special_tokens": False}
-
     async def _generate(
         self, prompt: Prompt, kwargs: dict[str, Any], deadline: float | None = None
     ) -> Generation:
@@ -281,13 +264,14 @@ class VLLMClient(BaseClient):
         sampling, options = self._call_params(kwargs)
         asked, top_k = local_request(sampling, options)
         tools = local_tools(sampling, options)
+        parsing = output_parsing(entry, self.split.engine, options, tools)
+        if parsing is not None:
+            parsing.adjust(sampling)
         params = self._sampling_params(sampling, delta)
         template = {**(options.get("chat_template_kwargs") or {})}
         if tools is not None:
             template["tools"] = tools.wire
-        engine_prompt, tokenization = self._engine_prompt(
-            entry, prompt, options.get("raw", False), template
-        )
+        engine_prompt, tokenization = await local_prompt(self, entry, prompt, options, template)
         timeout = options.get("timeout")
         engine = entry.engine
         request_id = f"model-registry-{uuid.uuid4().hex}"
@@ -305,14 +289,16 @@ class VLLMClient(BaseClient):
                 if request_id in self._closed_requests:
                     raise self._closed_error()
                 text = tally.add(out)
-                if delta and text and tools is None:  # tool calls are no text
+                if delta and parsing is not None:  # no reasoning, no tool-call markup
+                    text = parsing.delta(text, out)
+                if delta and text and (tools is None or tools.auto):  # JSON calls are no text
                     yield text
                 if out.finished:
                     finished = True
                     break
         finally:
             await self._end_request(engine, outputs, request_id, finished)
-        yield self._generation(tally, started, asked, top_k, tools)
+        yield local_generation(self, tally, started, (asked, top_k), tools, parsing)
 
     async def _next_output(self, outputs: Any, deadline: float, timeout_s: Any) -> Any:
         """The engine's next output for a request (by `deadline`, anyio's clock), None at
@@ -351,43 +337,6 @@ class VLLMClient(BaseClient):
             self._closed_requests.discard(request_id)
             if not self._in_flight and self._drained is not None:
                 self._drained.set()
-
-    def _generation(
-        self, tally: Tally, started: float, asked: Asked, top_k: int, tools: LocalTools | None
-    ) -> Generation:
-        if tally.last is None:
-            raise APIError(
-                "the engine returned no output", provider=self.provider, model=self.model_id
-            )
-        text = "".join(tally.parts)
-        finish_reason = tally.last.outputs[0].finish_reason
-        calls = None
-        if tools is not None:
-            calls = tools.calls(text, provider=self.provider, model=self.model_id)
-            text, finish_reason = "", "tool_calls"
-        extras = generation_extras(
-            asked,
-            text=text,
-            finish_reason=finish_reason,
-            logprobs=vllm_logprobs(tally.token_ids, tally.logprobs, top_k)
-            if asked.logprobs
-            else None,
-            reasoning=None,
-            provider=self.provider,
-            model=self.model_id,
-        )
-        return Generation(
-            text=text,
-            finish_reason=finish_reason,
-            usage=tally.usage(),
-            model=self.model_id,
-            provider=self.provider,
-            latency_s=time.perf_counter() - started,
-            raw=tally.last,
-            name=self.name,
-            tool_calls=calls,
-            **extras,
-        )
 
     def _call_error(self, exc: Exception) -> Exception:
         return call_error(

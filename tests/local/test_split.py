@@ -145,6 +145,8 @@ def test_call_options_are_ours() -> None:
         "tools",
         "tool_choice",
         "parallel_tool_calls",
+        "tool_call_parser",
+        "allow_image_downloads",
     } == CALL_OPTIONS
     assert split_params({"raw": True, "timeout": 5}).options == {"raw": True, "timeout": 5}
 
