@@ -47,6 +47,7 @@ from model_registry.errors import (
     ServiceUnavailableError,
     UnknownModelError,
 )
+from model_registry.events import off, on
 from model_registry.providers import register_provider, unregister_provider
 from model_registry.resolve import alias_warnings, load_registry, resolve, validate_files
 from model_registry.types import (
@@ -150,6 +151,8 @@ __all__ = [
     "list_available_models",
     "list_providers",
     "load_registry",
+    "off",
+    "on",
     "redact",
     "register_provider",
     "resolve",

@@ -12,9 +12,12 @@ import logging
 from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import Any, ClassVar
 
+from model_registry._events import HANDLERS, emit_in_call
 from model_registry._prompts import Prompt
+from model_registry.clients._policy.observed import observed
 from model_registry.clients.base import BaseClient
 from model_registry.errors import TRANSIENT_ERRORS, ModelCallError
+from model_registry.events import Fallback
 from model_registry.types import ClientKind, Generation, Resolution
 
 __all__ = ["FallbackClient", "LocalFallbackClient", "fallback_client"]
@@ -102,6 +105,7 @@ class FallbackClient(BaseClient):
         """Seconds until some name of the chain is out of its provider's pause (0.0: now)."""
         return min(0.0 if c is None else c.cooldown_remaining() for c in self._clients)
 
+    @observed
     async def _call(
         self, prompt: Prompt, kwargs: dict[str, Any], *, batched: bool = False
     ) -> Generation:
@@ -110,6 +114,8 @@ class FallbackClient(BaseClient):
         for index in order:
             self._check_open()
             client = self._client(index)
+            if HANDLERS:
+                self._moved_on(index, order, tried)
             try:
                 await client.start()
                 return await client._call(prompt, kwargs, batched=batched)
@@ -125,6 +131,21 @@ class FallbackClient(BaseClient):
             logger.info("%r failed (%s); trying the next fallback", client.name, exc)
         else:
             exc.add_note(f"every name failed; tried in order: {', '.join(tried)}")
+
+    def _moved_on(self, index: int, order: list[int], tried: list[str]) -> None:
+        """Emit a `fallback` event when the call goes on to another name than the primary:
+        after the last name's error, or first when the primary's provider is cooling down."""
+        position = order.index(index)
+        if position == 0 and index == 0:
+            return
+        before = order[position - 1] if position else 0
+        reason = tried[-1].rpartition("(")[2].rstrip(")") if position else "cooldown"
+        emit_in_call(
+            Fallback,
+            from_name=self._resolutions[before].name,
+            to_name=self._resolutions[index].name,
+            reason=reason,
+        )
 
     async def _stream_events(
         self, prompt: Prompt, kwargs: dict[str, Any]
