@@ -53,14 +53,39 @@ _dropped = 0
 class CallState:
     """The call in progress: its id, the name it is on now, and its attempts so far."""
 
-    __slots__ = ("attempts", "batch_id", "call_id", "name", "provider", "route", "started")
+    __slots__ = (
+        "attempts",
+        "batch_id",
+        "call_id",
+        "model",
+        "name",
+        "provider",
+        "route",
+        "started",
+    )
 
-    def __init__(self, name: str, provider: str, route: str | None, batch_id: str | None) -> None:
+    def __init__(self, where: Any, batch_id: str | None) -> None:
         self.call_id = new_id()
-        self.name, self.provider, self.route = name, provider, route
+        self.move(where)
         self.batch_id = batch_id
         self.attempts = 0
         self.started = time.perf_counter()
+
+    def move(self, where: Any) -> None:
+        """The call goes on with `where` (a `Resolution`: the fallback's name)."""
+        self.name, self.provider, self.model = where.name, where.provider, where.model_id
+        self.route = where.route
+
+    def fields(self) -> dict[str, Any]:
+        """The fields every event of this call has, `at` now."""
+        return {
+            "call_id": self.call_id,
+            "name": self.name,
+            "provider": self.provider,
+            "model": self.model,
+            "route": self.route,
+            "at": time.time(),
+        }
 
 
 CURRENT: contextvars.ContextVar[CallState | None] = contextvars.ContextVar(
@@ -137,16 +162,7 @@ def emit_in_call(cls: type[Any], **fields: Any) -> None:
     state = CURRENT.get()
     if state is None or cls.kind not in HANDLERS:
         return
-    emit(
-        cls(
-            call_id=state.call_id,
-            name=state.name,
-            provider=state.provider,
-            route=state.route,
-            at=time.time(),
-            **fields,
-        )
-    )
+    emit(cls(**state.fields(), **fields))
 
 
 def _report(handler: Callable[[Any], Any]) -> None:

@@ -52,12 +52,14 @@ EventName = Literal[
 
 class Event(msgspec.Struct, frozen=True, kw_only=True):
     """What every event has: the call (a batch's id for batch events), the name it is on
-    now (the fallback's, once one took over), its provider and route, and when (epoch s)."""
+    now (the fallback's, once one took over), its provider, model id and route, and when
+    (epoch s)."""
 
     kind: ClassVar[str] = ""
     call_id: str
     name: str
     provider: str
+    model: str
     route: str | None
     at: float
 
@@ -72,9 +74,11 @@ class Event(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class CallStart(Event, frozen=True, kw_only=True):
-    """A call begins (`batch_id`: the batch it is part of, else None)."""
+    """A call begins: its `prompt` (a string or chat messages, as given) and `batch_id`
+    (the batch it is part of, else None)."""
 
     kind: ClassVar[str] = "call_start"
+    prompt: Any = None
     batch_id: str | None = None
 
 

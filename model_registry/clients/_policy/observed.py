@@ -47,18 +47,17 @@ async def _observe(
     resolution: Resolution = client.resolution
     state = CURRENT.get()
     if state is not None:  # a fallback's name: the same call, on another name
-        state.name, state.provider = resolution.name, resolution.provider
-        state.route = resolution.route
+        state.move(resolution)
         _local_attempt(client, state)
         return await call(client, prompt, kwargs, **options)
-    state = CallState(resolution.name, resolution.provider, resolution.route, BATCH.get())
+    state = CallState(resolution, BATCH.get())
     token = CURRENT.set(state)
     try:
-        emit(CallStart(**_where(state), batch_id=state.batch_id))
+        emit(CallStart(**state.fields(), prompt=prompt, batch_id=state.batch_id))
         _local_attempt(client, state)
         try:
             generation = await call(client, prompt, kwargs, **options)
-        except Exception as exc:
+        except BaseException as exc:  # a cancelled call ends too
             _end(state, None, exc, resolution)
             raise
         _end(state, generation, None, resolution)
@@ -67,22 +66,12 @@ async def _observe(
         CURRENT.reset(token)
 
 
-def _where(state: CallState) -> dict[str, Any]:
-    return {
-        "call_id": state.call_id,
-        "name": state.name,
-        "provider": state.provider,
-        "route": state.route,
-        "at": time.time(),
-    }
-
-
 def _local_attempt(client: Any, state: CallState) -> None:
     """A local model's one attempt (the engine request; hosted attempts come from the
     retries, `retries.call_with_retries`)."""
     if client.kind == "local" and not hasattr(client, "fallbacks"):
         state.attempts += 1
-        emit(Attempt(**_where(state), number=state.attempts, started=time.time()))
+        emit(Attempt(**state.fields(), number=state.attempts, started=time.time()))
 
 
 def _end(
@@ -95,7 +84,7 @@ def _end(
         return
     latency = time.perf_counter() - state.started
     if generation is not None:
-        where = _where(state)
+        where = state.fields()
         where["name"] = generation.name or state.name
         emit(
             CallEnd(
@@ -110,7 +99,7 @@ def _end(
     status = getattr(error, "status_code", None)
     emit(
         CallEnd(
-            **_where(state),
+            **state.fields(),
             error=type(error).__name__,
             message=redact_text(str(error), _secrets(resolution)),
             status_code=status if isinstance(status, int) else None,
@@ -138,6 +127,7 @@ async def run_batch(client: Any, batch: Any, emit_result: Callable[[int, Any], N
         "call_id": new_id(),
         "name": resolution.name,
         "provider": resolution.provider,
+        "model": resolution.model_id,
         "route": resolution.route,
     }
     tally = _Tally(where)
