@@ -112,6 +112,25 @@ async def test_a_call_rate_limited_then_retried_after_a_429_then_answered_by_a_f
     assert json.loads(json.dumps(end.to_dict()))["generation"]["text"] == "echo: hello"
 
 
+async def test_a_call_goes_to_the_fallback_first_while_the_primary_cools_down(
+    server: FakeOpenAIServer, chain: dict[str, str]
+) -> None:
+    # a Retry-After over the 60 s a retry waits: no retry, the fallback answers at once
+    server.configure(chain["primary"], status=429, headers={"retry-after": "100"})
+    async with get_client("primary") as client:
+        await client.generate("first")
+        seen = listen()
+        generation = await client.generate("second")
+    assert generation.name == "second"
+    assert [e.kind for e in seen] == ["call_start", "fallback", "attempt", "call_end"]
+    fallback = seen[1]
+    assert (fallback.from_name, fallback.to_name, fallback.reason) == (  # type: ignore[attr-defined]
+        "primary",
+        "second",
+        "cooldown",
+    )
+
+
 async def test_a_handler_that_raises_changes_nothing_and_is_logged_once(
     server: FakeOpenAIServer, chain: dict[str, str], caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -111,17 +111,19 @@ class FallbackClient(BaseClient):
     ) -> Generation:
         tried: list[str] = []
         order = self._order()
+        last: ModelCallError | None = None
         for index in order:
             self._check_open()
             client = self._client(index)
             if HANDLERS:
-                self._moved_on(index, order, tried)
+                self._moved_on(index, order, last)
             try:
                 await client.start()
                 return await client._call(prompt, kwargs, batched=batched)
             except TRANSIENT_ERRORS as exc:
                 self._failed(client, exc, tried, len(order))
                 last = exc
+        assert last is not None  # the chain has at least one name
         raise last
 
     def _failed(self, client: BaseClient, exc: ModelCallError, tried: list[str], of: int) -> None:
@@ -132,14 +134,14 @@ class FallbackClient(BaseClient):
         else:
             exc.add_note(f"every name failed; tried in order: {', '.join(tried)}")
 
-    def _moved_on(self, index: int, order: list[int], tried: list[str]) -> None:
+    def _moved_on(self, index: int, order: list[int], last: ModelCallError | None) -> None:
         """Emit a `fallback` event when the call goes on to another name than the primary:
         after the last name's error, or first when the primary's provider is cooling down."""
         position = order.index(index)
         if position == 0 and index == 0:
             return
         before = order[position - 1] if position else 0
-        reason = tried[-1].rpartition("(")[2].rstrip(")") if position else "cooldown"
+        reason = type(last).__name__ if last is not None else "cooldown"
         emit_in_call(
             Fallback,
             from_name=self._resolutions[before].name,
