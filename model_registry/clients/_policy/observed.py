@@ -29,10 +29,12 @@ def observed(call: _F) -> _F:
     """Wrap a client's `_call(prompt, kwargs, *, batched)` with the call's events."""
 
     @functools.wraps(call)
-    async def observed_call(client: Any, prompt: Any, kwargs: Any, **options: Any) -> Generation:
+    async def observed_call(
+        client: Any, prompt: Any, kwargs: Any, *, batched: bool = False
+    ) -> Generation:
         if not HANDLERS:
-            return await call(client, prompt, kwargs, **options)
-        return await _observe(call, client, prompt, kwargs, options)
+            return await call(client, prompt, kwargs, batched=batched)
+        return await _observe(call, client, prompt, kwargs, {"batched": batched})
 
     return observed_call  # type: ignore[return-value]
 
