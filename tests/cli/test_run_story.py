@@ -66,3 +66,29 @@ def test_run_log_json_to_a_folder_fails_before_any_call(
     result = invoke_cli(*RUN)
     assert result.code == 1
     assert "cannot write the events to events.jsonl" in result.stderr
+
+
+def test_the_story_tells_waits_fallbacks_and_an_unknown_cost() -> None:
+    from model_registry._cli.run_story import RunStory
+    from model_registry.events import CallEnd, Fallback, LimiterWait
+
+    where = {"call_id": "c1", "provider": "p", "model": "m", "route": None, "at": 0.0}
+    story = RunStory(None)
+    try:
+        for event in (
+            LimiterWait(**where, name="primary", limit="rpm", seconds=1.25),
+            LimiterWait(**where, name="primary", limit="cooldown", seconds=2.0),
+            LimiterWait(**where, name="primary", limit="concurrency", seconds=0.5),
+            Fallback(**where, name="primary", from_name="primary", to_name="second", reason="X"),
+            CallEnd(**where, name="second", latency_s=1.0, cost=None),
+            CallEnd(**where, name="third", latency_s=1.0, error="RateLimitError"),
+        ):
+            story.seen(event)
+    finally:
+        story.close()
+    assert story.summary() == [
+        "calls: 2 (1 failed), 0 retries",
+        "waited: 1.8 s for limits (concurrency 0.5 s, rpm 1.2 s), 2.0 s for cooldowns",
+        "fallbacks: 1 (primary -> second 1)",
+        "cost by name that answered: second unknown",
+    ]
