@@ -193,6 +193,10 @@ async def _quiet(for_s: float = 0.02, tick_s: float = 0.002) -> None:
             quiet_since = time.perf_counter()
 
 
+def _no_op(event: Any) -> None:
+    """The handler of the `many_events` path: what listening costs, nothing more."""
+
+
 class _Worker:
     """The clients of every path in one worker process."""
 
@@ -259,6 +263,16 @@ class _Worker:
             await self.client.generate_many(prompts, concurrency=concurrency)
         elif path == "many_limits":
             await self.limited.generate_many(prompts, concurrency=concurrency)
+        elif path == "many_events":  # one no-op handler on every event (events_overhead.py)
+            from model_registry import events
+
+            for name in events.EVENT_NAMES:
+                events.on(name, _no_op)
+            try:
+                await self.client.generate_many(prompts, concurrency=concurrency)
+            finally:
+                for name in events.EVENT_NAMES:
+                    events.off(name, _no_op)
         else:  # a fresh store per batch: nothing is resumed
             self.batches += 1
             store = self.stores / f"{self.batches}.sqlite"

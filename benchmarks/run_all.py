@@ -26,7 +26,7 @@ from _common import (
     print_goals,
 )
 
-SCRIPTS = ("startup", "resolve", "hosted_overhead", "local_throughput")
+SCRIPTS = ("startup", "resolve", "hosted_overhead", "events_overhead", "local_throughput")
 LABEL = {"va": "center", "fontsize": 8}
 
 

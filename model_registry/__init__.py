@@ -47,6 +47,8 @@ from model_registry.errors import (
     ServiceUnavailableError,
     UnknownModelError,
 )
+from model_registry.events import off, on
+from model_registry.otel import instrument, uninstrument
 from model_registry.providers import register_provider, unregister_provider
 from model_registry.resolve import alias_warnings, load_registry, resolve, validate_files
 from model_registry.types import (
@@ -146,15 +148,19 @@ __all__ = [
     "batch_jobs",
     "fallback_chain",
     "get_client",
+    "instrument",
     "limits_in_force",
     "list_available_models",
     "list_providers",
     "load_registry",
+    "off",
+    "on",
     "redact",
     "register_provider",
     "resolve",
     "result_record",
     "secret_values",
+    "uninstrument",
     "unregister_provider",
     "validate_files",
 ]

@@ -48,6 +48,7 @@ from model_registry._cli.run_options import (
     ResultsDbOption,
 )
 from model_registry._cli.run_ray import RayAddressOption, RayOption, WorkersOption, ray_options
+from model_registry._cli.run_story import LogJsonOption
 from model_registry._cli.views import show_list, show_resolution, show_validation
 
 __all__ = ["app", "main", "parse_sets"]
@@ -283,6 +284,7 @@ def run_command(
     workers: WorkersOption = None,
     batch_api: BatchApiOption = False,
     no_wait: NoWaitOption = False,
+    log_json: LogJsonOption = None,
     sets: SetOption = None,
     debug: DebugOption = False,
 ) -> None:
@@ -310,4 +312,5 @@ def run_command(
         ray=on_ray,
         batch_api=batch_api,
         no_wait=no_wait,
+        log_json=log_json,
     )

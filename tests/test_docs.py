@@ -13,7 +13,7 @@ import pytest
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 #: The pages whose blocks run as they stand.
-RUNNABLE = ("testing.md", "embeddings.md")
+RUNNABLE = ("testing.md", "embeddings.md", "events.md")
 #: Generous: a block starts a loopback server and imports LiteLLM on a loaded machine.
 _BLOCK_DEADLINE_S = 300
 _FENCE = re.compile(r"^```python\n(.*?)^```$", re.S | re.M)

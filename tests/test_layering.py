@@ -37,8 +37,9 @@ LEAVES = frozenset({"errors", "_redaction", "_litellm_providers", "_options", "_
 #: Just above the bottom layer (DESIGN: they import nothing else of ours), so clients may
 #: use them; a private module named after one of them (`_store_values`) is part of it.
 JUST_ABOVE = ("store", "limits")
-#: What a client may import, besides other clients (`_embeddings`: a value type on `types`).
-CLIENT_MAY_IMPORT = BOTTOM | frozenset(JUST_ABOVE) | {"_embeddings"}
+#: What a client may import, besides other clients (`_embeddings`: a value type on `types`;
+#: `events`, `_events`: the events clients emit, on `types`).
+CLIENT_MAY_IMPORT = BOTTOM | frozenset(JUST_ABOVE) | {"_embeddings", "events", "_events"}
 
 #: Imports that break the arrows today, each to be removed by its module's owner (then the
 #: entry goes). (importer, imported), names relative to model_registry.

@@ -185,8 +185,10 @@ def test_the_vllm_install_hint_names_the_local_extras_range() -> None:
 #: and the tokenizers it depends on), `pytest` only for `model_registry.testing`'s
 #: pytest helpers, inside a pytest run, and `typing_extensions` only for type checkers
 #: (under `if TYPE_CHECKING:`; mypy depends on it, pyright bundles it). `ray` and its
-#: `pyarrow` come with the `ray` extra, imported only inside `model_registry.ray`'s calls.
+#: `pyarrow` come with the `ray` extra, imported only inside `model_registry.ray`'s calls;
+#: `opentelemetry` with the `otel` extra, inside `model_registry.instrument()`.
 NOT_DEPENDENCIES = {"vllm", "tokenizers", "pytest", "typing_extensions", "ray", "pyarrow"}
+NOT_DEPENDENCIES |= {"opentelemetry"}
 
 
 def _imported_packages() -> set[str]:

@@ -195,7 +195,7 @@ def test_an_import_and_a_warm_alias_resolve_load_only_what_they_use() -> None:
 
 
 #: Public submodules by design: their own `__all__` is their surface.
-PUBLIC_SUBMODULES = frozenset({"testing", "cli", "ray"})
+PUBLIC_SUBMODULES = frozenset({"testing", "cli", "ray", "events"})
 
 
 def _public_modules() -> list[str]:

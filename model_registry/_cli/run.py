@@ -30,6 +30,7 @@ from model_registry._cli.progress import RunProgress, Tally, money
 from model_registry._cli.run_batch import batch_jobs_left, batch_options, submit_only
 from model_registry._cli.run_input import read_run_input
 from model_registry._cli.run_ray import RayOptions, run_on_ray
+from model_registry._cli.run_story import RunStory
 
 #: Where the library's store errors say "results_db", the CLI user's word for it.
 _RESULTS_DB_HINT = "(model-registry run: use --results-db PATH)"
@@ -47,6 +48,7 @@ def run_prompts_file(
     ray: RayOptions | None = None,
     batch_api: bool = False,
     no_wait: bool = False,
+    log_json: Path | None = None,
 ) -> None:
     """Send every prompt of `prompts_file` to `name`, keeping each answer in the store, then
     write `out` and a summary; exit 1 when a prompt failed, 3 when `max_cost` left prompts
@@ -65,6 +67,7 @@ def run_prompts_file(
     if no_wait:
         submit_only(name, kwargs, run_input.prompts, store, max_cost)
     interrupts.set_last_words(report.interrupted)
+    story = RunStory(log_json)  # what the events saw (run_story.py)
     try:
         with _results_db_hint(), warnings.catch_warnings():
             # LiteLLM's coroutines cancelled by Ctrl-C before they ran: nothing to report
@@ -83,11 +86,12 @@ def run_prompts_file(
     except model_registry.ResultStoreError as exc:  # a write failed: a full disk
         report.stopped(exc)
     finally:
+        story.close()
         with contextlib.suppress(model_registry.ResultStoreError):  # reported above
             store.close()
     interrupts.set_last_words(None)
     _write_results(out, run_input.ids, results, report)
-    echo_lines_err([*report.summary(), f"wrote {out} (store: {db})"])
+    echo_lines_err([*report.summary(), *story.summary(), f"wrote {out} (store: {db})"])
     _exit_status(report, out)
 
 

@@ -26,6 +26,7 @@ from model_registry.clients._batch import Batch, iterate
 from model_registry.clients._batch_api import BatchAPIMethods
 from model_registry.clients._embed import EmbedMethods
 from model_registry.clients._policy.call_limits import CallLimits, call_timeout
+from model_registry.clients._policy.observed import observed, run_batch
 from model_registry.clients._policy.retries import call_with_retries
 from model_registry.clients._policy.spend import spent_attempt
 from model_registry.errors import ClientClosedError, RequestTimeoutError
@@ -85,6 +86,7 @@ class BaseClient(EmbedMethods, BatchAPIMethods):
         when none is in force); calls started meanwhile wait it out."""
         return self._limits.cooldown_remaining()
 
+    @observed
     async def _call(
         self, prompt: Prompt, kwargs: dict[str, Any], *, batched: bool = False
     ) -> Generation:
@@ -322,7 +324,7 @@ class BaseClient(EmbedMethods, BatchAPIMethods):
         )
         self._check_open()
         results: list[Any] = [None] * len(batch.prompts)
-        await batch.run(self, results.__setitem__)
+        await run_batch(self, batch, results.__setitem__)
         return results
 
     @overload
@@ -364,7 +366,7 @@ class BaseClient(EmbedMethods, BatchAPIMethods):
             max_cost=max_cost,
         )
         self._check_open()
-        items = iterate(lambda emit: batch.run(self, emit))
+        items = iterate(lambda emit: run_batch(self, batch, emit))
         async with contextlib.aclosing(items):
             async for item in items:
                 yield item

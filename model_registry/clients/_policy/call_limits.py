@@ -20,8 +20,10 @@ from typing import Any
 
 import anyio
 
+from model_registry._events import HANDLERS, emit_in_call
 from model_registry._prompts import Prompt
 from model_registry.errors import ModelCallError, RateLimitError, RequestTimeoutError
+from model_registry.events import Cooldown, LimiterWait
 from model_registry.limits import (
     CooldownPastDeadline,
     Limiter,
@@ -130,11 +132,14 @@ class CallLimits:
             max_tokens = kwargs.get("max_tokens", self._params.get("max_tokens"))
             tokens = estimate_tokens(prompt, max_tokens if isinstance(max_tokens, int) else None)
         acquiring = acquire(self.limiters, tokens, deadline)
+        watch = _Watch(self.limiters, tokens) if HANDLERS else None
         if deadline == math.inf:
             permit = await acquiring.__aenter__()
         else:
             with self._bounded(deadline, timeout_s):
                 permit = await acquiring.__aenter__()
+        if watch is not None:
+            watch.done()
         try:
             paced = self.paced
             if not paced and _sending.get() is None:
@@ -153,11 +158,17 @@ class CallLimits:
         """Before an attempt: wait out any cooldown and, where an `rpm` binds, take a
         request from its bucket (the server counts a retry like any request)."""
         if self.binding:
+            watch = _Watch(self.limiters, 0.0) if HANDLERS else None
             with self._bounded(deadline, timeout_s):
                 await take_request(self.limiters, deadline)
+            if watch is not None:
+                watch.done()
         elif self.cooldown is not None and self.cooldown.cooldown_until:
+            started = time.perf_counter()
             with self._bounded(deadline, timeout_s):
                 await self.cooldown.wait_cooldown(deadline)
+            if HANDLERS:
+                _waited("cooldown", time.perf_counter() - started)
 
     @contextlib.contextmanager
     def _bounded(self, deadline: float, timeout_s: Any) -> Iterator[None]:
@@ -204,6 +215,46 @@ class CallLimits:
                 _until(seconds),
             )
         limiter.cool_down(seconds)
+        if HANDLERS:
+            remaining = limiter.cooldown_remaining()
+            emit_in_call(
+                Cooldown, until=time.time() + remaining, seconds=remaining, retry_after=seconds
+            )
+
+
+_MEASURABLE_WAIT = 0.001  # seconds: a shorter wait for the limits is not reported
+
+
+def _waited(limit: str, seconds: float) -> None:
+    if seconds >= _MEASURABLE_WAIT:
+        emit_in_call(LimiterWait, limit=limit, seconds=seconds)
+
+
+class _Watch:
+    """Times a wait for the limits; which limit holds it is read before it starts: a
+    cooldown, then a full concurrency, then a full `tpm` bucket, else the `rpm` one."""
+
+    def __init__(self, limiters: tuple[Limiter, ...], tokens: float) -> None:
+        self.started = time.perf_counter()
+        self.limit = _holding(limiters, tokens)
+
+    def done(self) -> None:
+        _waited(self.limit, time.perf_counter() - self.started)
+
+
+def _holding(limiters: tuple[Limiter, ...], tokens: float) -> str:
+    if any(limiter.cooldown_remaining() > 0 for limiter in limiters):
+        return "cooldown"
+    states = [limiter._state() for limiter in limiters]
+    if any(state.slots is not None and state.slots.locked() for state in states):
+        return "concurrency"
+    for state in states:
+        bucket = state.tokens
+        if bucket is not None and tokens > 0:
+            level = max(bucket.level - (bucket._clock() - bucket.checked) * bucket.rate, 0.0)
+            if level + min(tokens, bucket.capacity) > bucket.capacity:
+                return "tpm"
+    return "rpm"
 
 
 def call_timeout(params: Mapping[str, Any], kwargs: Mapping[str, Any]) -> float | None:

@@ -12,9 +12,12 @@ import logging
 from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import Any, ClassVar
 
+from model_registry._events import HANDLERS, emit_in_call
 from model_registry._prompts import Prompt
+from model_registry.clients._policy.observed import observed
 from model_registry.clients.base import BaseClient
 from model_registry.errors import TRANSIENT_ERRORS, ModelCallError
+from model_registry.events import Fallback
 from model_registry.types import ClientKind, Generation, Resolution
 
 __all__ = ["FallbackClient", "LocalFallbackClient", "fallback_client"]
@@ -102,20 +105,25 @@ class FallbackClient(BaseClient):
         """Seconds until some name of the chain is out of its provider's pause (0.0: now)."""
         return min(0.0 if c is None else c.cooldown_remaining() for c in self._clients)
 
+    @observed
     async def _call(
         self, prompt: Prompt, kwargs: dict[str, Any], *, batched: bool = False
     ) -> Generation:
         tried: list[str] = []
         order = self._order()
+        last: ModelCallError | None = None
         for index in order:
             self._check_open()
             client = self._client(index)
+            if HANDLERS:
+                self._moved_on(index, order, last)
             try:
                 await client.start()
                 return await client._call(prompt, kwargs, batched=batched)
             except TRANSIENT_ERRORS as exc:
                 self._failed(client, exc, tried, len(order))
                 last = exc
+        assert last is not None  # the chain has at least one name
         raise last
 
     def _failed(self, client: BaseClient, exc: ModelCallError, tried: list[str], of: int) -> None:
@@ -125,6 +133,21 @@ class FallbackClient(BaseClient):
             logger.info("%r failed (%s); trying the next fallback", client.name, exc)
         else:
             exc.add_note(f"every name failed; tried in order: {', '.join(tried)}")
+
+    def _moved_on(self, index: int, order: list[int], last: ModelCallError | None) -> None:
+        """Emit a `fallback` event when the call goes on to another name than the primary:
+        after the last name's error, or first when the primary's provider is cooling down."""
+        position = order.index(index)
+        if position == 0 and index == 0:
+            return
+        before = order[position - 1] if position else 0
+        reason = type(last).__name__ if last is not None else "cooldown"
+        emit_in_call(
+            Fallback,
+            from_name=self._resolutions[before].name,
+            to_name=self._resolutions[index].name,
+            reason=reason,
+        )
 
     async def _stream_events(
         self, prompt: Prompt, kwargs: dict[str, Any]

@@ -27,6 +27,7 @@ import functools
 import ipaddress
 import math
 import random
+import time
 import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
@@ -34,12 +35,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 
+from model_registry._events import CURRENT, HANDLERS, emit_in_call
 from model_registry.errors import (
     TRANSIENT_ERRORS,
     APIConnectionError,
     InvalidParameterError,
     ModelCallError,
 )
+from model_registry.events import Attempt, Retry
 from model_registry.limits import spread
 
 if TYPE_CHECKING:
@@ -127,6 +130,8 @@ async def call_with_retries(
     `pause(seconds)` runs between attempts: it waits `seconds` and whatever the limits ask
     for. `deadline` (anyio's clock) is the call's: no wait is started that would end past it.
     """
+    if HANDLERS:
+        attempt = _announced(attempt)
     try:
         return await attempt()
     except TRANSIENT_ERRORS as error:
@@ -152,10 +157,41 @@ async def call_with_retries(
         stop=lambda state: _should_stop(state, retries, deadline),
         wait=wait,
         sleep=pause,
+        before_sleep=_announce_retry,
         reraise=True,
     )
     result: _T = await retrying(attempts)  # a coroutine function: tenacity awaits it
     return result
+
+
+def _announced(attempt: Callable[[], Awaitable[_T]]) -> Callable[[], Awaitable[_T]]:
+    """`attempt`, emitting an `attempt` event (its number on this name) as it starts."""
+    made = 0
+
+    async def announced() -> _T:
+        nonlocal made
+        made += 1
+        if (state := CURRENT.get()) is not None:
+            state.attempts += 1  # the call's, every name of it
+            emit_in_call(Attempt, number=made, started=time.time())
+        return await attempt()
+
+    return announced
+
+
+def _announce_retry(state: RetryCallState) -> None:
+    """Emit a `retry` event: which error, and how long the call waits before the next."""
+    if "retry" not in HANDLERS:
+        return
+    error = state.outcome.exception() if state.outcome is not None else None
+    status = getattr(error, "status_code", None)
+    emit_in_call(
+        Retry,
+        attempt=state.attempt_number,
+        error=type(error).__name__,
+        status_code=status if isinstance(status, int) else None,
+        wait_s=state.upcoming_sleep,
+    )
 
 
 def _should_stop(state: RetryCallState, retries: int, deadline: float) -> bool:

@@ -1,0 +1,48 @@
+"""Events (`model_registry.on`) of local calls on the tiny model: the same events, with the
+same fields, as a hosted call."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from model_registry import Generation, off, on
+from model_registry.events import EVENT_NAMES, Attempt, CallEnd, CallStart, Event
+
+pytestmark = pytest.mark.local
+
+
+@pytest.fixture
+def seen() -> Iterator[list[Event]]:
+    events: list[Event] = []
+    for name in EVENT_NAMES:
+        on(name, events.append)
+    yield events
+    for name in EVENT_NAMES:
+        off(name)
+
+
+async def test_a_local_call_emits_the_events_of_a_hosted_one(tiny: Any, seen: list[Event]) -> None:
+    generation = await tiny.generate("Hello", max_tokens=3, ignore_eos=True)
+    assert [e.kind for e in seen] == ["call_start", "attempt", "call_end"]
+    start, attempt, end = seen
+    assert isinstance(start, CallStart) and isinstance(attempt, Attempt)
+    assert isinstance(end, CallEnd)
+    assert len({e.call_id for e in seen}) == 1
+    assert {(e.name, e.provider) for e in seen} == {(tiny.name, "local")}
+    assert (attempt.number, end.attempts, end.error, end.from_store) == (1, 1, None, False)
+    assert end.generation is generation and end.cost is None and end.latency_s > 0
+
+
+async def test_a_local_batch_emits_batch_events_around_its_calls(
+    tiny: Any, seen: list[Event]
+) -> None:
+    results = await tiny.generate_many(["a", "b"], max_tokens=2, ignore_eos=True)
+    assert all(isinstance(g, Generation) for g in results)
+    kinds = [e.kind for e in seen]
+    assert (kinds[0], kinds[-1]) == ("batch_start", "batch_end")
+    assert sorted(kinds[1:-1]) == ["attempt"] * 2 + ["call_end"] * 2 + ["call_start"] * 2
+    end = seen[-1]
+    assert (end.prompts, end.succeeded, end.failed, end.cost) == (2, 2, 0, 0.0)  # type: ignore[attr-defined]
