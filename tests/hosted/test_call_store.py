@@ -248,3 +248,32 @@ async def test_a_results_db_that_is_no_path_or_store_is_refused_before_any_reque
         with pytest.raises(InvalidParameterError, match=message):
             client.stream("x", results_db=bad)
     assert server.stats(model).requests == 0
+
+
+async def test_embed_many_uses_the_client_store_unless_it_is_turned_off(
+    server: FakeOpenAIServer, tmp_path: Path
+) -> None:
+    model, db = "text-embedding-3-small", tmp_path / "vectors.sqlite"
+    before = server.stats(model).requests
+    async with client_for(server, model, results_db=db) as client:
+        first = await client.embed_many(["a", "b"])
+        again = await client.embed_many(["a", "b"])
+        fresh = await client.embed_many(["a"], results_db=None)
+    assert (first.from_store, again.from_store, fresh.from_store) == (0, 2, 0)
+    assert again.vectors == first.vectors
+    assert server.stats(model).requests - before == 2
+
+
+async def test_a_call_is_kept_under_the_documented_key_of_its_first_occurrence(
+    server: FakeOpenAIServer, tmp_path: Path
+) -> None:
+    model = model_name()
+    with ResultStore(tmp_path / "keys.sqlite") as store:
+        async with client_for(server, model, temperature=0.2) as client:
+            await client.generate("hi", max_tokens=5, results_db=store, timeout=30)
+            target = client.resolution.route
+            params = {**client.params, "max_tokens": 5}  # call options such as timeout: no matter
+        assert target == f"openai/{model}"
+        messages = [{"role": "user", "content": "hi"}]
+        key = ResultStore.request_key(target, messages, params) + "#0"
+        assert store.lookup([key])[key].text == "echo: hi"
