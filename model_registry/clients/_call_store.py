@@ -32,7 +32,7 @@ from model_registry.types import Generation
 __all__ = ["CLIENT_DEFAULT", "CallStores", "ClientDefault", "ResultsDb", "StoredCall"]
 
 #: What `results_db=` takes: a path, a `ResultStore` of the caller's, or None (no store).
-ResultsDb: TypeAlias = "str | os.PathLike[str] | ResultStore | None"
+ResultsDb: TypeAlias = str | os.PathLike[str] | ResultStore | None
 
 
 class ClientDefault(enum.Enum):

@@ -13,7 +13,13 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from model_registry._prompts import Prompt
 from model_registry.clients._batch_checks import check_results_db
-from model_registry.clients._call_store import CLIENT_DEFAULT, CallStores, StoredCall
+from model_registry.clients._call_store import (
+    CLIENT_DEFAULT,
+    CallStores,
+    ClientDefault,
+    ResultsDb,
+    StoredCall,
+)
 from model_registry.clients._policy.call_limits import CallLimits, call_timeout
 from model_registry.types import Generation, GenerationStream
 
@@ -49,7 +55,11 @@ class OneCallMethods:
     @overload
     async def generate(self, prompt: Prompt, **kwargs: Any) -> Generation: ...
     async def generate(
-        self, prompt: Prompt, *, results_db: Any = CLIENT_DEFAULT, **kwargs: Any
+        self,
+        prompt: Prompt,
+        *,
+        results_db: ResultsDb | ClientDefault = CLIENT_DEFAULT,
+        **kwargs: Any,
     ) -> Generation:
         """One prompt (a string or chat messages) to one `Generation`; kwargs beat the client's.
 
@@ -73,7 +83,11 @@ class OneCallMethods:
         return generation
 
     def stream(
-        self, prompt: Prompt, *, results_db: Any = CLIENT_DEFAULT, **kwargs: Any
+        self,
+        prompt: Prompt,
+        *,
+        results_db: ResultsDb | ClientDefault = CLIENT_DEFAULT,
+        **kwargs: Any,
     ) -> GenerationStream:
         """Text deltas as they arrive; the stream's `result` holds the `Generation` at the end.
 
@@ -86,7 +100,7 @@ class OneCallMethods:
         return GenerationStream(self._stored_stream(prompt, kwargs, results_db))
 
     async def _stored_stream(
-        self, prompt: Prompt, kwargs: dict[str, Any], results_db: Any
+        self, prompt: Prompt, kwargs: dict[str, Any], results_db: ResultsDb | ClientDefault
     ) -> AsyncGenerator[str | Generation, None]:
         store = await self._stores.store(results_db)
         assert store is not None  # `stream` came here for a store
