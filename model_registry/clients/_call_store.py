@@ -4,6 +4,8 @@ A call's key is the key a batch gives the first occurrence of the same request
 (`<hash>#0`), whatever the method: a stream replays what `generate` or a batch stored, and
 two separate identical calls share one answer. Stored successes come back without a request
 (`from_store=True`); errors are stored but never served, so the call is made again.
+Identical calls of one client in flight at once send one request; the others wait for its
+outcome (`CallStores.open_call`).
 
 A store given as a path is opened once per process for every client that names the same
 file (one writer thread per file), held by each client that used it, and closed when the
@@ -13,9 +15,10 @@ last of them closes (`aclose`). Every answer of a call is committed before the c
 from __future__ import annotations
 
 import enum
+import functools
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final, TypeAlias
 
 import anyio
@@ -92,6 +95,8 @@ class CallStores:
         self.default: Any = None
         self._held: dict[str, ResultStore] = {}
         self._target: str | None = None
+        #: (store, key) of the calls being sent -> set when their outcome is committed.
+        self._in_flight: dict[tuple[int, str], anyio.Event] = {}
 
     def set_default(self, results_db: Any) -> None:
         """Make `results_db` the default of every call and batch; checked here."""
@@ -128,6 +133,30 @@ class CallStores:
             await anyio.to_thread.run_sync(_release, key)
         return self._held.setdefault(key, store)
 
+    async def open_call(
+        self, client: Any, store: ResultStore, prompt: Prompt, kwargs: Mapping[str, Any]
+    ) -> StoredCall:
+        """The call's key and stored answer (`answer`); while another call of this client
+        sends the same request to the same store, that one's outcome is awaited first. A call
+        left to send holds its key until its `done()`."""
+        params = {**client.params, **kwargs}
+        while True:
+            call = await StoredCall.look_up(client, store, prompt, kwargs)
+            call.answer = call.replay(params)
+            if call.answer is not None or call.key is None:
+                return call
+            slot = (id(store), call.key)
+            if (other := self._in_flight.get(slot)) is None:
+                sent = self._in_flight[slot] = anyio.Event()
+                call.done = functools.partial(self._sent, slot, sent)
+                return call
+            await other.wait()
+
+    def _sent(self, slot: tuple[int, str], sent: anyio.Event) -> None:
+        if self._in_flight.get(slot) is sent:
+            del self._in_flight[slot]
+        sent.set()
+
     def target(self, client: Any) -> str:
         """The client's store target, computed once (a local model's reads its files)."""
         if self._target is None:
@@ -142,11 +171,19 @@ class CallStores:
                 await anyio.to_thread.run_sync(_release, where)
 
 
+def _nothing() -> None:
+    pass
+
+
 class StoredCall:
     """One call's key in its store and the answer stored for it, if any."""
 
     def __init__(self, store: ResultStore, key: str | None, found: StoredResult | None) -> None:
         self.store, self.key, self.found = store, key, found
+        #: The stored answer as the call returns it (`replay`), or None: send the call.
+        self.answer: Generation | None = None
+        #: Called once the call's outcome is kept: the same calls waiting go on.
+        self.done: Callable[[], None] = _nothing
 
     @classmethod
     async def look_up(

@@ -18,7 +18,6 @@ from model_registry.clients._call_store import (
     CallStores,
     ClientDefault,
     ResultsDb,
-    StoredCall,
 )
 from model_registry.clients._policy.call_limits import CallLimits, call_timeout
 from model_registry.types import Generation, GenerationStream
@@ -70,16 +69,19 @@ class OneCallMethods:
         if store is None:
             await self.start()
             return await self._call(prompt, kwargs)
-        call = await StoredCall.look_up(self, store, prompt, kwargs)
-        if (stored := call.replay({**self.params, **kwargs})) is not None:
-            return stored
-        await self.start()
+        call = await self._stores.open_call(self, store, prompt, kwargs)
+        if call.answer is not None:
+            return call.answer
         try:
-            generation = await self._call(prompt, kwargs)
-        except Exception as exc:
-            await call.keep(exc)
-            raise
-        await call.keep(generation)
+            await self.start()
+            try:
+                generation = await self._call(prompt, kwargs)
+            except Exception as exc:
+                await call.keep(exc)
+                raise
+            await call.keep(generation)
+        finally:
+            call.done()
         return generation
 
     def stream(
@@ -104,8 +106,8 @@ class OneCallMethods:
     ) -> AsyncGenerator[str | Generation, None]:
         store = await self._stores.store(results_db)
         assert store is not None  # `stream` came here for a store
-        call = await StoredCall.look_up(self, store, prompt, kwargs)
-        if (stored := call.replay({**self.params, **kwargs})) is not None:
+        call = await self._stores.open_call(self, store, prompt, kwargs)
+        if (stored := call.answer) is not None:
             if stored.text:
                 yield stored.text
             yield stored
@@ -118,13 +120,15 @@ class OneCallMethods:
                     result = event
                     break
                 yield event
+            if result is not None:
+                await call.keep(result)  # committed before the caller sees the result
         except Exception as exc:
             await call.keep(exc)
             raise
         finally:
+            call.done()
             await events.aclose()
         if result is not None:
-            await call.keep(result)  # committed before the caller sees the result
             yield result
 
     async def _stream_events(
