@@ -14,11 +14,12 @@ last of them closes (`aclose`). Every answer of a call is committed before the c
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import functools
 import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Final, TypeAlias
 
 import anyio
@@ -97,6 +98,9 @@ class CallStores:
         self._target: str | None = None
         #: (store, key) of the calls being sent -> set when their outcome is committed.
         self._in_flight: dict[tuple[int, str], anyio.Event] = {}
+        #: Store reads and commits under way; aclose() waits for them before closing a store.
+        self._busy = 0
+        self._idle: anyio.Event | None = None
 
     def set_default(self, results_db: Any) -> None:
         """Make `results_db` the default of every call and batch; checked here."""
@@ -141,7 +145,9 @@ class CallStores:
         left to send holds its key until its `done()`."""
         params = {**client.params, **kwargs}
         while True:
-            call = await StoredCall.look_up(client, store, prompt, kwargs)
+            with self.using():
+                call = await StoredCall.look_up(client, store, prompt, kwargs)
+            call.using = self.using
             call.answer = call.replay(params)
             if call.answer is not None or call.key is None:
                 return call
@@ -151,6 +157,7 @@ class CallStores:
                 call.done = functools.partial(self._sent, slot, sent)
                 return call
             await other.wait()
+            client._check_open()  # ClientClosedError once aclose() ran meanwhile
 
     def _sent(self, slot: tuple[int, str], sent: anyio.Event) -> None:
         if self._in_flight.get(slot) is sent:
@@ -163,10 +170,25 @@ class CallStores:
             self._target = client._store_target()
         return self._target
 
+    @contextlib.contextmanager
+    def using(self) -> Iterator[None]:
+        """Mark a store read or commit under way (aclose() waits for it)."""
+        self._busy += 1
+        try:
+            yield
+        finally:
+            self._busy -= 1
+            if not self._busy and self._idle is not None:
+                self._idle.set()
+
     async def aclose(self) -> None:
-        """Release every store this client opened from a path; the last holder closes it."""
+        """Release every store this client opened from a path, once the reads and commits
+        under way ended; the last holder closes it."""
         held, self._held = list(self._held), {}
         with anyio.CancelScope(shield=True):
+            if self._busy:
+                self._idle = anyio.Event()
+                await self._idle.wait()
             for where in held:
                 await anyio.to_thread.run_sync(_release, where)
 
@@ -184,6 +206,8 @@ class StoredCall:
         self.answer: Generation | None = None
         #: Called once the call's outcome is kept: the same calls waiting go on.
         self.done: Callable[[], None] = _nothing
+        #: Marks the commit of its outcome as under way (`CallStores.using`).
+        self.using: Callable[[], contextlib.AbstractContextManager[None]] = contextlib.nullcontext
 
     @classmethod
     async def look_up(
@@ -216,11 +240,11 @@ class StoredCall:
         key, store = self.key, self.store
         if key is None or isinstance(outcome, ClientClosedError):
             return
-        if isinstance(outcome, Generation):
-            store.put_result(key, 0, _record(outcome))
-        else:
-            status = getattr(outcome, "status_code", None)
-            status = status if isinstance(status, int) else None
-            store.put_error(key, 0, type(outcome).__name__, str(outcome), status)
-        with anyio.CancelScope(shield=True):
+        with self.using(), anyio.CancelScope(shield=True):
+            if isinstance(outcome, Generation):
+                store.put_result(key, 0, _record(outcome))
+            else:
+                status = getattr(outcome, "status_code", None)
+                status = status if isinstance(status, int) else None
+                store.put_error(key, 0, type(outcome).__name__, str(outcome), status)
             await store.aflush()

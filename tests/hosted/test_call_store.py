@@ -13,6 +13,7 @@ import anyio
 import pytest
 
 from model_registry import (
+    ClientClosedError,
     Generation,
     InvalidParameterError,
     ResultStore,
@@ -327,3 +328,29 @@ async def test_a_call_is_kept_under_the_documented_key_of_its_first_occurrence(
         messages = [{"role": "user", "content": "hi"}]
         key = ResultStore.request_key(target, messages, params) + "#0"
         assert store.lookup([key])[key].text == "echo: hi"
+
+
+async def test_a_call_waiting_for_the_same_call_in_flight_ends_closed_when_the_client_closes(
+    server: FakeOpenAIServer, tmp_path: Path
+) -> None:
+    model, db = model_name(), tmp_path / "closing.sqlite"
+    server.configure(model, delay=5)
+    client = await client_for(server, model, results_db=db)
+    outcomes: list[BaseException] = []
+
+    async def ask() -> None:
+        try:
+            await client.generate("same")
+        except Exception as exc:
+            outcomes.append(exc)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(ask)
+        tg.start_soon(ask)
+        with anyio.fail_after(30):
+            while not server.stats(model).in_flight:  # noqa: ASYNC110 (another process)
+                await anyio.sleep(0.05)
+        await client.aclose()
+    assert [type(e) for e in outcomes] == [ClientClosedError, ClientClosedError]
+    assert server.stats(model).requests == 1
+    assert counts(db) == (0, 0)
