@@ -41,25 +41,28 @@ class ModelProcessor:
     `text`, `finish_reason`, `usage`, `cost`, `error` (and `parsed` with a response_format)."""
 
     def __init__(self, name: str, *, workers: int = 1, _packed: bool = False, **kwargs: Any):
-        self._parsed = kwargs.get("response_format") is not None
         self._packed = _packed
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
         self._client = model_registry.get_client(name, **rows.limits_share(name, kwargs, workers))
+        # set in the call or in the alias file's defaults
+        self._parsed = self._client.params.get("response_format") is not None
 
     def __call__(self, batch: Any) -> Any:
         import pyarrow
 
         table = rows.rows_of(batch)
         results = self._answer([_prompt_or_error(row) for row in table])
+        if self._packed:  # the driver's rows: its index and the result, as bytes
+            packed = zip(table, results, strict=True)
+            return pyarrow.Table.from_pylist(
+                [{"id": row["id"], "_result": rows.pack(result)} for row, result in packed]
+            )
         out = []
         for row, result in zip(table, results, strict=True):
             record = model_registry.result_record(result, parsed=self._parsed)
-            kept = {k: v for k, v in row.items() if k != "_prompt"}
-            out.append({**kept, "id": row.get("id"), **record})
-            if self._packed:
-                out[-1]["_result"] = rows.pack(result)
+            out.append({**row, "id": row.get("id"), **record})
         return pyarrow.Table.from_pylist(out)
 
     def _answer(self, prompts: list[Any]) -> list[Generation | BaseException]:

@@ -96,3 +96,37 @@ def test_the_processor_keeps_the_rows_columns_and_adds_run_output_fields(
     assert out[2]["error"]["status_code"] == 500
     assert out[2]["error"]["class"] == "ServiceUnavailableError" or out[2]["error"]["class"]
     assert out[2]["usage"] is None
+
+
+def test_the_processor_adds_parsed_with_a_response_format(
+    ray_instance: Any, openai_server: FakeOpenAIServer
+) -> None:
+    model = model_name()
+    openai_server.configure(model, reply='{"city": "Paris", "people": 3}')
+    schema = {
+        "type": "object",
+        "properties": {"city": {"type": "string"}, "people": {"type": "integer"}},
+        "required": ["city", "people"],
+    }
+    rows = [{"id": "a", "prompt": "where?"}, {"id": "b", "prompt": "!status=400 no"}]
+    process = mr.build_processor(
+        f"openai:{model}", response_format=schema, **client_kwargs(openai_server)
+    )
+
+    out = sorted(process(ray_instance.data.from_items(rows)).take_all(), key=lambda r: r["id"])
+
+    assert [row["parsed"] for row in out] == [{"city": "Paris", "people": 3}, None]
+    assert out[1]["error"]["status_code"] == 400
+
+
+def test_a_run_on_ray_gives_parsed_generations_with_a_response_format(
+    ray_instance: Any, openai_server: FakeOpenAIServer, tmp_path: Path
+) -> None:
+    model = model_name()
+    openai_server.configure(model, reply='{"city": "Paris"}')
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}}
+    kwargs = {**client_kwargs(openai_server), "response_format": schema}
+
+    results = mr.run(f"openai:{model}", ["a", "b"], results_db=tmp_path / "r.db", **kwargs)
+
+    assert [r.parsed for r in results] == [{"city": "Paris"}] * 2
