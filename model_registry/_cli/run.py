@@ -70,8 +70,8 @@ def run_prompts_file(
             # LiteLLM's coroutines cancelled by Ctrl-C before they ran: nothing to report
             warnings.filterwarnings("ignore", "coroutine .* was never awaited", RuntimeWarning)
             if ray is not None:
-                prompts, tally = run_input.prompts, report.tally
-                results = run_on_ray(name, kwargs, prompts, store, concurrency, tally, ray)
+                prompts = run_input.prompts
+                results = run_on_ray(name, kwargs, prompts, store, concurrency, report, ray)
             else:
                 batch = _run_prompts(
                     name, kind, kwargs, run_input.prompts, store, concurrency, report
@@ -112,8 +112,6 @@ def _check_options(
     """Refuse, before anything is read or sent, options that do not go together."""
     if no_wait and not batch_api:
         raise typer.BadParameter("--no-wait goes with --batch-api", param_hint="'--no-wait'")
-    if ray is not None and max_cost is not None:
-        fail("--max-cost does not work with --ray yet: run without --ray to cap the spend")
     if ray is not None and batch_api:
         fail("--batch-api and --ray do not go together: the provider's batch API needs no workers")
 
