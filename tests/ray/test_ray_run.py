@@ -3,6 +3,7 @@ driver's store under generate_many's own keys; failed prompts as error rows."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import model_registry
 import model_registry.ray as mr
 from model_registry import Generation, ModelCallError, ResultStore
 from tests.fixtures.openai_server import FakeOpenAIServer
-from tests.ray.conftest import client_kwargs, model_name
+from tests.ray.conftest import SERVER_KEY, client_kwargs, model_name
 
 PROMPTS = 400
 _COUNTS = ("prompt_tokens", "completion_tokens", "total_tokens")
@@ -130,3 +131,29 @@ def test_a_run_on_ray_gives_parsed_generations_with_a_response_format(
     results = mr.run(f"openai:{model}", ["a", "b"], results_db=tmp_path / "r.db", **kwargs)
 
     assert [r.parsed for r in results] == [{"city": "Paris"}] * 2
+
+
+def test_the_processor_adds_parsed_when_the_alias_file_sets_a_response_format(
+    ray_instance: Any, openai_server: FakeOpenAIServer, user_aliases: Callable[[str], Path]
+) -> None:
+    import pyarrow
+
+    model = model_name()
+    openai_server.configure(model, reply='{"city": "Paris"}')
+    user_aliases(
+        f"""
+        [aliases."geo"]
+        provider = "openai"
+        model_id = "{model}"
+
+        [aliases."geo".defaults]
+        api_base = "{openai_server.url}"
+        api_key = "{SERVER_KEY}"
+        response_format = {{type = "object", properties = {{city = {{type = "string"}}}}}}
+        """
+    )
+    processor = mr.ModelProcessor("geo")  # in this process: the alias file is here
+
+    out = processor(pyarrow.Table.from_pylist([{"prompt": "where?"}])).to_pylist()
+
+    assert out[0]["parsed"] == {"city": "Paris"}
