@@ -103,8 +103,13 @@ class Leases:
             for key in keys:
                 del self._held[key]
         if keys:
+            import sqlite3
+
             with self._db_lock:
-                self._open().executemany(END_CLAIM, [(key, self.holder) for key in keys])
+                try:
+                    self._open().executemany(END_CLAIM, [(key, self.holder) for key in keys])
+                except sqlite3.Error as exc:  # they expire lease_s after the last renewal
+                    logger.warning("could not release %d claims in %s: %s", len(keys), self.path, exc)
 
     def close(self) -> None:
         """Stop renewing and end every claim this store still holds (after its last commit)."""

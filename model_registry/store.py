@@ -118,8 +118,8 @@ class ResultStore:
     def __init__(
         self, path: str | os.PathLike[str], *, lease_s: float = 30, readonly: bool = False
     ) -> None:
-        self.path, self.readonly = Path(path), readonly
-        self._leases = Leases(self.path, lambda: connect(self.path), check_lease_s(lease_s))
+        self.path, self.readonly, self.lease_s = Path(path), readonly, check_lease_s(lease_s)
+        self._leases = Leases(self.path, lambda: connect(self.path), self.lease_s)
         check_store_path(self.path)
         open_checked(self.path, readonly, _TABLE)
         self._reader = connect(self.path, readonly)
@@ -218,7 +218,6 @@ class ResultStore:
     def release_claims(self, batch: object) -> None:
         """End the claims of `batch` on keys it did not store, so other processes send them."""
         if not self._closed:
-            self.flush()
             self._leases.release(batch)
 
     def flush(self) -> None:
