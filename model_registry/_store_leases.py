@@ -109,7 +109,9 @@ class Leases:
                 try:
                     self._open().executemany(END_CLAIM, [(key, self.holder) for key in keys])
                 except sqlite3.Error as exc:  # they expire lease_s after the last renewal
-                    logger.warning("could not release %d claims in %s: %s", len(keys), self.path, exc)
+                    logger.warning(
+                        "could not release %d claims in %s: %s", len(keys), self.path, exc
+                    )
 
     def close(self) -> None:
         """Stop renewing and end every claim this store still holds (after its last commit)."""
