@@ -201,27 +201,44 @@ def test_a_readonly_store_reading_all_along_never_blocks_a_writer(tmp_path: Path
 # --- batches sharing a store ---------------------------------------------------------------
 
 
-def test_two_batches_on_two_stores_of_one_file_send_each_prompt_once(
-    tmp_path: Path, server: FakeOpenAIServer
-) -> None:
-    path, model = tmp_path / "run.sqlite", "shared-in-process"
-    server.configure(model, delay=0.05)
-    prompts = [f"prompt {i}" for i in range(200)]
+def _share(
+    path: Path, server: FakeOpenAIServer, model: str, n: int, lease_s: float = 30
+) -> list[list[str]]:
+    """Two batches over the same `n` prompts at once, each with its own store of one file."""
+    prompts = [f"prompt {i}" for i in range(n)]
 
     async def one() -> list[str]:
         client = get_client(f"openai:{model}", api_base=server.url, api_key="sk-fake")
         async with client:
-            with ResultStore(path) as store:
+            with ResultStore(path, lease_s=lease_s) as store:
                 results = await client.generate_many(prompts, results_db=store, concurrency=8)
         return [g.text for g in results]
 
     async def both() -> list[list[str]]:
         return list(await asyncio.gather(one(), one()))
 
-    for texts in asyncio.run(both()):
-        assert texts == [f"echo: {p}" for p in prompts]
+    return asyncio.run(both())
+
+
+def test_two_batches_on_two_stores_of_one_file_send_each_prompt_once(
+    tmp_path: Path, server: FakeOpenAIServer
+) -> None:
+    path, model = tmp_path / "run.sqlite", "shared-in-process"
+    server.configure(model, delay=0.05)
+    for texts in _share(path, server, model, 200):
+        assert texts == [f"echo: prompt {i}" for i in range(200)]
     assert server.stats(model).requests == 200
     assert _claims(path) == []
+
+
+def test_with_a_short_lease_calls_longer_than_it_are_still_sent_once(
+    tmp_path: Path, server: FakeOpenAIServer
+) -> None:
+    path, model = tmp_path / "run.sqlite", "shared-short-lease"
+    server.configure(model, delay=2.5)  # each call lasts two leases: only renewals keep it
+    for texts in _share(path, server, model, 40, lease_s=1.2):
+        assert texts == [f"echo: prompt {i}" for i in range(40)]
+    assert server.stats(model).requests == 40
 
 
 def _start(path: Path, server: FakeOpenAIServer, model: str, n: int, lease_s: float) -> list:
@@ -280,20 +297,3 @@ def test_four_processes_share_one_batch_and_finish_the_claims_of_one_killed_mid_
     assert _claims(path) == []
     with contextlib.closing(sqlite3.connect(path)) as db:
         assert db.execute("SELECT COUNT(*) FROM results WHERE ok = 1").fetchone() == (n,)
-
-
-def test_with_a_short_lease_calls_longer_than_it_are_still_sent_once(
-    tmp_path: Path, server: FakeOpenAIServer
-) -> None:
-    path, model, n = tmp_path / "run.sqlite", "shared-short-lease", 120
-    server.configure(model, delay=2.5)  # each call lasts two leases: only renewals keep it
-    runs = _start(path, server, model, n, lease_s=1.2)
-    try:
-        finished = [_finish(run) for run in runs]
-    finally:
-        for run in runs:
-            run.kill()
-            run.wait()
-    for done in finished:
-        assert done["answers"] == n and done["wrong"] == 0
-    assert server.stats(model).requests == n
