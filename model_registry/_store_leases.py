@@ -71,15 +71,20 @@ class Leases:
         taken_over: set[int] = set()
         with self._db_lock:
             db = self._open()
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                for start in range(0, len(keys), _CHUNK):
-                    chunk = keys[start : start + _CHUNK]
-                    claimed += self._claim_chunk(db, chunk, taken_over)
-                db.execute("COMMIT")
-            except BaseException:
-                db.rollback()
-                raise
+            # Read first, write only when some key is free: waiting processes poll cheaply.
+            free = [
+                k for i in range(0, len(keys), _CHUNK) for k in self._free(db, keys[i : i + _CHUNK])
+            ]
+            if free:
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    for start in range(0, len(free), _CHUNK):
+                        chunk = free[start : start + _CHUNK]
+                        claimed += self._claim_chunk(db, chunk, taken_over)
+                    db.execute("COMMIT")
+                except BaseException:
+                    db.rollback()
+                    raise
         with self._held_lock:
             self._held.update(dict.fromkeys(claimed, batch))
         if taken_over:
@@ -128,6 +133,20 @@ class Leases:
     def _claim_chunk(
         self, db: sqlite3.Connection, chunk: Sequence[str], taken_over: set[int]
     ) -> list[str]:
+        """Claim the free keys of `chunk` (inside the caller's write transaction)."""
+        free = self._free(db, chunk, taken_over)
+        expires = time.time() + self.lease_s
+        db.executemany(
+            "INSERT OR REPLACE INTO claims VALUES (?, ?, ?, ?)",
+            [(key, self.holder, os.getpid(), expires) for key in free],
+        )
+        return free
+
+    def _free(
+        self, db: sqlite3.Connection, chunk: Sequence[str], taken_over: set[int] | None = None
+    ) -> list[str]:
+        """The keys of `chunk` not answered and held by no other live holder; the pids of
+        the expired holders among them go to `taken_over`."""
         marks = ", ".join("?" * len(chunk))
         answered = {
             key
@@ -147,14 +166,9 @@ class Leases:
             holder, pid, expires_at = holders.get(key, (self.holder, 0, 0.0))
             if key in answered or (holder != self.holder and expires_at > now):
                 continue
-            if holder != self.holder:
+            if holder != self.holder and taken_over is not None:
                 taken_over.add(pid)
             free.append(key)
-        expires = now + self.lease_s
-        db.executemany(
-            "INSERT OR REPLACE INTO claims VALUES (?, ?, ?, ?)",
-            [(key, self.holder, os.getpid(), expires) for key in free],
-        )
         return free
 
     def _open(self) -> sqlite3.Connection:

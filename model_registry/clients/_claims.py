@@ -101,7 +101,8 @@ class _Claimed:
         return True
 
     async def _poll(self) -> None:
-        """Emit the answers that came; claim the keys whose claims ended; else wait a while."""
+        """Emit the answers that came, claim the keys whose claims ended; then, with nothing
+        to send and keys still awaited, wait a while."""
         keys = list(itertools.islice(self._waiting, _MOST_POLLED_AT_ONCE))
         found = await anyio.to_thread.run_sync(self._store.lookup, keys)
         runner = self._runner
@@ -116,7 +117,7 @@ class _Claimed:
                 runner.bar.advance()
         for key in await self._claim([key for key in keys if key in self._waiting]):
             self._ready.append(self._waiting.pop(key))
-        if not found and not self._ready:
+        if self._waiting and not self._ready:
             await anyio.sleep(self._poll_s)
 
     async def _claim(self, keys: Sequence[str]) -> list[str]:
