@@ -274,6 +274,7 @@ def test_four_processes_share_one_batch_and_finish_the_claims_of_one_killed_mid_
     tmp_path: Path, server: FakeOpenAIServer
 ) -> None:
     path, model, n = tmp_path / "run.sqlite", "shared-four", 2_000
+    ResultStore(path).close()  # the watcher's store exists before the processes start
     runs = _start(path, server, model, n, lease_s=6)
     killed = runs[0]
     try:
