@@ -18,9 +18,11 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from model_registry.errors import ResultStoreError
 
 if TYPE_CHECKING:
     import sqlite3
@@ -36,6 +38,18 @@ END_CLAIM = "DELETE FROM claims WHERE key = ? AND holder = ?"
 _CHUNK = 400  # keys per statement: well under SQLite's limit on bound parameters
 
 logger = logging.getLogger("model_registry.store")
+
+
+@contextlib.contextmanager
+def _as_store_error(path: Path, error: type[Exception]) -> Iterator[None]:
+    try:
+        yield
+    except error as exc:
+        raise ResultStoreError(
+            f"Could not claim requests in the result store {path}: {exc}. If another process "
+            "holds the store's write lock for minutes, stop it; if the disk is full, free "
+            "space; then run again to resume."
+        ) from exc
 
 
 def check_lease_s(lease_s: object) -> float:
@@ -67,9 +81,11 @@ class Leases:
     def claim(self, keys: Sequence[str], batch: object) -> list[str]:
         """Claim for `batch` those of `keys` not answered and not held by another live holder
         (a claim expired, or already this store's, is taken); the keys claimed, in order."""
+        import sqlite3
+
         claimed: list[str] = []
         taken_over: set[int] = set()
-        with self._db_lock:
+        with self._db_lock, _as_store_error(self.path, sqlite3.Error):
             db = self._open()
             # Read first, write only when some key is free: waiting processes poll cheaply.
             free = [

@@ -241,6 +241,23 @@ def test_with_a_short_lease_calls_longer_than_it_are_still_sent_once(
     assert server.stats(model).requests == 40
 
 
+def test_a_batch_on_a_readonly_store_is_refused_before_any_call(
+    tmp_path: Path, server: FakeOpenAIServer
+) -> None:
+    path, model = tmp_path / "run.sqlite", "shared-readonly-batch"
+    ResultStore(path).close()
+
+    async def batch() -> None:
+        client = get_client(f"openai:{model}", api_base=server.url, api_key="sk-fake")
+        async with client:
+            with ResultStore(path, readonly=True) as store:
+                await client.generate_many(["a", "b"], results_db=store)
+
+    with pytest.raises(ResultStoreError, match=r"opened with readonly=True"):
+        asyncio.run(batch())
+    assert server.stats(model).requests == 0
+
+
 def _start(path: Path, server: FakeOpenAIServer, model: str, n: int, lease_s: float) -> list:
     args = (str(path), server.url, model, str(n), str(lease_s))
     runs = [

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import anyio
 import anyio.to_thread
 
+from model_registry.errors import ResultStoreError
 from model_registry.store import ResultStore, StoredResult
 from model_registry.types import Generation
 
@@ -36,12 +37,16 @@ class Runner(Protocol):
     stored: Callable[[StoredResult], Generation | None] | None
     emit: Callable[[int, Any], None]
     bar: Any
+    #: The error that ends the batch (a store that can no longer claim, here).
+    failure: BaseException | None
 
 
 def claimed(runner: Runner, todo: Iterable[int], workers: int) -> AsyncIterator[int]:
     """The indexes of `todo` this process sends, shared by the batch's `workers` tasks."""
     if runner.store is None or runner.stored is None:
         return _Plain(iter(todo))
+    if runner.store.readonly:  # before any call: its answer could not be kept
+        runner.store.claim([], runner)  # raises the store's read-only error
     return _Claimed(runner, runner.store, iter(todo), max(1, min(workers, _MOST_CLAIMED_AT_ONCE)))
 
 
@@ -69,6 +74,7 @@ class _Claimed:
         self._ready: deque[int] = deque()
         self._waiting: dict[str, int] = {}  # key -> index: held by another process
         self._lock = anyio.Lock()
+        self._failed = False  # the store could not claim: nothing more is sent
         self._poll_s = min(0.5, store.lease_s / 10)
 
     def __aiter__(self) -> _Claimed:
@@ -76,9 +82,16 @@ class _Claimed:
 
     async def __anext__(self) -> int:
         async with self._lock:
-            while not self._ready:
-                if not await self._refill():
-                    raise StopAsyncIteration
+            try:
+                while not self._ready and not self._failed:
+                    if not await self._refill():
+                        break
+            except ResultStoreError as exc:  # the calls in flight finish; the batch raises it
+                self._failed = True
+                if not isinstance(self._runner.failure, ResultStoreError):
+                    self._runner.failure = exc
+            if not self._ready or self._failed:
+                raise StopAsyncIteration
             return self._ready.popleft()
 
     async def _refill(self) -> bool:
