@@ -4,13 +4,29 @@ in `-wal` until a checkpoint copies them into `<db>`, so the three move together
 
 from __future__ import annotations
 
+import logging
 import os
 import stat
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from model_registry.errors import ResultStoreError
 
-__all__ = ["check_store_path", "companions", "move_together"]
+if TYPE_CHECKING:
+    import sqlite3
+
+__all__ = [
+    "BUSY_TIMEOUT_S",
+    "check_store_path",
+    "checkpoint",
+    "companions",
+    "connect",
+    "move_together",
+]
+
+#: How long a connection waits for another process's transaction before it fails.
+BUSY_TIMEOUT_S = 60
+logger = logging.getLogger("model_registry.store")
 
 _KINDS = (
     (stat.S_ISDIR, "a directory"),
@@ -57,3 +73,41 @@ def check_store_path(path: Path) -> None:
             f"{move_together(path)}); to start afresh, move all of them away. Nothing was "
             "changed."
         )
+
+
+def checkpoint(db: sqlite3.Connection, path: Path) -> None:
+    """Copy the WAL's commits into the database file, so the file alone holds every result.
+
+    Never waits: skipped, with a debug line, while another connection reads or writes (the
+    WAL then stays, for the last store that closes)."""
+    import sqlite3
+
+    try:
+        db.execute("PRAGMA busy_timeout = 0")
+        busy, _, _ = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    except sqlite3.Error as exc:
+        busy, why = 1, str(exc)
+    else:
+        why = "another connection is using it"
+    finally:
+        db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_S * 1000}")
+    if busy:
+        logger.debug("the WAL of %s was not checkpointed: %s", path, why)
+
+
+def connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
+    """A connection to the store at `path` in WAL mode; it waits for other writers up to
+    `BUSY_TIMEOUT_S` (each holds the file for one short transaction)."""
+    import sqlite3
+
+    if readonly:
+        uri = f"{path.resolve().as_uri()}?mode=ro"
+        return sqlite3.connect(
+            uri, uri=True, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_S
+        )
+    db = sqlite3.connect(
+        path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_S
+    )
+    db.execute("PRAGMA journal_mode = WAL")
+    db.execute("PRAGMA synchronous = NORMAL")
+    return db

@@ -2,9 +2,11 @@
 
 A writer thread commits whatever is queued in one transaction, again and again (group
 commit, never on a timer): a killed process loses only what sat in the queue (WAL mode,
-`synchronous=NORMAL`: a power cut may lose the last moments, never the file). One process
-holds a store at a time (an `flock` on `<path>.lock`); a file that is not a store of ours is
-refused and never written to. A store is three files (`run.sqlite`, `run.sqlite-wal`,
+`synchronous=NORMAL`: a power cut may lose the last moments, never the file). Several
+processes may open one store: their writers take turns, each holding the file for one short
+transaction, and a batch claims each request before sending it (`_store_leases`), so the
+same batch run by several processes sends each prompt once. A file that is not a store of
+ours is refused and never written to. A store is three files (`run.sqlite`, `run.sqlite-wal`,
 `run.sqlite-shm`): the WAL is checkpointed into the database when a store opens (a crashed
 run's last commits included) and when it closes, and a `-wal` whose database is missing is
 refused, never deleted. `sqlite3` is imported on the first store opened.
@@ -13,21 +15,22 @@ refused, never deleted. `sqlite3` is imported on the first store opened.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
 import queue
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, cast
 
 import msgspec
 
 from model_registry._options import NOT_IN_KEY
-from model_registry._store_files import check_store_path, move_together
+from model_registry._store_files import check_store_path, checkpoint, connect, move_together
+from model_registry._store_leases import END_CLAIM, Leases, check_lease_s
+from model_registry._store_open import open_checked
 from model_registry._store_values import USAGE_SUMS, content_hash, encode_extra, split_extra
 from model_registry.errors import ResultStoreError
 
@@ -43,9 +46,6 @@ EXCLUDED_FROM_KEY = NOT_IN_KEY
 # (`_redaction.is_secret_key`, at any depth: `api_key`, `extra_headers.Authorization`), URL
 # userinfo (`https://user:pass@host`) and credential query parameters (`?key=...`).
 
-_APPLICATION_ID = 0x4D52_5253  # "MRRS": model-registry result store, at byte 68 of the file
-_SCHEMA_VERSION = 1
-_SQLITE_MAGIC = b"SQLite format 3\x00"
 _TABLE = (
     "key TEXT PRIMARY KEY NOT NULL, idx INTEGER NOT NULL, ok INTEGER NOT NULL, text TEXT, "
     "finish_reason TEXT, prompt_tokens INTEGER, completion_tokens INTEGER, total_tokens INTEGER, "
@@ -53,10 +53,6 @@ _TABLE = (
     "error_class TEXT, error_message TEXT, status_code INTEGER, updated_at REAL NOT NULL"
 )
 _COLUMNS = [column.split()[0] for column in _TABLE.split(", ")]
-_SCHEMA = (
-    f"CREATE TABLE results ({_TABLE}); PRAGMA application_id = {_APPLICATION_ID}; "
-    f"PRAGMA user_version = {_SCHEMA_VERSION};"
-)
 _ERROR_FIELDS = ("idx", "error_class", "error_message", "status_code", "updated_at")
 _INSERT = f"INTO results ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
 _PUT_RESULT = f"INSERT OR REPLACE {_INSERT}"
@@ -115,22 +111,21 @@ class ResultStore:
             store.put_result(keys[i], i, record)   # enqueues: never blocks the event loop
 
     `put_result`/`put_error` only enqueue (safe on the event loop); `lookup`, `summary`,
-    `flush` and `close` block (use `aflush`/`aclose` from async code)."""
+    `flush` and `close` block (use `aflush`/`aclose` from async code). Several processes may
+    open one file; a claim lasts `lease_s` seconds after its holder's last renewal. With
+    `readonly=True` an existing store is only read: it never blocks writers, and puts raise."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
+    def __init__(
+        self, path: str | os.PathLike[str], *, lease_s: float = 30, readonly: bool = False
+    ) -> None:
+        self.path, self.readonly, self.lease_s = Path(path), readonly, check_lease_s(lease_s)
+        self._leases = Leases(self.path, lambda: connect(self.path), self.lease_s)
         check_store_path(self.path)
-        lock = self.path.with_name(self.path.name + ".lock")
-        self._lock_fd, created = _acquire_lock(self.path, lock)
-        try:
-            _open_checked(self.path)
-            self._writer, self._reader = _connect(self.path), _connect(self.path)
-            _checkpoint(self._writer, self.path)  # a crashed run's last commits, into the file
-        except BaseException:
-            if created:  # refused: leave no trace beside a file that is not ours
-                lock.unlink(missing_ok=True)
-            os.close(self._lock_fd)
-            raise
+        open_checked(self.path, readonly, _TABLE)
+        self._reader = connect(self.path, readonly)
+        self._writer = None if readonly else connect(self.path)
+        if self._writer is not None:
+            checkpoint(self._writer, self.path)  # a crashed run's last commits, into the file
         self._reader_lock = threading.Lock()
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._failure: BaseException | None = None
@@ -138,7 +133,8 @@ class ResultStore:
         self._thread = threading.Thread(
             target=self._write_loop, name=f"ResultStore({self.path.name})", daemon=True
         )
-        self._thread.start()
+        if not readonly:
+            self._thread.start()
 
     @staticmethod
     def request_key(target: str, messages: list[dict[str, Any]], params: Mapping[str, Any]) -> str:
@@ -185,7 +181,7 @@ class ResultStore:
 
     def put_result(self, key: str, index: int, record: StoredResult) -> None:
         """Queue a success for `key` (the prompt at `index`); it replaces a stored error."""
-        self._raise_if_unusable()
+        self._raise_if_unusable(writing=True)
         try:
             extra = encode_extra(record.extra, (record.cached_tokens, record.reasoning_tokens))
         except (TypeError, ValueError) as exc:
@@ -197,23 +193,38 @@ class ResultStore:
         who = (record.cost, record.latency_s, record.model, record.provider, record.name, extra)
         row = (key, index, 1, record.text, record.finish_reason, *usage, *who)
         self._queue.put((_PUT_RESULT, (*row, None, None, None, time.time())))
+        self._leases.stored(key)
 
     def put_error(
         self, key: str, index: int, error_class: str, message: str, status_code: int | None
     ) -> None:
         """Queue a failure for `key`; `lookup` ignores it, so the next run retries it."""
-        self._raise_if_unusable()
+        self._raise_if_unusable(writing=True)
         row = (key, index, 0, *([None] * 11), error_class, message, status_code, time.time())
         self._queue.put((_PUT_ERROR, row))
+        self._leases.stored(key)
 
     def put_other(self, statement: str, row: tuple[Any, ...]) -> None:
         """Queue a write to another table of the file (`_store_jobs`), committed in order."""
-        self._raise_if_unusable()
+        self._raise_if_unusable(writing=True)
         self._queue.put((statement, row))
+
+    def claim(self, keys: Sequence[str], batch: object) -> list[str]:
+        """Claim for `batch` the keys no other live process holds and none answered (see
+        `_store_leases`); the keys claimed. Each claim ends when its key is stored."""
+        self._raise_if_unusable(writing=True)
+        return self._leases.claim(keys, batch)
+
+    def release_claims(self, batch: object) -> None:
+        """End the claims of `batch` on keys it did not store, so other processes send them."""
+        if not self._closed:
+            self._leases.release(batch)
 
     def flush(self) -> None:
         """Wait until everything queued so far is committed; raise a writer failure."""
         self._raise_if_unusable()
+        if self.readonly:
+            return
         done = threading.Event()
         self._queue.put(done)
         done.wait()
@@ -226,18 +237,19 @@ class ResultStore:
         await anyio.to_thread.run_sync(self.flush)
 
     def close(self) -> None:
-        """Commit what is queued, stop the writer, close the file and release the lock.
+        """Commit what is queued, stop the writer, end this store's claims, close the file.
 
         Idempotent; raises ResultStoreError if a write failed (after closing)."""
         if self._closed:
             return
         self._closed = True
-        self._queue.put(_STOP)
-        self._thread.join()
         self._reader.close()
-        _checkpoint(self._writer, self.path)
-        self._writer.close()
-        os.close(self._lock_fd)
+        if self._writer is not None:
+            self._queue.put(_STOP)
+            self._thread.join()
+            self._leases.close()
+            checkpoint(self._writer, self.path)
+            self._writer.close()
         self._raise_if_unusable(closing=True)
 
     async def aclose(self) -> None:
@@ -266,9 +278,14 @@ class ResultStore:
                     f"damaged, {move_together(self.path)} to another folder to start afresh."
                 ) from exc
 
-    def _raise_if_unusable(self, closing: bool = False) -> None:
+    def _raise_if_unusable(self, closing: bool = False, writing: bool = False) -> None:
         if self._closed and not closing:
             raise ResultStoreError(f"The result store {self.path} is closed; open it again.")
+        if writing and self.readonly:
+            raise ResultStoreError(
+                f"The result store {self.path} was opened with readonly=True: it cannot store "
+                "results or claim requests. Open it without readonly=True to write to it."
+            )
         if self._failure is not None:
             raise ResultStoreError(
                 f"Could not write to the result store {self.path}: {self._failure}. Results "
@@ -280,6 +297,8 @@ class ResultStore:
         """Block for the first item, drain what else is queued, commit it all in one go."""
         import sqlite3
 
+        writer = self._writer
+        assert writer is not None  # a read-only store has no writer thread
         while True:
             batch = [self._queue.get()]
             with contextlib.suppress(queue.Empty):
@@ -292,7 +311,7 @@ class ResultStore:
                 except Exception as exc:  # disk full, I/O error: raised by the next call
                     self._failure = exc
                     with contextlib.suppress(sqlite3.Error):
-                        self._writer.rollback()
+                        writer.rollback()
             for waiter in (item for item in batch if isinstance(item, threading.Event)):
                 waiter.set()
             if _STOP in batch:
@@ -300,100 +319,13 @@ class ResultStore:
 
     def _commit(self, puts: list[tuple[str, tuple[Any, ...]]]) -> None:
         # The order of the two statements does not matter: an error never replaces a success.
-        db = self._writer
+        db = cast("sqlite3.Connection", self._writer)
         db.execute("BEGIN IMMEDIATE")
         for statement in (_PUT_RESULT, _PUT_ERROR):
             db.executemany(statement, [row for sql, row in puts if sql is statement])
+        if self._leases.active:  # the claims on what this commit stores end with it
+            holder, stored = self._leases.holder, (_PUT_RESULT, _PUT_ERROR)
+            db.executemany(END_CLAIM, [(r[0], holder) for sql, r in puts if sql in stored])
         for sql, row in (p for p in puts if p[0] is not _PUT_RESULT and p[0] is not _PUT_ERROR):
             db.execute(sql, row)  # other tables' writes (`put_other`), in the order queued
         db.execute("COMMIT")
-
-
-def _acquire_lock(path: Path, lock_path: Path) -> tuple[int, bool]:
-    """An exclusive `flock` on `lock_path`, and whether this call created that file."""
-    created = not lock_path.exists()
-    try:
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as exc:
-        raise ResultStoreError(
-            f"Cannot open the result store {path}: {exc.strerror} ({lock_path}). Check that "
-            "the folder exists and is writable, or pass another results_db."
-        ) from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise ResultStoreError(
-            f"The result store {path} is in use by another run (its lock {lock_path} is "
-            "held). Wait for that run to finish, or pass another results_db."
-        ) from None
-    return fd, created
-
-
-def _open_checked(path: Path) -> None:
-    """Initialise `path` when new or empty; otherwise refuse it, before writing anything,
-    unless it is a sound store of ours."""
-    import sqlite3
-
-    try:
-        with open(path, "ab+") as file:  # creates a new file; never changes an existing one
-            file.seek(0)
-            header = file.read(100)
-    except OSError as exc:
-        raise ResultStoreError(f"Cannot open the result store {path}: {exc.strerror}.") from None
-    if not header:
-        with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as db:
-            db.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} COMMIT;")
-        return
-    if len(header) < 100 or not header.startswith(_SQLITE_MAGIC):
-        raise _refused(path, "is not a model-registry result store (not an SQLite database)")
-    if (app_id := int.from_bytes(header[68:72], "big")) != _APPLICATION_ID:
-        raise _refused(path, f"is an SQLite database of another program ({app_id=:#x})")
-    # Read-only: a damaged store must not be touched (a read-write close could checkpoint).
-    try:
-        with contextlib.closing(
-            sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-        ) as db:
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            columns = [row[1] for row in db.execute("PRAGMA table_info(results)")]
-            problems = [row[0] for row in db.execute("PRAGMA quick_check(5)") if row[0] != "ok"]
-    except sqlite3.Error as exc:
-        version, columns, problems = _SCHEMA_VERSION, _COLUMNS, [str(exc)]
-    if version > _SCHEMA_VERSION:
-        raise _refused(path, f"was written by a newer model-registry (store version {version})")
-    if problems or columns != _COLUMNS:
-        why = "; ".join(problems) or "its results table is missing or altered"
-        raise _refused(path, f"is a model-registry result store but it is damaged ({why})")
-
-
-def _refused(path: Path, what: str) -> ResultStoreError:
-    return ResultStoreError(
-        f"{path} {what}. It was left unchanged; pass a new file name for results_db, or "
-        f"{move_together(path)} to another folder (a damaged store's results are then "
-        "requested again; sqlite3's `.recover` may save them)."
-    )
-
-
-def _checkpoint(db: sqlite3.Connection, path: Path) -> None:
-    """Copy the WAL's commits into the database file, so the file alone holds every result.
-
-    Skipped, with a debug line, while another connection reads (the WAL then stays)."""
-    import sqlite3
-
-    try:
-        busy, _, _ = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-    except sqlite3.Error as exc:
-        busy, why = 1, str(exc)
-    else:
-        why = "another connection is reading it"
-    if busy:
-        logger.debug("the WAL of %s was not checkpointed: %s", path, why)
-
-
-def _connect(path: Path) -> sqlite3.Connection:
-    import sqlite3
-
-    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    db.execute("PRAGMA journal_mode = WAL")
-    db.execute("PRAGMA synchronous = NORMAL")
-    return db

@@ -122,7 +122,7 @@ def test_a_closed_store_leaves_no_wal_beside_it(tmp_path: Path) -> None:
     path = tmp_path / "run.sqlite"
     with ResultStore(path) as store:
         store.put_result("a#0", 0, record(0))
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.sqlite", "run.sqlite.lock"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.sqlite"]
 
 
 # --- what stands at the path ---------------------------------------------------------------

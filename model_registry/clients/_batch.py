@@ -35,6 +35,7 @@ from model_registry.clients._batch_checks import (
     prompt_list,
     refuse_local,
 )
+from model_registry.clients._claims import claimed
 from model_registry.clients._policy.cost_bound import pricing
 from model_registry.clients._policy.spend import Budget, Spending, check_max_cost
 from model_registry.clients._structured import OutputSchema, output_schema
@@ -107,6 +108,7 @@ class Batch:
                 runner.keys = _keys(self.prompts, client._store_target(), params)
                 schema = output_schema(params.get("response_format"))
                 todo = await self._from_store(store, runner.keys, emit, bar, schema)
+                runner.stored = functools.partial(_stored_generation, schema=schema)
             cap = self.concurrency if self.concurrency is not None else client.default_concurrency
             if todo:
                 await client.start()
@@ -118,6 +120,7 @@ class Batch:
                 if bar is not None:
                     bar.close()
                 if store is not None:
+                    await anyio.to_thread.run_sync(store.release_claims, runner)
                     await (store.aclose() if owned else store.aflush())
         if runner.failure is not None:
             raise runner.failure
@@ -206,10 +209,12 @@ class _Runner:
         self.failure: BaseException | None = None
         #: The budget and prices of a batch with max_cost (set once the backend started).
         self.spending: Spending | None = None
+        #: A stored answer as a Generation, for the answers of processes sharing the store.
+        self.stored: Callable[[StoredResult], Generation | None] | None = None
 
     async def run(self, todo: Sequence[int], cap: int | None) -> None:
         workers = len(todo) if cap is None else min(cap, len(todo))
-        pending = iter(todo)
+        pending = claimed(self, todo, workers)
         async with anyio.create_task_group() as tg:
             for _ in range(workers):
                 tg.start_soon(self.worker, pending, tg.cancel_scope)
@@ -217,7 +222,7 @@ class _Runner:
     async def worker(self, pending: Any, scope: anyio.CancelScope) -> None:
         batch, total = self.batch, len(self.batch.prompts)
         first = True
-        for index in pending:
+        async for index in pending:
             if not first:
                 # Start the next call on the loop's next turn, as a task waiting on a
                 # semaphore would (asyncio.gather's pattern), not in the middle of the
