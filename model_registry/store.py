@@ -227,8 +227,10 @@ class ResultStore:
             return
         done = threading.Event()
         self._queue.put(done)
-        done.wait()
-        self._raise_if_unusable()
+        while not done.wait(0.05):
+            if not self._thread.is_alive():  # closed meanwhile: what was queued is committed
+                break
+        self._raise_if_unusable(closing=True)
 
     async def aflush(self) -> None:
         """`flush` from async code, in a worker thread."""
@@ -243,7 +245,8 @@ class ResultStore:
         if self._closed:
             return
         self._closed = True
-        self._reader.close()
+        with self._reader_lock:  # a lookup in another thread finishes first
+            self._reader.close()
         if self._writer is not None:
             self._queue.put(_STOP)
             self._thread.join()
@@ -268,8 +271,8 @@ class ResultStore:
     def _reading(self) -> Any:
         import sqlite3
 
-        self._raise_if_unusable()
-        with self._reader_lock:
+        with self._reader_lock:  # close() takes it too: a closed store is seen here
+            self._raise_if_unusable()
             try:
                 yield self._reader
             except sqlite3.Error as exc:

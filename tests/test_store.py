@@ -443,3 +443,36 @@ def test_ten_thousand_keys_are_found_among_a_hundred_thousand(tmp_path: Path) ->
     assert sorted(found) == wanted[:-2]
     assert all(found[f"{i:08d}#0"].prompt_tokens == i for i in range(0, 100_000, 10))
     assert elapsed < 5, f"looking up 10,000 keys took {elapsed:.1f} s"
+
+
+def test_flush_and_lookup_racing_close_end_typed_and_never_hang(tmp_path: Path) -> None:
+    """Another thread's flush or lookup while the store closes returns or raises
+    ResultStoreError; it never waits forever nor reads a closed connection."""
+    import threading
+
+    outcomes: list[str] = []
+
+    def hammer(store: ResultStore, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                store.flush()
+                store.lookup(["k"])
+            except ResultStoreError:
+                outcomes.append("closed")
+                return
+            except Exception as exc:  # pragma: no cover - the failure this test looks for
+                outcomes.append(type(exc).__name__)
+                return
+
+    for round_ in range(40):
+        store = ResultStore(tmp_path / f"race{round_}.sqlite")
+        stop = threading.Event()
+        threads = [threading.Thread(target=hammer, args=(store, stop)) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        store.close()
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=10)
+            assert not thread.is_alive(), f"round {round_}: a thread hung after close"
+    assert set(outcomes) <= {"closed"}, outcomes
