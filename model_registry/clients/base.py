@@ -26,7 +26,7 @@ from model_registry.clients._batch import Batch, iterate
 from model_registry.clients._batch_api import BatchAPIMethods
 from model_registry.clients._embed import EmbedMethods
 from model_registry.clients._policy.call_limits import CallLimits, call_timeout
-from model_registry.clients._policy.observed import observed, run_batch
+from model_registry.clients._policy.observed import observed, observed_stream, run_batch
 from model_registry.clients._policy.retries import call_with_retries
 from model_registry.clients._policy.spend import spent_attempt
 from model_registry.errors import ClientClosedError, RequestTimeoutError
@@ -114,8 +114,7 @@ class BaseClient(EmbedMethods, BatchAPIMethods):
         loopback: bool = False,
     ) -> _T:
         """`await attempt()`, retried on a transient error (see `_policy.retries`); between
-        attempts the call waits (bounded by `deadline`, cancelled by aclose) and takes its
-        limits again."""
+        attempts the call waits (by `deadline`, cancelled by aclose) and takes its limits."""
 
         async def pause(seconds: float) -> None:
             with self._call_step(deadline, timeout_s):
@@ -260,6 +259,7 @@ class BaseClient(EmbedMethods, BatchAPIMethods):
         self._check_open()
         return GenerationStream(self._stream_events(prompt, kwargs))
 
+    @observed_stream
     async def _stream_events(
         self, prompt: Prompt, kwargs: dict[str, Any]
     ) -> AsyncGenerator[str | Generation, None]:
