@@ -46,3 +46,27 @@ async def test_a_local_batch_emits_batch_events_around_its_calls(
     assert sorted(kinds[1:-1]) == ["attempt"] * 2 + ["call_end"] * 2 + ["call_start"] * 2
     end = seen[-1]
     assert (end.prompts, end.succeeded, end.failed, end.cost) == (2, 2, 0, 0.0)  # type: ignore[attr-defined]
+
+
+async def test_a_local_call_end_carries_the_engines_queue_time(
+    tiny: Any, seen: list[Event]
+) -> None:
+    generation = await tiny.generate("Hello", max_tokens=3, ignore_eos=True)
+    end = seen[-1]
+    assert isinstance(end, CallEnd) and end.queue_s is not None
+    metrics = generation.raw.metrics  # vLLM's RequestStateStats: engine-core timestamps
+    assert end.queue_s == pytest.approx(metrics.scheduled_ts - metrics.queued_ts)
+    assert 0 <= end.queue_s < end.latency_s
+
+
+async def test_a_local_stream_emits_the_events_of_a_call(tiny: Any, seen: list[Event]) -> None:
+    stream = tiny.stream("Hello", max_tokens=4, ignore_eos=True)
+    pieces = [piece async for piece in stream]
+    assert [e.kind for e in seen] == ["call_start", "attempt", "call_end"]
+    start, attempt, end = seen
+    assert isinstance(start, CallStart) and isinstance(end, CallEnd)
+    assert (start.prompt, start.operation, end.operation) == ("Hello", "chat", "chat")
+    assert len({e.call_id for e in seen}) == 1
+    assert (attempt.number, end.attempts, end.error) == (1, 1, None)  # type: ignore[attr-defined]
+    assert end.generation is stream.result and end.generation.text == "".join(pieces)
+    assert end.queue_s is not None and 0 <= end.queue_s < end.latency_s
