@@ -19,7 +19,8 @@ _BATCH = "pass it to generate_many() or iter_many()"
 #: Our own kwargs -> where they are given (the reason shown when one is given elsewhere).
 OWN_KWARGS: Mapping[str, str] = MappingProxyType(
     {
-        "results_db": f"{_BATCH}, as in client.generate_many(prompts, results_db='run.sqlite')",
+        "results_db": "pass it to get_client() (every call's store) or to generate(), stream(), "
+        "generate_many() or iter_many(), as in get_client(name, results_db='run.sqlite')",
         "concurrency": f'{_BATCH}, or declare it in a [limits."NAME"] table',
         "progress": _BATCH,
         "return_exceptions": _BATCH,

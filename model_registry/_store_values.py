@@ -19,6 +19,7 @@ import msgspec
 from model_registry._redaction import is_secret_key
 
 __all__ = [
+    "ADDRESS_KEYS",
     "USAGE_IN_EXTRA",
     "USAGE_SUMS",
     "content_hash",
@@ -37,6 +38,9 @@ _HEAD = 1 << 20
 _SAMPLES, _SLICE = 32, 64 << 10
 #: Files of a model directory that do not change its answers (compared lowercased).
 _NOT_MODEL_PREFIXES = (".", "readme", "license", "notice")
+#: Where a request is sent, not what it asks: the same model at another address (a test
+#: server on a new port, a proxy) finds the same stored answers.
+ADDRESS_KEYS = frozenset({"api_base", "base_url"})
 #: Usage counts a result keeps in its extra JSON, not in columns of their own: stores written
 #: before they existed open as they are, and older versions still read newer stores.
 USAGE_IN_EXTRA = ("cached_tokens", "reasoning_tokens")
@@ -45,11 +49,13 @@ USAGE_SUMS = ", ".join(f"SUM(json_extract(extra, '$.{name}'))" for name in USAGE
 
 
 def content_hash(target: str, messages: Any, params: Mapping[str, Any]) -> str:
-    """sha256 (hex) of a request as sorted JSON, credentials left out of `params` at any
-    depth: values of keys named like a credential, URL userinfo, credential query parameters."""
+    """sha256 (hex) of a request as sorted JSON, without the address it is sent to
+    (`ADDRESS_KEYS`) and credentials left out of `params` at any depth: values of keys named
+    like a credential, URL userinfo, credential query parameters."""
     import hashlib  # with OpenSSL, 3.7 MiB: loaded by the first store key, not at import
 
-    content = {"target": target, "messages": messages, "params": _without_secrets(params)}
+    asked = {k: v for k, v in params.items() if k not in ADDRESS_KEYS}
+    content = {"target": target, "messages": messages, "params": _without_secrets(asked)}
     encoded = msgspec.json.encode(content, order="sorted", enc_hook=_encode_other)
     return hashlib.sha256(encoded).hexdigest()
 

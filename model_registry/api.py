@@ -9,6 +9,7 @@ around each attempt (limits, cooldowns, retries, the fallback wrapper) is the cl
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,7 @@ from model_registry.types import Resolution
 
 if TYPE_CHECKING:
     from model_registry.clients.base import BaseClient
+    from model_registry.store import ResultStore
 
 __all__ = [
     "fallback_chain",
@@ -43,6 +45,7 @@ def get_client(
     limits: Mapping[str, Any] | Limits | None = None,
     fallbacks: Sequence[str] | None = None,
     strict: bool | None = None,
+    results_db: str | os.PathLike[str] | ResultStore | None = None,
     **kwargs: Any,
 ) -> BaseClient:
     """A client for `name`; kwargs beat the alias defaults.
@@ -58,6 +61,8 @@ def get_client(
     retries fail with a rate limit, a 5xx, a timeout or a connection error, the call goes
     to the next name (its own alias defaults plus these kwargs). `strict` is `resolve`'s;
     the typo guard's warnings are logged once per name on the "model_registry" logger.
+    `results_db` (a path or a `ResultStore`) is the store of every call and batch of the
+    client unless a call names its own (`results_db=None`: none); docs/runs.md.
     """
     if own := sorted(OWN_KWARGS.keys() & kwargs.keys()):
         raise InvalidParameterError(not_a_kwarg(own[0], f"get_client({name!r})"))
@@ -72,7 +77,10 @@ def get_client(
     # clients (and anyio, their event-loop library) load with the first client, not at import
     from model_registry.clients._policy.fallback import fallback_client
 
-    return fallback_client(client, chain, lambda r: _client_for(registry, r, None))
+    client = fallback_client(client, chain, lambda r: _client_for(registry, r, None))
+    if results_db is not None:
+        client.set_results_db(results_db)
+    return client
 
 
 def _resolve(

@@ -22,7 +22,15 @@ from typing import Any, cast
 
 import model_registry
 from model_registry import _ray_rows as rows
-from model_registry.clients._remote import StoredRun
+from model_registry.clients._remote import (
+    BudgetKeeper,
+    StoredRun,
+    check_max_cost,
+    check_prices,
+    spent_calls,
+    worker_spending,
+)
+from model_registry.clients.base import BaseClient
 from model_registry.types import Generation
 
 __all__ = ["DEFAULT_BATCH_SIZE", "ModelProcessor", "build_processor", "run"]
@@ -40,33 +48,50 @@ class ModelProcessor:
     `generate_many(..., return_exceptions=True)`; rows keep their columns and gain `id`,
     `text`, `finish_reason`, `usage`, `cost`, `error` (and `parsed` with a response_format)."""
 
-    def __init__(self, name: str, *, workers: int = 1, _packed: bool = False, **kwargs: Any):
-        self._parsed = kwargs.get("response_format") is not None
+    def __init__(
+        self,
+        name: str,
+        *,
+        workers: int = 1,
+        _packed: bool = False,
+        _budget: tuple[Any, float] | None = None,
+        **kwargs: Any,
+    ):
         self._packed = _packed
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
         self._client = model_registry.get_client(name, **rows.limits_share(name, kwargs, workers))
+        # set in the call or in the alias file's defaults
+        self._parsed = self._client.params.get("response_format") is not None
+        #: The run's max_cost budget, held by the driver's BudgetKeeper actor.
+        self._spending = None if _budget is None else _worker_spending(self._client, *_budget)
 
     def __call__(self, batch: Any) -> Any:
         import pyarrow
 
         table = rows.rows_of(batch)
         results = self._answer([_prompt_or_error(row) for row in table])
+        if self._packed:  # the driver's rows: its index and the result, as bytes
+            packed = zip(table, results, strict=True)
+            return pyarrow.Table.from_pylist(
+                [{"id": row["id"], "_result": rows.pack(result)} for row, result in packed]
+            )
         out = []
         for row, result in zip(table, results, strict=True):
             record = model_registry.result_record(result, parsed=self._parsed)
-            kept = {k: v for k, v in row.items() if k != "_prompt"}
-            out.append({**kept, "id": row.get("id"), **record})
-            if self._packed:
-                out[-1]["_result"] = rows.pack(result)
+            out.append({**row, "id": row.get("id"), **record})
         return pyarrow.Table.from_pylist(out)
 
     def _answer(self, prompts: list[Any]) -> list[Generation | BaseException]:
         """Every prompt's Generation or error (a row without a prompt: its error)."""
         todo = [i for i, p in enumerate(prompts) if not isinstance(p, BaseException)]
-        coroutine = self._client.generate_many(
-            [prompts[i] for i in todo], return_exceptions=True, concurrency=max(1, len(todo))
+        coroutine = (
+            self._client.generate_many(
+                [prompts[i] for i in todo], return_exceptions=True, concurrency=max(1, len(todo))
+            )
+            if self._spending is None
+            else spent_calls(self._client, self._spending, [prompts[i] for i in todo])
         )
         answers = asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
         results: list[Any] = list(prompts)
@@ -81,6 +106,16 @@ class ModelProcessor:
         with contextlib.suppress(Exception):
             asyncio.run_coroutine_threadsafe(self._client.aclose(), loop).result(timeout=30)
         loop.call_soon_threadsafe(loop.stop)
+
+
+def _worker_spending(client: BaseClient, keeper: Any, max_cost: float) -> Any:
+    """This actor's side of the run's budget; the reservations an earlier life of this
+    actor left open (Ray restarted it) are kept as spent."""
+    import ray
+
+    owner = ray.get_runtime_context().get_actor_id() or f"pid {os.getpid()}"
+    ray.get(keeper.orphaned.remote(owner))
+    return worker_spending(client, keeper, owner, max_cost)
 
 
 def _prompt_or_error(row: dict[str, Any]) -> Any:
@@ -140,6 +175,7 @@ def run(
     address: str | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     num_gpus: float | None = None,
+    max_cost: float | None = None,
     **kwargs: Any,
 ) -> list[Generation | BaseException]:
     """Every prompt through `workers` Ray actors, results (Generations and exceptions) in
@@ -148,8 +184,10 @@ def run(
     Prompts whose answer is in `results_db` are not sent; each answer is written there as it
     comes back, so a killed run, run again, pays only for what was in flight. `address`:
     None (the Ray of this process, or a new local one), "auto" or "ray://..." (a cluster).
+    `max_cost` (USD) caps the run's spend as generate_many's does, in one budget for all.
     """
     prompts = list(_prompt_list(prompts))
+    max_cost = check_max_cost(max_cost)
     ray = _ray(address)
     if workers is None:
         workers = _default_workers(ray, name, kwargs)
@@ -158,7 +196,8 @@ def run(
         num_gpus = _default_gpus(ray, name, kwargs)
     store, opened = _open_store(results_db)
     try:
-        keeper = StoredRun(model_registry.get_client(name, **kwargs), prompts, {}, store)
+        client = model_registry.get_client(name, **kwargs)
+        keeper = StoredRun(client, prompts, {}, store)
         results: list[Any] = [None] * len(prompts)
         for index, generation in keeper.stored().items():
             results[index] = generation
@@ -170,6 +209,7 @@ def run(
                 batch_size=batch_size,
                 num_gpus=num_gpus,
                 _packed=True,
+                _budget=None if max_cost is None else _budget(ray, client, store, max_cost),
                 **kwargs,
             )
             items = [{"id": i, "_prompt": pickle.dumps(prompts[i])} for i in todo]
@@ -180,6 +220,17 @@ def run(
         else:
             store.flush()
     return results
+
+
+def _budget(
+    ray: Any, client: BaseClient, store: model_registry.ResultStore, max_cost: float
+) -> tuple[Any, float]:
+    """The run's budget, one actor (the store's recorded cost spent already), and its cap;
+    InvalidParameterError for a local name or a name with no known price."""
+    check_prices(client)
+    spent = store.summary().cost or 0.0
+    keeper = ray.remote(BudgetKeeper).options(num_cpus=0).remote(max_cost, spent)
+    return keeper, max_cost
 
 
 def _open_store(

@@ -738,8 +738,8 @@ LIMITS_AND_FALLBACKS_BAD = [
         defaults = { results_db = "run.sqlite" }
         """,
         "{path}: alias 'a': key 'defaults.results_db' is not a call kwarg: pass it to "
-        "generate_many() or iter_many(), as in client.generate_many(prompts, "
-        "results_db='run.sqlite')",
+        "get_client() (every call's store) or to generate(), stream(), generate_many() or "
+        "iter_many(), as in get_client(name, results_db='run.sqlite')",
         ("a", "results_db"),
         id="results-db-in-defaults",
     ),

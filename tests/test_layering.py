@@ -291,9 +291,8 @@ def test_get_client_returns_the_exported_client_type() -> None:
     # (api.py names the class only for type checkers: clients load with the first client)
     from model_registry.clients.base import BaseClient
 
-    returned = typing.get_type_hints(api.get_client, {**vars(api), "BaseClient": BaseClient})[
-        "return"
-    ]
+    names = {**vars(api), "BaseClient": BaseClient, "ResultStore": model_registry.ResultStore}
+    returned = typing.get_type_hints(api.get_client, names)["return"]
     assert returned is model_registry.ModelClient
     client = model_registry.get_client("openai:gpt-4.1", api_key="sk-test")
     assert isinstance(client, model_registry.ModelClient)

@@ -73,8 +73,8 @@ def run_prompts_file(
             # LiteLLM's coroutines cancelled by Ctrl-C before they ran: nothing to report
             warnings.filterwarnings("ignore", "coroutine .* was never awaited", RuntimeWarning)
             if ray is not None:
-                prompts, tally = run_input.prompts, report.tally
-                results = run_on_ray(name, kwargs, prompts, store, concurrency, tally, ray)
+                prompts = run_input.prompts
+                results = run_on_ray(name, kwargs, prompts, store, concurrency, report, ray)
             else:
                 batch = _run_prompts(
                     name, kind, kwargs, run_input.prompts, store, concurrency, report
@@ -90,7 +90,8 @@ def run_prompts_file(
         with contextlib.suppress(model_registry.ResultStoreError):  # reported above
             store.close()
     interrupts.set_last_words(None)
-    _write_results(out, run_input.ids, results, report)
+    parsed = model_registry.resolve(name, **kwargs).params.get("response_format") is not None
+    _write_results(out, run_input.ids, results, report, parsed)
     echo_lines_err([*report.summary(), *story.summary(), f"wrote {out} (store: {db})"])
     _exit_status(report, out)
 
@@ -115,8 +116,6 @@ def _check_options(
     """Refuse, before anything is read or sent, options that do not go together."""
     if no_wait and not batch_api:
         raise typer.BadParameter("--no-wait goes with --batch-api", param_hint="'--no-wait'")
-    if ray is not None and max_cost is not None:
-        fail("--max-cost does not work with --ray yet: run without --ray to cap the spend")
     if ray is not None and batch_api:
         fail("--batch-api and --ray do not go together: the provider's batch API needs no workers")
 
@@ -300,12 +299,14 @@ async def _run_prompts(
 # --- the output file ------------------------------------------------------------------------
 
 
-def _write_results(out: Path, ids: list[Any], results: list[Any], report: _Report) -> None:
+def _write_results(
+    out: Path, ids: list[Any], results: list[Any], report: _Report, parsed: bool = False
+) -> None:
     if any(result is None for result in results):  # pragma: no cover - a library bug
         raise RuntimeError("the batch ended without a result for every prompt")
     scrub = scrubber()
     lines = (
-        _output_line(output_id, result, scrub)
+        _output_line(output_id, result, scrub, parsed)
         for output_id, result in zip(ids, results, strict=True)
     )
     try:
@@ -314,9 +315,12 @@ def _write_results(out: Path, ids: list[Any], results: list[Any], report: _Repor
         report.unwritable(exc.strerror or str(exc))
 
 
-def _output_line(output_id: Any, result: Any, scrub: Callable[[str], str]) -> str:
-    """One output line: the result of one prompt as a JSON object (`error` null on success)."""
-    record = {"id": output_id, **model_registry.result_record(result, scrub=scrub)}
+def _output_line(
+    output_id: Any, result: Any, scrub: Callable[[str], str], parsed: bool = False
+) -> str:
+    """One output line: the result of one prompt as a JSON object (`error` null on success;
+    `parsed` when a response_format is set)."""
+    record = {"id": output_id, **model_registry.result_record(result, scrub=scrub, parsed=parsed)}
     return json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n"
 
 

@@ -4,7 +4,7 @@ the results file as without Ray. Ray is imported here, inside the command, only.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 import typer
 
@@ -30,6 +30,14 @@ WorkersOption = Annotated[
 ]
 
 
+class RunReport(Protocol):
+    """What `run_on_ray` counts in: each call's result, and the prompts --max-cost left."""
+
+    tally: Tally
+    max_cost: float | None
+    not_sent: int
+
+
 @dataclass(frozen=True)
 class RayOptions:
     """`--ray-address` (None: this process's Ray or a new local one) and `--workers`."""
@@ -53,11 +61,12 @@ def run_on_ray(
     prompts: list[Any],
     store: model_registry.ResultStore,
     concurrency: int | None,
-    tally: Tally,
+    report: RunReport,
     options: RayOptions,
 ) -> list[Any]:
     """Every prompt's Generation or error in input order, each kept in `store` as it comes
-    back; `concurrency` is the whole run's, split across the workers like the limits."""
+    back; `concurrency` is the whole run's, split across the workers like the limits, and
+    `report.max_cost` the whole run's spend (a prompt it left unsent: BudgetExceededError)."""
     import model_registry.ray
 
     if concurrency is not None:
@@ -65,8 +74,17 @@ def run_on_ray(
         own["concurrency"] = min(concurrency, own.get("concurrency") or concurrency)
         kwargs = {**kwargs, "limits": own}
     results = model_registry.ray.run(
-        name, prompts, results_db=store, workers=options.workers, address=options.address, **kwargs
+        name,
+        prompts,
+        results_db=store,
+        workers=options.workers,
+        address=options.address,
+        max_cost=report.max_cost,
+        **kwargs,
     )
     for result in results:
-        tally.add(result)
+        if isinstance(result, model_registry.BudgetExceededError):
+            report.not_sent += 1  # no call: not in the tally
+        else:
+            report.tally.add(result)
     return results

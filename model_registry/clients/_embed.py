@@ -22,6 +22,7 @@ from model_registry._embeddings import Embeddings
 from model_registry._prompts import Message
 from model_registry.clients._batch import _open_store
 from model_registry.clients._batch_checks import check_concurrency, check_results_db
+from model_registry.clients._call_store import CLIENT_DEFAULT, CallStores, ClientDefault
 from model_registry.clients._policy.call_limits import CallLimits, call_timeout
 from model_registry.clients._policy.observed import observed_embeddings, run_embed_many
 from model_registry.errors import InvalidParameterError, ModelCallError
@@ -98,6 +99,7 @@ class EmbedMethods:
         provider: str
         model_id: str
         _limits: CallLimits
+        _stores: CallStores
         default_concurrency: ClassVar[int | None]
 
         @property
@@ -122,15 +124,17 @@ class EmbedMethods:
         *,
         batch_size: int = _DEFAULT_BATCH_SIZE,
         concurrency: int | None = None,
-        results_db: str | os.PathLike[str] | ResultStore | None = None,
+        results_db: str | os.PathLike[str] | ResultStore | ClientDefault | None = CLIENT_DEFAULT,
         progress: bool = False,
         **kwargs: Any,
     ) -> Embeddings:
         """Vectors for many texts: requests of up to `batch_size` texts, at most `concurrency`
         at once (default: the client's cap), one `Embeddings` in input order, usage and cost
         summed. `results_db` keeps each text's vector as its request ends; a rerun with it
-        embeds only the texts not stored yet. The first error cancels the rest and is raised."""
+        embeds only the texts not stored yet (default: the client's results_db; None: none).
+        The first error cancels the rest and is raised."""
         checked = check_texts(texts, "embed_many")
+        results_db = self._stores.for_batch(results_db)
         _check_batch_size(batch_size)
         check_concurrency(concurrency)
         check_results_db(results_db)

@@ -75,6 +75,12 @@ def local_generation(
         raise APIError("the engine returned no output", **where)
     text = "".join(tally.parts)
     finish_reason = tally.last.outputs[0].finish_reason
+    if finish_reason == "error":  # vLLM ended the request itself, e.g. a grammar it failed
+        raise APIError(
+            "the engine ended the request with an error (vLLM's finish_reason 'error'); "
+            "the engine's log names the cause",
+            **where,
+        )
     usage, reasoning, calls = tally.usage(), None, None
     if parsing is not None:
         parsed = parsing.whole(text, tally.token_ids)

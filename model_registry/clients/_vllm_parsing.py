@@ -44,8 +44,13 @@ class OutputParsing:
 
         self._cls, self._tokenizer, self._reasoning = parser_cls, tokenizer, reasoning
         wire = None if tools is None or not tools.auto else tools.wire
-        request = ChatCompletionRequest(
-            model="local", messages=[], tools=wire, tool_choice="auto" if wire else None
+        request = ChatCompletionRequest.model_validate(
+            {
+                "model": "local",
+                "messages": [],
+                "tools": wire,
+                "tool_choice": "auto" if wire else None,
+            }
         )
         self._auto = wire is not None
         self._stream = parser_cls(tokenizer, request.tools)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 from collections.abc import (
     AsyncGenerator,
     Awaitable,
@@ -24,23 +23,28 @@ import anyio
 from model_registry._prompts import Prompt
 from model_registry.clients._batch import Batch, iterate
 from model_registry.clients._batch_api import BatchAPIMethods
+from model_registry.clients._call_store import (
+    CLIENT_DEFAULT,
+    CallStores,
+    ClientDefault,
+    ResultsDb,
+)
 from model_registry.clients._embed import EmbedMethods
+from model_registry.clients._one_call import OneCallMethods
 from model_registry.clients._policy.call_limits import CallLimits, call_timeout
-from model_registry.clients._policy.observed import observed, observed_stream, run_batch
+from model_registry.clients._policy.observed import observed, run_batch
 from model_registry.clients._policy.retries import call_with_retries
 from model_registry.clients._policy.spend import spent_attempt
 from model_registry.errors import ClientClosedError, RequestTimeoutError
 from model_registry.limits import Limits
-from model_registry.store import ResultStore
-from model_registry.types import ClientKind, Generation, GenerationStream, Resolution, redact
+from model_registry.types import ClientKind, Generation, Resolution, redact
 
 __all__ = ["BaseClient"]
 
 _T = TypeVar("_T")
-_ParsedT = TypeVar("_ParsedT")
 
 
-class BaseClient(EmbedMethods, BatchAPIMethods):
+class BaseClient(OneCallMethods, EmbedMethods, BatchAPIMethods):
     """Base of the hosted and local clients; subclasses fill in `_start`, `_generate`,
     `_stream` and `_close`.
 
@@ -65,6 +69,8 @@ class BaseClient(EmbedMethods, BatchAPIMethods):
         self._drained: anyio.Event | None = None
         #: The limits calls run under (see `set_limits`); none bind until it is called.
         self._limits = CallLimits(resolution.provider, resolution.model_id)
+        #: The default results_db of its calls and the stores it opened (`_call_store`).
+        self._stores = CallStores()
 
     # --- limits -------------------------------------------------------------------
 
@@ -80,6 +86,11 @@ class BaseClient(EmbedMethods, BatchAPIMethods):
         that name made with it. A hosted client always has its provider's limiter
         (unlimited when none is declared), so Retry-After cooldowns reach every client."""
         self._limits.configure(self._resolution, provider, alias, code)
+
+    def set_results_db(self, results_db: ResultsDb) -> None:
+        """Make `results_db` (a path or a `ResultStore`) the store of every call and batch of
+        this client (get_client calls this); a call's own `results_db=None` turns it off."""
+        self._stores.set_default(results_db)
 
     def cooldown_remaining(self) -> float:
         """Seconds until the pause a Retry-After put on this client's provider ends (0.0
@@ -114,7 +125,8 @@ class BaseClient(EmbedMethods, BatchAPIMethods):
         loopback: bool = False,
     ) -> _T:
         """`await attempt()`, retried on a transient error (see `_policy.retries`); between
-        attempts the call waits (by `deadline`, cancelled by aclose) and takes its limits."""
+        attempts the call waits (bounded by `deadline`, cancelled by aclose) and takes its
+        limits again."""
 
         async def pause(seconds: float) -> None:
             with self._call_step(deadline, timeout_s):
@@ -208,6 +220,7 @@ class BaseClient(EmbedMethods, BatchAPIMethods):
                 await self._drained.wait()
         if self._started:
             await self._close()
+        await self._stores.aclose()
 
     @contextlib.contextmanager
     def _call_step(self, deadline: float, timeout: float | None) -> Iterator[None]:
@@ -244,39 +257,6 @@ class BaseClient(EmbedMethods, BatchAPIMethods):
     # --- calls --------------------------------------------------------------------
 
     @overload
-    async def generate(
-        self, prompt: Prompt, *, response_format: type[_ParsedT], **kwargs: Any
-    ) -> Generation[_ParsedT]: ...
-    @overload
-    async def generate(self, prompt: Prompt, **kwargs: Any) -> Generation: ...
-    async def generate(self, prompt: Prompt, **kwargs: Any) -> Generation:
-        """One prompt (a string or chat messages) to one `Generation`; kwargs beat the client's."""
-        await self.start()
-        return await self._call(prompt, kwargs)
-
-    def stream(self, prompt: Prompt, **kwargs: Any) -> GenerationStream:
-        """Text deltas as they arrive; the stream's `result` holds the `Generation` at the end."""
-        self._check_open()
-        return GenerationStream(self._stream_events(prompt, kwargs))
-
-    @observed_stream
-    async def _stream_events(
-        self, prompt: Prompt, kwargs: dict[str, Any]
-    ) -> AsyncGenerator[str | Generation, None]:
-        await self.start()
-        timeout = call_timeout(self.params, kwargs)
-        deadline = self._deadline(timeout)
-        async with self._limits.permit(prompt, kwargs, deadline, timeout) as permit:
-            events = self._stream(prompt, kwargs, deadline)
-            try:
-                async for event in events:
-                    if permit is not None and isinstance(event, Generation):
-                        permit.report_usage(event.usage.total_tokens)
-                    yield event
-            finally:
-                await events.aclose()
-
-    @overload
     async def generate_many(
         self, prompts: Sequence[Prompt], *, return_exceptions: Literal[False] = ..., **kwargs: Any
     ) -> list[Generation]: ...
@@ -291,7 +271,7 @@ class BaseClient(EmbedMethods, BatchAPIMethods):
         concurrency: int | None = None,
         return_exceptions: bool = False,
         progress: bool = False,
-        results_db: str | os.PathLike[str] | ResultStore | None = None,
+        results_db: ResultsDb | ClientDefault = CLIENT_DEFAULT,
         max_cost: float | None = None,
         **kwargs: Any,
     ) -> list[Generation] | list[Generation | BaseException]:
@@ -306,7 +286,8 @@ class BaseClient(EmbedMethods, BatchAPIMethods):
         every result and error as it completes; run the same batch again with it and each
         prompt with a stored success comes back without a call (`from_store=True`), stored
         errors are retried. What finished is committed before this returns or raises
-        (first error, cancel or Ctrl-C included).
+        (first error, cancel or Ctrl-C included). Not given, it is the client's
+        (`get_client(name, results_db=...)`); None: no store.
 
         `max_cost` (USD, hosted models) caps what the batch spends, the results_db's recorded
         cost included: prompts that would pass it are not sent and get BudgetExceededError,
@@ -317,7 +298,7 @@ class BaseClient(EmbedMethods, BatchAPIMethods):
             concurrency=concurrency,
             return_exceptions=return_exceptions,
             progress=progress,
-            results_db=results_db,
+            results_db=self._stores.for_batch(results_db),
             kwargs=kwargs,
             caller="generate_many",
             max_cost=max_cost,
@@ -342,7 +323,7 @@ class BaseClient(EmbedMethods, BatchAPIMethods):
         concurrency: int | None = None,
         return_exceptions: bool = False,
         progress: bool = False,
-        results_db: str | os.PathLike[str] | ResultStore | None = None,
+        results_db: ResultsDb | ClientDefault = CLIENT_DEFAULT,
         max_cost: float | None = None,
         **kwargs: Any,
     ) -> AsyncGenerator[tuple[int, Any], None]:
@@ -360,7 +341,7 @@ class BaseClient(EmbedMethods, BatchAPIMethods):
             concurrency=concurrency,
             return_exceptions=return_exceptions,
             progress=progress,
-            results_db=results_db,
+            results_db=self._stores.for_batch(results_db),
             kwargs=kwargs,
             caller="iter_many",
             max_cost=max_cost,

@@ -299,15 +299,6 @@ async def test_our_arguments_never_reach_the_server(server: FakeOpenAIServer) ->
     assert not {"limits", "fallbacks", "strict", "results_db"} & set(server.stats(model).bodies[-1])
 
 
-def test_results_db_given_to_get_client_is_refused_with_where_it_belongs() -> None:
-    with pytest.raises(InvalidParameterError) as info:
-        get_client("openai:gpt-4.1", api_key="x", results_db="run.sqlite")
-    assert str(info.value) == (
-        "results_db is not a kwarg of get_client('openai:gpt-4.1'): pass it to generate_many() "
-        "or iter_many(), as in client.generate_many(prompts, results_db='run.sqlite')"
-    )
-
-
 def test_bad_limits_in_code_name_get_client_and_the_key() -> None:
     with pytest.raises(InvalidParameterError) as info:
         get_client("openai:gpt-4.1", api_key="x", limits={"rmp": 5})

@@ -38,3 +38,29 @@ def test_run_with_ray_writes_every_line_in_order_and_a_failed_prompt_as_an_error
     assert [line["text"] for line in out] == ["echo: a", None, "echo: c"]
     assert out[1]["error"]["status_code"] == 500
     assert SERVER_KEY not in done.stderr
+
+
+def test_run_with_ray_writes_parsed_with_a_response_format(
+    ray_instance: Any, openai_server: FakeOpenAIServer, tmp_path: Path
+) -> None:
+    model = model_name()
+    openai_server.configure(model, reply='{"city": "Paris"}')
+    (tmp_path / "prompts.jsonl").write_text('"a"\n"!status=400 b"\n', encoding="utf-8")
+    address = ray_instance.get_runtime_context().gcs_address
+    command = [sys.executable, "-m", "model_registry", "run", f"openai:{model}"]
+    command += ["prompts.jsonl", "--out", "results.jsonl", "--ray", "--ray-address", address]
+    command += ["--workers", "1", "--set", f"api_base={openai_server.url}"]
+    command += ["--set", f"api_key={SERVER_KEY}", "--set", "num_retries=0"]
+    command += [
+        "--set",
+        'response_format={type = "object", properties = {city = {type = "string"}}}',
+    ]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
+
+    done = subprocess.run(
+        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+    )
+
+    assert done.returncode == 1, done.stderr
+    out = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
+    assert [line["parsed"] for line in out] == [{"city": "Paris"}, None]

@@ -3,6 +3,7 @@ driver's store under generate_many's own keys; failed prompts as error rows."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import model_registry
 import model_registry.ray as mr
 from model_registry import Generation, ModelCallError, ResultStore
 from tests.fixtures.openai_server import FakeOpenAIServer
-from tests.ray.conftest import client_kwargs, model_name
+from tests.ray.conftest import SERVER_KEY, client_kwargs, model_name
 
 PROMPTS = 400
 _COUNTS = ("prompt_tokens", "completion_tokens", "total_tokens")
@@ -96,3 +97,63 @@ def test_the_processor_keeps_the_rows_columns_and_adds_run_output_fields(
     assert out[2]["error"]["status_code"] == 500
     assert out[2]["error"]["class"] == "ServiceUnavailableError" or out[2]["error"]["class"]
     assert out[2]["usage"] is None
+
+
+def test_the_processor_adds_parsed_with_a_response_format(
+    ray_instance: Any, openai_server: FakeOpenAIServer
+) -> None:
+    model = model_name()
+    openai_server.configure(model, reply='{"city": "Paris", "people": 3}')
+    schema = {
+        "type": "object",
+        "properties": {"city": {"type": "string"}, "people": {"type": "integer"}},
+        "required": ["city", "people"],
+    }
+    rows = [{"id": "a", "prompt": "where?"}, {"id": "b", "prompt": "!status=400 no"}]
+    process = mr.build_processor(
+        f"openai:{model}", response_format=schema, **client_kwargs(openai_server)
+    )
+
+    out = sorted(process(ray_instance.data.from_items(rows)).take_all(), key=lambda r: r["id"])
+
+    assert [row["parsed"] for row in out] == [{"city": "Paris", "people": 3}, None]
+    assert out[1]["error"]["status_code"] == 400
+
+
+def test_a_run_on_ray_gives_parsed_generations_with_a_response_format(
+    ray_instance: Any, openai_server: FakeOpenAIServer, tmp_path: Path
+) -> None:
+    model = model_name()
+    openai_server.configure(model, reply='{"city": "Paris"}')
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}}
+    kwargs = {**client_kwargs(openai_server), "response_format": schema}
+
+    results = mr.run(f"openai:{model}", ["a", "b"], results_db=tmp_path / "r.db", **kwargs)
+
+    assert [r.parsed for r in results] == [{"city": "Paris"}] * 2
+
+
+def test_the_processor_adds_parsed_when_the_alias_file_sets_a_response_format(
+    ray_instance: Any, openai_server: FakeOpenAIServer, user_aliases: Callable[[str], Path]
+) -> None:
+    import pyarrow
+
+    model = model_name()
+    openai_server.configure(model, reply='{"city": "Paris"}')
+    user_aliases(
+        f"""
+        [aliases."geo"]
+        provider = "openai"
+        model_id = "{model}"
+
+        [aliases."geo".defaults]
+        api_base = "{openai_server.url}"
+        api_key = "{SERVER_KEY}"
+        response_format = {{type = "object", properties = {{city = {{type = "string"}}}}}}
+        """
+    )
+    processor = mr.ModelProcessor("geo")  # in this process: the alias file is here
+
+    out = processor(pyarrow.Table.from_pylist([{"prompt": "where?"}])).to_pylist()
+
+    assert out[0]["parsed"] == {"city": "Paris"}

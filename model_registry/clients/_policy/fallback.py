@@ -87,6 +87,7 @@ class FallbackClient(BaseClient):
         for client in self._clients:
             if client is not None:
                 await client.aclose()
+        await self._stores.aclose()
 
     def _order(self) -> list[int]:
         """The names to try for one call: those whose provider is not cooling down (no
