@@ -59,15 +59,17 @@ class CallState:
         "call_id",
         "model",
         "name",
+        "operation",
         "provider",
         "route",
         "started",
     )
 
-    def __init__(self, where: Any, batch_id: str | None) -> None:
+    def __init__(self, where: Any, batch_id: str | None, operation: str = "chat") -> None:
         self.call_id = new_id()
         self.move(where)
         self.batch_id = batch_id
+        self.operation = operation
         self.attempts = 0
         self.started = time.perf_counter()
 

@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Literal
 
 import msgspec
 
+from model_registry._embeddings import Embeddings
 from model_registry._events import EVENT_NAMES, dropped, off, on
 from model_registry.types import Generation
 
@@ -31,6 +32,7 @@ __all__ = [
     "Fallback",
     "Handler",
     "LimiterWait",
+    "Operation",
     "Retry",
     "dropped",
     "off",
@@ -49,6 +51,9 @@ EventName = Literal[
     "batch_end",
 ]
 
+#: What a call does: a chat completion (`generate`, `stream`) or embeddings (`embed`).
+Operation = Literal["chat", "embeddings"]
+
 
 class Event(msgspec.Struct, frozen=True, kw_only=True):
     """What every event has: the call (a batch's id for batch events), the name it is on
@@ -64,20 +69,22 @@ class Event(msgspec.Struct, frozen=True, kw_only=True):
     at: float
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data for JSON: `{"event": "call_end", ...its fields}` (a Generation as its
-        own `to_dict()`)."""
+        """Plain data for JSON: `{"event": "call_end", ...its fields}` (a Generation or
+        Embeddings as its own `to_dict()`)."""
         data: dict[str, Any] = {"event": self.kind}
         for field in self.__struct_fields__:
             value = getattr(self, field)
-            data[field] = value.to_dict() if isinstance(value, Generation) else value
+            answer = isinstance(value, Generation | Embeddings)
+            data[field] = value.to_dict() if answer else value
         return data
 
 
 class CallStart(Event, frozen=True, kw_only=True):
-    """A call begins: its `prompt` (a string or chat messages, as given) and `batch_id`
-    (the batch it is part of, else None)."""
+    """A call begins: its `operation`, `prompt` (a string or chat messages as given; the
+    texts for embeddings) and `batch_id` (the batch it is part of, else None)."""
 
     kind: ClassVar[str] = "call_start"
+    operation: Operation = "chat"
     prompt: Any = None
     batch_id: str | None = None
 
@@ -131,11 +138,14 @@ class Fallback(Event, frozen=True, kw_only=True):
 
 
 class CallEnd(Event, frozen=True, kw_only=True):
-    """The call ended: its `generation`, or its `error` (class name) and redacted `message`;
-    `name` is the name that answered (or last tried); `cost` in USD where known."""
+    """The call ended: its `generation` (`embeddings` for an embeddings call), or its `error`
+    (class name) and redacted `message`; `name` is the name that answered (or last tried);
+    `cost` in USD where known; `queue_s` the local engine's queue time."""
 
     kind: ClassVar[str] = "call_end"
+    operation: Operation = "chat"
     generation: Generation | None = None
+    embeddings: Embeddings | None = None
     error: str | None = None
     message: str | None = None
     status_code: int | None = None
@@ -143,6 +153,7 @@ class CallEnd(Event, frozen=True, kw_only=True):
     cost: float | None = None
     from_store: bool = False
     attempts: int = 0
+    queue_s: float | None = None
 
 
 class BatchStart(Event, frozen=True, kw_only=True):

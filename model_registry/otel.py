@@ -1,10 +1,10 @@
 """OpenTelemetry spans of every call and batch, built on the events (`model_registry.on`).
 
-`instrument()` turns them on: one CLIENT span per call (`chat {model}`, the GenAI semantic
-conventions' attributes, ours under `model_registry.*`), its attempts, limiter waits,
-cooldowns, retries and fallbacks as span events, and one span per batch, parent of its
-calls. Needs `opentelemetry-api` (the `otel` extra); nothing of it is imported before the
-call. Prompts and answers are recorded only with `capture_content=True`.
+`instrument()` turns them on: one CLIENT span per call (`chat {model}`, `embeddings
+{model}`; the GenAI conventions' attributes, ours under `model_registry.*`), its attempts,
+limiter waits, cooldowns, retries and fallbacks as span events, and one span per batch,
+parent of its calls. Needs `opentelemetry-api` (the `otel` extra); nothing of it is
+imported before the call. Prompts and answers are recorded only with `capture_content=True`.
 """
 
 from __future__ import annotations
@@ -76,12 +76,12 @@ class _Spans:
         batch = self.open.get(event.batch_id) if event.batch_id else None
         context = trace.set_span_in_context(batch) if batch is not None else None
         span = self.tracer.start_span(
-            f"chat {event.model}",
+            f"{event.operation} {event.model}",
             context=context,
             kind=trace.SpanKind.CLIENT,
             start_time=_ns(event.at),
             attributes={
-                "gen_ai.operation.name": "chat",
+                "gen_ai.operation.name": event.operation,
                 "gen_ai.provider.name": event.provider,
                 "gen_ai.request.model": event.model,
                 "model_registry.name": event.name,
@@ -89,7 +89,7 @@ class _Spans:
                 **({"model_registry.route": event.route} if event.route else {}),
             },
         )
-        if self.capture_content and event.prompt is not None:
+        if self.capture_content and event.prompt is not None and event.operation == "chat":
             span.set_attribute("gen_ai.input.messages", _messages(event.prompt))
         self.open[event.call_id] = span
 
@@ -123,8 +123,14 @@ class _Spans:
         }
         if event.cost is not None:
             attributes["model_registry.cost"] = event.cost
+        if event.queue_s is not None:
+            attributes["model_registry.queue_s"] = event.queue_s
         generation = event.generation
-        if generation is not None:
+        if event.embeddings is not None:
+            attributes["gen_ai.response.model"] = event.embeddings.model
+            if event.embeddings.usage.prompt_tokens is not None:
+                attributes["gen_ai.usage.input_tokens"] = event.embeddings.usage.prompt_tokens
+        elif generation is not None:
             usage = generation.usage
             attributes["gen_ai.response.model"] = generation.model
             attributes["gen_ai.response.finish_reasons"] = [generation.finish_reason or ""]

@@ -24,6 +24,7 @@ from model_registry.clients._batch import _open_store
 from model_registry.clients._batch_checks import check_concurrency, check_results_db
 from model_registry.clients._call_store import CLIENT_DEFAULT, CallStores, ClientDefault
 from model_registry.clients._policy.call_limits import CallLimits, call_timeout
+from model_registry.clients._policy.observed import observed_embeddings, run_embed_many
 from model_registry.errors import InvalidParameterError, ModelCallError
 from model_registry.store import ResultStore, StoredResult
 from model_registry.types import Usage
@@ -141,8 +142,9 @@ class EmbedMethods:
         self._check_embeds()
         run = _ManyRun(self, checked, kwargs, progress)
         cap = concurrency if concurrency is not None else self.default_concurrency
-        return await run.run(batch_size, cap, results_db)
+        return await run_embed_many(self, run, run.run(batch_size, cap, results_db))
 
+    @observed_embeddings
     async def _embed_call(
         self, texts: list[str], kwargs: dict[str, Any], *, batched: bool = False
     ) -> Embeddings:
@@ -199,6 +201,7 @@ class _ManyRun:
         self.parts: dict[int, Embeddings] = {}  # by the index of the part's first text
         self.keys: list[str] | None = None
         self.store: ResultStore | None = None
+        self.failed = 0  # texts of the requests that failed
         self.bar: Any = None
         if progress:
             from model_registry.clients._batch import _ProgressBar
@@ -271,6 +274,7 @@ class _ManyRun:
         try:
             part = await self.client._embed_call(texts, self.kwargs, batched=True)
         except Exception as exc:
+            self.failed += len(chunk)
             self._keep_error(chunk, exc)
             first, last = chunk[0], chunk[-1]
             exc.add_note(f"(texts {first} to {last} of the {len(self.texts)} given to embed_many)")

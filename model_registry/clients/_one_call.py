@@ -20,6 +20,7 @@ from model_registry.clients._call_store import (
     ResultsDb,
 )
 from model_registry.clients._policy.call_limits import CallLimits, call_timeout
+from model_registry.clients._policy.observed import observed_stream
 from model_registry.types import Generation, GenerationStream
 
 __all__ = ["OneCallMethods"]
@@ -131,6 +132,7 @@ class OneCallMethods:
         if result is not None:
             yield result
 
+    @observed_stream
     async def _stream_events(
         self, prompt: Prompt, kwargs: dict[str, Any]
     ) -> AsyncGenerator[str | Generation, None]:

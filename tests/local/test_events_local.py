@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from model_registry import Generation, off, on
-from model_registry.events import EVENT_NAMES, Attempt, CallEnd, CallStart, Event
+from model_registry import Generation, get_client, off, on
+from model_registry.events import EVENT_NAMES, Attempt, BatchEnd, CallEnd, CallStart, Event
+from tests.local.conftest import ENGINE_KWARGS
 
 pytestmark = pytest.mark.local
 
@@ -46,3 +47,56 @@ async def test_a_local_batch_emits_batch_events_around_its_calls(
     assert sorted(kinds[1:-1]) == ["attempt"] * 2 + ["call_end"] * 2 + ["call_start"] * 2
     end = seen[-1]
     assert (end.prompts, end.succeeded, end.failed, end.cost) == (2, 2, 0, 0.0)  # type: ignore[attr-defined]
+
+
+async def test_a_local_call_end_carries_the_engines_queue_time(
+    tiny: Any, seen: list[Event]
+) -> None:
+    generation = await tiny.generate("Hello", max_tokens=3, ignore_eos=True)
+    end = seen[-1]
+    assert isinstance(end, CallEnd) and end.queue_s is not None
+    metrics = generation.raw.metrics  # vLLM's RequestStateStats: engine-core timestamps
+    assert end.queue_s == pytest.approx(metrics.scheduled_ts - metrics.queued_ts)
+    assert 0 <= end.queue_s < end.latency_s
+
+
+async def test_a_local_stream_emits_the_events_of_a_call(tiny: Any, seen: list[Event]) -> None:
+    stream = tiny.stream("Hello", max_tokens=4, ignore_eos=True)
+    pieces = [piece async for piece in stream]
+    assert [e.kind for e in seen] == ["call_start", "attempt", "call_end"]
+    start, attempt, end = seen
+    assert isinstance(start, CallStart) and isinstance(end, CallEnd)
+    assert (start.prompt, start.operation, end.operation) == ("Hello", "chat", "chat")
+    assert len({e.call_id for e in seen}) == 1
+    assert (attempt.number, end.attempts, end.error) == (1, 1, None)  # type: ignore[attr-defined]
+    assert end.generation is stream.result and end.generation.text == "".join(pieces)
+    assert end.queue_s is not None and 0 <= end.queue_s < end.latency_s
+
+
+async def test_local_embeddings_emit_the_events_of_a_hosted_embed(
+    tiny_name: str, seen: list[Event]
+) -> None:
+    async with get_client(tiny_name, runner="pooling", **ENGINE_KWARGS) as embedder:
+        embeddings = await embedder.embed(["a cat", "a dog"])
+        first = list(seen)
+        seen.clear()
+        await embedder.embed_many(["a", "b", "c"], batch_size=2)
+    assert [e.kind for e in first] == ["call_start", "attempt", "call_end"]
+    start, _, end = first
+    assert isinstance(start, CallStart) and isinstance(end, CallEnd)
+    assert (start.operation, start.prompt, start.provider) == (
+        "embeddings",
+        ["a cat", "a dog"],
+        "local",
+    )
+    assert (end.embeddings, end.generation, end.error, end.queue_s) == (
+        embeddings,
+        None,
+        None,
+        None,
+    )
+    kinds = [e.kind for e in seen]
+    assert (kinds[0], kinds[-1]) == ("batch_start", "batch_end")
+    assert sorted(kinds[1:-1]) == ["attempt"] * 2 + ["call_end"] * 2 + ["call_start"] * 2
+    batch = seen[-1]
+    assert isinstance(batch, BatchEnd) and (batch.prompts, batch.succeeded) == (3, 3)

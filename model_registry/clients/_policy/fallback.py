@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 from model_registry._events import HANDLERS, emit_in_call
 from model_registry._prompts import Prompt
-from model_registry.clients._policy.observed import observed
+from model_registry.clients._policy.observed import observed, observed_stream
 from model_registry.clients.base import BaseClient
 from model_registry.errors import TRANSIENT_ERRORS, ModelCallError
 from model_registry.events import Fallback
@@ -150,15 +150,19 @@ class FallbackClient(BaseClient):
             reason=reason,
         )
 
+    @observed_stream
     async def _stream_events(
         self, prompt: Prompt, kwargs: dict[str, Any]
     ) -> AsyncGenerator[str | Generation, None]:
         await self.start()
         tried: list[str] = []
         order = self._order()
+        last: ModelCallError | None = None
         for index in order:
             self._check_open()
             client = self._client(index)
+            if HANDLERS:
+                self._moved_on(index, order, last)
             said_something = False
             events = client._stream_events(prompt, kwargs)
             try:
@@ -173,6 +177,7 @@ class FallbackClient(BaseClient):
                 last = exc
             finally:
                 await events.aclose()
+        assert last is not None  # the chain has at least one name
         raise last
 
 

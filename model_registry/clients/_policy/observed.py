@@ -1,6 +1,6 @@
 """The events of a call and of a batch (`events`): `call_start` and `call_end` around a
-client's `_call`, `batch_start` and `batch_end` around a batch, and `call_end` for each
-answer a batch reads back from its store.
+client's `_call`, `_stream_events` and `_embed_call`, `batch_start` and `batch_end` around a
+batch or an `embed_many`, and `call_end` for each answer a batch reads back from its store.
 
 With no handler registered (`_events.HANDLERS` empty), each costs one dict check. A call
 made inside another (a fallback's name inside the fallback client's call) is the same
@@ -12,60 +12,128 @@ from __future__ import annotations
 import functools
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any, TypeVar
 
+from model_registry._embeddings import Embeddings
 from model_registry._events import BATCH, CURRENT, HANDLERS, CallState, emit, new_id
 from model_registry._redaction import redact_text, secret_values
 from model_registry.events import Attempt, BatchEnd, BatchStart, CallEnd, CallStart
 from model_registry.types import Generation, Resolution
 
-__all__ = ["observed", "run_batch"]
+__all__ = ["observed", "observed_embeddings", "observed_stream", "run_batch", "run_embed_many"]
 
-_F = TypeVar("_F", bound=Callable[..., Awaitable[Generation]])
+_F = TypeVar("_F", bound=Callable[..., Awaitable[Any]])
+_S = TypeVar("_S", bound=Callable[..., AsyncGenerator[Any, None]])
+_Answer = Generation | Embeddings
 
 
-def observed(call: _F) -> _F:
+def observed(call: _F, operation: str = "chat") -> _F:
     """Wrap a client's `_call(prompt, kwargs, *, batched)` with the call's events."""
 
     @functools.wraps(call)
-    async def observed_call(
-        client: Any, prompt: Any, kwargs: Any, *, batched: bool = False
-    ) -> Generation:
+    async def observed_call(client: Any, prompt: Any, kwargs: Any, *, batched: bool = False) -> Any:
         if not HANDLERS:
             return await call(client, prompt, kwargs, batched=batched)
-        return await _observe(call, client, prompt, kwargs, {"batched": batched})
+        return await _observe(call, client, prompt, kwargs, {"batched": batched}, operation)
 
     return observed_call  # type: ignore[return-value]
 
 
+def observed_embeddings(call: _F) -> _F:
+    """Wrap a client's `_embed_call(texts, kwargs, *, batched)` with the call's events."""
+    return observed(call, "embeddings")
+
+
 async def _observe(
-    call: Callable[..., Awaitable[Generation]],
+    call: Callable[..., Awaitable[Any]],
     client: Any,
     prompt: Any,
     kwargs: Any,
     options: dict[str, Any],
-) -> Generation:
+    operation: str,
+) -> Any:
     resolution: Resolution = client.resolution
     state = CURRENT.get()
     if state is not None:  # a fallback's name: the same call, on another name
         state.move(resolution)
         _local_attempt(client, state)
         return await call(client, prompt, kwargs, **options)
-    state = CallState(resolution, BATCH.get())
+    state = _started(client, prompt, operation)
     token = CURRENT.set(state)
     try:
-        emit(CallStart(**state.fields(), prompt=prompt, batch_id=state.batch_id))
-        _local_attempt(client, state)
         try:
-            generation = await call(client, prompt, kwargs, **options)
+            answer = await call(client, prompt, kwargs, **options)
         except BaseException as exc:  # a cancelled call ends too
             _end(state, None, exc, resolution)
             raise
-        _end(state, generation, None, resolution)
-        return generation
+        _end(state, answer, None, resolution)
+        return answer
     finally:
         CURRENT.reset(token)
+
+
+def _started(client: Any, prompt: Any, operation: str) -> CallState:
+    """A new call of `client`: its `call_start` (and a local model's `attempt`) emitted."""
+    state = CallState(client.resolution, BATCH.get(), operation)
+    fields: Any = {"operation": operation, "prompt": prompt, "batch_id": state.batch_id}
+    emit(CallStart(**state.fields(), **fields))
+    _local_attempt(client, state)
+    return state
+
+
+def observed_stream(stream_events: _S) -> _S:
+    """Wrap a client's `_stream_events(prompt, kwargs)` with the call's events: the call is
+    the one in progress while the stream reads its next piece, never in between."""
+
+    @functools.wraps(stream_events)
+    def observed_events(client: Any, prompt: Any, kwargs: Any) -> AsyncGenerator[Any, None]:
+        events = stream_events(client, prompt, kwargs)
+        if not HANDLERS:
+            return events
+        state = CURRENT.get()
+        if state is not None:  # a fallback's name, read by the fallback client's stream
+            state.move(client.resolution)
+            _local_attempt(client, state)
+            return events
+        return _observe_stream(client, prompt, events)
+
+    return observed_events  # type: ignore[return-value]
+
+
+_END = object()
+
+
+async def _observe_stream(
+    client: Any, prompt: Any, events: AsyncGenerator[Any, None]
+) -> AsyncGenerator[Any, None]:
+    state = _started(client, prompt, "chat")
+    ended = False
+    try:
+        while True:
+            token = CURRENT.set(state)
+            try:
+                piece = await anext(events, _END)
+            finally:
+                CURRENT.reset(token)
+            if piece is _END:
+                return
+            if isinstance(piece, Generation):
+                ended = True
+                _end(state, piece, None, client.resolution)
+            yield piece
+    except BaseException as exc:
+        if not ended:
+            if isinstance(exc, GeneratorExit):
+                exc = GeneratorExit("the caller closed the stream before its end")
+            _end(state, None, exc, client.resolution)
+        raise
+    finally:
+        token = CURRENT.set(state)
+        try:
+            await events.aclose()
+        finally:
+            CURRENT.reset(token)
 
 
 def _local_attempt(client: Any, state: CallState) -> None:
@@ -78,23 +146,28 @@ def _local_attempt(client: Any, state: CallState) -> None:
 
 def _end(
     state: CallState,
-    generation: Generation | None,
+    answer: _Answer | None,
     error: BaseException | None,
     resolution: Resolution,
 ) -> None:
     if "call_end" not in HANDLERS:
         return
     latency = time.perf_counter() - state.started
-    if generation is not None:
+    operation: Any = state.operation
+    if answer is not None:
         where = state.fields()
-        where["name"] = generation.name or state.name
+        where["name"] = answer.name or state.name
+        generation = answer if isinstance(answer, Generation) else None
         emit(
             CallEnd(
                 **where,
+                operation=operation,
                 generation=generation,
+                embeddings=answer if isinstance(answer, Embeddings) else None,
                 latency_s=latency,
-                cost=generation.cost,
+                cost=answer.cost,
                 attempts=state.attempts,
+                queue_s=None if generation is None else _queue_seconds(generation.raw),
             )
         )
         return
@@ -102,6 +175,7 @@ def _end(
     emit(
         CallEnd(
             **state.fields(),
+            operation=operation,
             error=type(error).__name__,
             message=redact_text(str(error), _secrets(resolution)),
             status_code=status if isinstance(status, int) else None,
@@ -109,6 +183,17 @@ def _end(
             attempts=state.attempts,
         )
     )
+
+
+def _queue_seconds(raw: Any) -> float | None:
+    """How long a local request waited in vLLM's queue: its output's `metrics` (vLLM V1's
+    `RequestStateStats`, engine-core clock), from queued to first scheduled; None without."""
+    metrics = getattr(raw, "metrics", None)
+    queued = getattr(metrics, "queued_ts", None)
+    scheduled = getattr(metrics, "scheduled_ts", None)
+    if not isinstance(queued, float) or not isinstance(scheduled, float) or not queued:
+        return None
+    return max(scheduled - queued, 0.0) if scheduled else None
 
 
 def _secrets(resolution: Resolution) -> list[str]:
@@ -200,3 +285,44 @@ class _Tally:
                     from_store=True,
                 )
             )
+
+
+async def run_embed_many(client: Any, run: Any, work: Awaitable[Embeddings]) -> Embeddings:
+    """`await work`, the `embed_many` of `run.texts`, between `batch_start` and `batch_end`
+    (their counts are texts; `failed`: the texts of the request whose error ended it)."""
+    if not HANDLERS:
+        return await work
+    resolution: Resolution = client.resolution
+    where: dict[str, Any] = {
+        "call_id": new_id(),
+        "name": resolution.name,
+        "provider": resolution.provider,
+        "model": resolution.model_id,
+        "route": resolution.route,
+    }
+    started = time.perf_counter()
+    emit(BatchStart(**where, at=time.time(), prompts=len(run.texts)))
+    token = BATCH.set(where["call_id"])
+    error: str | None = None
+    try:
+        return await work
+    except BaseException as exc:
+        error = type(exc).__name__
+        raise
+    finally:
+        BATCH.reset(token)
+        parts = list(run.parts.values())
+        new = [p.cost for p in parts if not p.from_store and p.cost is not None]
+        emit(
+            BatchEnd(
+                **where,
+                at=time.time(),
+                prompts=len(run.texts),
+                succeeded=len(parts),
+                failed=run.failed,
+                from_store=sum(p.from_store for p in parts),
+                cost=sum(new),
+                latency_s=time.perf_counter() - started,
+                error=error,
+            )
+        )
