@@ -20,7 +20,7 @@ from model_registry.clients._call_store import (
     ResultsDb,
 )
 from model_registry.clients._policy.call_limits import CallLimits, call_timeout
-from model_registry.clients._policy.observed import observed_stream
+from model_registry.clients._policy.observed import observed_stream, stored_call
 from model_registry.types import Generation, GenerationStream
 
 __all__ = ["OneCallMethods"]
@@ -72,6 +72,7 @@ class OneCallMethods:
             return await self._call(prompt, kwargs)
         call = await self._stores.open_call(self, store, prompt, kwargs)
         if call.answer is not None:
+            stored_call(self, prompt, call.answer)
             return call.answer
         try:
             await self.start()
@@ -109,6 +110,7 @@ class OneCallMethods:
         assert store is not None  # `stream` came here for a store
         call = await self._stores.open_call(self, store, prompt, kwargs)
         if (stored := call.answer) is not None:
+            stored_call(self, prompt, stored)
             if stored.text:
                 yield stored.text
             yield stored

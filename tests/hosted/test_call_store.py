@@ -354,3 +354,28 @@ async def test_a_call_waiting_for_the_same_call_in_flight_ends_closed_when_the_c
     assert [type(e) for e in outcomes] == [ClientClosedError, ClientClosedError]
     assert server.stats(model).requests == 1
     assert counts(db) == (0, 0)
+
+
+async def test_a_call_answered_from_the_store_reports_its_start_and_a_stored_end(
+    server: FakeOpenAIServer, tmp_path: Path
+) -> None:
+    from model_registry import off, on
+    from model_registry.events import EVENT_NAMES, CallEnd, CallStart
+
+    model, db = model_name(), tmp_path / "calls.sqlite"
+    seen: list[Any] = []
+    async with client_for(server, model, results_db=db) as client:
+        await client.generate("what is 2+2?")
+        for name in EVENT_NAMES:
+            on(name, seen.append)
+        try:
+            await client.generate("what is 2+2?")
+            await streamed(client, "what is 2+2?")
+        finally:
+            for name in EVENT_NAMES:
+                off(name)
+    assert [type(event) for event in seen] == [CallStart, CallEnd, CallStart, CallEnd]
+    for start, end in (seen[0:2], seen[2:4]):
+        assert start.call_id == end.call_id and end.from_store and end.error is None
+        assert end.generation is not None and end.generation.from_store
+        assert end.attempts == 0 and end.name == f"openai:{model}"

@@ -21,7 +21,14 @@ from model_registry._redaction import redact_text, secret_values
 from model_registry.events import Attempt, BatchEnd, BatchStart, CallEnd, CallStart
 from model_registry.types import Generation, Resolution
 
-__all__ = ["observed", "observed_embeddings", "observed_stream", "run_batch", "run_embed_many"]
+__all__ = [
+    "observed",
+    "observed_embeddings",
+    "observed_stream",
+    "run_batch",
+    "run_embed_many",
+    "stored_call",
+]
 
 _F = TypeVar("_F", bound=Callable[..., Awaitable[Any]])
 _S = TypeVar("_S", bound=Callable[..., AsyncGenerator[Any, None]])
@@ -134,6 +141,28 @@ async def _observe_stream(
             await events.aclose()
         finally:
             CURRENT.reset(token)
+
+
+def stored_call(client: Any, prompt: Any, generation: Generation) -> None:
+    """A `generate` or `stream` answered from its results_db: its `call_start`, then a
+    `call_end` with `from_store=True` (no attempt: nothing was sent)."""
+    if not HANDLERS:
+        return
+    state = CallState(client.resolution, BATCH.get(), "chat")
+    emit(CallStart(**state.fields(), operation="chat", prompt=prompt, batch_id=state.batch_id))
+    if "call_end" in HANDLERS:
+        where = {**state.fields(), "name": generation.name or state.name}
+        latency = time.perf_counter() - state.started
+        emit(
+            CallEnd(
+                **where,
+                operation="chat",
+                generation=generation,
+                latency_s=latency,
+                cost=generation.cost,
+                from_store=True,
+            )
+        )
 
 
 def _local_attempt(client: Any, state: CallState) -> None:
