@@ -77,6 +77,8 @@ def run_prompts_file(
                     name, kind, kwargs, run_input.prompts, store, concurrency, report
                 )
                 results = run_async(batch)
+                if not batch_api:  # a batch of ours recorded its inputs in the store
+                    _record_ids(store, run_input.ids)
     except KeyboardInterrupt:
         interrupts.report(report.interrupted)
         raise typer.Exit(EXIT_INTERRUPTED) from None
@@ -89,6 +91,11 @@ def run_prompts_file(
     _write_results(out, run_input.ids, results, report)
     echo_lines_err([*report.summary(), f"wrote {out} (store: {db})"])
     _exit_status(report, out)
+
+
+def _record_ids(store: model_registry.ResultStore, ids: list[Any]) -> None:
+    """Keep the ids given in the input file in the store, for `results --export`."""
+    store.record_ids((index, given) for index, given in enumerate(ids) if given != index)
 
 
 def _exit_status(report: _Report, out: Path) -> None:

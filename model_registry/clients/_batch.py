@@ -33,6 +33,7 @@ import anyio.lowlevel
 import anyio.to_thread
 
 from model_registry._prompts import Prompt
+from model_registry._store_read import new_batch, record_inputs
 from model_registry.clients._batch_api.options import batch_options
 from model_registry.clients._batch_checks import (
     batch_api_prompts,
@@ -183,6 +184,8 @@ class _Runner:
         self.started = False
         self.workers = 0
         self.keys: ChunkKeys | None = None
+        #: The number this batch's inputs are recorded under in the store (`_store_read`).
+        self.inputs = new_batch()
         self.schema: OutputSchema | None = None
         if store is not None:
             params = {**client.params, **batch.kwargs}
@@ -222,6 +225,8 @@ class _Runner:
             def emit_stored(position: int, result: Any) -> None:
                 emit(chunk[position][0], result)
 
+            indexed = ((chunk[position][0], key) for position, key in enumerate(keys))
+            record_inputs(self.store, self.inputs, ((i, k) for i, k in indexed if k is not None))
             todo = await self.batch._from_store(
                 self.store, keys, emit_stored, self.bar, self.schema
             )
