@@ -98,6 +98,10 @@ class StoredRequest(msgspec.Struct, frozen=True):
     result: StoredResult | None
     error: FailedRequest | None
 
+    def record(self) -> dict[str, Any]:
+        """This request as `model-registry run` writes its output line (a dict)."""
+        return output_line(self)
+
 
 class StoreReading:
     """What `ResultStore` reads besides `lookup` and `summary` (its base class)."""

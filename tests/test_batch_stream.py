@@ -17,6 +17,7 @@ import pytest
 
 import model_registry
 from model_registry import ResultStore
+from model_registry.clients._batch_feed import ChunkKeys
 from model_registry.clients.base import BaseClient
 from model_registry.types import Generation, Usage
 
@@ -147,3 +148,16 @@ def test_keys_are_numbered_across_chunks_and_a_rerun_reads_every_chunk(tmp_path:
     with contextlib.closing(sqlite3.connect(db)) as con:
         stored = dict(con.execute("SELECT idx, key FROM results").fetchall())
     assert [stored[i] for i in range(4_000)] == ResultStore.batch_keys(hashes)
+
+
+def test_chunk_keys_number_repeats_as_batch_keys_does_across_merges() -> None:
+    """Past `merge_at` requests the seen ones move to a sorted array; numbering is unchanged."""
+    prompts = [f"p {(i * 7) % 1_300}" for i in range(5_000)]
+    keys = ChunkKeys("openai/echo-model", {})
+    keys.merge_at = 100
+    got = [k for start in range(0, 5_000, 700) for k in keys(prompts[start : start + 700])]
+    hashes = [
+        ResultStore.request_key("openai/echo-model", [{"role": "user", "content": p}], {})
+        for p in prompts
+    ]
+    assert got == ResultStore.batch_keys(hashes)

@@ -28,7 +28,7 @@ from model_registry._cli.output import (
 )
 from model_registry._cli.progress import RunProgress, Tally, money
 from model_registry._cli.run_batch import batch_jobs_left, submit_only
-from model_registry._cli.run_input import read_run_input
+from model_registry._cli.run_input import check_run_input, read_run_input, run_input
 from model_registry._cli.run_ray import RayOptions, run_on_ray
 
 #: Where the library's store errors say "results_db", the CLI user's word for it.
@@ -56,29 +56,31 @@ def run_prompts_file(
     _check_options(max_cost, ray, batch_api, no_wait)
     db = results_db if results_db is not None else out.with_name(out.name + ".sqlite")
     _check_run_paths(prompts_file, out, db)
-    run_input = read_run_input(prompts_file)
+    count = check_run_input(prompts_file)
     kind = model_registry.resolve(name, **kwargs).kind  # an unknown name fails here
     with _results_db_hint():
         store = model_registry.ResultStore(db)
-    report = _Report(Tally(len(run_input.prompts)), store, out, max_cost)
+    report = _Report(Tally(count), store, out, max_cost)
     report.batch_api = batch_api
-    if no_wait:
-        submit_only(name, kwargs, run_input.prompts, store, max_cost)
+    # Ray and batch jobs take the prompts whole; a run of ours reads them as it goes.
+    whole = read_run_input(prompts_file) if ray is not None or batch_api else None
+    if no_wait and whole is not None:
+        submit_only(name, kwargs, whole.prompts, store, max_cost)
     interrupts.set_last_words(report.interrupted)
+    results: list[Any] | None = None
     try:
         with _results_db_hint(), warnings.catch_warnings():
             # LiteLLM's coroutines cancelled by Ctrl-C before they ran: nothing to report
             warnings.filterwarnings("ignore", "coroutine .* was never awaited", RuntimeWarning)
-            if ray is not None:
-                prompts, tally = run_input.prompts, report.tally
+            if ray is not None and whole is not None:
+                prompts, tally = whole.prompts, report.tally
                 results = run_on_ray(name, kwargs, prompts, store, concurrency, tally, ray)
             else:
-                batch = _run_prompts(
-                    name, kind, kwargs, run_input.prompts, store, concurrency, report
-                )
+                source = whole.prompts if whole is not None else _prompts(prompts_file)
+                batch = _run_prompts(name, kind, kwargs, source, store, concurrency, report)
                 results = run_async(batch)
-                if not batch_api:  # a batch of ours recorded its inputs in the store
-                    _record_ids(store, run_input.ids)
+                if whole is None:  # the batch recorded its inputs in the store
+                    _record_ids(store, prompts_file)
     except KeyboardInterrupt:
         interrupts.report(report.interrupted)
         raise typer.Exit(EXIT_INTERRUPTED) from None
@@ -88,14 +90,22 @@ def run_prompts_file(
         with contextlib.suppress(model_registry.ResultStoreError):  # reported above
             store.close()
     interrupts.set_last_words(None)
-    _write_results(out, run_input.ids, results, report)
+    if whole is not None and results is not None:
+        _write_results(out, whole.ids, results, report)
+    else:
+        _write_from_store(out, db, report)
     echo_lines_err([*report.summary(), f"wrote {out} (store: {db})"])
     _exit_status(report, out)
 
 
-def _record_ids(store: model_registry.ResultStore, ids: list[Any]) -> None:
-    """Keep the ids given in the input file in the store, for `results --export`."""
-    store.record_ids((index, given) for index, given in enumerate(ids) if given != index)
+def _prompts(prompts_file: Path) -> Iterator[Any]:
+    return (prompt for _, prompt in run_input(prompts_file))
+
+
+def _record_ids(store: model_registry.ResultStore, prompts_file: Path) -> None:
+    """Keep the ids given in the input file in the store (for the output and `results`)."""
+    ids = enumerate(output_id for output_id, _ in run_input(prompts_file))
+    store.record_ids((index, given) for index, given in ids if given != index)
 
 
 def _exit_status(report: _Report, out: Path) -> None:
@@ -169,8 +179,11 @@ class _Report:
         self.started = time.monotonic()
         self.before = store.summary()
         self.max_cost = max_cost
-        #: Prompts not sent: their call could have passed max_cost.
+        #: Prompts not sent: their call could have passed max_cost (their indexes, and the
+        #: error of the first, which each of their output lines shows).
         self.not_sent = 0
+        self.unsent: set[int] = set()
+        self.unsent_error: BaseException | None = None
 
     def summary(self) -> Iterator[str]:
         tally = self.tally
@@ -263,14 +276,15 @@ async def _run_prompts(
     name: str,
     kind: str,
     kwargs: dict[str, Any],
-    prompts: list[Any],
+    prompts: Iterable[Any],
     store: model_registry.ResultStore,
     concurrency: int | None,
     report: _Report,
-) -> list[Any]:
-    """Every prompt's Generation or error, in input order; each result is counted in the
-    report's tally as it completes (and kept in `store` by the library)."""
-    results: list[Any] = [None] * len(prompts)
+) -> list[Any] | None:
+    """Every prompt's Generation or error in input order, for prompts given as a list (else
+    None: the output is written from the store); each result is counted in the report's
+    tally as it completes (and kept in `store` by the library)."""
+    results: list[Any] | None = [None] * report.tally.prompts if isinstance(prompts, list) else None
     tally = report.tally
     progress = RunProgress(name, kind, tally)
     ticker = asyncio.ensure_future(progress.tick())
@@ -287,9 +301,12 @@ async def _run_prompts(
         )
         async with contextlib.aclosing(batch) as completed:
             async for index, result in completed:
-                results[index] = result
+                if results is not None:
+                    results[index] = result
                 if isinstance(result, model_registry.BudgetExceededError):
                     report.not_sent += 1  # no call: not in the tally
+                    report.unsent.add(index)
+                    report.unsent_error = report.unsent_error or result
                     continue
                 tally.add(result)
                 progress.update()
@@ -313,6 +330,26 @@ def _write_results(out: Path, ids: list[Any], results: list[Any], report: _Repor
     )
     try:
         _write_atomically(out, lines)
+    except OSError as exc:  # a full disk, a folder made read-only during the run
+        report.unwritable(exc.strerror or str(exc))
+
+
+def _write_from_store(out: Path, db: Path, report: _Report) -> None:
+    """Write the output from the store, in input order (this run's batch is its latest),
+    the run's own line for each prompt it did not send."""
+    scrub = scrubber()
+
+    def line(request: Any) -> str:
+        if request.index in report.unsent:
+            return _output_line(request.id, report.unsent_error, scrub)
+        record = request.record()
+        if record["error"] is not None:
+            record["error"]["message"] = scrub(record["error"]["message"])
+        return json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n"
+
+    try:
+        with model_registry.ResultStore(db) as store:
+            _write_atomically(out, (line(request) for request in store))
     except OSError as exc:  # a full disk, a folder made read-only during the run
         report.unwritable(exc.strerror or str(exc))
 

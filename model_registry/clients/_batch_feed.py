@@ -5,7 +5,10 @@ workers held while results wait for the reader, so none pile up."""
 
 from __future__ import annotations
 
+import array
+import bisect
 import contextlib
+import heapq
 import itertools
 import math
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Mapping
@@ -73,12 +76,17 @@ class ChunkKeys:
     """The store keys of a batch's prompts, chunk by chunk: `<hash>#<n>`, n the occurrence
     number of that request so far in the batch (`ResultStore.batch_keys`'s numbering)."""
 
+    #: Requests seen are kept as a set until it holds this many, then merged into a
+    #: sorted array of 8 bytes each (bisected), so a million prompts take 8 MB, not 70.
+    merge_at = 65_536
+
     def __init__(self, target: str, params: Mapping[str, Any]) -> None:
         self.target, self.params = target, params
-        # Python's 64-bit hash of each request's content stands for it (about 70 bytes a
-        # distinct request, not 130): two different requests share one only by a 1-in-2**64
-        # chance, and then the later one is numbered as a repeat, still a key of its own.
-        self._seen: set[int] = set()
+        # Python's 64-bit hash of each request's content stands for it: two different
+        # requests share one only by a 1-in-2**64 chance, and then the later one is
+        # numbered as a repeat, still a key of its own.
+        self._sorted = array.array("q")
+        self._recent: set[int] = set()
         self._repeats: dict[int, int] = {}
 
     def __call__(self, prompts: list[Any]) -> list[str | None]:
@@ -95,12 +103,19 @@ class ChunkKeys:
         return keys
 
     def _occurrence(self, short: int) -> int:
-        if short not in self._seen:
-            self._seen.add(short)
+        if short not in self._recent and not self._in_sorted(short):
+            self._recent.add(short)
+            if len(self._recent) >= max(self.merge_at, len(self._sorted) // 4):
+                merged = heapq.merge(self._sorted, sorted(self._recent))
+                self._sorted, self._recent = array.array("q", merged), set()
             return 0
         n = self._repeats.get(short, 1)
         self._repeats[short] = n + 1
         return n
+
+    def _in_sorted(self, short: int) -> bool:
+        at = bisect.bisect_left(self._sorted, short)
+        return at < len(self._sorted) and self._sorted[at] == short
 
 
 async def iterate(
