@@ -39,7 +39,7 @@ _TABLE = (
     "CREATE TABLE IF NOT EXISTS inputs (batch INTEGER NOT NULL, idx INTEGER NOT NULL, "
     "key TEXT NOT NULL, input_id TEXT, PRIMARY KEY (batch, idx))"
 )
-_PUT = "INSERT OR REPLACE INTO inputs (batch, idx, key, input_id) VALUES (?, ?, ?, NULL)"
+_PUT = "INSERT OR REPLACE INTO inputs (batch, idx, key, input_id) VALUES"
 _SET_ID = "UPDATE inputs SET input_id = ? WHERE batch = ? AND idx = ?"
 _LATEST = "SELECT MAX(batch) FROM inputs"
 _FIELDS = (
@@ -130,10 +130,13 @@ def new_batch() -> int:
 
 
 def record_inputs(store: ResultStore, batch: int, rows: Iterable[tuple[int, str]]) -> None:
-    """Queue a batch's `(index, key)` pairs (an enqueue: committed with its answers)."""
-    store.put_other(_TABLE, ())
-    for index, key in rows:
-        store.put_other(_PUT, (batch, index, key))
+    """Queue a chunk of a batch's `(index, key)` pairs as one statement (an enqueue:
+    committed with its answers)."""
+    values = [value for index, key in rows for value in (batch, index, key)]
+    if values:
+        store.put_other(_TABLE, ())
+        marks = ", ".join(["(?, ?, ?, NULL)"] * (len(values) // 3))
+        store.put_other(f"{_PUT} {marks}", tuple(values))
 
 
 def record_ids(store: ResultStore, ids: Iterable[tuple[int, Any]]) -> None:
