@@ -28,7 +28,7 @@ from model_registry._cli.output import (
 )
 from model_registry._cli.progress import RunProgress, Tally, money
 from model_registry._cli.run_batch import batch_jobs_left, submit_only
-from model_registry._cli.run_input import check_run_input, read_run_input, run_input
+from model_registry._cli.run_input import RunInput, check_run_input, read_run_input, run_input
 from model_registry._cli.run_ray import RayOptions, run_on_ray
 
 #: Where the library's store errors say "results_db", the CLI user's word for it.
@@ -90,12 +90,19 @@ def run_prompts_file(
         with contextlib.suppress(model_registry.ResultStoreError):  # reported above
             store.close()
     interrupts.set_last_words(None)
+    _write_output(out, db, whole, results, report)
+    echo_lines_err([*report.summary(), f"wrote {out} (store: {db})"])
+    _exit_status(report, out)
+
+
+def _write_output(
+    out: Path, db: Path, whole: RunInput | None, results: list[Any] | None, report: _Report
+) -> None:
+    """The results file: from the results of prompts read whole, else from the store."""
     if whole is not None and results is not None:
         _write_results(out, whole.ids, results, report)
     else:
         _write_from_store(out, db, report)
-    echo_lines_err([*report.summary(), f"wrote {out} (store: {db})"])
-    _exit_status(report, out)
 
 
 def _prompts(prompts_file: Path) -> Iterator[Any]:
