@@ -42,6 +42,7 @@ _TABLE = (
 _PUT = "INSERT OR REPLACE INTO inputs (batch, idx, key, input_id) VALUES"
 _SET_ID = "UPDATE inputs SET input_id = ? WHERE batch = ? AND idx = ?"
 _LATEST = "SELECT MAX(batch) FROM inputs"
+_HAS_INPUTS = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'inputs'"
 _FIELDS = (
     "r.ok, r.text, r.finish_reason, r.prompt_tokens, r.completion_tokens, r.total_tokens, "
     "r.cost, r.latency_s, r.model, r.provider, r.name, r.extra, r.error_class, "
@@ -161,11 +162,10 @@ def failed(store: ResultStore) -> list[FailedRequest]:
 
 def requests(store: ResultStore) -> Iterator[StoredRequest]:
     """The latest batch's requests in input order (a store with no recorded inputs: every
-    request by index), read as the iteration goes."""
-    store.put_other(_TABLE, ())
+    request by index), read as the iteration goes; it writes nothing."""
     store.flush()
     with store._reading() as db:
-        batch = db.execute(_LATEST).fetchone()[0]
+        batch = db.execute(_LATEST).fetchone()[0] if db.execute(_HAS_INPUTS).fetchone() else None
         rows = db.execute(_BY_INDEX) if batch is None else db.execute(_IN_INPUT_ORDER, (batch,))
         for index, given, ok, *fields, error_class, message, status in rows:
             result = error = None

@@ -3,7 +3,9 @@ exported in `run`'s output format, in input order, with no prompts file."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sqlite3
 from pathlib import Path
 
 from model_registry import ResultStore
@@ -74,3 +76,25 @@ def test_results_of_a_missing_store_says_so(invoke_cli: InvokeCli, cli_dir: Path
     assert result.code == 1
     assert "nowhere.sqlite does not exist" in result.stderr
     assert not (cli_dir / "nowhere.sqlite").exists()
+
+
+def test_a_store_with_no_recorded_inputs_is_read_by_index_and_left_unchanged(
+    tmp_path: Path,
+) -> None:
+    from model_registry.store import StoredResult
+
+    path = tmp_path / "old.sqlite"
+    with ResultStore(path) as store:
+        store.put_result("a#0", 3, StoredResult("hi", "stop", 1, 2, 3, None, 0.1, "m", "p", "n"))
+        store.put_error("b#0", 1, "BadRequestError", "nope", 400)
+        requests = list(store)
+        store.export(tmp_path / "out.jsonl")
+    assert [(r.index, r.id) for r in requests] == [(1, 1), (3, 3)]
+    assert requests[0].error is not None and requests[0].error.status_code == 400
+    assert requests[1].result is not None and requests[1].result.text == "hi"
+    lines = read_results(tmp_path / "out.jsonl")
+    assert [line["text"] for line in lines] == [None, "hi"]
+    assert lines[0]["error"] == {"class": "BadRequestError", "message": "nope", "status_code": 400}
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
+    assert "inputs" not in tables
