@@ -1,6 +1,7 @@
 """The `model-registry` command line (also `python -m model_registry`).
 
-A thin typer app over the public API: `list`, `resolve`, `prompt`, `embed`, `validate`, `run`.
+A thin typer app over the public API: `list`, `resolve`, `prompt`, `embed`, `validate`, `run`,
+`batches`, `results`.
 Plain text for people, `--json` for scripts. A library error or a bad input file is
 one message on stderr and exit code 1 (`--debug` adds our error's traceback, never
 its chained causes), usage errors exit 2, Ctrl-C exits 130.
@@ -268,6 +269,29 @@ def batches_command(
     from model_registry._cli.batches import show_batches  # with asyncio: not loaded by 'list'
 
     show_batches(results_db, cancel=cancel)
+
+
+@app.command("results")
+@command
+def results_command(
+    results_db: Annotated[
+        Path, typer.Argument(metavar="RESULTS_DB", help="A result store (RESULTS.jsonl.sqlite).")
+    ],
+    failed: Annotated[
+        bool, typer.Option("--failed", help="List the failed requests, one a line.")
+    ] = False,
+    export: Annotated[
+        Path | None,
+        typer.Option("--export", metavar="OUT.jsonl", help="Write the latest run, in order."),
+    ] = None,
+    as_json: JsonOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Print RESULTS_DB's totals (answered, failed, tokens, cost), its failed requests
+    (--failed: index, error class, status, message) or export its latest run (--export)."""
+    from model_registry._cli.results import show_results
+
+    show_results(results_db, failed=failed, export=export, as_json=as_json)
 
 
 @app.command("run")

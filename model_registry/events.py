@@ -161,12 +161,14 @@ class BatchStart(Event, frozen=True, kw_only=True):
     which each of its calls' `CallStart.batch_id` names)."""
 
     kind: ClassVar[str] = "batch_start"
-    prompts: int
+    #: None when the prompts are an iterable of unknown length (read in chunks).
+    prompts: int | None
 
 
 class BatchEnd(Event, frozen=True, kw_only=True):
-    """The batch ended: answers (`from_store` of them without a call), `failed` prompts
-    (errors returned or raised), the `cost` of its calls (USD), `error` if it raised."""
+    """The batch ended: its `prompts` (those read, for an iterable), answers (`from_store`
+    of them without a call), `failed` prompts (errors returned or raised), the `cost` of
+    its calls (USD), `error` if it raised."""
 
     kind: ClassVar[str] = "batch_end"
     prompts: int

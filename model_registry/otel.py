@@ -151,15 +151,15 @@ class _Spans:
         span.end(end_time=_ns(event.at))
 
     def batch_start(self, event: events.BatchStart) -> None:
+        attributes: dict[str, Any] = {
+            "gen_ai.provider.name": event.provider,
+            "gen_ai.request.model": event.model,
+            "model_registry.name": event.name,
+        }
+        if event.prompts is not None:  # unknown for an iterable: set at the end
+            attributes["model_registry.prompts"] = event.prompts
         self.open[event.call_id] = self.tracer.start_span(
-            f"batch {event.model}",
-            start_time=_ns(event.at),
-            attributes={
-                "gen_ai.provider.name": event.provider,
-                "gen_ai.request.model": event.model,
-                "model_registry.name": event.name,
-                "model_registry.prompts": event.prompts,
-            },
+            f"batch {event.model}", start_time=_ns(event.at), attributes=attributes
         )
 
     def batch_end(self, event: events.BatchEnd) -> None:
@@ -168,6 +168,7 @@ class _Spans:
             return
         span.set_attributes(
             {
+                "model_registry.prompts": event.prompts,
                 "model_registry.succeeded": event.succeeded,
                 "model_registry.failed": event.failed,
                 "model_registry.from_store": event.from_store,

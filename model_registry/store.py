@@ -31,6 +31,8 @@ from model_registry._options import NOT_IN_KEY
 from model_registry._store_files import check_store_path, checkpoint, connect, move_together
 from model_registry._store_leases import END_CLAIM, Leases, check_lease_s
 from model_registry._store_open import open_checked
+from model_registry._store_read import StoredResult as StoredResult  # importable from here too
+from model_registry._store_read import StoreReading
 from model_registry._store_values import USAGE_SUMS, content_hash, encode_extra, split_extra
 from model_registry.errors import ResultStoreError
 
@@ -67,27 +69,6 @@ _STOP = object()
 logger = logging.getLogger("model_registry.store")
 
 
-class StoredResult(msgspec.Struct, frozen=True):
-    """What a store keeps of one answer: enough to rebuild a `Generation`. `extra` holds later
-    fields (parsed, logprobs, reasoning) as JSON; a non-finite float in it (a logprob of -inf)
-    is stored as `{"$float": "-inf"}` (plain JSON) and read back as the float. The cached and
-    reasoning token counts are kept in that JSON too, so older store files open unchanged."""
-
-    text: str
-    finish_reason: str | None
-    prompt_tokens: int | None
-    completion_tokens: int | None
-    total_tokens: int | None
-    cost: float | None
-    latency_s: float
-    model: str
-    provider: str
-    name: str
-    extra: dict[str, Any] = msgspec.field(default_factory=dict)
-    cached_tokens: int | None = None
-    reasoning_tokens: int | None = None
-
-
 class StoreSummary(msgspec.Struct, frozen=True):
     """Totals over everything in a store file. `failed` counts keys whose last outcome is an
     error (an error later replaced by a success counts in `results`); `cost` is None when no
@@ -102,7 +83,7 @@ class StoreSummary(msgspec.Struct, frozen=True):
     reasoning_tokens: int | None = None
 
 
-class ResultStore:
+class ResultStore(StoreReading):
     """An SQLite file of results and errors keyed by request; see the module docstring.
 
         with ResultStore("run.sqlite") as store:

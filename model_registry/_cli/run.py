@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import time
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
@@ -23,12 +22,12 @@ from model_registry._cli.output import (
     echo_lines_err,
     fail,
     print_traceback,
-    scrubber,
     state,
 )
 from model_registry._cli.progress import RunProgress, Tally, money
 from model_registry._cli.run_batch import batch_jobs_left, batch_options, submit_only
-from model_registry._cli.run_input import read_run_input
+from model_registry._cli.run_input import RunInput, check_run_input, read_run_input, run_input
+from model_registry._cli.run_output import write_output
 from model_registry._cli.run_ray import RayOptions, run_on_ray
 from model_registry._cli.run_story import RunStory
 
@@ -58,28 +57,25 @@ def run_prompts_file(
     _check_options(max_cost, ray, batch_api, no_wait)
     db = results_db if results_db is not None else out.with_name(out.name + ".sqlite")
     _check_run_paths(prompts_file, out, db)
-    run_input = read_run_input(prompts_file)
-    kind = model_registry.resolve(name, **kwargs).kind  # an unknown name fails here
+    count = check_run_input(prompts_file)
+    resolution = model_registry.resolve(name, **kwargs)  # an unknown name fails here
     with _results_db_hint():
         store = model_registry.ResultStore(db)
-    report = _Report(Tally(len(run_input.prompts)), store, out, max_cost)
+    report = _Report(Tally(count), store, out, max_cost)
     report.batch_api = batch_api
-    if no_wait:
-        submit_only(name, kwargs, run_input.prompts, store, max_cost)
+    # Ray and batch jobs take the prompts whole; a run of ours reads them as it goes.
+    whole = read_run_input(prompts_file) if ray is not None or batch_api else None
+    if no_wait and whole is not None:
+        submit_only(name, kwargs, whole.prompts, store, max_cost)
     interrupts.set_last_words(report.interrupted)
     story = RunStory(log_json)  # what the events saw (run_story.py)
+    results: list[Any] | None = None
     try:
         with _results_db_hint(), warnings.catch_warnings():
             # LiteLLM's coroutines cancelled by Ctrl-C before they ran: nothing to report
             warnings.filterwarnings("ignore", "coroutine .* was never awaited", RuntimeWarning)
-            if ray is not None:
-                prompts = run_input.prompts
-                results = run_on_ray(name, kwargs, prompts, store, concurrency, report, ray)
-            else:
-                batch = _run_prompts(
-                    name, kind, kwargs, run_input.prompts, store, concurrency, report
-                )
-                results = run_async(batch)
+            send = (resolution.kind, prompts_file, whole, store, concurrency, report)
+            results = _send(name, kwargs, *send, ray)
     except KeyboardInterrupt:
         interrupts.report(report.interrupted)
         raise typer.Exit(EXIT_INTERRUPTED) from None
@@ -90,10 +86,42 @@ def run_prompts_file(
         with contextlib.suppress(model_registry.ResultStoreError):  # reported above
             store.close()
     interrupts.set_last_words(None)
-    parsed = model_registry.resolve(name, **kwargs).params.get("response_format") is not None
-    _write_results(out, run_input.ids, results, report, parsed)
+    parsed = resolution.params.get("response_format") is not None
+    write_output(out, db, whole, results, report, parsed)
     echo_lines_err([*report.summary(), *story.summary(), f"wrote {out} (store: {db})"])
     _exit_status(report, out)
+
+
+def _send(
+    name: str,
+    kwargs: dict[str, Any],
+    kind: str,
+    prompts_file: Path,
+    whole: RunInput | None,
+    store: model_registry.ResultStore,
+    concurrency: int | None,
+    report: _Report,
+    ray: RayOptions | None,
+) -> list[Any] | None:
+    """The run's results (None: the output is written from the store): through Ray (`whole`: the prompts read whole), or a batch here,
+    which reads the prompts file as it goes and keeps their ids in the store."""
+    if ray is not None and whole is not None:
+        return run_on_ray(name, kwargs, whole.prompts, store, concurrency, report, ray)
+    source = whole.prompts if whole is not None else _prompts(prompts_file)
+    results = run_async(_run_prompts(name, kind, kwargs, source, store, concurrency, report))
+    if whole is None:  # the batch recorded its inputs in the store
+        _record_ids(store, prompts_file)
+    return results
+
+
+def _prompts(prompts_file: Path) -> Iterator[Any]:
+    return (prompt for _, prompt in run_input(prompts_file))
+
+
+def _record_ids(store: model_registry.ResultStore, prompts_file: Path) -> None:
+    """Keep the ids given in the input file in the store (for the output and `results`)."""
+    ids = enumerate(output_id for output_id, _ in run_input(prompts_file))
+    store.record_ids((index, given) for index, given in ids if given != index)
 
 
 def _exit_status(report: _Report, out: Path) -> None:
@@ -165,8 +193,11 @@ class _Report:
         self.started = time.monotonic()
         self.before = store.summary()
         self.max_cost = max_cost
-        #: Prompts not sent: their call could have passed max_cost.
+        #: Prompts not sent: their call could have passed max_cost (their indexes, and the
+        #: error of the first, which each of their output lines shows).
         self.not_sent = 0
+        self.unsent: set[int] = set()
+        self.unsent_error: BaseException | None = None
 
     def summary(self) -> Iterator[str]:
         tally = self.tally
@@ -259,14 +290,15 @@ async def _run_prompts(
     name: str,
     kind: str,
     kwargs: dict[str, Any],
-    prompts: list[Any],
+    prompts: Iterable[Any],
     store: model_registry.ResultStore,
     concurrency: int | None,
     report: _Report,
-) -> list[Any]:
-    """Every prompt's Generation or error, in input order; each result is counted in the
-    report's tally as it completes (and kept in `store` by the library)."""
-    results: list[Any] = [None] * len(prompts)
+) -> list[Any] | None:
+    """Every prompt's Generation or error in input order, for prompts given as a list (else
+    None: the output is written from the store); each result is counted in the report's
+    tally as it completes (and kept in `store` by the library)."""
+    results: list[Any] | None = [None] * report.tally.prompts if isinstance(prompts, list) else None
     tally = report.tally
     progress = RunProgress(name, kind, tally)
     ticker = asyncio.ensure_future(progress.tick())
@@ -283,9 +315,12 @@ async def _run_prompts(
         )
         async with contextlib.aclosing(batch) as completed:
             async for index, result in completed:
-                results[index] = result
+                if results is not None:
+                    results[index] = result
                 if isinstance(result, model_registry.BudgetExceededError):
                     report.not_sent += 1  # no call: not in the tally
+                    report.unsent.add(index)
+                    report.unsent_error = report.unsent_error or result
                     continue
                 tally.add(result)
                 progress.update()
@@ -297,50 +332,3 @@ async def _run_prompts(
 
 
 # --- the output file ------------------------------------------------------------------------
-
-
-def _write_results(
-    out: Path, ids: list[Any], results: list[Any], report: _Report, parsed: bool = False
-) -> None:
-    if any(result is None for result in results):  # pragma: no cover - a library bug
-        raise RuntimeError("the batch ended without a result for every prompt")
-    scrub = scrubber()
-    lines = (
-        _output_line(output_id, result, scrub, parsed)
-        for output_id, result in zip(ids, results, strict=True)
-    )
-    try:
-        _write_atomically(out, lines)
-    except OSError as exc:  # a full disk, a folder made read-only during the run
-        report.unwritable(exc.strerror or str(exc))
-
-
-def _output_line(
-    output_id: Any, result: Any, scrub: Callable[[str], str], parsed: bool = False
-) -> str:
-    """One output line: the result of one prompt as a JSON object (`error` null on success;
-    `parsed` when a response_format is set)."""
-    record = {"id": output_id, **model_registry.result_record(result, scrub=scrub, parsed=parsed)}
-    return json.dumps(record, ensure_ascii=False, allow_nan=False) + "\n"
-
-
-def _write_atomically(path: Path, lines: Iterable[str]) -> None:
-    """Write `path` whole or not at all: a temporary file in the same folder, fsync'd, then
-    renamed over it (a crash leaves the old file or none, never half of one)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
-    try:
-        with open(fd, "w", encoding="utf-8", newline="\n") as file:
-            file.writelines(lines)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    with contextlib.suppress(OSError):  # make the rename itself durable
-        folder = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(folder)
-        finally:
-            os.close(folder)

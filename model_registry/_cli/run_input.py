@@ -1,10 +1,11 @@
-"""The input of `run`: a JSONL file of prompts, parsed whole before any call, every
-malformed line named by file and line number."""
+"""The input of `run`: a JSONL file of prompts, read through and checked before any call,
+every malformed line named by file and line number, then read again as the calls go."""
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -36,35 +37,63 @@ class RunInput:
 
 
 def read_run_input(path: Path) -> RunInput:
-    """Parse the whole input file before any call; every malformed line is reported (file and
-    line number) as one error, exit 1. Blank lines are skipped."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        fail(f"cannot read the prompts file {path}: {exc.strerror or exc}")
+    """The whole input file, checked first (`check_run_input`), as lists."""
+    check_run_input(path)
     ids: list[Any] = []
     prompts: list[Any] = []
-    first_line: dict[str, int] = {}
+    for output_id, prompt in run_input(path):
+        ids.append(output_id)
+        prompts.append(prompt)
+    return RunInput(ids, prompts)
+
+
+def check_run_input(path: Path) -> int:
+    """Read the input file through before any call (streaming: it is not kept); every
+    malformed line is reported (file and line number) as one error, exit 1. The number of
+    prompts; blank lines are skipped."""
+    # Python's 64-bit hash of each id's JSON stands for it (two different ids share one by
+    # a 1-in-2**64 chance: then the later is refused as a repeat of the earlier).
+    first_line: dict[int, int] = {}
     problems: list[str] = []
-    position = -1
-    for lineno, raw in enumerate(data.removeprefix(b"\xef\xbb\xbf").split(b"\n"), start=1):
-        if not raw.strip():
-            continue
-        position += 1  # counts malformed lines too, so the ids reported are the final ones
+    count = 0
+    for position, lineno, raw in _lines(path):
         try:
-            given_id, prompt = _parse_input_line(raw)
+            given_id, _ = _parse_input_line(raw)
             output_id = position if given_id is None else given_id
             _check_unique_id(output_id, lineno, first_line)
         except _BadLine as exc:
             problems.append(f"{path}:{lineno}: {exc}")
             continue
-        ids.append(output_id)
-        prompts.append(prompt)
+        count += 1
     if problems:
         fail(_input_problems(path, problems))
-    if not prompts:
+    if not count:
         fail(f"{path} holds no prompts; {_INPUT_SHAPE}")
-    return RunInput(ids, prompts)
+    return count
+
+
+def run_input(path: Path) -> Iterator[tuple[Any, Any]]:
+    """`(output id, prompt)` of each line of a checked input file, read as it goes."""
+    for position, _, raw in _lines(path):
+        given_id, prompt = _parse_input_line(raw)
+        yield (position if given_id is None else given_id), prompt
+
+
+def _lines(path: Path) -> Iterator[tuple[int, int, bytes]]:
+    """`(position among the prompts, line number, line)` of each line that is not blank;
+    position counts malformed lines too, so the ids reported are the final ones."""
+    try:
+        with path.open("rb") as file:
+            position = -1
+            for lineno, raw in enumerate(file, start=1):
+                line = raw.removeprefix(b"\xef\xbb\xbf") if lineno == 1 else raw
+                line = line.removesuffix(b"\n")
+                if not line.strip():
+                    continue
+                position += 1
+                yield position, lineno, line
+    except OSError as exc:
+        fail(f"cannot read the prompts file {path}: {exc.strerror or exc}")
 
 
 def _input_problems(path: Path, problems: list[str]) -> str:
@@ -185,11 +214,11 @@ def _check_messages(messages: Any) -> list[dict[str, Any]]:
     return messages
 
 
-def _check_unique_id(output_id: Any, lineno: int, first_line: dict[str, int]) -> None:
-    key = json.dumps(output_id)
+def _check_unique_id(output_id: Any, lineno: int, first_line: dict[int, int]) -> None:
+    key = hash(json.dumps(output_id))
     if key in first_line:
         raise _BadLine(
-            f"id {key} is also the id of line {first_line[key]}; ids must be unique (a line "
+            f"id {json.dumps(output_id)} is also the id of line {first_line[key]}; ids must be unique (a line "
             "without an id gets its position among the prompts, from 0)"
         )
     first_line[key] = lineno

@@ -1,10 +1,11 @@
 """One batch of prompts through a client: `generate_many` and `iter_many` share it.
 
-A fixed number of worker tasks pull prompts from one iterator (the concurrency cap holds
-without a limiter, and 10,000 prompts cost `workers` tasks, not 10,000). With a results_db,
-each prompt's key is computed before the batch, stored successes come back without a call
-(`from_store=True`), and every call's result or error is queued to the store as it
-completes (an enqueue: the store's writer thread commits in the background). Whatever
+A fixed number of worker tasks pull prompts from one feed (the concurrency cap holds
+without a limiter, and 10,000 prompts cost `workers` tasks, not 10,000). The feed reads the
+prompts a chunk at a time (`_batch_feed`: any iterable, async ones too), so memory holds a
+chunk, not the input. With a results_db, each chunk's keys are computed and looked up as it
+is read, stored successes come back without a call (`from_store=True`), and every call's
+result or error is queued to the store as it completes (an enqueue: the store's writer thread commits in the background). Whatever
 ends the batch (its last answer, its first error, a cancel, Ctrl-C), what finished is
 committed before the batch returns or raises.
 
@@ -15,51 +16,65 @@ while the calls in flight finish and are stored.
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import math
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
-from typing import Any, cast
+from collections import deque
+from collections.abc import (
+    AsyncIterable,
+    Awaitable,
+    Callable,
+    Iterable,
+    Mapping,
+    Sequence,
+)
+from typing import Any
 
 import anyio
 import anyio.lowlevel
 import anyio.to_thread
-import msgspec
 
-from model_registry._prompts import Prompt, to_messages
+from model_registry._prompts import Prompt
+from model_registry._store_read import new_batch, record_inputs
 from model_registry.clients._batch_api.options import batch_options
 from model_registry.clients._batch_checks import (
+    batch_api_prompts,
     check_concurrency,
     check_results_db,
     mark_index,
-    prompt_list,
+    prompt_source,
     refuse_local,
 )
-from model_registry.clients._claims import claimed
+from model_registry.clients._batch_feed import CHUNK, ChunkKeys, Emit, PromptFeed, Room, iterate
+from model_registry.clients._batch_records import _generation, _record, _stored_generation
+from model_registry.clients._claims import CLAIMED_AT_ONCE, Claims
 from model_registry.clients._policy.cost_bound import pricing
 from model_registry.clients._policy.spend import Budget, Spending, check_max_cost
 from model_registry.clients._structured import OutputSchema, output_schema
-from model_registry.errors import (
-    BudgetExceededError,
-    ModelRegistryError,
-    OutputValidationError,
-    ResultStoreError,
-)
-from model_registry.store import ResultStore, StoredResult
-from model_registry.types import Generation, Resolution, TokenLogprob, ToolCall, Usage
+from model_registry.errors import BudgetExceededError, ResultStoreError
+from model_registry.store import ResultStore
+from model_registry.types import Generation, Resolution
 
-__all__ = ["Batch", "Emit", "iterate"]
+__all__ = [
+    "Batch",
+    "Emit",
+    "PromptSource",
+    "_generation",
+    "_keys",
+    "_record",
+    "_stored_generation",
+    "iterate",
+    "keep_at",
+]
 
-#: Called with (index, result) as each prompt completes; result a Generation or an exception.
-Emit = Callable[[int, Any], None]
 #: The client's one-prompt call: (prompt, kwargs) -> Generation.
 Call = Callable[[Prompt, dict[str, Any]], Awaitable[Generation]]
+#: What a batch reads its prompts from.
+PromptSource = Iterable[Prompt] | AsyncIterable[Prompt]
 
 
 class Batch:
     """The prompts, options and store of one `generate_many`/`iter_many` call, checked at once
-    (before any await): prompts a list, concurrency a positive whole number, results_db a path
-    or a ResultStore, max_cost a number of USD >= 0."""
+    (before any await): prompts an iterable (a list: `total` known), concurrency a positive
+    whole number, results_db a path or a ResultStore, max_cost a number of USD >= 0."""
 
     def __init__(
         self,
@@ -73,7 +88,7 @@ class Batch:
         caller: str,
         max_cost: Any = None,
     ) -> None:
-        self.prompts = prompt_list(prompts, caller)
+        self.prompts, self.total = prompt_source(prompts, caller)
         check_concurrency(concurrency)
         check_results_db(results_db)
         self.max_cost = check_max_cost(max_cost)
@@ -85,12 +100,16 @@ class Batch:
         self.caller = caller
         options = batch_options(kwargs, results_db, caller)
         self.batch_api, self.batch_size, self.on_batch_status = options
+        if self.batch_api and not isinstance(self.prompts, list):  # jobs are built whole
+            self.prompts = batch_api_prompts(self.prompts, caller)
+            self.total = len(self.prompts)
 
-    async def run(self, client: Any, emit: Emit) -> None:
+    async def run(self, client: Any, emit: Emit, room: Room | None = None) -> None:
         """Run every prompt through `client` (a BaseClient, started only when some prompt
         needs a call), `emit` each result as it completes; raise the first error (with
         `.index`) unless `return_exceptions`. Its store target and params with this batch's
-        kwargs make the store keys; the names of its chain are priced for max_cost."""
+        kwargs make the store keys; the names of its chain are priced for max_cost. `room`
+        is awaited before each prompt is taken (`iterate`: a reader that keeps up)."""
         if self.batch_api:  # the provider's batch API (`_batch_api`)
             await client._run_batch_jobs(self, emit)
             return
@@ -98,23 +117,12 @@ class Batch:
         if self.max_cost is not None:
             refuse_local(names)
         store, owned = await _open_store(self.results_db)
-        bar = _ProgressBar(len(self.prompts), client.name) if self.progress else None
-        call = functools.partial(client._call, batched=True)
-        runner = _Runner(self, call, emit, store, [None] * len(self.prompts), bar)
+        bar = _ProgressBar(self.total, client.name) if self.progress else None
+        runner = _Runner(self, client, emit, store, bar)
+        runner.names, runner.room = names, room
         try:
-            todo: Sequence[int] = range(len(self.prompts))
-            if store is not None:
-                params = {**client.params, **self.kwargs}
-                runner.keys = _keys(self.prompts, client._store_target(), params)
-                schema = output_schema(params.get("response_format"))
-                todo = await self._from_store(store, runner.keys, emit, bar, schema)
-                runner.stored = functools.partial(_stored_generation, schema=schema)
             cap = self.concurrency if self.concurrency is not None else client.default_concurrency
-            if todo:
-                await client.start()
-                if self.max_cost is not None:
-                    runner.spending = await self._spending(self.max_cost, store, names)
-            await runner.run(todo, cap)
+            await runner.run(CHUNK if cap is None else cap)
         finally:
             with anyio.CancelScope(shield=True):
                 if bar is not None:
@@ -159,70 +167,106 @@ class Batch:
         return todo
 
 
-async def iterate(
-    run: Callable[[Emit], Awaitable[None]],
-) -> AsyncGenerator[tuple[int, Any], None]:
-    """`(index, result)` as `run(emit)` emits them, then its error if it raised one; closing
-    the iterator early cancels `run` (what finished is kept: `run` commits it)."""
-    send, receive = anyio.create_memory_object_stream[tuple[int, Any]](math.inf)
-    failure: list[BaseException] = []
-
-    def emit(index: int, result: Any) -> None:
-        with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
-            send.send_nowait((index, result))
-
-    async def produce() -> None:
-        try:
-            await run(emit)
-        except Exception as exc:
-            failure.append(exc)
-        finally:
-            send.close()
-
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(produce)
-        try:
-            with receive:
-                async for item in receive:
-                    yield item
-        except GeneratorExit:  # closed early by the caller: cancel the rest, keep what ended
-            tg.cancel_scope.cancel()
-            return
-    if failure:
-        raise failure[0]
-
-
 class _Runner:
     """The worker tasks of one batch, and the error that ended it."""
 
     def __init__(
-        self,
-        batch: Batch,
-        call: Call,
-        emit: Emit,
-        store: ResultStore | None,
-        keys: list[str | None],
-        bar: _ProgressBar | None,
+        self, batch: Batch, client: Any, emit: Emit, store: ResultStore | None, bar: Any
     ) -> None:
-        self.batch, self.call, self.emit = batch, call, emit
-        self.store, self.keys, self.bar = store, keys, bar
+        self.batch, self.client, self.emit, self.store, self.bar = batch, client, emit, store, bar
+        self.call: Call = functools.partial(client._call, batched=True)
         self.failure: BaseException | None = None
         #: The budget and prices of a batch with max_cost (set once the backend started).
         self.spending: Spending | None = None
-        #: A stored answer as a Generation, for the answers of processes sharing the store.
-        self.stored: Callable[[StoredResult], Generation | None] | None = None
+        self.names: Sequence[Resolution] = ()
+        self.room: Room | None = None
+        #: With a store, fewer prompts a chunk: a chunk's keys are claimed at once.
+        self.feed = PromptFeed(batch.prompts, CHUNK if store is None else CLAIMED_AT_ONCE)
+        #: The prompts read and still to call: (index, prompt, store key).
+        self.todo: deque[tuple[int, Any, str | None]] = deque()
+        self.reading = anyio.Lock()
+        self.started = False
+        self.workers = 0
+        self.keys: ChunkKeys | None = None
+        #: The number this batch's inputs are recorded under in the store (`_store_read`).
+        self.inputs = new_batch()
+        self.schema: OutputSchema | None = None
+        if store is not None:
+            params = {**client.params, **batch.kwargs}
+            self.keys = ChunkKeys(client._store_target(), params)
+            self.schema = output_schema(params.get("response_format"))
+        #: Which prompts this process sends when other processes share the store.
+        self.claims = None if store is None else Claims(store, self, self.schema)
 
-    async def run(self, todo: Sequence[int], cap: int | None) -> None:
-        workers = len(todo) if cap is None else min(cap, len(todo))
-        pending = claimed(self, todo, workers)
+    async def run(self, cap: int) -> None:
+        """Up to `cap` workers, started as the prompts read call for them."""
+        self.cap = cap
         async with anyio.create_task_group() as tg:
-            for _ in range(workers):
-                tg.start_soon(self.worker, pending, tg.cancel_scope)
+            self.tg = tg
+            self.workers = 1
+            tg.start_soon(self.worker)
 
-    async def worker(self, pending: Any, scope: anyio.CancelScope) -> None:
-        batch, total = self.batch, len(self.batch.prompts)
+    async def next(self) -> tuple[int, Any, str | None] | None:
+        """The next prompt to call; None once every prompt was read."""
+        if self.room is not None:
+            await self.room()
+        async with self.reading:
+            while not self.todo:
+                if await self.read_chunk():
+                    continue
+                # every prompt read: those other processes held, answered there or sent here
+                if self.claims is None or not await self.claims.refill(self.todo):
+                    return None
+            return self.todo.popleft()
+
+    async def read_chunk(self) -> bool:
+        """Read a chunk: emit its stored answers, queue the rest, start the workers it needs
+        (and the backend for the first call); False at the end of the prompts."""
+        chunk = await self.feed.read()
+        if not chunk:
+            return False
+        if self.store is None or self.keys is None:
+            self.todo.extend((index, prompt, None) for index, prompt in chunk)
+        else:
+            keys = await anyio.to_thread.run_sync(self.keys, [prompt for _, prompt in chunk])
+            emit = self.emit
+
+            def emit_stored(position: int, result: Any) -> None:
+                emit(chunk[position][0], result)
+
+            indexed = ((chunk[position][0], key) for position, key in enumerate(keys))
+            record_inputs(self.store, self.inputs, ((i, k) for i, k in indexed if k is not None))
+            todo = await self.batch._from_store(
+                self.store, keys, emit_stored, self.bar, self.schema
+            )
+            unsent = [(*chunk[position], keys[position]) for position in todo]
+            self.todo.extend(unsent if self.claims is None else await self.claims.take(unsent))
+        if self.todo and not self.started:
+            await self.start()
+        while self.workers < self.cap and self.workers < len(self.todo):
+            self.workers += 1
+            self.tg.start_soon(self.worker)
+        return True
+
+    async def start(self) -> None:
+        """Start the backend, and price the chain for max_cost, before the first call."""
+        self.started = True
+        await self.client.start()
+        if self.batch.max_cost is not None:
+            self.spending = await self.batch._spending(self.batch.max_cost, self.store, self.names)
+
+    async def worker(self) -> None:
+        batch, scope = self.batch, self.tg.cancel_scope
         first = True
-        async for index in pending:
+        while True:
+            try:
+                item = await self.next()
+            except Exception as exc:  # reading the prompts, the store, starting the backend
+                self.fail(exc, scope)
+                return
+            if item is None:
+                return
+            index, prompt, key = item
             if not first:
                 # Start the next call on the loop's next turn, as a task waiting on a
                 # semaphore would (asyncio.gather's pattern), not in the middle of the
@@ -232,12 +276,12 @@ class _Runner:
             first = False
             result: Any
             try:
-                result = await self.one(batch.prompts[index])
+                result = await self.one(prompt)
             except Exception as exc:
-                mark_index(exc, index, total, batch.caller)
+                mark_index(exc, index, batch.total, batch.caller)
                 result = exc
             try:
-                self.keep(index, result)
+                self.keep(key, index, result)
             except ResultStoreError as exc:  # the run can no longer be kept: stop it
                 self.fail(exc, scope)
                 return
@@ -264,10 +308,9 @@ class _Runner:
             spend.settle(generation)
             return generation
 
-    def keep(self, index: int, result: Any) -> None:
+    def keep(self, key: str | None, index: int, result: Any) -> None:
         """Queue a result or error to the store (an enqueue, no I/O here); a prompt not sent
         for the budget is not stored (a rerun with a higher max_cost sends it)."""
-        key = self.keys[index]
         if self.store is None or key is None or isinstance(result, BudgetExceededError):
             return
         if isinstance(result, Generation):
@@ -285,6 +328,18 @@ class _Runner:
         scope.cancel()
 
 
+def keep_at(results: list[Any]) -> Emit:
+    """`generate_many`'s emit: `results[index] = result`, the list grown for prompts read
+    from an iterable (their number unknown ahead)."""
+
+    def keep(index: int, result: Any) -> None:
+        if index >= len(results):
+            results.extend([None] * (index + 1 - len(results)))
+        results[index] = result
+
+    return keep
+
+
 # --- the store -------------------------------------------------------------------------
 
 
@@ -297,91 +352,13 @@ async def _open_store(results_db: Any) -> tuple[ResultStore | None, bool]:
 
 def _keys(prompts: list[Any], target: str, params: Mapping[str, Any]) -> list[str | None]:
     """Each prompt's store key; None for a prompt that is no prompt (its call raises)."""
-    hashes: list[str | None] = []
-    for prompt in prompts:
-        try:
-            hashes.append(ResultStore.request_key(target, cast(Any, to_messages(prompt)), params))
-        except ModelRegistryError:
-            hashes.append(None)
-    numbered = iter(ResultStore.batch_keys(h for h in hashes if h is not None))
-    return [None if h is None else next(numbered) for h in hashes]
-
-
-def _record(generation: Generation) -> StoredResult:
-    usage = generation.usage
-    return StoredResult(
-        text=generation.text,
-        finish_reason=generation.finish_reason,
-        prompt_tokens=usage.prompt_tokens,
-        completion_tokens=usage.completion_tokens,
-        total_tokens=usage.total_tokens,
-        cost=generation.cost,
-        latency_s=generation.latency_s,
-        model=generation.model,
-        provider=generation.provider,
-        name=generation.name or "",
-        extra=_extra(generation),
-        cached_tokens=usage.cached_tokens,
-        reasoning_tokens=usage.reasoning_tokens,
-    )
-
-
-def _extra(generation: Generation) -> dict[str, Any]:
-    """What a store keeps beyond the columns: logprobs, reasoning and tool calls (`parsed`
-    is parsed again from the text on resume, so it comes back as the same type)."""
-    extra: dict[str, Any] = {}
-    if generation.logprobs is not None:
-        extra["logprobs"] = generation.logprobs
-    if generation.reasoning is not None:
-        extra["reasoning"] = generation.reasoning
-    if generation.tool_calls is not None:
-        extra["tool_calls"] = [call.to_dict() for call in generation.tool_calls]
-    return extra
-
-
-def _stored_generation(stored: StoredResult, schema: OutputSchema | None) -> Generation | None:
-    """A stored answer as a Generation; None (call again) when it no longer validates (the
-    schema changed under the same name)."""
-    try:
-        return _generation(stored, schema)
-    except OutputValidationError:
-        return None
-
-
-def _generation(stored: StoredResult, schema: OutputSchema | None = None) -> Generation:
-    extra = stored.extra
-    logprobs, tool_calls = extra.get("logprobs"), extra.get("tool_calls")
-    parsed = None
-    if schema is not None and not tool_calls:
-        parsed = schema.parse(stored.text, provider=stored.provider, model=stored.model)
-    return Generation(
-        text=stored.text,
-        finish_reason=stored.finish_reason,
-        usage=Usage(
-            stored.prompt_tokens,
-            stored.completion_tokens,
-            stored.total_tokens,
-            stored.cached_tokens,
-            stored.reasoning_tokens,
-        ),
-        model=stored.model,
-        provider=stored.provider,
-        latency_s=stored.latency_s,
-        cost=stored.cost,
-        name=stored.name or None,
-        from_store=True,
-        parsed=parsed,
-        logprobs=None if logprobs is None else msgspec.convert(logprobs, list[TokenLogprob]),
-        reasoning=extra.get("reasoning"),
-        tool_calls=None if tool_calls is None else msgspec.convert(tool_calls, list[ToolCall]),
-        batch_id=extra.get("batch_id"),
-    )
+    return ChunkKeys(target, params)(prompts)
 
 
 class _ProgressBar:
     """A rich progress bar on stderr, imported only when asked for."""
 
-    def __init__(self, total: int, name: str) -> None:
+    def __init__(self, total: int | None, name: str) -> None:
         from rich.console import Console
         from rich.progress import Progress
 

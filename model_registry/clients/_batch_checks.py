@@ -12,21 +12,41 @@ from model_registry.errors import InvalidParameterError
 from model_registry.store import ResultStore
 from model_registry.types import Resolution
 
-__all__ = ["check_concurrency", "check_results_db", "mark_index", "prompt_list", "refuse_local"]
+__all__ = [
+    "batch_api_prompts",
+    "check_concurrency",
+    "check_results_db",
+    "mark_index",
+    "prompt_source",
+    "refuse_local",
+]
 
 
-def prompt_list(prompts: Any, caller: str) -> list[Any]:
+def prompt_source(prompts: Any, caller: str) -> tuple[Any, int | None]:
+    """The prompts to read and their number: a sequence is copied (its length known), any
+    other iterable or async iterable is read as the batch goes (its length unknown)."""
     if isinstance(prompts, str | bytes):
         raise InvalidParameterError(
             f"{caller} takes a list of prompts, got a single string: pass "
             "[prompt] (or call generate(prompt) for one prompt)"
         )
-    try:
-        return list(prompts)
-    except TypeError:
+    if isinstance(prompts, Sequence):
+        return list(prompts), len(prompts)
+    if hasattr(prompts, "__aiter__") or hasattr(prompts, "__iter__"):
+        return prompts, None
+    raise InvalidParameterError(
+        f"{caller} takes a list (or any iterable) of prompts, got {type(prompts).__name__}"
+    )
+
+
+def batch_api_prompts(prompts: Any, caller: str) -> list[Any]:
+    """The prompts of a `batch_api=True` batch as a list (its jobs are built whole)."""
+    if hasattr(prompts, "__aiter__"):
         raise InvalidParameterError(
-            f"{caller} takes a list of prompts, got {type(prompts).__name__}"
-        ) from None
+            f"{caller} with batch_api=True takes a list or an iterable of prompts, not an "
+            "async iterable: collect the prompts into a list first"
+        )
+    return list(prompts)
 
 
 def check_concurrency(concurrency: Any) -> None:
@@ -58,8 +78,10 @@ def check_results_db(results_db: Any) -> None:
     )
 
 
-def mark_index(exc: BaseException, index: int, total: int, caller: str) -> None:
-    """Name the prompt an error of a batch came from: `.index` and a note."""
+def mark_index(exc: BaseException, index: int, total: int | None, caller: str) -> None:
+    """Name the prompt an error of a batch came from: `.index` and a note (`total` None:
+    prompts given as an iterable, not counted ahead)."""
     with contextlib.suppress(AttributeError):  # a few built-in exceptions take no attributes
         exc.index = index  # type: ignore[attr-defined]
-    exc.add_note(f"(prompt {index} of the {total} given to {caller})")
+    given = "prompts" if total is None else f"the {total}"
+    exc.add_note(f"(prompt {index} of {given} given to {caller})")

@@ -21,7 +21,7 @@ from typing import Any, ClassVar, Literal, Self, TypeVar, overload
 import anyio
 
 from model_registry._prompts import Prompt
-from model_registry.clients._batch import Batch, iterate
+from model_registry.clients._batch import Batch, PromptSource, iterate, keep_at
 from model_registry.clients._batch_api import BatchAPIMethods
 from model_registry.clients._call_store import (
     CLIENT_DEFAULT,
@@ -258,15 +258,15 @@ class BaseClient(OneCallMethods, EmbedMethods, BatchAPIMethods):
 
     @overload
     async def generate_many(
-        self, prompts: Sequence[Prompt], *, return_exceptions: Literal[False] = ..., **kwargs: Any
+        self, prompts: PromptSource, *, return_exceptions: Literal[False] = ..., **kwargs: Any
     ) -> list[Generation]: ...
     @overload
     async def generate_many(
-        self, prompts: Sequence[Prompt], *, return_exceptions: bool, **kwargs: Any
+        self, prompts: PromptSource, *, return_exceptions: bool, **kwargs: Any
     ) -> list[Generation | BaseException]: ...
     async def generate_many(
         self,
-        prompts: Sequence[Prompt],
+        prompts: PromptSource,
         *,
         concurrency: int | None = None,
         return_exceptions: bool = False,
@@ -275,7 +275,7 @@ class BaseClient(OneCallMethods, EmbedMethods, BatchAPIMethods):
         max_cost: float | None = None,
         **kwargs: Any,
     ) -> list[Generation] | list[Generation | BaseException]:
-        """Generate for every prompt, results in input order; kwargs apply to each.
+        """Generate for every prompt (any iterable), results in input order; kwargs apply to each.
 
         At most `concurrency` calls run at once (default: the client's own cap). The
         first error cancels the rest and is raised, unless `return_exceptions=True`,
@@ -304,21 +304,21 @@ class BaseClient(OneCallMethods, EmbedMethods, BatchAPIMethods):
             max_cost=max_cost,
         )
         self._check_open()
-        results: list[Any] = [None] * len(batch.prompts)
-        await run_batch(self, batch, results.__setitem__)
+        results: list[Any] = [None] * (batch.total or 0)
+        await run_batch(self, batch, keep_at(results))
         return results
 
     @overload
     def iter_many(
-        self, prompts: Sequence[Prompt], *, return_exceptions: Literal[False] = ..., **kwargs: Any
+        self, prompts: PromptSource, *, return_exceptions: Literal[False] = ..., **kwargs: Any
     ) -> AsyncGenerator[tuple[int, Generation], None]: ...
     @overload
     def iter_many(
-        self, prompts: Sequence[Prompt], *, return_exceptions: bool, **kwargs: Any
+        self, prompts: PromptSource, *, return_exceptions: bool, **kwargs: Any
     ) -> AsyncGenerator[tuple[int, Generation | BaseException], None]: ...
     async def iter_many(
         self,
-        prompts: Sequence[Prompt],
+        prompts: PromptSource,
         *,
         concurrency: int | None = None,
         return_exceptions: bool = False,
@@ -327,8 +327,8 @@ class BaseClient(OneCallMethods, EmbedMethods, BatchAPIMethods):
         max_cost: float | None = None,
         **kwargs: Any,
     ) -> AsyncGenerator[tuple[int, Any], None]:
-        """`(index, result)` for every prompt, in completion order (stored results first);
-        the options are `generate_many`'s.
+        """`(index, result)` for every prompt, in completion order (each chunk's stored
+        results first); the options are `generate_many`'s, prompts also an async iterable.
 
         `result` is a `Generation`, or with `return_exceptions=True` the prompt's error
         (with `.index`). Without it the first error cancels the calls in flight and is
@@ -347,7 +347,7 @@ class BaseClient(OneCallMethods, EmbedMethods, BatchAPIMethods):
             max_cost=max_cost,
         )
         self._check_open()
-        items = iterate(lambda emit: run_batch(self, batch, emit))
+        items = iterate(lambda emit, room: run_batch(self, batch, emit, room))
         async with contextlib.aclosing(items):
             async for item in items:
                 yield item

@@ -20,7 +20,7 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import anyio
@@ -177,13 +177,15 @@ class VLLMClient(BaseClient):
         check_n(kwargs)
         return super().stream(prompt, **kwargs)
 
-    async def generate_many(self, prompts: Sequence[Prompt], **kwargs: Any) -> list[Any]:
+    async def generate_many(
+        self, prompts: Iterable[Prompt] | AsyncIterable[Prompt], **kwargs: Any
+    ) -> list[Any]:
         """Generate for every prompt, results in input order (see `BaseClient.generate_many`)."""
         check_n(kwargs)
         return list(await super().generate_many(prompts, **kwargs))
 
     def iter_many(
-        self, prompts: Sequence[Prompt], **kwargs: Any
+        self, prompts: Iterable[Prompt] | AsyncIterable[Prompt], **kwargs: Any
     ) -> AsyncGenerator[tuple[int, Any], None]:
         """`(index, result)` in completion order (see `BaseClient.iter_many`)."""
         check_n(kwargs)

@@ -19,7 +19,14 @@ from typing import Any
 import pytest
 
 import model_registry
-from tests.cli.conftest import InvokeCli, LoopbackAlias, RunCli, SpawnCli, no_traceback
+from tests.cli.conftest import (
+    InvokeCli,
+    LoopbackAlias,
+    RunCli,
+    SpawnCli,
+    cli_result,
+    no_traceback,
+)
 from tests.fixtures.openai_server import FakeOpenAIServer
 
 RUN = ("run", "loopback", "prompts.jsonl", "--out", "results.jsonl")
@@ -521,16 +528,24 @@ def test_a_run_whose_calls_all_failed_paid_nothing_for_them(
 
 
 def test_a_results_file_that_cannot_be_written_ends_with_a_summary_and_a_free_rerun(
-    run_cli: RunCli, loopback_alias: LoopbackAlias, openai_server: FakeOpenAIServer, cli_dir: Path
+    spawn_cli: SpawnCli,
+    run_cli: RunCli,
+    loopback_alias: LoopbackAlias,
+    openai_server: FakeOpenAIServer,
+    cli_dir: Path,
 ) -> None:
     model = loopback_alias("cli-run-out-full")
-    write_prompts(cli_dir, [{"id": "x" * 300_000, "prompt": "one"}])  # a long id: a big line
+    write_prompts(cli_dir, [{"id": "one", "prompt": "one"}])
 
-    result = run_cli(*RUN, file_size_limit=200_000)  # a disk with room for the store only
+    process = spawn_cli(*RUN)
+    # A folder where the run writes its results file first: that file cannot be made.
+    (cli_dir / f".results.jsonl.{process.pid}.tmp").mkdir()
+    _, stderr = process.communicate(timeout=120)
+    result = cli_result(process.returncode, "", stderr)
 
     assert result.code == 1, result.stderr
     assert "1 prompts in" in result.stderr and "1 calls made" in result.stderr
-    assert "cannot write the results to results.jsonl: File too large" in result.stderr
+    assert "cannot write the results to results.jsonl: Is a directory" in result.stderr
     assert "--results-db results.jsonl.sqlite" in result.stderr
     assert no_traceback(result)
     paid = requests(openai_server, model)
@@ -551,7 +566,8 @@ def test_a_store_that_cannot_be_written_ends_with_what_was_done_and_exit_1(
     assert result.code == 1, result.stderr
     assert "stopped" in result.stderr.splitlines()
     assert re.search(r"of 2000 prompts in [\d.]+ s: \d+ calls made", result.stderr), result.stderr
-    assert "Could not write to the result store" in result.stderr
+    # the first write that fails: an answer's, or the claims a chunk of prompts takes
+    assert re.search(r"Could not (write to|claim requests in) the result store", result.stderr)
     assert "does not pay for them again" in result.stderr
     assert no_traceback(result)
     assert not (cli_dir / "results.jsonl").exists()

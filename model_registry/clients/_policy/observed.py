@@ -233,10 +233,12 @@ def _secrets(resolution: Resolution) -> list[str]:
     return sorted({*found, key}, key=len, reverse=True) if key else found
 
 
-async def run_batch(client: Any, batch: Any, emit_result: Callable[[int, Any], None]) -> None:
-    """`batch.run(client, emit_result)` between `batch_start` and `batch_end`."""
+async def run_batch(
+    client: Any, batch: Any, emit_result: Callable[[int, Any], None], room: Any = None
+) -> None:
+    """`batch.run(client, emit_result, room)` between `batch_start` and `batch_end`."""
     if not HANDLERS:
-        await batch.run(client, emit_result)
+        await batch.run(client, emit_result, room)
         return
     resolution: Resolution = client.resolution
     where: dict[str, Any] = {
@@ -248,18 +250,18 @@ async def run_batch(client: Any, batch: Any, emit_result: Callable[[int, Any], N
     }
     tally = _Tally(where)
     started = time.perf_counter()
-    emit(BatchStart(**where, at=time.time(), prompts=len(batch.prompts)))
+    emit(BatchStart(**where, at=time.time(), prompts=batch.total))
     token = BATCH.set(where["call_id"])
     error: str | None = None
     try:
-        await batch.run(client, tally.counting(emit_result))
+        await batch.run(client, tally.counting(emit_result), room)
     except BaseException as exc:
         error = type(exc).__name__
         tally.failed += hasattr(exc, "index")  # the prompt whose error ended the batch
         raise
     finally:
         BATCH.reset(token)
-        total = len(batch.prompts)
+        total = batch.total if batch.total is not None else tally.succeeded + tally.failed
         emit(
             BatchEnd(
                 **where,
