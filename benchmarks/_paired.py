@@ -30,6 +30,8 @@ from _common import (
 #: The hosted benchmarks' alias (a keyless provider at the loopback server) and prompt.
 HOSTED_ALIAS = "bench-hosted"
 HOSTED_PROMPT = "Write three distractors for: the capital of France"
+#: The embedding paths send requests of `EMBED_BATCH` texts each (`n` counts requests).
+EMBED_BATCH = 16
 
 #: Limits declared high enough never to bind: what declaring limits costs.
 NEVER_BINDING = {"rpm": 1e9, "tpm": 1e12, "concurrency": 100_000}
@@ -218,6 +220,8 @@ class _Worker:
         await asyncio.gather(*raw, self.client.generate_many([HOSTED_PROMPT] * 16))
         await self.run("many_store", 16, 16)
         await self.limited.generate(HOSTED_PROMPT)
+        await self.run("litellm_embed", 16, 16)
+        await self.run("many_embed", 16, 16)
 
     async def raw(self) -> Any:
         # fresh messages per call, as real prompts are (LiteLLM caches work on the object)
@@ -249,9 +253,25 @@ class _Worker:
     async def call_ours(self) -> Any:
         return await self.client.generate(HOSTED_PROMPT)
 
+    async def raw_embed(self, texts: list[str]) -> Any:
+        return await self.litellm.aembedding(
+            model=f"openai/{self.model}", input=texts, api_base=self.base_url, api_key="-"
+        )
+
     async def run(self, path: str, n: int, concurrency: int) -> None:
         prompts = [HOSTED_PROMPT] * n
-        if path == "litellm":  # what a user writes without us
+        texts = [f"{HOSTED_PROMPT} {i}" for i in range(n * EMBED_BATCH)]
+        if path == "litellm_embed":  # n requests of EMBED_BATCH texts, as embed_many sends
+            semaphore = asyncio.Semaphore(concurrency)
+
+            async def embed(start: int) -> Any:
+                async with semaphore:
+                    return await self.raw_embed(texts[start : start + EMBED_BATCH])
+
+            await asyncio.gather(*(embed(s) for s in range(0, len(texts), EMBED_BATCH)))
+        elif path == "many_embed":
+            await self.client.embed_many(texts, batch_size=EMBED_BATCH, concurrency=concurrency)
+        elif path == "litellm":  # what a user writes without us
             semaphore = asyncio.Semaphore(concurrency)
 
             async def one() -> Any:

@@ -32,7 +32,7 @@ from _common import (  # noqa: E402
     verdict,
 )
 from _paired import ORDERS  # noqa: E402
-from hosted_overhead import lag_goal  # noqa: E402
+from hosted_overhead import EMBED_PATHS, embed_goal, lag_goal  # noqa: E402
 from local_throughput import palindrome  # noqa: E402
 from run_all import plot, summarise  # noqa: E402
 
@@ -241,6 +241,29 @@ def test_the_enforced_limits_run_works_in_a_tiny_mode(tmp_path: Path) -> None:
     assert (run["prompts"], run["requests"], run["rejected"], run["failed"]) == (40, 40, 0, 0)
     assert (run["most_in_1s"], run["limit_1s"], run["limit_60s"]) == (40, 150, 6000)
     assert figures["baseline"]["requests"] >= 1
+
+
+def test_the_embedding_pair_runs_side_by_side_in_a_tiny_mode() -> None:
+    """embed_many against raw litellm.aembedding: both paths send their requests of
+    EMBED_BATCH texts to the server, and the pair gives a ratio checked against 0.97."""
+    from _paired import EMBED_BATCH, PairedWorkers, worker_model
+
+    from model_registry.testing import run_openai_server
+
+    with run_openai_server() as server, PairedWorkers(server) as workers:
+        workers.ready()
+        before = [server.stats(worker_model(i)).requests for i in range(2)]
+        compared = workers.compare(EMBED_PATHS, 4, 4, rounds=2)
+        bodies = [b for i in range(2) for b in server.stats(worker_model(i)).bodies[-8:]]
+        after = [server.stats(worker_model(i)).requests for i in range(2)]
+    assert [a - b for a, b in zip(after, before, strict=True)] == [8, 8]  # 2 rounds of 4
+    assert [len(b["input"]) for b in bodies] == [EMBED_BATCH] * 16
+    assert compared["paths"] == list(EMBED_PATHS) and len(compared["per_round_ratio"]) == 2
+    assert set(compared["cpu_ms_per_call"]) == set(EMBED_PATHS)
+    goal = embed_goal(compared)
+    assert (goal.target, goal.compare, goal.unit) == (0.97, ">=", "x")
+    assert goal.name.startswith("hosted: embed_many / raw litellm.aembedding")
+    assert goal.measured is not None and goal.measured > 0
 
 
 def test_startup_measures_the_import_goals_and_sees_what_a_command_loads(

@@ -39,8 +39,10 @@ _DEFAULT_BATCH_SIZE = 256
 
 def check_texts(texts: Any, caller: str) -> list[str]:
     """`texts` as a list of strings (a single string is one text); InvalidParameterError for
-    an empty list or an item that is not a string, naming its index."""
+    an empty list, an item that is not a string or one that is not valid Unicode, naming its
+    index."""
     if isinstance(texts, str):
+        _check_unicode(texts, f"{caller}: the text")
         return [texts]
     if isinstance(texts, bytes) or not isinstance(texts, Sequence):
         raise InvalidParameterError(
@@ -54,7 +56,22 @@ def check_texts(texts: Any, caller: str) -> list[str]:
                 f"{caller}: text {index} is a {type(text).__name__}, not a string "
                 f"({_short(text)}); embed strings only"
             )
+        _check_unicode(text, f"{caller}: text {index}")
     return list(texts)
+
+
+def _check_unicode(text: str, where: str) -> None:
+    """InvalidParameterError for a lone surrogate, which no request can carry."""
+    if text.isascii():
+        return
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidParameterError(
+            f"{where} holds a lone surrogate (U+{ord(text[exc.start]):04X} at index "
+            f"{exc.start}), which is not valid Unicode and cannot be sent; fix the text where "
+            "it was decoded (e.g. decode with errors='replace') or remove the character"
+        ) from None
 
 
 def _short(value: Any) -> str:
@@ -287,8 +304,11 @@ class _ManyRun:
                 model=part.model,
             )
         self._keep(chunk, part)
-        for offset, index in enumerate(chunk):
-            self.parts[index] = _one_text(part, offset)
+        if chunk[-1] - chunk[0] == len(chunk) - 1:  # consecutive texts: the part is in order
+            self.parts[chunk[0]] = part
+        else:
+            for offset, index in enumerate(chunk):
+                self.parts[index] = _one_text(part, offset)
         if self.bar is not None:
             self.bar.advance(len(chunk))
 

@@ -21,10 +21,12 @@ __all__ = ["embeddings_answer"]
 def embeddings_answer(response: Any, client: BaseClient, count: int, latency: float) -> Embeddings:
     """The `Embeddings` of an answer to `count` texts; APIError when it holds another number
     of vectors (a provider that dropped some)."""
-    items = list(getattr(response, "data", None) or [])
-    ordered = sorted(enumerate(items), key=lambda pair: _field(pair[1], "index", pair[0]))
-    vectors = [_vector(_field(item, "embedding", None)) for _, item in ordered]
-    if len(vectors) != count or any(v is None for v in vectors):
+    data = getattr(response, "data", None) or ()
+    items = [_read(item, position) for position, item in enumerate(data)]
+    if any(index != position for position, (index, _) in enumerate(items)):
+        items.sort(key=lambda pair: pair[0])  # by `index`; an item without one by its position
+    vectors = [_vector(value) for _, value in items]
+    if len(vectors) != count or None in vectors:
         raise APIError(
             f"the answer holds {len(vectors)} vectors for {count} texts; retry the call, or "
             "send fewer texts per request (embed_many's batch_size)",
@@ -43,16 +45,20 @@ def embeddings_answer(response: Any, client: BaseClient, count: int, latency: fl
     )
 
 
-def _field(item: Any, name: str, default: Any) -> Any:
+def _read(item: Any, position: int) -> tuple[Any, Any]:
+    """An answer item's `index` (its position where it has none) and its `embedding`."""
     if isinstance(item, dict):
-        return item.get(name, default)
-    return getattr(item, name, default)
+        return item.get("index", position), item.get("embedding")
+    return getattr(item, "index", position), getattr(item, "embedding", None)
 
 
 def _vector(value: Any) -> list[float] | None:
     """A vector as floats: a list, or base64 of little-endian float32 (`encoding_format`)."""
     if isinstance(value, list):
-        return [float(x) for x in value]
+        try:
+            return array.array("d", value).tolist()  # numbers, converted in C
+        except TypeError:
+            return [float(x) for x in value]
     if isinstance(value, str):
         floats = array.array("f")
         floats.frombytes(base64.b64decode(value))

@@ -147,17 +147,17 @@ class LiteLLMClient(BaseClient):
     # --- calls --------------------------------------------------------------------
 
     async def _prepare(
-        self, prompt: Prompt, kwargs: Mapping[str, Any], deadline: float | None
+        self, prompt: Prompt | None, kwargs: Mapping[str, Any], deadline: float | None
     ) -> _Call:
         """What one call sends, checked; the running loop watched (its end closes the pool).
-        `deadline` is the call's (None: its timeout starts now)."""
+        `deadline` is the call's (None: its timeout starts now); `prompt` None: no messages."""
         params, timeout = self._call_params(kwargs)
         asked = hosted_request(params, f" in a call to {self.name!r}")
         refuse_unsupported_logprobs(params, self.resolution)
         retries = retries_in(params, f"a call to {self.name!r}")
         # the retries are ours (see `_retries`): LiteLLM and the openai SDK make none
         params["num_retries"] = params["max_retries"] = 0
-        messages = to_messages(prompt)
+        messages = [] if prompt is None else to_messages(prompt)
         if asyncio.get_running_loop() not in _loop_watchers:
             await _watch_this_loop()
         litellm = _litellm()
@@ -243,9 +243,7 @@ class LiteLLMClient(BaseClient):
     async def _embed_attempt(
         self, texts: list[str], kwargs: dict[str, Any], deadline: float | None
     ) -> Embeddings:
-        call = await self._prepare(
-            [{"role": "user", "content": t} for t in texts], kwargs, deadline
-        )
+        call = await self._prepare(None, kwargs, deadline)  # check_texts checked the texts
         embed, started = _litellm().aembedding, time.perf_counter()
         response = await self._attempts(
             lambda: embed(model=self._route, input=texts, **call.params), call

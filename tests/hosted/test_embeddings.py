@@ -97,6 +97,8 @@ async def test_timeout_bounds_an_embedding_call(server: FakeOpenAIServer) -> Non
         (["a", 3], "text 1 is a int, not a string"),
         (["a", "b", None], "text 2 is a NoneType"),
         (b"bytes", "takes a string or a list of strings, got bytes"),
+        (["a", "caf\u00e9 \udcff"], r"embed: text 1 holds a lone surrogate \(U\+DCFF at index 5\)"),
+        ("\ud800", r"embed: the text holds a lone surrogate \(U\+D800 at index 0\)"),
     ],
 )
 async def test_texts_that_are_not_strings_are_refused_before_any_request(
