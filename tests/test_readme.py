@@ -52,6 +52,12 @@ REQUIRE_VLLM = "MODEL_REGISTRY_REQUIRE_VLLM"
 #: Answers the server gives a model instead of its echo (the structured-output example).
 REPLIES = {"gpt-4o-mini": '{"distractors": ["3", "5", "22"]}'}
 
+#: What a block prints, by a fragment of its source: each text and how often it appears
+#: (the tool-call, image and embedding block prints a call and vectors per name).
+PRINTS = {
+    "tools=[weather]": {"name='get_weather', arguments={'city': ": 2, "Embeddings(vectors=<2 x": 2}
+}
+
 _FENCE = re.compile(r"^```python\n(.*?)^```$", re.S | re.M)
 _MARK = re.compile(r"<!--\s*readme-test:\s*(local|skip)\s*(?::\s*(.*?))?\s*-->\s*$")
 
@@ -180,13 +186,28 @@ def _params() -> list[object]:
 
 @pytest.mark.parametrize("block", _params())
 def test_readme_block_runs(
-    block: Block, request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    block: Block,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.chdir(tmp_path)  # files a block writes (a results_db) land here
     server = request.getfixturevalue("hosted_at_server")
     if block.mark == "local":
         request.getfixturevalue("local_on_tiny_model")
+    capsys.readouterr()
     run_block(block, server.base_url)
+    printed = capsys.readouterr().out
+    for fragment, expected in PRINTS.items():
+        if fragment in block.source:
+            counts = {text: printed.count(text) for text in expected}
+            assert counts == expected, f"README.md:{block.line} printed:\n{printed}"
+
+
+def test_every_expected_print_names_a_readme_block() -> None:
+    for fragment in PRINTS:
+        assert any(fragment in block.source for block in BLOCKS), fragment
 
 
 def test_the_readme_has_python_blocks_and_marks_few() -> None:
