@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import TypedDict
+from typing import Any, TypedDict
 
 from model_registry.errors import InvalidParameterError
 
@@ -22,7 +22,8 @@ class Message(TypedDict):
     content: str
 
 
-Prompt = str | Sequence[Message]
+#: A string, or chat messages (text, or OpenAI content parts and tool calls as plain dicts).
+Prompt = str | Sequence[Message] | Sequence[Mapping[str, Any]]
 
 
 def first_non_finite(value: object) -> tuple[str, float] | None:

@@ -6,8 +6,9 @@ is allowed (a block that awaits runs as a coroutine under `asyncio.run`, as a us
 server: every built-in hosted provider is re-registered with `register_provider` to
 speak the OpenAI protocol at the server's `api_base`, the provider keys are dummies,
 and the README's example server address (`http://127.0.0.1:8000/v1`) is the server's.
-Local names in a block marked `<!-- readme-test: local -->` run on the tiny vLLM model
-(an alias file in MODEL_REGISTRY_ALIASES points the README's local aliases at it);
+Local names in a block marked `<!-- readme-test: local -->` run on the tiny vLLM models
+(an alias file in MODEL_REGISTRY_ALIASES points each README local name at the tiny model
+of its kind, and the picture the image prompt reads is written to the working directory);
 without vLLM they skip, and CI runs them in its local-engine step. A block the test
 cannot run carries `<!-- readme-test: skip: <the reason> -->` right above it, visible
 in the README's source.
@@ -30,18 +31,32 @@ import pytest
 
 from model_registry import aliases, providers
 from tests.fixtures.openai_server import FakeOpenAIServer, openai_server_fixture
-from tests.fixtures.tiny_model import tiny_model_dir
+from tests.fixtures.tiny_model import tiny_model_dir, tiny_vision_dir
 
-__all__ = ["tiny_model_dir"]
+__all__ = ["tiny_model_dir", "tiny_vision_dir"]
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 EXAMPLE_SERVER = "http://127.0.0.1:8000/v1"
 DUMMY_KEYS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "DEEPSEEK_API_KEY")
-#: The local aliases the README's blocks use, all run on the tiny model.
-LOCAL_ALIASES = ("Qwen/Qwen3-4B-Instruct-2507",)
+#: The local names the README's blocks use, each the tiny model of a kind (`build_tiny_model`):
+#: "chat" for text and tool calls, "vision" for images; the embedding name runs the chat model,
+#: which the block's `runner="pooling"` turns into an embedder.
+LOCAL_ALIASES = {
+    "Qwen/Qwen3-4B-Instruct-2507": "chat",
+    "Qwen/Qwen2.5-VL-3B-Instruct": "vision",
+    "Qwen/Qwen3-Embedding-0.6B": "chat",
+}
+#: The picture the README's image prompt reads from the working directory.
+PICTURE = "cat.png"
 REQUIRE_VLLM = "MODEL_REGISTRY_REQUIRE_VLLM"
 #: Answers the server gives a model instead of its echo (the structured-output example).
 REPLIES = {"gpt-4o-mini": '{"distractors": ["3", "5", "22"]}'}
+
+#: What a block prints, by a fragment of its source: each text and how often it appears
+#: (the tool-call, image and embedding block prints a call and vectors per name).
+PRINTS = {
+    "tools=[weather]": {"name='get_weather', arguments={'city': ": 2, "Embeddings(vectors=<2 x": 2}
+}
 
 _FENCE = re.compile(r"^```python\n(.*?)^```$", re.S | re.M)
 _MARK = re.compile(r"<!--\s*readme-test:\s*(local|skip)\s*(?::\s*(.*?))?\s*-->\s*$")
@@ -132,18 +147,29 @@ def local_on_tiny_model(
         if os.environ.get(REQUIRE_VLLM) == "1":
             pytest.fail(f"{REQUIRE_VLLM}=1 but vLLM is not installed", pytrace=False)
         pytest.skip("vLLM is not installed: the README's local blocks run in CI's local step")
-    model_dir = request.getfixturevalue("tiny_model_dir")
+    models = {
+        "chat": request.getfixturevalue("tiny_model_dir"),
+        "vision": request.getfixturevalue("tiny_vision_dir"),
+    }
     tables = "".join(
-        f'[aliases."{name}"]\nprovider = "local"\nmodel_id = "{model_dir}"\n'
+        f'[aliases."{name}"]\nprovider = "local"\nmodel_id = "{models[kind]}"\n'
         f'[aliases."{name}".defaults]\n'
         f"kv_cache_memory_bytes = {64 * 2**20}\nenforce_eager = true\n"
-        for name in LOCAL_ALIASES
+        for name, kind in LOCAL_ALIASES.items()
     )
     (tmp_path / "local.toml").write_text(tables, encoding="utf-8")
     monkeypatch.setenv(aliases.ALIASES_ENV_VAR, str(tmp_path / "local.toml"))
     for var, value in {"HF_HUB_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1"}.items():
         monkeypatch.setenv(var, value)
     aliases.clear_cache()
+    write_picture(tmp_path / PICTURE)  # the test's working directory
+
+
+def write_picture(path: Path) -> None:
+    """A small PNG (Pillow comes with vLLM), for the README's image prompt."""
+    from PIL import Image
+
+    Image.new("RGB", (40, 30), "orange").save(path, format="PNG")
 
 
 def _params() -> list[object]:
@@ -160,13 +186,28 @@ def _params() -> list[object]:
 
 @pytest.mark.parametrize("block", _params())
 def test_readme_block_runs(
-    block: Block, request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    block: Block,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.chdir(tmp_path)  # files a block writes (a results_db) land here
     server = request.getfixturevalue("hosted_at_server")
     if block.mark == "local":
         request.getfixturevalue("local_on_tiny_model")
+    capsys.readouterr()
     run_block(block, server.base_url)
+    printed = capsys.readouterr().out
+    for fragment, expected in PRINTS.items():
+        if fragment in block.source:
+            counts = {text: printed.count(text) for text in expected}
+            assert counts == expected, f"README.md:{block.line} printed:\n{printed}"
+
+
+def test_every_expected_print_names_a_readme_block() -> None:
+    for fragment in PRINTS:
+        assert any(fragment in block.source for block in BLOCKS), fragment
 
 
 def test_the_readme_has_python_blocks_and_marks_few() -> None:
