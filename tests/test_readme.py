@@ -197,7 +197,15 @@ def test_readme_block_runs(
     if block.mark == "local":
         request.getfixturevalue("local_on_tiny_model")
     capsys.readouterr()
-    run_block(block, server.base_url)
+    try:
+        run_block(block, server.base_url)
+    finally:  # a block's event handlers and spans end with it (the events section's)
+        from model_registry import events
+        from model_registry.otel import uninstrument
+
+        uninstrument()
+        for name in events.EVENT_NAMES:
+            events.off(name)
     printed = capsys.readouterr().out
     for fragment, expected in PRINTS.items():
         if fragment in block.source:
