@@ -349,7 +349,7 @@ async def run_embed_many(client: Any, run: Any, work: Awaitable[Embeddings]) -> 
                 **where,
                 at=time.time(),
                 prompts=len(run.texts),
-                succeeded=len(parts),
+                succeeded=sum(len(p.vectors) for p in parts),  # a part: one request's texts
                 failed=run.failed,
                 from_store=sum(p.from_store for p in parts),
                 cost=sum(new),
