@@ -18,7 +18,7 @@ def show_results(db: Path, *, failed: bool, export: Path | None, as_json: bool) 
         fail(f"{db} does not exist: give the results db of a run (RESULTS.jsonl.sqlite)")
     if export is not None and export.resolve() == db.resolve():
         fail(f"{export} is the results db itself; give the export another file name")
-    with model_registry.ResultStore(db) as store:
+    with model_registry.ResultStore(db, readonly=True) as store:  # never blocks a run
         if export is not None:
             _export(store, export, as_json)
         elif failed:
