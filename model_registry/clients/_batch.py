@@ -210,14 +210,16 @@ class _Runner:
         """The next prompt to call; None once every prompt was read."""
         if self.room is not None:
             await self.room()
-        async with self.reading:
-            while not self.todo:
+        while not self.todo:  # the lock only to read: taking it for every prompt costs a turn
+            async with self.reading:
+                if self.todo:  # another worker read a chunk meanwhile
+                    break
                 if await self.read_chunk():
                     continue
                 # every prompt read: those other processes held, answered there or sent here
                 if self.claims is None or not await self.claims.refill(self.todo):
                     return None
-            return self.todo.popleft()
+        return self.todo.popleft()
 
     async def read_chunk(self) -> bool:
         """Read a chunk: emit its stored answers, queue the rest, start the workers it needs
