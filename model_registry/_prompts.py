@@ -12,7 +12,7 @@ from typing import Any, TypedDict
 
 from model_registry.errors import InvalidParameterError
 
-__all__ = ["Message", "Prompt", "check_finite", "first_non_finite", "to_messages"]
+__all__ = ["Message", "Prompt", "check_finite", "check_text", "first_non_finite", "to_messages"]
 
 
 class Message(TypedDict):
@@ -72,7 +72,7 @@ def to_messages(prompt: Prompt) -> list[Message]:
     None, a nan or inf anywhere, text that is not valid Unicode (a lone surrogate).
     """
     if isinstance(prompt, str):
-        _check_text(prompt, "prompt")
+        check_text(prompt, "prompt")
         return [{"role": "user", "content": prompt}]
     if not isinstance(prompt, list | tuple):
         raise InvalidParameterError(
@@ -122,13 +122,13 @@ def _check_message(message: Mapping[str, object], where: str) -> None:
 
 def _check_message_value(value: object, where: str, *, parts: bool) -> None:
     if isinstance(value, str):
-        _check_text(value, where)
+        check_text(value, where)
     elif isinstance(value, list | tuple):  # content parts: [{"type": "text", "text": ...}]
         for j, part in enumerate(value):
             if isinstance(part, Mapping):
                 for key, item in part.items():
                     if isinstance(item, str):
-                        _check_text(item, f"{where} part {j} {key!r}")
+                        check_text(item, f"{where} part {j} {key!r}")
             elif parts:
                 raise InvalidParameterError(
                     f"{where} part {j} must be a mapping such as {{'type': 'text', 'text': "
@@ -136,7 +136,8 @@ def _check_message_value(value: object, where: str, *, parts: bool) -> None:
                 )
 
 
-def _check_text(text: str, where: str) -> None:
+def check_text(text: str, where: str) -> None:
+    """InvalidParameterError for a lone surrogate, which no request can carry."""
     if text.isascii():
         return
     try:

@@ -19,7 +19,7 @@ import anyio
 import anyio.to_thread
 
 from model_registry._embeddings import Embeddings
-from model_registry._prompts import Message
+from model_registry._prompts import Message, check_text
 from model_registry.clients._batch import _open_store
 from model_registry.clients._batch_checks import check_concurrency, check_results_db
 from model_registry.clients._call_store import CLIENT_DEFAULT, CallStores, ClientDefault
@@ -42,7 +42,7 @@ def check_texts(texts: Any, caller: str) -> list[str]:
     an empty list, an item that is not a string or one that is not valid Unicode, naming its
     index."""
     if isinstance(texts, str):
-        _check_unicode(texts, f"{caller}: the text")
+        check_text(texts, f"{caller}: the text")
         return [texts]
     if isinstance(texts, bytes) or not isinstance(texts, Sequence):
         raise InvalidParameterError(
@@ -56,22 +56,8 @@ def check_texts(texts: Any, caller: str) -> list[str]:
                 f"{caller}: text {index} is a {type(text).__name__}, not a string "
                 f"({_short(text)}); embed strings only"
             )
-        _check_unicode(text, f"{caller}: text {index}")
+        check_text(text, f"{caller}: text {index}")
     return list(texts)
-
-
-def _check_unicode(text: str, where: str) -> None:
-    """InvalidParameterError for a lone surrogate, which no request can carry."""
-    if text.isascii():
-        return
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise InvalidParameterError(
-            f"{where} holds a lone surrogate (U+{ord(text[exc.start]):04X} at index "
-            f"{exc.start}), which is not valid Unicode and cannot be sent; fix the text where "
-            "it was decoded (e.g. decode with errors='replace') or remove the character"
-        ) from None
 
 
 def _short(value: Any) -> str:
