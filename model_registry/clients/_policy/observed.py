@@ -233,6 +233,17 @@ def _secrets(resolution: Resolution) -> list[str]:
     return sorted({*found, key}, key=len, reverse=True) if key else found
 
 
+def _batch_where(resolution: Resolution) -> dict[str, Any]:
+    """The fields a new batch's events share: its id, and the client's name and route."""
+    return {
+        "call_id": new_id(),
+        "name": resolution.name,
+        "provider": resolution.provider,
+        "model": resolution.model_id,
+        "route": resolution.route,
+    }
+
+
 async def run_batch(
     client: Any, batch: Any, emit_result: Callable[[int, Any], None], room: Any = None
 ) -> None:
@@ -240,14 +251,7 @@ async def run_batch(
     if not HANDLERS:
         await batch.run(client, emit_result, room)
         return
-    resolution: Resolution = client.resolution
-    where: dict[str, Any] = {
-        "call_id": new_id(),
-        "name": resolution.name,
-        "provider": resolution.provider,
-        "model": resolution.model_id,
-        "route": resolution.route,
-    }
+    where = _batch_where(client.resolution)
     tally = _Tally(where)
     started = time.perf_counter()
     emit(BatchStart(**where, at=time.time(), prompts=batch.total))
@@ -323,14 +327,7 @@ async def run_embed_many(client: Any, run: Any, work: Awaitable[Embeddings]) -> 
     (their counts are texts; `failed`: the texts of the request whose error ended it)."""
     if not HANDLERS:
         return await work
-    resolution: Resolution = client.resolution
-    where: dict[str, Any] = {
-        "call_id": new_id(),
-        "name": resolution.name,
-        "provider": resolution.provider,
-        "model": resolution.model_id,
-        "route": resolution.route,
-    }
+    where = _batch_where(client.resolution)
     started = time.perf_counter()
     emit(BatchStart(**where, at=time.time(), prompts=len(run.texts)))
     token = BATCH.set(where["call_id"])
