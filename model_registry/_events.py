@@ -13,7 +13,7 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal, get_args
 
 __all__ = [
     "BATCH",
@@ -22,6 +22,7 @@ __all__ = [
     "HANDLERS",
     "MAX_QUEUED",
     "CallState",
+    "EventName",
     "dropped",
     "emit",
     "emit_in_call",
@@ -30,7 +31,8 @@ __all__ = [
     "on",
 ]
 
-EVENT_NAMES = (
+#: The events, in the order a call meets them.
+EventName = Literal[
     "call_start",
     "limiter_wait",
     "attempt",
@@ -40,7 +42,8 @@ EVENT_NAMES = (
     "call_end",
     "batch_start",
     "batch_end",
-)
+]
+EVENT_NAMES: tuple[str, ...] = get_args(EventName)
 #: Coroutine-handler calls waiting on one event loop; more are dropped (see `dropped`).
 MAX_QUEUED = 10_000
 

@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Literal
 import msgspec
 
 from model_registry._embeddings import Embeddings
-from model_registry._events import EVENT_NAMES, dropped, off, on
+from model_registry._events import EVENT_NAMES, EventName, dropped, off, on
 from model_registry.types import Generation
 
 __all__ = [
@@ -39,17 +39,6 @@ __all__ = [
     "on",
 ]
 
-EventName = Literal[
-    "call_start",
-    "limiter_wait",
-    "attempt",
-    "retry",
-    "cooldown",
-    "fallback",
-    "call_end",
-    "batch_start",
-    "batch_end",
-]
 
 #: What a call does: a chat completion (`generate`, `stream`) or embeddings (`embed`).
 Operation = Literal["chat", "embeddings"]
