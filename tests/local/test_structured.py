@@ -129,8 +129,11 @@ async def test_top_logprobs_give_each_token_its_alternatives_and_greedy_picks_th
         assert len(token.top_logprobs) == 3
         values = [lp for _, lp in token.top_logprobs]
         assert values == sorted(values, reverse=True)
-        # temperature 0: the chosen token is the most likely alternative
-        assert token.top_logprobs[0] == (token.token, token.logprob)
+        # temperature 0: the chosen token is a most likely one; random weights can tie
+        # several tokens at the top, and then any of them may be listed first
+        assert token.logprob == pytest.approx(values[0])
+        if token.logprob > values[-1]:
+            assert (token.token, token.logprob) in token.top_logprobs
         assert token.logprob <= 0.0
 
 
