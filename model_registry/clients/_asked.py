@@ -20,6 +20,7 @@ from model_registry.types import TokenLogprob
 __all__ = [
     "Asked",
     "HostedStreamExtras",
+    "field",
     "generation_extras",
     "hosted_extras",
     "hosted_request",
@@ -87,18 +88,54 @@ def generation_extras(
 
 def hosted_extras(response: Any, asked: Asked, *, provider: str, model: str) -> dict[str, Any]:
     """`generation_extras` of a LiteLLM `ModelResponse` (choice 0)."""
-    choices = getattr(response, "choices", None) or ()
+    choices = field(response, "choices") or ()
     choice = choices[0] if choices else None
-    message = getattr(choice, "message", None)
+    message = field(choice, "message")
     return generation_extras(
         asked,
-        text=getattr(message, "content", None) or "",
-        finish_reason=getattr(choice, "finish_reason", None),
-        logprobs=openai_logprobs(getattr(choice, "logprobs", None)),
-        reasoning=getattr(message, "reasoning_content", None),
+        text=field(message, "content") or "",
+        finish_reason=field(choice, "finish_reason"),
+        logprobs=openai_logprobs(field(choice, "logprobs")),
+        reasoning=field(message, "reasoning_content"),
         provider=provider,
         model=model,
     )
+
+
+def field(obj: Any, name: str) -> Any:
+    """`getattr(obj, name, None)`, quick on LiteLLM's pydantic objects: a name they lack is
+    None without pydantic's `__getattr__`, which costs microseconds a miss."""
+    if not _is_pydantic(type(obj)):
+        return getattr(obj, name, None)
+    values = obj.__dict__
+    if name in values:
+        return values[name]
+    for found in (obj.__pydantic_extra__, obj.__pydantic_private__):
+        if found and name in found:
+            return found[name]
+    return getattr(obj, name, None) if _on_class(type(obj), name) else None
+
+
+#: Per class: whether it is a pydantic model; per (class, name): whether the class has it.
+_PYDANTIC: dict[type, bool] = {}
+_ON_CLASS: dict[tuple[type, str], bool] = {}
+
+
+def _is_pydantic(cls: type) -> bool:
+    found = _PYDANTIC.get(cls)
+    if found is None:
+        found = any(
+            k.__name__ == "BaseModel" and k.__module__ == "pydantic.main" for k in cls.__mro__
+        )
+        _PYDANTIC[cls] = found
+    return found
+
+
+def _on_class(cls: type, name: str) -> bool:
+    found = _ON_CLASS.get((cls, name))
+    if found is None:
+        found = _ON_CLASS[cls, name] = any(name in k.__dict__ for k in cls.__mro__)
+    return found
 
 
 class HostedStreamExtras:

@@ -15,7 +15,8 @@ from typing import Any
 from model_registry.clients._asked import (
     Asked,
     HostedStreamExtras,
-    hosted_extras,
+    field,
+    generation_extras,
     openai_logprobs,
 )
 from model_registry.clients._litellm_usage import read_usage
@@ -85,29 +86,36 @@ def _kept_without_logprobs(asked: Asked, returned: bool, client: BaseClient) -> 
 
 def whole_answer(response: Any, client: BaseClient, latency: float, asked: Asked) -> Generation:
     """The `Generation` of LiteLLM's answer to a call that did not stream."""
-    choice = response.choices[0] if response.choices else None
-    message = getattr(choice, "message", None)
-    returned = openai_logprobs(getattr(choice, "logprobs", None)) is not None
-    asked = _kept_without_logprobs(asked, returned, client)
+    choices = field(response, "choices")
+    choice = choices[0] if choices else None
+    message = field(choice, "message")
+    logprobs = openai_logprobs(field(choice, "logprobs"))
+    asked = _kept_without_logprobs(asked, logprobs is not None, client)
     tool_calls = read_tool_calls(
-        getattr(message, "tool_calls", None),
-        asked.tools,
-        provider=client.provider,
-        model=client.model_id,
+        field(message, "tool_calls"), asked.tools, provider=client.provider, model=client.model_id
     )
     if tool_calls:  # the answer is the calls: there is no text to validate
         asked = asked._replace(schema=None)
+    text, finish_reason = field(message, "content") or "", field(choice, "finish_reason")
     return _generation(
         client,
         latency,
-        text=getattr(message, "content", None) or "",
-        finish_reason=getattr(choice, "finish_reason", None),
-        usage=getattr(response, "usage", None),
-        model=getattr(response, "model", None),
+        text=text,
+        finish_reason=finish_reason,
+        usage=field(response, "usage"),
+        model=field(response, "model"),
         raw=response,
         cost=_cost(response),
         tool_calls=tool_calls,
-        **hosted_extras(response, asked, provider=client.provider, model=client.model_id),
+        **generation_extras(
+            asked,
+            text=text,
+            finish_reason=finish_reason,
+            logprobs=logprobs,
+            reasoning=field(message, "reasoning_content"),
+            provider=client.provider,
+            model=client.model_id,
+        ),
     )
 
 
@@ -218,7 +226,7 @@ def _generation(
 def _cost(response: Any) -> float | None:
     """LiteLLM's own price of a call in USD (`_hidden_params["response_cost"]`, which it
     computes once per call), or None where it has none (a model it does not price)."""
-    hidden = getattr(response, "_hidden_params", None)
+    hidden = field(response, "_hidden_params")
     cost = hidden.get("response_cost") if isinstance(hidden, dict) else None
     if isinstance(cost, int | float) and not isinstance(cost, bool) and cost == cost:
         return float(cost)

@@ -11,7 +11,6 @@ from collections.abc import (
     Awaitable,
     Callable,
     Generator,
-    Iterator,
     Mapping,
     Sequence,
 )
@@ -32,10 +31,11 @@ from model_registry.clients._call_store import (
 from model_registry.clients._embed import EmbedMethods
 from model_registry.clients._one_call import OneCallMethods
 from model_registry.clients._policy.call_limits import CallLimits, call_timeout
+from model_registry.clients._policy.call_step import CallStep, close_steps
 from model_registry.clients._policy.observed import observed, run_batch
 from model_registry.clients._policy.retries import call_with_retries
 from model_registry.clients._policy.spend import spent_attempt
-from model_registry.errors import ClientClosedError, RequestTimeoutError
+from model_registry.errors import ClientClosedError
 from model_registry.limits import Limits
 from model_registry.types import ClientKind, Generation, Resolution, redact
 
@@ -64,9 +64,9 @@ class BaseClient(OneCallMethods, EmbedMethods, BatchAPIMethods):
         self._closed = False
         self._started = False
         self._start_lock: anyio.Lock | None = None
-        #: Cancel scopes of the calls in flight (see `_call_step`); aclose() cancels them.
-        self._calls: set[anyio.CancelScope] = set()
-        self._drained: anyio.Event | None = None
+        #: The steps of the calls in flight (see `_call_step`); aclose() ends them.
+        self._steps: set[anyio.CancelScope] = set()
+        self._steps_drained: anyio.Event | None = None
         #: The limits calls run under (see `set_limits`); none bind until it is called.
         self._limits = CallLimits(resolution.provider, resolution.model_id)
         #: The default results_db of its calls and the stores it opened (`_call_store`).
@@ -212,42 +212,22 @@ class BaseClient(OneCallMethods, EmbedMethods, BatchAPIMethods):
         if self._closed:
             return
         self._closed = True
-        if self._calls:
-            self._drained = anyio.Event()
-            for scope in list(self._calls):
-                scope.cancel()
+        if self._steps:
+            self._steps_drained = anyio.Event()
+            close_steps(self._steps)
             with anyio.CancelScope(shield=True):
-                await self._drained.wait()
+                await self._steps_drained.wait()
         if self._started:
             await self._close()
         await self._stores.aclose()
 
-    @contextlib.contextmanager
-    def _call_step(self, deadline: float, timeout: float | None) -> Iterator[None]:
-        """Run one step of a call (a request, or the wait for a stream's next piece).
-
-        Raises ClientClosedError if the client is closed before or during the step, and
-        RequestTimeoutError once `deadline` (anyio's clock; `math.inf` for none) passes:
-        `timeout` bounds the whole call, every retry and every piece of a stream included.
+    def _call_step(self, deadline: float, timeout: float | None) -> CallStep:
+        """One step of a call (a request, or the wait for a stream's next piece): `with`
+        it. Raises ClientClosedError if the client is closed before or during the
+        step, RequestTimeoutError once `deadline` (anyio's clock; `math.inf` for none)
+        passes: `timeout` bounds the whole call, every retry and piece of a stream included.
         """
-        self._check_open()
-        scope = anyio.CancelScope(deadline=deadline)
-        self._calls.add(scope)
-        try:
-            with scope:
-                yield
-        finally:
-            self._calls.discard(scope)
-            if self._drained is not None and not self._calls:
-                self._drained.set()
-        if scope.cancelled_caught:
-            self._check_open()
-            raise RequestTimeoutError(
-                f"no complete answer within timeout={timeout} s (the whole call, retries "
-                "included); the request was cancelled",
-                provider=self.provider,
-                model=self.model_id,
-            )
+        return CallStep(self, deadline, timeout)
 
     @staticmethod
     def _deadline(timeout: float | None) -> float:
