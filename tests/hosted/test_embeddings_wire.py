@@ -107,5 +107,39 @@ async def test_an_answer_with_fewer_vectors_than_texts_is_an_error_not_a_short_l
         "usage": {"prompt_tokens": 2, "total_tokens": 2},
     }
     respx_mock.post(OPENAI_URL).mock(return_value=httpx.Response(200, json=answer))
-    with pytest.raises(APIError, match="1 vectors for 2 texts"):
+    with pytest.raises(APIError, match="1 vectors of numbers for 2 texts"):
         await get_client("openai:text-embedding-3-small").embed(["a", "b"])
+
+
+async def test_a_long_vector_with_whole_numbers_comes_back_as_floats(
+    respx_mock: respx.MockRouter,
+) -> None:
+    vector: list[Any] = [0.25] * 1536
+    vector[0], vector[-1] = 0, 1  # JSON's whole numbers parse as ints
+    answer = {
+        "object": "list",
+        "data": [{"object": "embedding", "index": 0, "embedding": vector}],
+        "model": "text-embedding-3-small",
+        "usage": {"prompt_tokens": 2, "total_tokens": 2},
+    }
+    respx_mock.post(OPENAI_URL).mock(return_value=httpx.Response(200, json=answer))
+    embeddings = await get_client("openai:text-embedding-3-small").embed("one text")
+    (got,) = embeddings.vectors
+    assert got == [0.0] + [0.25] * 1534 + [1.0]
+    assert all(type(x) is float for x in got)
+
+
+@pytest.mark.parametrize("length", [3, 100])
+async def test_a_vector_of_words_is_an_api_error_naming_the_model(
+    respx_mock: respx.MockRouter, length: int
+) -> None:
+    answer = {
+        "object": "list",
+        "data": [{"object": "embedding", "index": 0, "embedding": ["zero"] * length}],
+        "model": "text-embedding-3-small",
+        "usage": {"prompt_tokens": 2, "total_tokens": 2},
+    }
+    respx_mock.post(OPENAI_URL).mock(return_value=httpx.Response(200, json=answer))
+    with pytest.raises(APIError, match="0 vectors of numbers for 1 texts") as caught:
+        await get_client("openai:text-embedding-3-small").embed("one text", num_retries=0)
+    assert caught.value.model == "text-embedding-3-small"
