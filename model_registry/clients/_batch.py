@@ -16,6 +16,7 @@ while the calls in flight finish and are stored.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections import deque
 from collections.abc import (
@@ -29,7 +30,6 @@ from collections.abc import (
 from typing import Any
 
 import anyio
-import anyio.lowlevel
 import anyio.to_thread
 
 from model_registry._prompts import Prompt
@@ -274,7 +274,8 @@ class _Runner:
                 # semaphore would (asyncio.gather's pattern), not in the middle of the
                 # turn that handles the last answer: measured side by side
                 # (benchmarks/_paired.py), LiteLLM spends 1.5-2% less CPU per call then.
-                await anyio.lowlevel.checkpoint()
+                # asyncio's own yield: anyio's checkpoint looks up the backend each time.
+                await asyncio.sleep(0)
             first = False
             result: Any
             try:
