@@ -44,7 +44,12 @@ from model_registry.clients._batch_checks import (
     refuse_local,
 )
 from model_registry.clients._batch_feed import CHUNK, ChunkKeys, Emit, PromptFeed, Room, iterate
-from model_registry.clients._batch_records import _generation, _record, _stored_generation
+from model_registry.clients._batch_records import (
+    _generation,
+    _record,
+    _stored_generation,
+    keep_in_store,
+)
 from model_registry.clients._claims import CLAIMED_AT_ONCE, Claims
 from model_registry.clients._policy.cost_bound import pricing
 from model_registry.clients._policy.spend import Budget, Spending, check_max_cost
@@ -314,14 +319,8 @@ class _Runner:
     def keep(self, key: str | None, index: int, result: Any) -> None:
         """Queue a result or error to the store (an enqueue, no I/O here); a prompt not sent
         for the budget is not stored (a rerun with a higher max_cost sends it)."""
-        if self.store is None or key is None or isinstance(result, BudgetExceededError):
-            return
-        if isinstance(result, Generation):
-            self.store.put_result(key, index, _record(result))
-        else:
-            status = getattr(result, "status_code", None)
-            status = status if isinstance(status, int) else None
-            self.store.put_error(key, index, type(result).__name__, str(result), status)
+        if self.store is not None:
+            keep_in_store(self.store, key, index, result)
 
     def fail(self, error: BaseException, scope: anyio.CancelScope) -> None:
         if self.failure is None or (

@@ -8,11 +8,26 @@ from typing import Any
 import msgspec
 
 from model_registry.clients._structured import OutputSchema
-from model_registry.errors import OutputValidationError
-from model_registry.store import StoredResult
+from model_registry.errors import BudgetExceededError, OutputValidationError
+from model_registry.store import ResultStore, StoredResult
 from model_registry.types import Generation, TokenLogprob, ToolCall, Usage
 
-__all__ = ["_generation", "_record", "_stored_generation"]
+__all__ = ["_generation", "_record", "_stored_generation", "keep_in_store"]
+
+
+def keep_in_store(
+    store: ResultStore, key: str | None, index: int, result: Generation | BaseException
+) -> None:
+    """Queue one answer or error to `store` (an enqueue: its writer commits it); a prompt
+    without a key, or not sent for the budget, is not stored (a rerun sends it)."""
+    if key is None or isinstance(result, BudgetExceededError):
+        return
+    if isinstance(result, Generation):
+        store.put_result(key, index, _record(result))
+    else:
+        status = getattr(result, "status_code", None)
+        status = status if isinstance(status, int) else None
+        store.put_error(key, index, type(result).__name__, str(result), status)
 
 
 def _record(generation: Generation) -> StoredResult:

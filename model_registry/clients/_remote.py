@@ -10,8 +10,9 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
-from model_registry.clients._batch import _keys, _record, _stored_generation
+from model_registry.clients._batch import _keys, _stored_generation
 from model_registry.clients._batch_checks import refuse_local
+from model_registry.clients._batch_records import keep_in_store
 from model_registry.clients._policy.cost_bound import pricing
 from model_registry.clients._policy.spend import Budget, Reservation, Spending, check_max_cost
 from model_registry.clients._structured import output_schema
@@ -55,15 +56,7 @@ class StoredRun:
 
     def keep(self, index: int, result: Generation | BaseException) -> None:
         """Queue one answer or error to the store (the store's writer commits it)."""
-        key = self.keys[index]
-        if key is None or isinstance(result, BudgetExceededError):  # not sent: not stored
-            return
-        if isinstance(result, Generation):
-            self.store.put_result(key, index, _record(result))
-        else:
-            status = getattr(result, "status_code", None)
-            status = status if isinstance(status, int) else None
-            self.store.put_error(key, index, type(result).__name__, str(result), status)
+        keep_in_store(self.store, self.keys[index], index, result)
 
 
 class BudgetKeeper:
