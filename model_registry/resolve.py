@@ -10,7 +10,7 @@ Order (first match wins):
        provider ("groq/llama3-70b-8192", "openrouter/anthropic/..."), passed as written;
        "vllm/ORG/REPO" is our local engine
     5. names without "/": heuristic (case-insensitive prefix: gpt*, claude*, grok-*, ...),
-       else the one provider LiteLLM's model list names the id under
+       else the provider LiteLLM's model list names the chat or embedding id under
     6. any other name with "/", and paths -> local (a Hugging Face repo id or a path); a
        first segment that is a provider in another case is refused, one that reads as a
        misspelt provider or a hosted id under an organisation's name warns

@@ -241,6 +241,16 @@ def test_a_bare_id_listed_under_several_providers_is_refused_naming_them() -> No
     )
 
 
+def test_of_several_providers_the_one_litellm_keys_the_bare_id_under_wins() -> None:
+    # jamba-1.5 is listed as ai21's "jamba-1.5" and vertex_ai's "vertex_ai/jamba-1.5":
+    # LiteLLM itself sends the bare name to ai21
+    models = model_list()
+    assert models is not None and models.providers_of("jamba-1.5") >= {"ai21", "vertex_ai"}
+    resolution = resolve("jamba-1.5", strict=True)
+    assert (resolution.provider, resolution.route) == ("ai21", "ai21/jamba-1.5")
+    assert resolution.source == "LiteLLM's model list: jamba-1.5 -> ai21"
+
+
 def test_a_bare_id_nobody_lists_is_still_unknown() -> None:
     with pytest.raises(UnknownModelError, match="no alias, provider or naming rule"):
         resolve("kimi-k2-no-such-model")
