@@ -338,6 +338,19 @@ def test_alias_warnings_name_an_alias_whose_id_the_list_does_not_know(
     assert resolve("old-haiku", strict=True).warnings == ()
 
 
+def test_alias_warnings_name_a_hosted_alias_with_a_local_only_default(
+    user_aliases: Callable[[str], Path],
+) -> None:
+    user_aliases(
+        '[aliases."vision"]\nprovider = "openai"\nmodel_id = "gpt-4o-mini"\n'
+        "defaults = { allow_image_downloads = true, temperature = 0.2 }\n"
+    )
+    found = alias_warnings()
+    assert len(found) == 1
+    assert found[0].startswith("'allow_image_downloads' in the defaults of alias 'vision' (")
+    assert "applies to local models only" in found[0]
+
+
 def test_an_alias_with_its_own_api_base_is_not_checked_against_litellm_s_list(
     user_aliases: Callable[[str], Path],
 ) -> None:
