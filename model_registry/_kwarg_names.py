@@ -1,6 +1,7 @@
 """Misspelt hosted kwargs: a name one or two edits from a known parameter, not itself known.
 
-Known: LiteLLM's parameter names (generated into `_litellm_providers`) and our own kwargs.
+Known: LiteLLM's parameter names (generated into `_litellm_providers`), our own kwargs and
+the local-only ones (refused by name, not as misspelt).
 A name near nothing known (`top_k`, `safety_settings`) is a provider's own and passes.
 """
 
@@ -11,7 +12,7 @@ from functools import lru_cache
 from typing import Any
 
 from model_registry._litellm_providers import LITELLM_PARAMS
-from model_registry._options import CALL_OPTIONS, OWN_KWARGS
+from model_registry._options import CALL_OPTIONS, LOCAL_ONLY, OWN_KWARGS
 from model_registry.errors import InvalidParameterError
 
 __all__ = ["OUR_KWARGS", "edit_distance", "kwarg_typo_warning", "kwarg_warnings", "near_kwarg"]
@@ -24,7 +25,7 @@ OUR_KWARGS = (
 )
 #: Providers' own sampling parameters that LiteLLM passes through without naming them.
 _PROVIDER_PARAMS = frozenset({"top_a", "min_p", "typical_p", "repetition_penalty", "random_seed"})
-_KNOWN = LITELLM_PARAMS | OUR_KWARGS | _PROVIDER_PARAMS
+_KNOWN = LITELLM_PARAMS | OUR_KWARGS | _PROVIDER_PARAMS | frozenset(LOCAL_ONLY)
 _MAX_EDITS = 2
 _MIN_LENGTH = 4  # shorter names are one or two edits from too many others ("n", "seed")
 

@@ -25,8 +25,8 @@ class _Entry(msgspec.Struct):
     mode: str | None = None
 
 
-# A bare id routes by the providers of its chat models; suggestions are for `generate` or
-# `embed`, so embedding ids are offered too, and ids of image or audio models never.
+# A bare id routes by the providers of its chat and embedding models, and suggestions are
+# for `generate` or `embed`: ids of image or audio models are neither routed nor offered.
 _CHAT_MODES = frozenset({"chat", "responses", "completion", None})
 _SUGGESTED_MODES = _CHAT_MODES | {"embedding"}
 # LiteLLM files some of a provider's models under a related `litellm_provider`
@@ -42,9 +42,10 @@ class ModelList:
     def __init__(self, entries: dict[str, _Entry]) -> None:
         self.keys = frozenset(entries)
         by_provider: dict[str, set[str]] = {}
-        chat: dict[str, set[str]] = {}
         suggested: dict[str, set[str]] = {}
         families: dict[str, str] = {}
+        # a bare id that is itself a key: LiteLLM routes the bare name to its provider
+        self._keyed_bare: dict[str, str] = {}
         for key, entry in entries.items():
             provider = entry.litellm_provider
             if not isinstance(provider, str) or key == "sample_spec":
@@ -55,12 +56,11 @@ class ModelList:
             provider = family
             bare = key.removeprefix(f"{provider}/")
             by_provider.setdefault(provider, set()).add(bare)
-            if entry.mode in _CHAT_MODES:
-                chat.setdefault(provider, set()).add(bare)
             if entry.mode in _SUGGESTED_MODES:
                 suggested.setdefault(provider, set()).add(bare)
+                if bare == key:
+                    self._keyed_bare[key] = provider
         self._by_provider = {p: frozenset(ids) for p, ids in by_provider.items()}
-        self._chat = {p: frozenset(ids) for p, ids in chat.items()}
         self._suggested = {p: frozenset(ids) for p, ids in suggested.items()}
         self._owners: dict[str, frozenset[str]] | None = None
 
@@ -77,14 +77,19 @@ class ModelList:
         )
 
     def providers_of(self, model_id: str) -> frozenset[str]:
-        """The providers whose chat models include the bare id `model_id`."""
+        """The providers whose chat or embedding models include the bare id `model_id`."""
         if self._owners is None:
             owners: dict[str, set[str]] = {}
-            for provider, ids in self._chat.items():
+            for provider, ids in self._suggested.items():
                 for i in ids:
                     owners.setdefault(i, set()).add(provider)
             self._owners = {i: frozenset(p) for i, p in owners.items()}
         return self._owners.get(model_id, frozenset())
+
+    def keyed_bare(self, model_id: str) -> str | None:
+        """The provider whose entry is keyed by the bare id itself (LiteLLM's own route for
+        the bare name: `text-embedding-3-small` -> openai), None when every key has a prefix."""
+        return self._keyed_bare.get(model_id)
 
     def closest(self, provider: str, model_id: str, n: int = 2) -> list[str]:
         """The listed chat and embedding ids of `provider` closest to `model_id`, best first."""

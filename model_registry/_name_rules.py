@@ -100,13 +100,16 @@ def bare_family(name: str) -> tuple[str, str] | None:
 
 
 def listed_owners(registry: Registry, name: str) -> list[str]:
-    """The providers whose chat models in LiteLLM's list include the bare id `name`
-    (deployments of the user's own left out)."""
+    """The providers whose chat or embedding models in LiteLLM's list include the bare id
+    `name` (deployments of the user's own left out); of several, the one whose entry is
+    keyed by the bare id itself, where there is one."""
     models = model_list()
     if models is None:
         return []
     known = {*registry.providers, *LITELLM_CHAT_PROVIDERS} - _DEPLOYMENTS
-    return sorted(p for p in models.providers_of(name) if p in known)
+    owners = sorted(p for p in models.providers_of(name) if p in known)
+    keyed = models.keyed_bare(name)
+    return [keyed] if len(owners) > 1 and keyed in owners else owners
 
 
 def publishes_weights(head: str) -> bool:

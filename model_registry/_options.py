@@ -12,7 +12,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-__all__ = ["CALL_OPTIONS", "NOT_IN_KEY", "OWN_KWARGS", "not_a_kwarg"]
+__all__ = [
+    "CALL_OPTIONS",
+    "LOCAL_ONLY",
+    "LOCAL_OPTIONS",
+    "NOT_IN_KEY",
+    "OWN_KWARGS",
+    "local_only",
+    "not_a_kwarg",
+]
 
 _BATCH = "pass it to generate_many() or iter_many()"
 
@@ -36,6 +44,37 @@ OWN_KWARGS: Mapping[str, str] = MappingProxyType(
 #: Call options that go to the backend and never change an answer.
 CALL_OPTIONS = frozenset({"timeout", "num_retries", "max_retries", "metadata", "stream_options"})
 
+#: Options of ours that only the local engine (vLLM) reads -> what each does.
+LOCAL_OPTIONS: Mapping[str, str] = MappingProxyType(
+    {
+        "raw": "sends the prompt without the model's chat template",
+        "allow_image_downloads": "lets the engine fetch http(s) image URLs",
+        "tool_call_parser": "names vLLM's parser of the model's tool-call markup",
+        "model_revision": "labels the local weights in result-store keys",
+    }
+)
+
+#: Kwargs a hosted client refuses, as only the local engine reads them -> what each does:
+#: our local options and the vLLM engine args the local client reads or docs/ name.
+LOCAL_ONLY: Mapping[str, str] = MappingProxyType(
+    {
+        **LOCAL_OPTIONS,
+        "reasoning_parser": "names vLLM's parser of the model's reasoning",
+        "runner": "picks vLLM's runner (generate or pooling)",
+        "convert": "adapts a vLLM model to another task",
+        "structured_outputs_config": "sets the engine's structured-output backend",
+        "tokenizer_mode": "picks the engine's tokenizer",
+        "max_model_len": "bounds the engine's context",
+        "gpu_memory_utilization": "sizes the engine's GPU memory",
+        "tensor_parallel_size": "splits the engine over GPUs",
+        "pipeline_parallel_size": "splits the engine over GPUs",
+        "distributed_executor_backend": "picks how the engine runs on several GPUs",
+        "enforce_eager": "turns off the engine's CUDA graphs",
+        "trust_remote_code": "lets the engine run the model repository's code",
+        "limit_mm_per_prompt": "bounds the images per prompt",
+    }
+)
+
 #: Kwargs left out of a request's store key.
 NOT_IN_KEY = frozenset(OWN_KWARGS) | CALL_OPTIONS
 
@@ -43,3 +82,12 @@ NOT_IN_KEY = frozenset(OWN_KWARGS) | CALL_OPTIONS
 def not_a_kwarg(key: str, where: str) -> str:
     """The message for one of our own kwargs given where it does not belong."""
     return f"{key} is not a kwarg of {where}: {OWN_KWARGS[key]}"
+
+
+def local_only(key: str, where: str) -> str:
+    """The message for a local-only kwarg given to a hosted model (`where` names it)."""
+    return (
+        f"{key!r} in {where} applies to local models only (it {LOCAL_ONLY[key]}) and is "
+        "not sent to a hosted model: remove it, or name a local model ('local:ORG/REPO'); "
+        "a `vllm serve` server takes engine settings when it starts"
+    )

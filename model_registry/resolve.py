@@ -10,7 +10,7 @@ Order (first match wins):
        provider ("groq/llama3-70b-8192", "openrouter/anthropic/..."), passed as written;
        "vllm/ORG/REPO" is our local engine
     5. names without "/": heuristic (case-insensitive prefix: gpt*, claude*, grok-*, ...),
-       else the one provider LiteLLM's model list names the id under
+       else the provider LiteLLM's model list names the chat or embedding id under
     6. any other name with "/", and paths -> local (a Hugging Face repo id or a path); a
        first segment that is a provider in another case is refused, one that reads as a
        misspelt provider or a hosted id under an organisation's name warns
@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from model_registry import aliases
 from model_registry._kwarg_names import kwarg_warnings
+from model_registry._options import LOCAL_ONLY, local_only
 from model_registry._prompts import check_finite
 from model_registry._unknown_names import provider_of, stray_characters, unknown
 from model_registry.aliases import Alias, Registry
@@ -165,7 +166,7 @@ def _alias_warnings(registry: Registry, name: str) -> tuple[str, ...]:
 
 def alias_warnings(registry: Registry | None = None) -> list[str]:
     """What the typo guards find in the aliases (for `list` and `validate`): model ids
-    LiteLLM's list does not know, hosted defaults that look misspelt."""
+    LiteLLM's list does not know, hosted defaults that look misspelt or are local-only."""
     registry = current_registry() if registry is None else registry
     from model_registry._typo_guard import checked  # LiteLLM's model list, on first use
 
@@ -180,6 +181,9 @@ def alias_warnings(registry: Registry | None = None) -> list[str]:
         if match.warning is not None and not (match.guard and "api_base" in alias.defaults):
             found.append(f"alias {name!r}: {match.warning}")
         found.extend(_alias_warnings(registry, name))
+        if spec.kind == "hosted":  # get_client refuses these
+            where = f"the defaults of alias {name!r} ({alias.source})"
+            found.extend(local_only(key, where) for key in alias.defaults if key in LOCAL_ONLY)
     return found
 
 

@@ -241,6 +241,16 @@ def test_a_bare_id_listed_under_several_providers_is_refused_naming_them() -> No
     )
 
 
+def test_of_several_providers_the_one_litellm_keys_the_bare_id_under_wins() -> None:
+    # jamba-1.5 is listed as ai21's "jamba-1.5" and vertex_ai's "vertex_ai/jamba-1.5":
+    # LiteLLM itself sends the bare name to ai21
+    models = model_list()
+    assert models is not None and models.providers_of("jamba-1.5") >= {"ai21", "vertex_ai"}
+    resolution = resolve("jamba-1.5", strict=True)
+    assert (resolution.provider, resolution.route) == ("ai21", "ai21/jamba-1.5")
+    assert resolution.source == "LiteLLM's model list: jamba-1.5 -> ai21"
+
+
 def test_a_bare_id_nobody_lists_is_still_unknown() -> None:
     with pytest.raises(UnknownModelError, match="no alias, provider or naming rule"):
         resolve("kimi-k2-no-such-model")
@@ -326,6 +336,19 @@ def test_alias_warnings_name_an_alias_whose_id_the_list_does_not_know(
     )
     # a warning of list and validate, never a refusal; resolving the alias reads no model list
     assert resolve("old-haiku", strict=True).warnings == ()
+
+
+def test_alias_warnings_name_a_hosted_alias_with_a_local_only_default(
+    user_aliases: Callable[[str], Path],
+) -> None:
+    user_aliases(
+        '[aliases."vision"]\nprovider = "openai"\nmodel_id = "gpt-4o-mini"\n'
+        "defaults = { allow_image_downloads = true, temperature = 0.2 }\n"
+    )
+    found = alias_warnings()
+    assert len(found) == 1
+    assert found[0].startswith("'allow_image_downloads' in the defaults of alias 'vision' (")
+    assert "applies to local models only" in found[0]
 
 
 def test_an_alias_with_its_own_api_base_is_not_checked_against_litellm_s_list(

@@ -70,7 +70,28 @@ def test_image_and_audio_ids_are_still_never_suggested() -> None:
     assert "gpt-4o-mini-tts" not in models.closest("openai", "gpt-4o-mini-ts", 5)
 
 
-def test_a_bare_embedding_id_routes_as_before_by_chat_models_only() -> None:
-    models = model_list()
-    assert models is not None
-    assert models.providers_of("text-embedding-3-large") == frozenset()
+@pytest.mark.parametrize(
+    ("name", "provider"),
+    [
+        ("text-embedding-3-small", "openai"),
+        ("text-embedding-3-large", "openai"),
+        ("text-embedding-ada-002", "openai"),
+        ("embed-english-v3.0", "cohere"),
+        ("text-embedding-004", "vertex_ai"),
+    ],
+)
+def test_a_bare_embedding_id_resolves_to_the_provider_litellm_routes_it_to(
+    name: str, provider: str
+) -> None:
+    # text-embedding-3-small is listed under openai and github_copilot too: LiteLLM's list
+    # keys it bare under openai, LiteLLM's own route for the bare name
+    resolution = resolve(name, strict=True)
+    assert (resolution.provider, resolution.model_id) == (provider, name)
+    assert resolution.route == f"{provider}/{name}"
+    assert resolution.source == f"LiteLLM's model list: {name} -> {provider}"
+    assert resolution.warnings == ()
+
+
+def test_a_bare_id_listed_under_several_providers_none_keyed_bare_is_still_refused() -> None:
+    with pytest.raises(UnknownModelError, match="under several providers"):
+        resolve("qwen-max")

@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from model_registry._kwarg_names import kwarg_typo_warning
-from model_registry._options import OWN_KWARGS, not_a_kwarg
+from model_registry._options import LOCAL_ONLY, OWN_KWARGS, local_only, not_a_kwarg
 from model_registry._redaction import redact_text
 from model_registry.errors import InvalidParameterError, MissingCredentialsError
 from model_registry.types import ProviderSpec, secret_values
@@ -123,6 +123,8 @@ def check_params(params: Mapping[str, Any], where: str) -> None:
             raise InvalidParameterError(f"{key!r} is not a kwarg of {where}: {_RESERVED[key]}")
         if key in OWN_KWARGS:
             raise InvalidParameterError(not_a_kwarg(key, where))
+        if key in LOCAL_ONLY:
+            raise InvalidParameterError(local_only(key, where))
         if key == "n" and value is not None and (value != 1 or isinstance(value, bool)):
             raise InvalidParameterError(
                 f"n={value!r}: each call returns one answer; for several samples repeat the "

@@ -1,8 +1,10 @@
 """Local embeddings: texts through vLLM's pooling runner (`engine.encode`), one request a
 text, all in flight at once, gathered into `Embeddings` in input order.
 
-A local model embeds when its engine runs the pooling runner (`runner="pooling"`, an
-engine arg, as an alias default or a get_client kwarg); such a model does not generate."""
+A local model embeds when its engine runs the pooling runner: `runner="pooling"` (an engine
+arg, as an alias default or a get_client kwarg), or vLLM's own choice without one (its
+`runner="auto"`: pooling for an embedding architecture or a Sentence Transformers model),
+read from the engine once it runs. Such a model does not generate."""
 
 from __future__ import annotations
 
@@ -19,34 +21,59 @@ from model_registry.types import Usage
 #: A `VLLMClient` (not imported: it imports this module).
 VLLMClient = Any
 
-__all__ = ["embed_refusal", "generate_refusal", "vllm_embed"]
+__all__ = ["embed_refusal", "generate_refusal", "runner", "vllm_embed"]
 
 #: What an embedding call to a local model takes (besides `timeout`).
 _EMBED_KWARGS = frozenset({"dimensions", "timeout"})
 
 
+def runner(client: VLLMClient) -> str:
+    """The runner of the client's engine: the one given, else vLLM's choice once the engine
+    runs, else "auto" (not known before the engine starts)."""
+    given = client.split.engine.get("runner", "auto")
+    if given != "auto":
+        return str(given)
+    entry = client._entry
+    config = getattr(getattr(entry, "engine", None), "model_config", None)
+    chosen = getattr(config, "runner_type", None)
+    return chosen if isinstance(chosen, str) else "auto"
+
+
 def is_pooling(client: VLLMClient) -> bool:
-    return bool(client.split.engine.get("runner") == "pooling")
+    return runner(client) == "pooling"
+
+
+def _chosen_by_vllm(client: VLLMClient) -> bool:
+    return bool(client.split.engine.get("runner", "auto") == "auto")
 
 
 def embed_refusal(client: VLLMClient) -> str | None:
-    """Why `client` cannot embed (None: it can)."""
-    if is_pooling(client):
+    """Why `client` cannot embed (None: it can, or may: vLLM picks the runner at start)."""
+    running = runner(client)
+    if running in ("pooling", "auto"):
         return None
+    chosen = (
+        " (vLLM's choice: its config names no embedding model)" if _chosen_by_vllm(client) else ""
+    )
     return (
-        f"{client.name!r} runs vLLM's generate runner, which gives no embeddings: start it "
-        f"with runner='pooling' (get_client({client.name!r}, runner='pooling') or the alias "
-        "defaults) for an embedding model, or call generate()"
+        f"{client.name!r} (model {client.model_id!r}) runs vLLM's {running} runner{chosen}, "
+        f"which gives no embeddings: start it with runner='pooling' "
+        f"(get_client({client.name!r}, runner='pooling') or the alias defaults) to embed "
+        "with it, or call generate()"
     )
 
 
 def generate_refusal(client: VLLMClient) -> None:
     """InvalidParameterError for generating with a client whose engine runs the pooling runner."""
     if is_pooling(client):
+        if _chosen_by_vllm(client):
+            given, other = "vLLM's choice for its embedding config", "runner='generate'"
+        else:
+            given, other = "runner='pooling'", "no runner='pooling'"
         raise InvalidParameterError(
-            f"{client.name!r} runs vLLM's pooling runner (runner='pooling'): it embeds and "
-            "does not generate; call embed() or embed_many(), or get a client without "
-            "runner='pooling' to generate"
+            f"{client.name!r} (model {client.model_id!r}) runs vLLM's pooling runner "
+            f"({given}): it embeds and does not generate; call embed() or embed_many(), or, "
+            f"for a model that generates too, get a client with {other} to generate"
         )
 
 
@@ -63,6 +90,8 @@ async def vllm_embed(
             f"{', '.join(unknown)}"
         )
     entry = client._running_entry()
+    if (reason := embed_refusal(client)) is not None:  # the runner vLLM chose at start
+        raise InvalidParameterError(reason)
     timeout = kwargs.get("timeout", client.params.get("timeout"))
     if deadline is None:
         deadline = client._deadline(timeout)

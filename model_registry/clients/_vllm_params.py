@@ -33,7 +33,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from model_registry._options import OWN_KWARGS
+from model_registry._kwarg_names import OUR_KWARGS
+from model_registry._litellm_providers import LITELLM_PARAMS
+from model_registry._options import LOCAL_OPTIONS, OWN_KWARGS
 from model_registry.clients._asked import Asked
 from model_registry.clients._structured import output_schema
 from model_registry.clients._vllm_tools import TOOL_OPTIONS
@@ -72,18 +74,10 @@ logger = logging.getLogger("model_registry.vllm")
 #: `allow_image_downloads`: let the engine fetch `http(s)` image URLs (`_vllm_prompt`).
 #: `model_revision`: a label of the weights for result-store keys, where the model's
 #: files cannot be read here (weights on Ray workers); the engine never sees it.
+#: The local-only ones (`_options.LOCAL_OPTIONS`) are refused by a hosted client.
 CALL_OPTIONS: frozenset[str] = (
-    frozenset(
-        {
-            "raw",
-            "timeout",
-            "response_format",
-            "top_logprobs",
-            "chat_template_kwargs",
-            "model_revision",
-            "allow_image_downloads",
-        }
-    )
+    frozenset({"timeout", "response_format", "top_logprobs", "chat_template_kwargs"})
+    | frozenset(LOCAL_OPTIONS)
     | TOOL_OPTIONS
 )
 
@@ -169,6 +163,12 @@ def _normalize_engine_args(engine: dict[str, Any]) -> dict[str, Any]:
 
 
 def _unknown_key_message(key: str, where: str) -> str:
+    if key in LITELLM_PARAMS or key in OUR_KWARGS:
+        return (
+            f"parameter {key!r}{where} applies to hosted models only (LiteLLM reads it) and "
+            "is not given to the local engine: remove it, or for a `vllm serve` server name "
+            "the model 'hosted_vllm/ORG/REPO' with its api_base"
+        )
     choices = sorted(engine_param_names() | sampling_param_names() | CALL_OPTIONS)
     match = difflib.get_close_matches(key, choices, n=3, cutoff=0.6)
     hint = f" (did you mean {' or '.join(repr(m) for m in match)}?)" if match else ""
@@ -184,7 +184,8 @@ def split_params(params: Mapping[str, Any], *, where: str = "") -> ParamSplit:
 
     Keys that vLLM declares as both engine arg and sampling param (`seed`,
     `stream_interval`) go to sampling. `tokenizer_mode="slow"` becomes `"hf"`.
-    A key in none of them raises `InvalidParameterError` naming it.
+    A key in none of them raises `InvalidParameterError` naming it (a hosted model's
+    parameter, such as `api_base`, says so).
     """
     engine_names = engine_param_names()
     sampling_names = sampling_param_names()

@@ -72,6 +72,21 @@ async def test_a_single_string_is_one_text(respx_mock: respx.MockRouter) -> None
     assert embeddings.vectors == [[0.25, 0.75]]
 
 
+async def test_a_bare_openai_embedding_id_goes_to_openai(respx_mock: respx.MockRouter) -> None:
+    answer = {
+        "object": "list",
+        "data": [{"object": "embedding", "index": 0, "embedding": [0.5, 0.5]}],
+        "model": "text-embedding-3-small",
+        "usage": {"prompt_tokens": 2, "total_tokens": 2},
+    }
+    route = respx_mock.post(OPENAI_URL).mock(return_value=httpx.Response(200, json=answer))
+    async with get_client("text-embedding-3-small", strict=True) as client:
+        embeddings = await client.embed(["one text"])
+    assert _body(route) == {"model": "text-embedding-3-small", "input": ["one text"]}
+    assert (embeddings.provider, embeddings.name) == ("openai", "text-embedding-3-small")
+    assert embeddings.vectors == [[0.5, 0.5]]
+
+
 async def test_gemini_gets_its_batch_request_and_its_answer_parses(
     respx_mock: respx.MockRouter,
 ) -> None:

@@ -1,10 +1,13 @@
-"""Local embeddings through vLLM's pooling runner (`runner="pooling"`) on the tiny model: vectors
-of the model's size, the same for the same text; a generate runner refuses `embed` before any
-engine starts, and a pooling engine refuses `generate`."""
+"""Local embeddings through vLLM's pooling runner (`runner="pooling"`, or vLLM's choice for an
+embedding architecture) on the tiny model: vectors of the model's size, the same for the same
+text; a generate runner refuses `embed` (before any engine starts when it was asked for), and
+a pooling engine refuses `generate`."""
 
 from __future__ import annotations
 
+import json
 import math
+import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +30,7 @@ async def embedder(tiny_name: str) -> AsyncIterator[ModelClient]:
 
 
 async def test_embed_on_a_generate_runner_is_refused_before_any_engine(tiny_name: str) -> None:
-    client = get_client(tiny_name)
+    client = get_client(tiny_name, runner="generate")
     with pytest.raises(InvalidParameterError, match="runner='pooling'") as caught:
         await client.embed(["a"])
     assert tiny_name in str(caught.value)
@@ -64,3 +67,68 @@ async def test_embed_many_on_the_pooling_runner_resumes_from_the_store(
     assert again.vectors == first.vectors and again.from_store == 7
     with ResultStore(db) as store:
         assert store.summary().results == 7
+
+
+def _sentence_transformers(out: Path) -> None:
+    """Sentence Transformers' files beside a causal LM's config (as Qwen3-Embedding has)."""
+    modules = [
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {
+            "idx": 1,
+            "name": "1",
+            "path": "1_Pooling",
+            "type": "sentence_transformers.models.Pooling",
+        },
+    ]
+    (out / "modules.json").write_text(json.dumps(modules), encoding="utf-8")
+    (out / "1_Pooling").mkdir()
+    pooling = {"word_embedding_dimension": HIDDEN_SIZE, "pooling_mode_lasttoken": True}
+    (out / "1_Pooling" / "config.json").write_text(json.dumps(pooling), encoding="utf-8")
+
+
+@pytest.fixture(scope="module", params=["embedding architecture", "sentence transformers"])
+def embedding_model_dir(
+    request: pytest.FixtureRequest, tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """The tiny model's weights as an embedding model: under an embedding architecture
+    (`LlamaBidirectionalModel`, mean pooling), or with Sentence Transformers' files."""
+    out = tmp_path_factory.mktemp("tiny-embedding") / "model"
+    shutil.copytree(tiny_model_dir, out)
+    if request.param == "sentence transformers":
+        _sentence_transformers(out)
+        return out
+    config = json.loads((out / "config.json").read_text(encoding="utf-8"))
+    config.update(architectures=["LlamaBidirectionalModel"], pooling="avg")
+    (out / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    return out
+
+
+async def test_an_embedding_model_embeds_without_runner(embedding_model_dir: Path) -> None:
+    name = f"local:{embedding_model_dir}"
+    async with get_client(name, **ENGINE_KWARGS) as client:
+        embeddings = await client.embed(["the cat sat", "a dog"])
+        assert [len(v) for v in embeddings.vectors] == [HIDDEN_SIZE] * 2
+        many = await client.embed_many(["the cat sat", "a dog"], batch_size=1)
+        assert many.vectors[1] == pytest.approx(embeddings.vectors[1], abs=1e-5)
+        with pytest.raises(InvalidParameterError) as caught:
+            await client.generate("hello")
+    message = str(caught.value)
+    assert name in message and "pooling runner" in message and "call embed()" in message
+
+
+async def test_embed_on_a_generation_model_without_runner_says_to_pass_runner_pooling(
+    tiny_name: str,
+) -> None:
+    client = get_client(tiny_name, **ENGINE_KWARGS)
+    try:
+        with pytest.raises(InvalidParameterError) as caught:
+            await client.embed(["a"])
+        with pytest.raises(InvalidParameterError, match="runner='pooling'"):
+            await client.embed_many(["a", "b"])
+        # vLLM picked the generate runner from the config when the engine started
+        assert (await client.generate("hello", max_tokens=2)).finish_reason is not None
+    finally:
+        await client.aclose()
+    message = str(caught.value)
+    assert tiny_name in message and "generate runner (vLLM's choice" in message
+    assert f"get_client({tiny_name!r}, runner='pooling')" in message

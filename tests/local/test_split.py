@@ -260,3 +260,12 @@ async def test_n_other_than_1_in_a_call_is_refused_before_the_engine_starts(call
 
 def test_n_of_1_is_accepted() -> None:
     assert get_client("local:org/model", n=1).split.sampling == {"n": 1}
+
+
+@pytest.mark.parametrize("key", ["api_base", "extra_headers", "reasoning_effort", "num_retries"])
+def test_a_hosted_model_s_parameter_is_refused_as_hosted_only(key: str) -> None:
+    with pytest.raises(InvalidParameterError) as info:
+        _ = get_client("local:some/model", **{key: "x"}).split
+    message = str(info.value)
+    assert message.startswith(f"parameter {key!r} applies to hosted models only")
+    assert "remove it" in message and "hosted_vllm/ORG/REPO" in message
