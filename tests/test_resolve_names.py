@@ -142,6 +142,14 @@ def test_an_organisation_named_exactly_as_a_provider_stays_hosted() -> None:
     assert "write 'local:openai/gpt-oss-20b'" in resolution.warnings[0]
 
 
+def test_an_embedding_provider_named_like_a_weights_organisation_says_how_to_go_local() -> None:
+    # snowflake is a LiteLLM embedding provider; Snowflake publishes weights on the Hub
+    resolution = resolve("snowflake/snowflake-arctic-embed-m")
+    assert (resolution.kind, resolution.route) == ("hosted", "snowflake/snowflake-arctic-embed-m")
+    assert "write 'local:snowflake/snowflake-arctic-embed-m'" in resolution.warnings[0]
+    assert resolve("Snowflake/snowflake-arctic-embed-m", strict=True).kind == "local"
+
+
 # --- hosted ids under an organisation's name --------------------------------------------
 
 
