@@ -1,4 +1,4 @@
-"""LiteLLM's chat providers and parameter names, as data (no code).
+"""LiteLLM's chat and embedding providers and parameter names, as data (no code).
 
 Generated from the installed LiteLLM by scripts/generate_litellm_data.py: do not edit by
 hand. Resolution reads them without importing LiteLLM (seconds).
@@ -6,7 +6,13 @@ hand. Resolution reads them without importing LiteLLM (seconds).
 
 from __future__ import annotations
 
-__all__ = ["LITELLM_CHAT_PROVIDERS", "LITELLM_PARAMS", "LITELLM_VERSION"]
+__all__ = [
+    "LITELLM_CHAT_PROVIDERS",
+    "LITELLM_EMBEDDING_PROVIDERS",
+    "LITELLM_PARAMS",
+    "LITELLM_PROVIDERS",
+    "LITELLM_VERSION",
+]
 
 #: The LiteLLM release these names were generated from.
 LITELLM_VERSION = "1.109.3"
@@ -28,6 +34,21 @@ LITELLM_CHAT_PROVIDERS: frozenset[str] = frozenset(
     vertex_ai vertex_ai_beta vllm volcengine wandb watsonx watsonx_text xai
     """.split()  # noqa: SIM905
 )
+
+#: The providers of `litellm.provider_list` that embed: those with embedding models in
+#: LiteLLM's price map (`litellm.model_cost`, mode "embedding") or an embedding config.
+LITELLM_EMBEDDING_PROVIDERS: frozenset[str] = frozenset(
+    """
+    azure azure_ai bedrock cohere cohere_chat cometapi dashscope databricks edenai fireworks_ai
+    gemini gigachat github_copilot hosted_vllm hostinger_router infinity jina_ai libertai
+    mistral nebius novita oci openai openrouter ovhcloud perplexity qwen_ai_platform qwencloud
+    sagemaker sambanova scaleway snowflake together_ai triton vercel_ai_gateway vertex_ai
+    volcengine voyage watsonx
+    """.split()  # noqa: SIM905
+)
+
+#: Every LiteLLM provider a name may start with (`voyage:voyage-3`, `groq/llama-3.3-70b`).
+LITELLM_PROVIDERS: frozenset[str] = LITELLM_CHAT_PROVIDERS | LITELLM_EMBEDDING_PROVIDERS
 
 #: Every kwarg name LiteLLM knows for a chat call: `acompletion`'s parameters, the OpenAI
 #: chat parameters, LiteLLM's own (`all_litellm_params`) and the provider configs' fields.

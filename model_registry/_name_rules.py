@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 from model_registry._kwarg_names import edit_distance
-from model_registry._litellm_providers import LITELLM_CHAT_PROVIDERS
+from model_registry._litellm_providers import LITELLM_PROVIDERS
 from model_registry._model_list import model_list
 from model_registry._weight_orgs import (
     BARE_FAMILIES,
@@ -43,7 +43,7 @@ def _normal(name: str) -> str:
 def _providers(registry: Registry) -> list[str]:
     """The hosted providers' names, ours and LiteLLM's."""
     ours = (name for name, spec in registry.providers.items() if spec.kind == "hosted")
-    return sorted({*ours, *LITELLM_CHAT_PROVIDERS})
+    return sorted({*ours, *LITELLM_PROVIDERS})
 
 
 def looks_like_org(head: str) -> bool:
@@ -106,7 +106,7 @@ def listed_owners(registry: Registry, name: str) -> list[str]:
     models = model_list()
     if models is None:
         return []
-    known = {*registry.providers, *LITELLM_CHAT_PROVIDERS} - _DEPLOYMENTS
+    known = {*registry.providers, *LITELLM_PROVIDERS} - _DEPLOYMENTS
     owners = sorted(p for p in models.providers_of(name) if p in known)
     keyed = models.keyed_bare(name)
     return [keyed] if len(owners) > 1 and keyed in owners else owners

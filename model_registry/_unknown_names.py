@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from itertools import compress, repeat
 
-from model_registry._litellm_providers import LITELLM_CHAT_PROVIDERS
+from model_registry._litellm_providers import LITELLM_PROVIDERS
 from model_registry.aliases import Registry
 from model_registry.errors import UnknownModelError
 from model_registry.providers import litellm_provider_spec
@@ -26,13 +26,13 @@ _MAX_LISTED_ALIASES = 20
 
 
 def provider_of(registry: Registry, name: str) -> ProviderSpec | None:
-    """A provider of the registry, else a LiteLLM chat provider by its own name."""
+    """A provider of the registry, else a LiteLLM provider (chat or embedding) by its own name."""
     spec = registry.providers.get(name)
     return spec if spec is not None else litellm_provider_spec(name)
 
 
 def unknown_prefix(registry: Registry, name: str, prefix: str, rest: str) -> UnknownModelError:
-    known = sorted({*registry.providers, *LITELLM_CHAT_PROVIDERS})
+    known = sorted({*registry.providers, *LITELLM_PROVIDERS})
     by_case = {p.lower(): p for p in known}
     match = by_case.get(prefix.strip().lower())
     if match is None:
@@ -108,7 +108,8 @@ def unknown(
     lines.append(f"  known aliases ({len(aliases)}): {listed or '(none)'}")
     lines.append(
         f"  known providers: {', '.join(sorted(registry.providers))}, and LiteLLM's "
-        f"{len(LITELLM_CHAT_PROVIDERS)} chat providers by name ('groq:<model id>', 'ollama/...')"
+        f"{len(LITELLM_PROVIDERS)} chat and embedding providers by name "
+        "('groq:<model id>', 'ollama/...', 'voyage/...')"
     )
     lines.append(
         "  hint: name the provider explicitly, as in 'openai:gpt-4.1' or "

@@ -36,7 +36,9 @@ OPEN_WEIGHT_FAMILIES = ("gemma", "gpt-oss", "codegemma", "paligemma", "medgemma"
 #: Providers named like an organisation publishing weights (besides those in WEIGHT_ORGS):
 #: a route of theirs may be meant as a Hugging Face repo, so the typo guard says how to
 #: write that; a route of any other provider (anthropic, groq, xai) never is.
-PUBLISHING_PROVIDERS = frozenset({"mistral", "deepseek", "cohere", "moonshot", "meta_llama"})
+PUBLISHING_PROVIDERS = frozenset(
+    {"mistral", "deepseek", "cohere", "moonshot", "meta_llama", "snowflake"}
+)
 
 #: Bare model ids by first-party family: prefix (lower case) -> LiteLLM provider.
 BARE_FAMILIES = {

@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from functools import cache
 
-from model_registry._litellm_providers import LITELLM_CHAT_PROVIDERS
+from model_registry._litellm_providers import LITELLM_PROVIDERS
 from model_registry.types import ProviderSpec
 
 __all__ = ["ProviderSpec", "register_provider", "unregister_provider"]
@@ -17,11 +17,11 @@ __all__ = ["ProviderSpec", "register_provider", "unregister_provider"]
 
 @cache
 def litellm_provider_spec(name: str) -> ProviderSpec | None:
-    """A spec for a LiteLLM chat provider we do not build in (None for other names).
+    """A spec for a LiteLLM provider (chat or embedding) we do not build in (None for other names).
 
     It has no `api_key_env` of ours: LiteLLM reads the provider's own variables.
     """
-    if name not in LITELLM_CHAT_PROVIDERS:
+    if name not in LITELLM_PROVIDERS:
         return None
     try:
         return ProviderSpec(

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, Self
 
 import msgspec
 
-from model_registry._litellm_providers import LITELLM_CHAT_PROVIDERS
+from model_registry._litellm_providers import LITELLM_PROVIDERS
 from model_registry._prompts import Message
 from model_registry._redaction import (
     redact,
@@ -263,7 +263,7 @@ class ProviderSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         `api_base`)."""
         if self.litellm_prefix:
             return self.litellm_prefix
-        return self.name if self.name in LITELLM_CHAT_PROVIDERS else "openai"
+        return self.name if self.name in LITELLM_PROVIDERS else "openai"
 
     @property
     def api_key_set(self) -> bool | None:
@@ -299,8 +299,8 @@ _SPEC_SHOWN = tuple(f for f in ProviderSpec.__struct_fields__ if f != "litellm_r
 
 
 def is_litellm_provider(name: str) -> bool:
-    """True when `name` is one of LiteLLM's chat providers (known without importing it)."""
-    return name in LITELLM_CHAT_PROVIDERS
+    """True when `name` is one of LiteLLM's chat or embedding providers (known without importing it)."""
+    return name in LITELLM_PROVIDERS
 
 
 def litellm_prefix_problem(
@@ -312,19 +312,19 @@ def litellm_prefix_problem(
     provider's own name when LiteLLM knows it, and to "openai" only with an `api_base`.
     """
     if litellm_prefix is not None:
-        if litellm_prefix in LITELLM_CHAT_PROVIDERS:
+        if litellm_prefix in LITELLM_PROVIDERS:
             return None
         import difflib  # here: loaded by a mistake, not at import
 
         match = difflib.get_close_matches(
-            litellm_prefix, sorted(LITELLM_CHAT_PROVIDERS), n=1, cutoff=0.6
+            litellm_prefix, sorted(LITELLM_PROVIDERS), n=1, cutoff=0.6
         )
         hint = f" (did you mean {match[0]!r}?)" if match else ""
         return (
             f"litellm_prefix {litellm_prefix!r} is not a LiteLLM provider{hint}; use one of "
             "LiteLLM's providers, such as 'openai' (any OpenAI-compatible server) or 'hosted_vllm'"
         )
-    if name in LITELLM_CHAT_PROVIDERS or api_base is not None:
+    if name in LITELLM_PROVIDERS or api_base is not None:
         return None
     return (
         f"{name!r} is not a LiteLLM provider, so its routes need a prefix: set litellm_prefix "

@@ -8,7 +8,12 @@ import sys
 from pathlib import Path
 
 from model_registry import _litellm_providers
-from model_registry._litellm_providers import LITELLM_CHAT_PROVIDERS, LITELLM_PARAMS
+from model_registry._litellm_providers import (
+    LITELLM_CHAT_PROVIDERS,
+    LITELLM_EMBEDDING_PROVIDERS,
+    LITELLM_PARAMS,
+    LITELLM_PROVIDERS,
+)
 from model_registry._model_list import model_list
 
 
@@ -28,6 +33,15 @@ def test_the_data_module_holds_data_only() -> None:
 def test_the_provider_list_holds_the_providers_users_name() -> None:
     for name in ("groq", "ollama", "azure", "mistral", "hosted_vllm", "openrouter", "together_ai"):
         assert name in LITELLM_CHAT_PROVIDERS
+
+
+def test_embedding_only_providers_are_litellm_providers_too() -> None:
+    # in LiteLLM's price map with embedding models (voyage) or with an embedding config only
+    assert {"voyage", "jina_ai", "infinity"} <= LITELLM_EMBEDDING_PROVIDERS - LITELLM_CHAT_PROVIDERS
+    assert {"openai", "cohere", "gemini"} <= LITELLM_EMBEDDING_PROVIDERS  # chat ones embed too
+    assert LITELLM_PROVIDERS == LITELLM_CHAT_PROVIDERS | LITELLM_EMBEDDING_PROVIDERS
+    # a name in LiteLLM's price map that is no provider LiteLLM routes is left out
+    assert "vertex_ai-embedding-models" not in LITELLM_PROVIDERS
 
 
 def test_model_list_is_read_as_data_without_importing_litellm() -> None:

@@ -23,7 +23,7 @@ from model_registry import (
     resolve,
     validate_files,
 )
-from model_registry._litellm_providers import LITELLM_CHAT_PROVIDERS
+from model_registry._litellm_providers import LITELLM_PROVIDERS
 from model_registry.resolve import STRICT_ENV_VAR
 
 
@@ -50,6 +50,8 @@ LITELLM_NAMES = [
     ("vertex_ai", "gemini-2.5-pro"),
     ("huggingface", "meta-llama/Llama-3.1-8B-Instruct"),
     ("perplexity", "sonar"),
+    ("voyage", "voyage-3"),  # embedding-only providers route as written too
+    ("jina_ai", "jina-embeddings-v3"),
 ]
 
 
@@ -72,7 +74,7 @@ def test_any_litellm_provider_resolves_by_name_in_both_forms_to_its_route_as_wri
     assert (resolution.spec.litellm_prefix, resolution.spec.api_key_env) == (provider, None)
 
 
-@pytest.mark.parametrize("provider", sorted(LITELLM_CHAT_PROVIDERS - {"vllm"}))
+@pytest.mark.parametrize("provider", sorted(LITELLM_PROVIDERS - {"vllm"}))
 def test_no_name_whose_first_segment_is_a_litellm_provider_resolves_to_local(
     provider: str,
 ) -> None:
@@ -135,6 +137,8 @@ def test_an_alias_may_name_any_litellm_provider(user_aliases: Callable[[str], Pa
         ("groq", {"api_base": "http://10.0.0.1:9/v1"}, "groq/m"),
         ("fleet", {"api_base": "http://10.0.0.1:9/v1"}, "openai/m"),  # OpenAI-compatible
         ("fleet", {"litellm_prefix": "hosted_vllm"}, "hosted_vllm/m"),
+        ("voyage", {}, "voyage/m"),  # an embedding-only LiteLLM provider: its own name
+        ("fleet", {"litellm_prefix": "voyage"}, "voyage/m"),
     ],
 )
 def test_a_providers_table_and_register_provider_default_the_prefix_alike(

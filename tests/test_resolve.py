@@ -16,7 +16,7 @@ from model_registry import (
     register_provider,
     resolve,
 )
-from model_registry._litellm_providers import LITELLM_CHAT_PROVIDERS
+from model_registry._litellm_providers import LITELLM_PROVIDERS
 
 PACKAGED = "config/model_aliases.toml"
 
@@ -289,7 +289,8 @@ def test_unknown_name_lists_suggestions_aliases_providers_and_the_hint(
         "allenai/Olmo-3-7B-Instruct, claude-haiku, claude-sonnet, deepseek-reasoner, "
         "fast-openai, gemini-flash, my-eval-model, my-eval-model-2, my-reasoning-model\n"
         "  known providers: anthropic, deepseek, gemini, local, openai, and LiteLLM's "
-        f"{len(LITELLM_CHAT_PROVIDERS)} chat providers by name ('groq:<model id>', 'ollama/...')\n"
+        f"{len(LITELLM_PROVIDERS)} chat and embedding providers by name "
+        "('groq:<model id>', 'ollama/...', 'voyage/...')\n"
         "  hint: name the provider explicitly, as in 'openai:gpt-4.1' or "
         "'local:Qwen/Qwen3-4B-Instruct-2507'"
     )

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from model_registry import UnknownModelError, load_registry, resolve
-from model_registry._litellm_providers import LITELLM_CHAT_PROVIDERS
+from model_registry._litellm_providers import LITELLM_PROVIDERS
 from model_registry._model_list import model_list
 from model_registry._name_rules import _near_miss
 from model_registry._weight_orgs import WEIGHT_ORGS
@@ -121,9 +121,7 @@ def test_the_allow_list_holds_50_organisations_none_a_provider_in_another_case()
     assert {"allenai", "fireworks-ai", "Groq"} <= WEIGHT_ORGS
 
 
-@pytest.mark.parametrize(
-    "org", sorted(WEIGHT_ORGS - LITELLM_CHAT_PROVIDERS - set(BUILTIN_PROVIDERS))
-)
+@pytest.mark.parametrize("org", sorted(WEIGHT_ORGS - LITELLM_PROVIDERS - set(BUILTIN_PROVIDERS)))
 def test_no_organisation_that_publishes_weights_warns_or_is_refused(org: str) -> None:
     # the committed provider list is the installed LiteLLM's (tests/test_litellm_data.py)
     resolution = resolve(f"{org}/Some-Model-7B-Instruct", strict=True)
@@ -131,7 +129,7 @@ def test_no_organisation_that_publishes_weights_warns_or_is_refused(org: str) ->
 
 
 def test_without_the_allow_list_some_organisations_would_read_as_providers() -> None:
-    providers = tuple(sorted(LITELLM_CHAT_PROVIDERS))
+    providers = tuple(sorted(LITELLM_PROVIDERS))
     assert _near_miss("meta-llama", providers) == "meta_llama"
     assert _near_miss("fireworks-ai", providers) == "fireworks_ai"
     assert resolve("meta-llama/Llama-3.1-8B-Instruct", strict=True).warnings == ()
@@ -142,6 +140,14 @@ def test_an_organisation_named_exactly_as_a_provider_stays_hosted() -> None:
     resolution = resolve("openai/gpt-oss-20b")
     assert (resolution.kind, resolution.route) == ("hosted", "openai/gpt-oss-20b")
     assert "write 'local:openai/gpt-oss-20b'" in resolution.warnings[0]
+
+
+def test_an_embedding_provider_named_like_a_weights_organisation_says_how_to_go_local() -> None:
+    # snowflake is a LiteLLM embedding provider; Snowflake publishes weights on the Hub
+    resolution = resolve("snowflake/snowflake-arctic-embed-m")
+    assert (resolution.kind, resolution.route) == ("hosted", "snowflake/snowflake-arctic-embed-m")
+    assert "write 'local:snowflake/snowflake-arctic-embed-m'" in resolution.warnings[0]
+    assert resolve("Snowflake/snowflake-arctic-embed-m", strict=True).kind == "local"
 
 
 # --- hosted ids under an organisation's name --------------------------------------------
