@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
+import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from model_registry.errors import BackendNotInstalledError
 
@@ -180,10 +181,18 @@ def built(out: Path) -> bool:
     return (out / "config.json").is_file() and (out / "tokenizer.json").is_file()
 
 
+#: What `build_tiny_model` builds (`_testing_vision` builds "vision").
+TinyKind = Literal["chat", "vision", "embedding"]
+
+
 def build(path: str | Path, seed: int, kind: str = "chat") -> Path:
-    """Build the tiny model into `path` unless it already holds one; the directory."""
-    if kind != "chat":
-        raise ValueError(f"kind={kind!r}: build_tiny_model builds 'chat' or 'vision' models")
+    """Build the tiny model into `path` unless it already holds one; the directory.
+    `kind="embedding"`: the same weights under an embedding architecture (mean pooling),
+    which vLLM runs with its pooling runner without being told."""
+    if kind not in ("chat", "embedding"):
+        raise ValueError(
+            f"kind={kind!r}: build_tiny_model builds 'chat', 'vision' or 'embedding' models"
+        )
     out = Path(path)
     if built(out):
         return out
@@ -191,4 +200,8 @@ def build(path: str | Path, seed: int, kind: str = "chat") -> Path:
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = train_tokenizer(out)
     save_random_model(out, tokenizer, seed)
+    if kind == "embedding":
+        config = json.loads((out / "config.json").read_text(encoding="utf-8"))
+        config.update(architectures=["LlamaBidirectionalModel"], pooling="avg")
+        (out / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
     return out

@@ -380,12 +380,12 @@ def openai_server_fixture(
 
 
 def build_tiny_model(
-    path: str | os.PathLike[str], *, kind: Literal["chat", "vision"] = "chat", seed: int = 0
+    path: str | os.PathLike[str], *, kind: _testing_model.TinyKind = "chat", seed: int = 0
 ) -> Path:
     """Build a tiny random-weight Llama that vLLM loads in seconds into `path`; the directory.
-
     `get_client(f"local:{path}", max_model_len=512)` runs it (random text; `kind="vision"`:
-    a BLIP-2 on it, one image a prompt). A directory that holds a model is returned as is.
+    a BLIP-2 on it, one image a prompt; `"embedding"`: it embeds, its vectors of 64 numbers).
+    A directory that holds a model is returned as is.
     Needs torch, transformers and tokenizers (vLLM brings them), else
     `BackendNotInstalledError` says what to install. Details: `_testing_model`.
     """

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from model_registry import InvalidParameterError, ModelClient, ResultStore, get_client
+from model_registry.testing import build_tiny_model
 from tests.local.conftest import ENGINE_KWARGS
 
 pytestmark = pytest.mark.local
@@ -90,16 +91,13 @@ def _sentence_transformers(out: Path) -> None:
 def embedding_model_dir(
     request: pytest.FixtureRequest, tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
-    """The tiny model's weights as an embedding model: under an embedding architecture
-    (`LlamaBidirectionalModel`, mean pooling), or with Sentence Transformers' files."""
+    """An embedding model: `build_tiny_model(kind="embedding")` (an embedding architecture,
+    mean pooling), or the tiny chat model's weights with Sentence Transformers' files."""
     out = tmp_path_factory.mktemp("tiny-embedding") / "model"
+    if request.param == "embedding architecture":
+        return build_tiny_model(out, kind="embedding")
     shutil.copytree(tiny_model_dir, out)
-    if request.param == "sentence transformers":
-        _sentence_transformers(out)
-        return out
-    config = json.loads((out / "config.json").read_text(encoding="utf-8"))
-    config.update(architectures=["LlamaBidirectionalModel"], pooling="avg")
-    (out / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    _sentence_transformers(out)
     return out
 
 
