@@ -30,6 +30,7 @@ def open_checked(path: Path, readonly: bool, table: str) -> None:
     )
 
     expected = [column.split()[0] for column in table.split(", ")]
+    _finish_killed_transaction(path, readonly)
     header = _header(path, readonly)
     if not header and not readonly:
         # Under the write lock: another process may be initialising the same new file.
@@ -62,6 +63,27 @@ def open_checked(path: Path, readonly: bool, table: str) -> None:
     if problems or columns != expected:
         why = "; ".join(problems) or "its results table is missing or altered"
         raise _refused(path, f"is a model-registry result store but it is damaged ({why})")
+
+
+def _finish_killed_transaction(path: Path, readonly: bool) -> None:
+    """Roll back what a process killed mid-transaction left in `path`'s rollback journal (a
+    store's first transaction, which creates it, runs before WAL mode): SQLite's own
+    recovery, which a read-only connection cannot run. A file SQLite cannot read is left
+    as it is for the checks to refuse."""
+    import sqlite3
+
+    journal = path.with_name(path.name + "-journal")
+    if not journal.is_file() or journal.stat().st_size == 0:
+        return
+    if readonly:
+        raise ResultStoreError(
+            f"{path} was left mid-transaction by a process that ended (its rollback journal "
+            f"{journal.name} is there), and a read-only store cannot roll it back: open it "
+            "once with ResultStore(path) (not readonly) or run the batch again, then read it"
+        )
+    writer = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_S)
+    with contextlib.closing(writer) as db, contextlib.suppress(sqlite3.DatabaseError):
+        db.execute("PRAGMA user_version").fetchone()  # a reader first rolls a hot journal back
 
 
 def _header(path: Path, readonly: bool) -> bytes:

@@ -102,6 +102,36 @@ def test_a_store_opened_after_a_crash_moves_the_recovered_results_into_its_file(
         assert store.summary().results >= committed
 
 
+_KILLED_IN_ITS_FIRST_TRANSACTION = """
+import os, sqlite3, sys
+from model_registry._store_open import APPLICATION_ID
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("PRAGMA cache_size = 1")  # pages reach the file before the commit
+db.execute("BEGIN IMMEDIATE")
+db.execute("CREATE TABLE results (x)")
+db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+db.executemany("INSERT INTO results VALUES (?)", [("y" * 200,)] * 2000)
+os.kill(os.getpid(), 9)
+"""
+
+
+def test_a_store_whose_creator_was_killed_mid_transaction_opens_as_a_new_store(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "run.sqlite"
+    code = _KILLED_IN_ITS_FIRST_TRANSACTION
+    killed = subprocess.run([sys.executable, "-c", code, str(path)], cwd=REPO, check=False)
+    assert killed.returncode == -signal.SIGKILL
+    assert path.with_name("run.sqlite-journal").stat().st_size > 0  # a hot journal
+    with pytest.raises(ResultStoreError, match="not readonly"):
+        ResultStore(path, readonly=True)
+    with ResultStore(path) as store:  # SQLite rolled the transaction back: a new store
+        assert store.summary().results == 0
+        store.put_result("k0#0", 0, record(0))
+    with ResultStore(path, readonly=True) as store:
+        assert store.summary().results == 1
+
+
 def test_closing_a_store_puts_its_results_into_the_file_while_another_reader_is_open(
     tmp_path: Path,
 ) -> None:
