@@ -1,7 +1,8 @@
 """Peak memory of a long batch (benchmarks/README.md, "A million prompts in bounded memory"):
 `iter_many` over a generator with a store, `model-registry run` over a JSONL file, and a
-plain `openai.AsyncOpenAI` + semaphore script that keeps its results in a list, each in a
-fresh process against the loopback server, at 10,000, 100,000 and 1,000,000 prompts.
+plain `openai.AsyncOpenAI` + semaphore script that keeps its results in a list, answered
+in process (LiteLLM's `mock_response`; an `httpx.MockTransport` for openai), at 10,000,
+100,000 and 1,000,000 prompts.
 
     uv run python benchmarks/store_memory.py --quick      # 10,000 and 30,000 prompts
 """
@@ -15,102 +16,118 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from _common import REPO, Goal, Report, base_parser, fresh_env, python_json
+from _common import REPO, Goal, Report, base_parser, fresh_env
 
-from model_registry.testing import run_openai_server
-
-#: Each path's child: argv is (url, prompts, folder); it prints its peak RSS in MiB as JSON.
+#: One `iter_many` over the largest size: it prints `[prompts, peak RSS MiB]` as JSON each
+#: time it has read as many prompts as a size (the peak so far is that size's peak).
 _PEAK = "import resource; peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024"
 _ITER_MANY = f"""
 import asyncio, sys, model_registry
 {_PEAK}
-url, n, folder = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+folder, sizes = sys.argv[1], [int(n) for n in sys.argv[2:]]
 async def main():
-    client = model_registry.get_client("openai:mem-iter", api_base=url, api_key="sk-mem")
+    client = model_registry.get_client("openai:gpt-4o-mini", api_key="sk-mem", mock_response="ok")
     async with client:
-        prompts = (f"prompt {{i}}" for i in range(n))
+        prompts = (f"prompt {{i}}" for i in range(sizes[-1]))
         count = 0
         async for _ in client.iter_many(prompts, results_db=folder + "/iter.sqlite"):
             count += 1
-    assert count == n
+            if count in sizes:
+                print(f"[{{count}}, {{peak()}}]", flush=True)
 asyncio.run(main())
-print(peak())
 """
+#: A fresh process per size: it keeps every answer in a list and prints its peak RSS, MiB.
 _OPENAI = f"""
-import asyncio, sys, openai
+import asyncio, sys, httpx, openai
 {_PEAK}
-url, n = sys.argv[1], int(sys.argv[2])
+n = int(sys.argv[1])
+choice = {{"index": 0, "finish_reason": "stop", "message": {{"role": "assistant", "content": "ok"}}}}
+body = {{"id": "c-mem", "object": "chat.completion", "created": 0, "model": "gpt-4o-mini",
+        "choices": [choice], "usage": {{"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}}}}
 async def main():
-    client = openai.AsyncOpenAI(base_url=url, api_key="sk-mem", max_retries=0)
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, json=body))
+    http = httpx.AsyncClient(transport=transport)
+    client = openai.AsyncOpenAI(base_url="http://mem.invalid/v1", api_key="k", http_client=http)
     gate = asyncio.Semaphore(64)
     async def one(i):
         async with gate:
             messages = [{{"role": "user", "content": f"prompt {{i}}"}}]
-            r = await client.chat.completions.create(model="mem-openai", messages=messages)
+            r = await client.chat.completions.create(model="gpt-4o-mini", messages=messages)
             return r.choices[0].message.content
     results = await asyncio.gather(*(one(i) for i in range(n)))
-    assert len(results) == n
+    assert len(results) == n and results[-1] == "ok"
 asyncio.run(main())
-print(peak())
+print(f"[{{n}}, {{peak()}}]")
 """
 _ALIAS = """
 [aliases."mem-run"]
 provider = "openai"
-model_id = "mem-run"
+model_id = "gpt-4o-mini"
 
 [aliases."mem-run".defaults]
-api_base = "{url}"
 api_key = "sk-mem"
+mock_response = "ok"
 """
 
 
-def run_peak(url: str, n: int, folder: Path) -> float:
+def child(label: str, argv: list[str], env: dict[str, str]) -> dict[str, float]:
+    """Run a child, echoing its `[prompts, MiB]` lines; {prompts: MiB} of them all."""
+    peaks: dict[str, float] = {}
+    with subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.PIPE, text=True) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith("["):
+                n, mib = json.loads(line)
+                peaks[str(n)] = mib
+                print(f"{label}: {n} prompts, peak RSS {mib:.0f} MiB", flush=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{argv[:4]} exited {proc.returncode}")
+    return peaks
+
+
+def run_peak(n: int, folder: Path) -> float:
     """`model-registry run` over an n-line file: the peak RSS of its process, MiB."""
     prompts, out = folder / "prompts.jsonl", folder / "out.jsonl"
     with prompts.open("w") as file:
         file.writelines(json.dumps(f"prompt {i}") + "\n" for i in range(n))
-    (folder / "aliases.toml").write_text(_ALIAS.format(url=url))
+    (folder / "aliases.toml").write_text(_ALIAS)
     code = (
-        f"{_PEAK}\nimport sys, runpy, atexit\natexit.register(lambda: print(peak(), file=sys.stderr))\n"
+        f"{_PEAK}\nimport sys, runpy, atexit\n"
+        f"atexit.register(lambda: print(f'[{n}, {{peak()}}]', flush=True))\n"
         "sys.argv = ['model-registry', *sys.argv[1:]]\nrunpy.run_module('model_registry', run_name='__main__')"
     )
     argv = [sys.executable, "-c", code, "run", "mem-run", str(prompts), "--out", str(out)]
-    env = fresh_env(MODEL_REGISTRY_ALIASES=str(folder / "aliases.toml"))
-    done = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"run exited {done.returncode}: {done.stderr[-2000:]}")
+    peaks = child("run", argv, fresh_env(MODEL_REGISTRY_ALIASES=str(folder / "aliases.toml")))
     lines = out.read_text().count("\n")
     assert lines == n, f"run wrote {lines} lines for {n} prompts"
-    return float(done.stderr.strip().splitlines()[-1])
+    return peaks[str(n)]
 
 
-def measure(sizes: list[int]) -> dict[str, dict[str, float]]:
-    """Peak RSS (MiB) of each path at each size, each in a fresh process."""
-    figures: dict[str, dict[str, float]] = {"iter_many": {}, "run": {}, "openai": {}}
-    with run_openai_server() as server:
-        for n in sizes:
+def measure(sizes: list[int], paths: list[str]) -> dict[str, dict[str, float]]:
+    """Peak RSS (MiB) per path and size: iter_many in one process, the others one per size."""
+    figures: dict[str, dict[str, float]] = {path: {} for path in paths}
+    with tempfile.TemporaryDirectory() as folder:
+        if "iter_many" in paths:
+            argv = [sys.executable, "-c", _ITER_MANY, folder, *map(str, sizes)]
+            figures["iter_many"] = child("iter_many", argv, fresh_env())
+    for n in sizes:
+        if "openai" in paths:
+            argv = [sys.executable, "-c", _OPENAI, str(n)]
+            figures["openai"] |= child("openai", argv, fresh_env())
+        if "run" in paths:
             with tempfile.TemporaryDirectory() as folder:
-                figures["iter_many"][str(n)] = python_json(_ITER_MANY, server.url, str(n), folder)
-                figures["openai"][str(n)] = python_json(_OPENAI, server.url, str(n))
-                figures["run"][str(n)] = run_peak(server.url, n, Path(folder))
-            shown = ", ".join(f"{path} {peaks[str(n)]:.0f}" for path, peaks in figures.items())
-            print(f"{n:>9} prompts: peak RSS MiB: {shown}", flush=True)
+                figures["run"][str(n)] = run_peak(n, Path(folder))
     return figures
 
 
 def goals(figures: dict[str, dict[str, float]], sizes: list[int]) -> list[Goal]:
-    """Under 300 MiB (iter_many) and 400 MiB (run) at the largest size; the growth per
-    prompt of each path between the smallest and largest, reported."""
+    """Peak RSS at the largest size (iter_many < 300 MiB, run < 400); growth per prompt."""
     top, low = str(sizes[-1]), str(sizes[0])
+    limits = {"iter_many": 300, "run": 400}
     found = [
-        Goal(
-            f"memory: iter_many peak RSS ({top} prompts)",
-            300,
-            "<",
-            figures["iter_many"][top],
-            "MiB",
-        ),
-        Goal(f"memory: run peak RSS ({top} prompts)", 400, "<", figures["run"][top], "MiB"),
+        Goal(f"memory: {p} peak RSS ({top} prompts)", limits[p], "<", peaks[top], "MiB")
+        for p, peaks in figures.items()
+        if p in limits
     ]
     for path, peaks in figures.items():
         growth = (peaks[top] - peaks[low]) * 1024 / max(1, sizes[-1] - sizes[0])
@@ -122,12 +139,13 @@ def goals(figures: dict[str, dict[str, float]], sizes: list[int]) -> list[Goal]:
 def main() -> None:
     parser = base_parser(__doc__ or "")
     parser.add_argument("--sizes", type=int, nargs="+", help="prompt counts (ascending)")
+    parser.add_argument("--paths", nargs="+", default=["iter_many", "openai", "run"])
     args = parser.parse_args()
     sizes: list[Any] = args.sizes or (
         [10_000, 30_000] if args.quick else [10_000, 100_000, 1_000_000]
     )
-    report = Report("store_memory", quick=args.quick, args={"sizes": sizes})
-    report.figures = measure(sizes)
+    report = Report("store_memory", quick=args.quick, args={"sizes": sizes, "paths": args.paths})
+    report.figures = measure(sizes, args.paths)
     report.save(args.out, goals(report.figures, sizes))
 
 
