@@ -115,6 +115,6 @@ async def test_an_image_on_a_text_only_model_is_refused_naming_it(tiny: Any, dat
     assert tiny.model_id in str(caught.value)
 
 
-def test_build_tiny_model_builds_chat_or_vision_models(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="'chat' or 'vision'"):
+def test_build_tiny_model_builds_chat_vision_or_embedding_models(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="'chat', 'vision' or 'embedding'"):
         build_tiny_model(tmp_path, kind="audio")  # type: ignore[arg-type]
