@@ -63,6 +63,22 @@ def chain(
     return models
 
 
+#: The events of a call on `chain`'s primary with its rpm bucket empty and a 429 with
+#: Retry-After from it: a wait, two attempts, the fallback's attempt.
+LIMITED_RETRIED_THEN_FALLBACK = [
+    "call_start",
+    "limiter_wait",
+    "attempt",
+    "cooldown",
+    "retry",
+    "attempt",
+    "cooldown",
+    "fallback",
+    "attempt",
+    "call_end",
+]
+
+
 async def test_a_call_rate_limited_then_retried_after_a_429_then_answered_by_a_fallback(
     server: FakeOpenAIServer, chain: dict[str, str]
 ) -> None:
@@ -75,18 +91,7 @@ async def test_a_call_rate_limited_then_retried_after_a_429_then_answered_by_a_f
         seen = listen()
         generation = await client.generate("hello")
     assert generation.text == "echo: hello" and generation.name == "second"
-    assert [e.kind for e in seen] == [
-        "call_start",
-        "limiter_wait",
-        "attempt",
-        "cooldown",
-        "retry",
-        "attempt",
-        "cooldown",
-        "fallback",
-        "attempt",
-        "call_end",
-    ]
+    assert [e.kind for e in seen] == LIMITED_RETRIED_THEN_FALLBACK
     assert len({e.call_id for e in seen}) == 1
     start, wait, first, cooldown, retry, second, _, fallback, third, end = seen
     assert (start.name, start.route) == ("primary", f"openai/{chain['primary']}")
