@@ -103,10 +103,11 @@ def hosted_extras(response: Any, asked: Asked, *, provider: str, model: str) -> 
 
 
 def field(obj: Any, name: str) -> Any:
-    """`getattr(obj, name, None)`, quick on LiteLLM's pydantic objects: a name they lack is
-    None without pydantic's `__getattr__`, which costs microseconds a miss."""
+    """`obj`'s `name` (a Mapping's key, else an attribute), None where it has none; quick on
+    LiteLLM's pydantic objects: a name they lack is None without pydantic's `__getattr__`,
+    which costs microseconds a miss."""
     if not _is_pydantic(type(obj)):
-        return getattr(obj, name, None)
+        return obj.get(name) if isinstance(obj, Mapping) else getattr(obj, name, None)
     values = obj.__dict__
     if name in values:
         return values[name]
@@ -173,22 +174,18 @@ class HostedStreamExtras:
         )
 
 
-def _get(obj: Any, name: str) -> Any:
-    return obj.get(name) if isinstance(obj, Mapping) else getattr(obj, name, None)
-
-
 def openai_logprobs(logprobs: Any) -> list[TokenLogprob] | None:
     """OpenAI-style `choices[0].logprobs` (objects or dicts) as TokenLogprobs; None when absent."""
-    content = _get(logprobs, "content") if logprobs is not None else None
+    content = field(logprobs, "content") if logprobs is not None else None
     if content is None:
         return None
     return [
         TokenLogprob(
-            token=str(_get(item, "token")),
-            logprob=float(_get(item, "logprob")),
+            token=str(field(item, "token")),
+            logprob=float(field(item, "logprob")),
             top_logprobs=tuple(
-                (str(_get(top, "token")), float(_get(top, "logprob")))
-                for top in _get(item, "top_logprobs") or ()
+                (str(field(top, "token")), float(field(top, "logprob")))
+                for top in field(item, "top_logprobs") or ()
             ),
         )
         for item in content

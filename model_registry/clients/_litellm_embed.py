@@ -58,9 +58,8 @@ def _items(data: Any) -> list[tuple[Any, Any]]:
         return [(item.get("index", i), item.get("embedding")) for i, item in enumerate(data)]
     items = []
     for position, item in enumerate(data):
-        index = item.get("index") if isinstance(item, dict) else field(item, "index")
-        value = item.get("embedding") if isinstance(item, dict) else field(item, "embedding")
-        items.append((position if index is None else index, value))
+        index = field(item, "index")
+        items.append((position if index is None else index, field(item, "embedding")))
     return items
 
 
