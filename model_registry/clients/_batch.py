@@ -16,7 +16,6 @@ while the calls in flight finish and are stored.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 from collections import deque
 from collections.abc import (
@@ -30,6 +29,7 @@ from collections.abc import (
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import anyio.to_thread
 
 from model_registry._prompts import Prompt
@@ -279,8 +279,7 @@ class _Runner:
                 # semaphore would (asyncio.gather's pattern), not in the middle of the
                 # turn that handles the last answer: measured side by side
                 # (benchmarks/_paired.py), LiteLLM spends 1.5-2% less CPU per call then.
-                # asyncio's own yield: anyio's checkpoint looks up the backend each time.
-                await asyncio.sleep(0)
+                await anyio.lowlevel.checkpoint()
             first = False
             result: Any
             try:
