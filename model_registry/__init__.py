@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING as _TYPE_CHECKING
 from typing import Any as _Any
 
 from model_registry._embeddings import Embeddings
-from model_registry._result_record import result_record
 from model_registry.aliases import Alias, Registry
 from model_registry.api import (
     fallback_chain,
@@ -47,8 +46,6 @@ from model_registry.errors import (
     ServiceUnavailableError,
     UnknownModelError,
 )
-from model_registry.events import off, on
-from model_registry.otel import instrument, uninstrument
 from model_registry.providers import register_provider, unregister_provider
 from model_registry.resolve import alias_warnings, load_registry, resolve, validate_files
 from model_registry.types import (
@@ -67,28 +64,45 @@ from model_registry.types import (
 if _TYPE_CHECKING:
     # The one client type (what get_client returns), under the name users annotate with;
     # loaded on first use, with the clients (see `__getattr__`).
+    from model_registry._result_record import result_record
     from model_registry._store_jobs import BatchJob, batch_jobs
     from model_registry.clients.base import BaseClient as ModelClient
+    from model_registry.events import off, on
+    from model_registry.otel import instrument, uninstrument
     from model_registry.store import ResultStore, StoreSummary
 
 #: The distribution name, whose metadata holds the version (pyproject.toml's).
 _DISTRIBUTION = "model-registry-llm"
 
 
+#: Names loaded on first use (and kept), with their modules: the store's (with sqlite3 when
+#: a store opens), the event handlers' and OpenTelemetry's switches, `result_record`.
+_LAZY = {
+    "ResultStore": "model_registry.store",
+    "StoreSummary": "model_registry.store",
+    "BatchJob": "model_registry._store_jobs",
+    "batch_jobs": "model_registry._store_jobs",
+    "on": "model_registry.events",
+    "off": "model_registry.events",
+    "instrument": "model_registry.otel",
+    "uninstrument": "model_registry.otel",
+    "result_record": "model_registry._result_record",
+}
+
+
 def __getattr__(name: str) -> _Any:
     """What loads on first use (and is kept): `ModelClient`, with the clients (and anyio),
-    the store's names (with sqlite3 when a store opens), and `__version__`, read from the
-    installed package's metadata."""
+    the names of `_LAZY`, and `__version__`, read from the installed package's metadata."""
     if name == "ModelClient":
         from model_registry.clients.base import BaseClient
 
         globals()["ModelClient"] = BaseClient
         return BaseClient
-    if name in ("ResultStore", "StoreSummary", "BatchJob", "batch_jobs"):
-        from model_registry import _store_jobs, store
+    if (module_name := _LAZY.get(name)) is not None:
+        import importlib
 
-        module = _store_jobs if name in ("BatchJob", "batch_jobs") else store
-        globals()[name] = value = getattr(module, name)
+        value = getattr(importlib.import_module(module_name), name)
+        globals()[name] = value
         return value
     if name != "__version__":
         raise AttributeError(f"module 'model_registry' has no attribute {name!r}")

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from model_registry._alias_problems import Problem
-from model_registry.limits import Limits, limit_problems, validate_limits
+from model_registry._limits_declared import Limits, limit_problems, validate_limits
 
 __all__ = ["Declared", "check_fallbacks", "link_problems", "parse_limits", "schema_file"]
 

@@ -26,11 +26,11 @@ from model_registry._alias_problems import (
 )
 from model_registry._alias_providers import parse_providers
 from model_registry._alias_references import Declared, check_fallbacks, parse_limits, schema_file
+from model_registry._limits_declared import Limits
 from model_registry._options import OWN_KWARGS
 from model_registry._prompts import first_non_finite
 from model_registry._redaction import shown_dict, shown_repr
 from model_registry.errors import AliasConfigError
-from model_registry.limits import Limits
 from model_registry.providers import litellm_provider_spec
 from model_registry.types import ProviderSpec
 

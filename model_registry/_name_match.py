@@ -15,12 +15,11 @@ from model_registry._name_rules import (
 from model_registry._typo_guard import Match, checked
 from model_registry._unknown_names import (
     empty_model,
-    provider_of,
     stray_characters,
     unknown,
     unknown_prefix,
 )
-from model_registry.aliases import Registry
+from model_registry.aliases import Registry, provider_of
 from model_registry.providers import litellm_provider_spec
 
 __all__ = ["match_rule"]

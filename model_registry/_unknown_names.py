@@ -8,27 +8,18 @@ from __future__ import annotations
 from itertools import compress, repeat
 
 from model_registry._litellm_providers import LITELLM_PROVIDERS
-from model_registry.aliases import Registry
+from model_registry.aliases import Registry, provider_of
 from model_registry.errors import UnknownModelError
-from model_registry.providers import litellm_provider_spec
-from model_registry.types import ProviderSpec
 
 __all__ = [
     "close_aliases",
     "empty_model",
-    "provider_of",
     "stray_characters",
     "unknown",
     "unknown_prefix",
 ]
 
 _MAX_LISTED_ALIASES = 20
-
-
-def provider_of(registry: Registry, name: str) -> ProviderSpec | None:
-    """A provider of the registry, else a LiteLLM provider (chat or embedding) by its own name."""
-    spec = registry.providers.get(name)
-    return spec if spec is not None else litellm_provider_spec(name)
 
 
 def unknown_prefix(registry: Registry, name: str, prefix: str, rest: str) -> UnknownModelError:

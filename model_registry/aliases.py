@@ -26,6 +26,7 @@ from model_registry._alias_files import (
 from model_registry._alias_problems import Problem, raise_problems
 from model_registry._alias_references import Declared, link_problems
 from model_registry._alias_schema import Alias, Registry, parse_file
+from model_registry.types import ProviderSpec
 
 __all__ = ["Alias", "Registry"]
 
@@ -160,3 +161,9 @@ def clear_cache() -> None:
     """Forget the loaded files; the next use reads them again."""
     global _cache
     _cache = None
+
+
+def provider_of(registry: Registry, name: str) -> ProviderSpec | None:
+    """A provider of the registry, else a LiteLLM provider (chat or embedding) by its own name."""
+    spec = registry.providers.get(name)
+    return spec if spec is not None else _providers.litellm_provider_spec(name)

@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from model_registry._limits_declared import Limits, validate_limits
 from model_registry._options import OWN_KWARGS, not_a_kwarg
 from model_registry.aliases import Alias, Registry
 from model_registry.errors import InvalidParameterError
-from model_registry.limits import Limits, validate_limits
 from model_registry.providers import ProviderSpec
 from model_registry.resolve import current_registry, resolve_in
 from model_registry.types import Resolution

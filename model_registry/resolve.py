@@ -32,8 +32,7 @@ from model_registry import aliases
 from model_registry._kwarg_names import kwarg_warnings
 from model_registry._options import LOCAL_ONLY, local_only
 from model_registry._prompts import check_finite
-from model_registry._unknown_names import provider_of, stray_characters, unknown
-from model_registry.aliases import Alias, Registry
+from model_registry.aliases import Alias, Registry, provider_of
 from model_registry.errors import UnknownModelError
 from model_registry.types import ProviderSpec, Resolution
 
@@ -127,6 +126,8 @@ def resolve_in(
     if match.warning is not None and not (match.guard and "api_base" in kwargs):
         if strict or (strict is None and strict_default()):
             reason = f"{match.warning} ({match.refusal})"
+            from model_registry._unknown_names import unknown
+
             raise unknown(registry, name, reason, suggestions=match.suggestions)
         found = (match.warning,)
     warnings = (*found, *_kwarg_warnings(match.spec, kwargs, strict))
@@ -206,6 +207,8 @@ def _cached_match(registry: Registry, name: str) -> Match:
     if match is not None:
         return match
     # one cheap test for the common, clean name; the slow path finds out what is wrong
+    from model_registry._unknown_names import stray_characters, unknown
+
     if not (name.isprintable() and name == name.strip()):
         raise stray_characters(registry, name)
     folded = name.lower()

@@ -29,7 +29,7 @@ def test_all_lists_exactly_the_public_names() -> None:
         if not name.startswith("_") and not isinstance(value, types.ModuleType)
     }
     # loaded on first use by the package's __getattr__ (each may be loaded already)
-    lazy = {"__version__", "ModelClient", "ResultStore", "StoreSummary", "BatchJob", "batch_jobs"}
+    lazy = {"__version__", "ModelClient", *model_registry._LAZY}
     assert set(model_registry.__all__) == public | lazy
     for name in model_registry.__all__:
         assert getattr(model_registry, name) is not None
