@@ -229,8 +229,9 @@ def test_the_package_imports_no_client_nor_event_loop_library_until_one_is_neede
     code = (
         "import sys, json\n"
         "import model_registry\n"
-        "before = sorted(m for m in ('anyio', 'model_registry.clients.base', 'email.utils')"
-        " if m in sys.modules)\n"
+        "before = sorted(m for m in ('anyio', 'model_registry.clients.base', 'email.utils',"
+        " 'model_registry.limits', 'model_registry.events', 'model_registry.otel',"
+        " 'model_registry._unknown_names') if m in sys.modules)\n"
         "client = model_registry.ModelClient\n"
         "print(json.dumps([before, client.__name__, 'anyio' in sys.modules]))\n"
     )
