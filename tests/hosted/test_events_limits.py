@@ -12,7 +12,7 @@ import anyio
 import pytest
 
 from model_registry import get_client, off
-from model_registry.events import EVENT_NAMES, LimiterWait
+from model_registry.events import EVENT_NAMES, CallEnd, LimiterWait
 from tests.fixtures.openai_server import FakeOpenAIServer
 from tests.hosted.conftest import SERVER_KEY
 from tests.hosted.test_events import listen
@@ -52,6 +52,25 @@ async def test_a_call_over_a_tpm_bucket_waits_for_tpm(server: FakeOpenAIServer) 
     found = waits(seen)
     assert found and all(w.limit == "tpm" for w in found)  # no rpm was declared
     assert found[0].seconds >= 0.3
+
+
+async def test_the_wait_at_the_send_is_reported_too(server: FakeOpenAIServer) -> None:
+    async with client_of(server, {"tpm": TPM}) as client:
+        seen = listen()
+        await client.generate("hello", max_tokens=MAX_TOKENS)
+    # admitted after ~0.47 s, then its request waits as long for the sends' token bucket
+    assert [e.kind for e in seen] == [
+        "call_start",
+        "limiter_wait",
+        "attempt",
+        "limiter_wait",
+        "call_end",
+    ]
+    admitted, sent = waits(seen)
+    assert (admitted.limit, sent.limit) == ("tpm", "tpm")
+    assert admitted.seconds >= 0.3 and sent.seconds >= 0.3
+    end = seen[-1]
+    assert isinstance(end, CallEnd) and end.latency_s >= admitted.seconds + sent.seconds
 
 
 async def test_a_second_call_under_an_rpm_waits_for_rpm(server: FakeOpenAIServer) -> None:

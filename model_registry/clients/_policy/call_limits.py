@@ -64,10 +64,16 @@ _sending: contextvars.ContextVar[_Sending | None] = contextvars.ContextVar(
 
 async def pace_send(request: object) -> None:
     """An HTTP request hook: in a call holding a permit, wait for its limiters' sends
-    buckets (the call's deadline still bounds the wait)."""
+    buckets (the call's deadline still bounds the wait); a wait is a `limiter_wait`."""
     if (sending := _sending.get()) is not None:
         tokens, sending.tokens = sending.tokens, {}
+        if "limiter_wait" not in HANDLERS:
+            await take_send(sending.limiters, tokens)
+            return
+        limit = _send_holding(sending.limiters, tokens)
+        started = time.perf_counter()
         await take_send(sending.limiters, tokens)
+        _waited(limit, time.perf_counter() - started)
 
 
 class CallLimits:
@@ -256,6 +262,16 @@ def _holding(limiters: tuple[Limiter, ...], tokens: float) -> str:
         # the charge: the call's tokens, plus the debt (less the credit) of earlier calls
         need = tokens + limiter._token_balance
         if state.tokens is not None and (state.token_turn.locked() or _short(state.tokens, need)):
+            return "tpm"
+    return _rate_declared(states)
+
+
+def _send_holding(limiters: tuple[Limiter, ...], tokens: Mapping[Limiter, float]) -> str:
+    """Which limit holds a send (`limits.take_send`): a sends token bucket without room
+    for the tokens its call was charged, else the rates declared."""
+    states = [limiter._state() for limiter in limiters]
+    for limiter, state in zip(limiters, states, strict=True):
+        if state.token_sends is not None and _short(state.token_sends, tokens.get(limiter, 0.0)):
             return "tpm"
     return _rate_declared(states)
 
