@@ -171,6 +171,32 @@ async def test_a_handler_that_raises_changes_nothing_and_is_logged_once(
     assert [e.kind for e in ends].count("call_end") == 2  # the other handlers still ran
 
 
+async def test_a_coroutine_handler_that_raises_changes_nothing_and_is_logged_once(
+    server: FakeOpenAIServer, chain: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    ran: list[str] = []
+    all_ran = anyio.Event()
+
+    async def broken(event: Any) -> None:
+        ran.append(event.kind)
+        if len(ran) == 4:
+            all_ran.set()
+        raise RuntimeError("async handler bug")
+
+    on("call_start", broken)
+    on("call_end", broken)
+    with caplog.at_level(logging.ERROR, logger="model_registry"):
+        async with get_client("second") as client:
+            first = await client.generate("one")
+            second = await client.generate("two")
+        with anyio.fail_after(10):
+            await all_ran.wait()  # the handler runs after the calls, on the loop
+    assert (first.text, second.text) == ("echo: one", "echo: two")
+    logged = [r for r in caplog.records if "event handler" in r.getMessage()]
+    assert len(logged) == 1 and "broken" in logged[0].getMessage()
+    assert ran == ["call_start", "call_end", "call_start", "call_end"]
+
+
 async def test_a_coroutine_handler_that_sleeps_does_not_delay_the_call(
     server: FakeOpenAIServer, chain: dict[str, str]
 ) -> None:

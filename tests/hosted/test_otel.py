@@ -197,3 +197,32 @@ async def test_a_call_that_waits_retries_and_falls_back_has_our_attributes_and_s
     assert attributes["model_registry.attempts"] == 3
     cost = attributes["model_registry.cost"]
     assert isinstance(cost, float) and cost > 0 and cost == generation.cost
+
+
+def test_instrument_without_a_provider_uses_the_global_one() -> None:
+    code = (
+        "import asyncio\n"
+        "from opentelemetry import trace\n"
+        "from opentelemetry.sdk.trace import TracerProvider\n"
+        "from opentelemetry.sdk.trace.export import SimpleSpanProcessor\n"
+        "from opentelemetry.sdk.trace.export.in_memory_span_exporter import"
+        " InMemorySpanExporter\n"
+        "import model_registry\n"
+        "from model_registry.testing import fake_openai_server\n"
+        "exporter = InMemorySpanExporter()\n"
+        "provider = TracerProvider()\n"
+        "provider.add_span_processor(SimpleSpanProcessor(exporter))\n"
+        "trace.set_tracer_provider(provider)\n"
+        "model_registry.instrument()\n"
+        "async def main():\n"
+        "    async with fake_openai_server() as server:\n"
+        "        kwargs = {'api_base': server.url, 'api_key': 'sk-fake'}\n"
+        "        async with model_registry.get_client('openai:global', **kwargs) as client:\n"
+        "            await client.generate('hi')\n"
+        "asyncio.run(main())\n"
+        "print([span.name for span in exporter.get_finished_spans()])\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert out.stdout.split("\n")[-2] == "['chat global']"
