@@ -97,13 +97,15 @@ class Attempt(Event, frozen=True, kw_only=True):
 
 class Retry(Event, frozen=True, kw_only=True):
     """Attempt `attempt` failed with `error` (class name, HTTP `status_code` if any); the
-    call waits `wait_s` (a Retry-After or backoff), then tries again."""
+    call waits `wait_s`, then tries again: the server's Retry-After (`retry_after`, s;
+    this call's share of the provider's `cooldown`), else a backoff (`retry_after` None)."""
 
     kind: ClassVar[str] = "retry"
     attempt: int
     error: str
     status_code: int | None
     wait_s: float
+    retry_after: float | None = None
 
 
 class Cooldown(Event, frozen=True, kw_only=True):

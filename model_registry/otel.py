@@ -121,6 +121,8 @@ class _Spans:
             "model_registry.limiter_wait_s": self.waited.pop(event.call_id, 0.0),
             "model_registry.latency_s": event.latency_s,
         }
+        if event.route:  # the answering name's, as `model_registry.name`
+            attributes["model_registry.route"] = event.route
         if event.cost is not None:
             attributes["model_registry.cost"] = event.cost
         if event.queue_s is not None:

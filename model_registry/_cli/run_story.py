@@ -53,6 +53,8 @@ class RunStory:
             self._ended(event)
         elif kind == "retry":
             self.retries[event.error] += 1
+            if event.retry_after is not None:  # the call waits out its own Retry-After
+                self.waited["cooldown"] += event.wait_s
         elif kind == "limiter_wait":
             self.waited[event.limit] += event.seconds
         elif kind == "fallback":

@@ -6,10 +6,19 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import anyio
 import pytest
 
 from model_registry import Generation, get_client, off, on
-from model_registry.events import EVENT_NAMES, Attempt, BatchEnd, CallEnd, CallStart, Event
+from model_registry.events import (
+    EVENT_NAMES,
+    Attempt,
+    BatchEnd,
+    CallEnd,
+    CallStart,
+    Event,
+    LimiterWait,
+)
 from tests.local.conftest import ENGINE_KWARGS
 
 pytestmark = pytest.mark.local
@@ -47,6 +56,29 @@ async def test_a_local_batch_emits_batch_events_around_its_calls(
     assert sorted(kinds[1:-1]) == ["attempt"] * 2 + ["call_end"] * 2 + ["call_start"] * 2
     end = seen[-1]
     assert (end.prompts, end.succeeded, end.failed, end.cost) == (2, 2, 0, 0.0)  # type: ignore[attr-defined]
+
+
+async def _hold_the_slot(client: Any, holding: anyio.Event) -> None:
+    async with client.stream("Go on.", max_tokens=64, ignore_eos=True) as stream:
+        async for _ in stream:
+            holding.set()
+            await anyio.sleep(0.5)  # the stream's permit is held while it is open
+            break
+
+
+async def test_a_local_call_behind_a_concurrency_limit_reports_its_wait(
+    tiny_name: str, seen: list[Event]
+) -> None:
+    client = get_client(tiny_name, temperature=0.0, limits={"concurrency": 1}, **ENGINE_KWARGS)
+    async with client, anyio.create_task_group() as group:
+        holding = anyio.Event()
+        group.start_soon(_hold_the_slot, client, holding)
+        await holding.wait()
+        generation = await client.generate("Hello", max_tokens=2, ignore_eos=True)
+    (wait,) = [e for e in seen if isinstance(e, LimiterWait)]
+    (end,) = [e for e in seen if isinstance(e, CallEnd) and e.generation is generation]
+    assert (wait.call_id, wait.name, wait.provider) == (end.call_id, tiny_name, "local")
+    assert wait.limit == "concurrency" and 0.2 <= wait.seconds <= end.latency_s
 
 
 async def test_a_local_call_end_carries_the_engines_queue_time(

@@ -16,7 +16,7 @@ import math
 import os
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -38,6 +38,9 @@ from model_registry.limits import (
     take_send,
 )
 from model_registry.types import Resolution
+
+if TYPE_CHECKING:
+    from model_registry._limits_bucket import Bucket, LoopState
 
 __all__ = ["CallLimits", "call_timeout", "pace_send"]
 
@@ -61,10 +64,16 @@ _sending: contextvars.ContextVar[_Sending | None] = contextvars.ContextVar(
 
 async def pace_send(request: object) -> None:
     """An HTTP request hook: in a call holding a permit, wait for its limiters' sends
-    buckets (the call's deadline still bounds the wait)."""
+    buckets (the call's deadline still bounds the wait); a wait is a `limiter_wait`."""
     if (sending := _sending.get()) is not None:
         tokens, sending.tokens = sending.tokens, {}
+        if "limiter_wait" not in HANDLERS:
+            await take_send(sending.limiters, tokens)
+            return
+        limit = _send_holding(sending.limiters, tokens)
+        started = time.perf_counter()
         await take_send(sending.limiters, tokens)
+        _waited(limit, time.perf_counter() - started)
 
 
 class CallLimits:
@@ -232,7 +241,8 @@ def _waited(limit: str, seconds: float) -> None:
 
 class _Watch:
     """Times a wait for the limits; which limit holds it is read before it starts: a
-    cooldown, then a full concurrency, then a full `tpm` bucket, else the `rpm` one."""
+    cooldown, then a full concurrency, then a `tpm` bucket without room for the call's
+    tokens, else the `rpm` one (`tpm` or `concurrency` where no `rpm` is declared)."""
 
     def __init__(self, limiters: tuple[Limiter, ...], tokens: float) -> None:
         self.started = time.perf_counter()
@@ -248,13 +258,40 @@ def _holding(limiters: tuple[Limiter, ...], tokens: float) -> str:
     states = [limiter._state() for limiter in limiters]
     if any(state.slots is not None and state.slots.locked() for state in states):
         return "concurrency"
-    for state in states:
-        bucket = state.tokens
-        if bucket is not None and tokens > 0:
-            level = max(bucket.level - (bucket._clock() - bucket.checked) * bucket.rate, 0.0)
-            if level + min(tokens, bucket.capacity) > bucket.capacity:
-                return "tpm"
-    return "rpm"
+    for limiter, state in zip(limiters, states, strict=True):
+        # the charge: the call's tokens, plus the debt (less the credit) of earlier calls
+        need = tokens + limiter._token_balance
+        if state.tokens is not None and (state.token_turn.locked() or _short(state.tokens, need)):
+            return "tpm"
+    return _rate_declared(states)
+
+
+def _send_holding(limiters: tuple[Limiter, ...], tokens: Mapping[Limiter, float]) -> str:
+    """Which limit holds a send (`limits.take_send`): a sends token bucket without room
+    for the tokens its call was charged, else the rates declared."""
+    states = [limiter._state() for limiter in limiters]
+    for limiter, state in zip(limiters, states, strict=True):
+        if state.token_sends is not None and _short(state.token_sends, tokens.get(limiter, 0.0)):
+            return "tpm"
+    return _rate_declared(states)
+
+
+def _rate_declared(states: list[LoopState]) -> str:
+    """The label of a wait no full bucket explains: `rpm` where declared, else `tpm`."""
+    if any(state.requests is not None for state in states):
+        return "rpm"
+    return "tpm" if any(state.tokens is not None for state in states) else "concurrency"
+
+
+def _short(bucket: Bucket, amount: float) -> bool:
+    """Whether `bucket` makes a charge of `amount` wait: others wait on it, or it has less
+    room than `amount` (a charge over its capacity is taken in parts: it waits)."""
+    if amount <= 0:
+        return False
+    if bucket._turn.locked():
+        return True
+    level = max(bucket.level - (bucket._clock() - bucket.checked) * bucket.rate, 0.0)
+    return bool(level + amount - bucket.capacity > 1e-9)
 
 
 def call_timeout(params: Mapping[str, Any], kwargs: Mapping[str, Any]) -> float | None:

@@ -185,12 +185,14 @@ def _announce_retry(state: RetryCallState) -> None:
         return
     error = state.outcome.exception() if state.outcome is not None else None
     status = getattr(error, "status_code", None)
+    asked = getattr(error, "retry_after", None)  # retry_wait waits it out (spread)
     emit_in_call(
         Retry,
         attempt=state.attempt_number,
         error=type(error).__name__,
         status_code=status if isinstance(status, int) else None,
         wait_s=state.upcoming_sleep,
+        retry_after=float(asked) if asked is not None else None,
     )
 
 
