@@ -275,12 +275,12 @@ class JobSession:
             if self.on_done is not None:
                 self.on_done(1)
 
-    def admit(self, pending: list[BatchJob], fresh: list[int]) -> list[int]:
+    async def admit(self, pending: list[BatchJob], fresh: list[int]) -> list[int]:
         """The prompts of `fresh` the budget (if any) leaves room for; the others get
         BudgetExceededError, handed out and not stored."""
         if self.budget is None:
             return fresh
-        admitted, refused = self.budget.admit(pending, fresh, self.batch.prompts, self.keys)
+        admitted, refused = await self.budget.admit(pending, fresh, self.batch.prompts, self.keys)
         self.not_sent = len(refused)
         for index, error in refused.items():
             self.hand_out(index, error)
