@@ -147,21 +147,27 @@ class Budget:
         """Give an open reservation back: nothing was billed."""
         self.settle(reservation, 0.0)
 
-    async def refresh(self) -> None:
+    async def refresh(self, now: bool = False) -> None:
         """Count in `spent` what the store's other writers recorded since the start (as
-        `StoreSpend` reads it now); nothing without a store."""
+        `StoreSpend` reads it; `now`: a read started now); nothing without a store."""
         if self.shared is not None:
-            others = await self.shared.others()
+            others = await self.shared.others(now)
             self.spent += others - self.others
             self.others = others
 
     async def acquire(self, amount: float) -> Reservation:
         """A reservation of `amount`, once the reservations in flight leave room for it;
         BudgetExceededError (and the budget closed) when they cannot. The others' spend is
-        read again first, and after each wait."""
+        read again first, after each wait, and once more before the budget closes (a read
+        racing a commit of ours counts it as the others' until the next read)."""
         await self.refresh()
+        last_read = self.shared is None
         while (reservation := self.reserve(amount)) is None:
             if self.closed or not self._open or self.spent + amount > self.max_cost:
+                if not (self.closed or last_read):
+                    last_read = True
+                    await self.refresh(now=True)
+                    continue
                 self.closed = True
                 raise self.exceeded(amount)
             if self._settled is None:
@@ -217,13 +223,15 @@ class StoreSpend:
 
         return await anyio.to_thread.run_sync(read)
 
-    async def others(self) -> float:
-        """The others' spend since the start, as recorded in the store (see the class)."""
-        if self._reading is not None:
+    async def others(self, now: bool = False) -> float:
+        """The others' spend since the start, as recorded in the store (see the class;
+        `now`: from a read that starts after this call, none reused)."""
+        while self._reading is not None:
             await self._reading.wait()
-            return self.figure
+            if not now:
+                return self.figure
         started = time.monotonic()
-        if started - self._read_at < FRESH_S:
+        if not now and started - self._read_at < FRESH_S:
             return self.figure
         self._reading = reading = anyio.Event()
         try:  # the read runs to its end even when the caller is cancelled (anyio's default)
