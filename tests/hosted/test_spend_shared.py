@@ -44,17 +44,19 @@ def test_recorded_cost_reads_the_rows_after_a_mark_and_committed_cost_only_its_o
         other.put_result("a#0", 0, record(0.25))
         other.put_result("b#0", 1, record(None))
         other.flush()
+        other.put_error("c#0", 2, "ServiceUnavailableError", "busy", 503)  # the last row
+        other.flush()
         cost, mark = mine.recorded_cost()
         assert cost == 0.25 and mark is not None
         assert mine.recorded_cost(mark) == (0.0, mark)
-        other.put_error("c#0", 2, "ServiceUnavailableError", "busy", 503)
-        other.flush()
-        # an error replaced by a success is a row written later: its cost is read
+        # a success replacing the last row read is a row after it: its cost is read
         mine.put_result("c#0", 2, record(0.5))
-        mine.put_result("d#0", 3, record(math.inf))  # not a cost it committed
         mine.flush()
         cost, later = mine.recorded_cost(mark)
-        assert cost == math.inf and later is not None and later > mark
+        assert cost == 0.5 and later is not None and later > mark
+        mine.put_result("d#0", 3, record(math.inf))  # not a cost it counts as committed
+        mine.flush()
+        assert mine.recorded_cost(later) == (math.inf, later + 1)
         assert (mine.committed_cost, other.committed_cost) == (0.5, 0.25)
 
 
