@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import queue
 import threading
@@ -65,6 +66,11 @@ _STORED = ", ".join(_COLUMNS[3:14])  # text ... extra: the fields of a StoredRes
 _LOOKUP = f"SELECT key, {_STORED} FROM results WHERE ok = 1 AND key IN ({{}})"
 _LOOKUP_CHUNK = 500
 _STOP = object()
+_COST = _COLUMNS.index("cost")
+#: The cost of the rows after a row number, and the last row's number (the rowid: a row
+#: written later has a higher one, a result replacing a row included).
+_RECORDED_AFTER = "SELECT total(cost), max(rowid) FROM results WHERE rowid > ?"
+_RECORDED = "SELECT total(cost), max(rowid) FROM results"
 
 logger = logging.getLogger("model_registry.store")
 
@@ -111,6 +117,8 @@ class ResultStore(StoreReading):
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._failure: BaseException | None = None
         self._closed = False
+        #: The finite costs of the results this store's writer committed (`committed_cost`).
+        self._committed_cost = 0.0
         self._thread = threading.Thread(
             target=self._write_loop, name=f"ResultStore({self.path.name})", daemon=True
         )
@@ -159,6 +167,24 @@ class ResultStore(StoreReading):
                 f"SUM(cost), {USAGE_SUMS} FROM results"
             ).fetchone()
         return StoreSummary(*row)
+
+    def recorded_cost(self, after: int | None = None) -> tuple[float, int | None]:
+        """`(cost, row)`: the cost recorded in the rows written after row number `after`
+        (None: in every row), by any process, and the last row's number (`after` when there
+        is none), to pass as `after` next time. It reads only those rows. It does not flush:
+        what this store has queued counts once committed."""
+        with self._reading() as db:
+            if after is None:
+                cost, last = db.execute(_RECORDED).fetchone()
+            else:
+                cost, last = db.execute(_RECORDED_AFTER, (after,)).fetchone()
+        return cost, after if last is None else last
+
+    @property
+    def committed_cost(self) -> float:
+        """The sum of the (finite) costs of the results this store's own writer has
+        committed to the file so far; it grows after each commit, never before it."""
+        return self._committed_cost
 
     def put_result(self, key: str, index: int, record: StoredResult) -> None:
         """Queue a success for `key` (the prompt at `index`); it replaces a stored error."""
@@ -313,3 +339,5 @@ class ResultStore(StoreReading):
         for sql, row in (p for p in puts if p[0] is not _PUT_RESULT and p[0] is not _PUT_ERROR):
             db.execute(sql, row)  # other tables' writes (`put_other`), in the order queued
         db.execute("COMMIT")
+        costs = (row[_COST] for sql, row in puts if sql is _PUT_RESULT)
+        self._committed_cost += math.fsum(c for c in costs if c is not None and math.isfinite(c))

@@ -10,8 +10,9 @@ ends the batch (its last answer, its first error, a cancel, Ctrl-C), what finish
 committed before the batch returns or raises.
 
 With `max_cost`, each call's attempts reserve their cost from the batch's budget before they
-are sent (`_policy.spend`); prompts that do not fit get BudgetExceededError, never stored,
-while the calls in flight finish and are stored.
+are sent (`_policy.spend`: the store's recorded cost counts, other processes' spend in it
+read again at each reservation); prompts that do not fit get BudgetExceededError, never
+stored, while the calls in flight finish and are stored.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ from model_registry.clients._batch_records import (
 )
 from model_registry.clients._claims import CLAIMED_AT_ONCE, Claims
 from model_registry.clients._policy.cost_bound import pricing
-from model_registry.clients._policy.spend import Budget, Spending, check_max_cost
+from model_registry.clients._policy.spend import Budget, Spending, StoreSpend, check_max_cost
 from model_registry.clients._structured import OutputSchema, output_schema
 from model_registry.errors import BudgetExceededError, ResultStoreError
 from model_registry.store import ResultStore
@@ -141,12 +142,14 @@ class Batch:
     async def _spending(
         self, max_cost: float, store: ResultStore | None, names: Sequence[Resolution]
     ) -> Spending:
-        """The budget of this batch (the store's recorded cost spent already) and the price
-        of each name; InvalidParameterError for a name with no known price."""
+        """The budget of this batch (the store's recorded cost spent already, and the
+        others' spend in it read at each reservation) and the price of each name;
+        InvalidParameterError for a name with no known price."""
         prices = {n.name: pricing(n, self.kwargs) for n in names}
-        summary = None if store is None else await anyio.to_thread.run_sync(store.summary)
-        spent = 0.0 if summary is None or summary.cost is None else summary.cost
-        return Spending(Budget(max_cost, spent), prices)
+        if store is None:
+            return Spending(Budget(max_cost), prices)
+        spent, shared = await StoreSpend.start(store)
+        return Spending(Budget(max_cost, spent, shared), prices)
 
     async def _from_store(
         self,

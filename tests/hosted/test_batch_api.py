@@ -3,6 +3,7 @@ Batches endpoints (respx, at the real URLs), answers in input order, and the dur
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import time
@@ -18,6 +19,7 @@ from model_registry import InvalidParameterError, ResultStore, get_client, resol
 from model_registry._store_jobs import all_jobs, record_intent
 from model_registry.clients._batch import _keys
 from model_registry.clients._batch_api.connect import batch_provider
+from model_registry.clients._batch_api.jobs import poll_intervals
 from model_registry.errors import (
     AuthenticationError,
     BadRequestError,
@@ -399,6 +401,14 @@ async def test_polls_back_off_and_timeout_bounds_each_request_not_the_job(
     assert result.text == "echo: a"
     assert fake.jobs["batch_0"]["polls"] == 3
     assert time.monotonic() - started >= 2.4
+
+
+def test_the_wait_between_polls_grows_from_about_a_second_to_at_most_a_minute() -> None:
+    waits = list(itertools.islice(poll_intervals(), 40))
+    assert waits[:3] == [1.0, 1.5, 2.25]
+    assert waits.index(60.0) == 11  # 1.5 ** 10 s, then the cap
+    assert all(a < b for a, b in itertools.pairwise(waits[:12]))
+    assert waits[11:] == [60.0] * 29  # reached, then kept
 
 
 async def test_a_poll_that_fails_for_want_of_connection_is_asked_again(

@@ -7,9 +7,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import anyio
+import httpx
+import pytest
+
 from model_registry import ServiceUnavailableError, get_client
+from model_registry.clients._batch_api.providers import OpenAIJobs
 from model_registry.testing import FakeOpenAIServer
-from tests.hosted.conftest import SERVER_KEY, model_name
+from tests.hosted.conftest import SERVER_KEY, declare, model_name
 
 
 async def test_a_few_hundred_prompts_come_back_in_order_from_jobs_of_batch_size(
@@ -89,3 +94,64 @@ async def test_anthropic_message_batches_on_the_fake_server(
     jobs = server.batch_jobs("anthropic")
     assert len(jobs) == 3
     assert all(re.fullmatch(r"[A-Za-z0-9_-]{1,64}", c) for j in jobs for c in j["custom_ids"])
+
+
+async def test_declared_rpm_and_tpm_do_not_pace_a_batch_job(
+    server: FakeOpenAIServer, provider: str, tmp_path: Path
+) -> None:
+    # one request a minute and 40 tokens: paced, 20 calls (15 tokens each with max_tokens 8)
+    # would take over 7 minutes (the second call alone about 2); a provider queues a batch
+    # job apart from its calls, so the batch goes as one job at once
+    declare(tmp_path, server, provider, f'[limits."{provider}"]\nrpm = 1\ntpm = 40\n')
+    prompts = [f"prompt {i}" for i in range(20)]
+    model = model_name()
+    async with get_client(f"{provider}:{model}", max_tokens=8) as client:
+        with anyio.fail_after(30):
+            results = await client.generate_many(
+                prompts, batch_api=True, results_db=tmp_path / "r.db"
+            )
+        assert server.stats(model).requests == 0  # nothing went out one request at a time
+        with anyio.move_on_after(3) as paced:  # the same limits pace calls: two take minutes
+            await client.generate_many(prompts[:2])
+    assert [g.text for g in results] == [f"echo: {p}" for p in prompts]
+    assert len({g.batch_id for g in results}) == 1
+    stats = server.batch_stats("openai")
+    assert (stats.jobs_created, stats.requests) == (1, 20)
+    assert paced.cancelled_caught and server.stats(model).requests <= 1
+
+
+async def test_jobs_are_split_within_the_providers_bytes_per_file(
+    server: FakeOpenAIServer, provider: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cap = 2_000  # OpenAI's 200 MB per file, lowered (so is the server's: it refuses more)
+    monkeypatch.setattr(OpenAIJobs, "max_bytes", cap)
+    server.configure_batches(openai_max_bytes=cap)
+    prompts = [f"prompt {i:02d} " + "x" * (i % 5 * 60) for i in range(30)]  # lines of 5 sizes
+    async with get_client(f"{provider}:{model_name()}") as client:
+        results = await client.generate_many(prompts, batch_api=True, results_db=tmp_path / "r.db")
+    assert [g.text for g in results] == [f"echo: {p}" for p in prompts]
+    jobs = [job["id"] for job in server.batch_jobs("openai")]
+    stats = server.batch_stats("openai")
+    assert len(jobs) == stats.jobs_created == stats.files_uploaded > 2  # 50,000 requests a job
+    files = await _input_files(server, jobs)
+    assert all(len(file) <= cap for file in files)
+    # each file holds as many lines as fit: the next job's first line did not
+    firsts = [file.splitlines(keepends=True)[0] for file in files[1:]]
+    assert all(len(file) + len(first) > cap for file, first in zip(files, firsts, strict=False))
+    # in input order: the jobs hold consecutive runs of the prompts
+    runs = [len(file.splitlines()) for file in files]
+    assert [g.batch_id for g in results] == [
+        job for job, n in zip(jobs, runs, strict=True) for _ in range(n)
+    ]
+
+
+async def _input_files(server: FakeOpenAIServer, jobs: list[str]) -> list[bytes]:
+    """The JSONL file each OpenAI batch job was created from, as the server received it."""
+    headers = {"Authorization": f"Bearer {SERVER_KEY}"}
+    async with httpx.AsyncClient(base_url=server.url, headers=headers) as http:
+        files = []
+        for job in jobs:
+            batch = (await http.get(f"/batches/{job}")).raise_for_status().json()
+            content = await http.get(f"/files/{batch['input_file_id']}/content")
+            files.append(content.raise_for_status().content)
+    return files

@@ -1,9 +1,10 @@
 """`max_cost` on a batch-API run: each request reserves its bound at the batch price before
 its job is submitted.
 
-The requests of the jobs still pending for the run's prompts reserve first, fit or not
-(they are at the provider already and will be billed); then the new requests, in input
-order, as long as they fit: the job holds those, and every later prompt gets
+The spend other processes recorded in the store since the run started is read again just
+before (`StoreSpend`). The requests of the jobs still pending for the run's prompts reserve
+first, fit or not (they are at the provider already and will be billed); then the new
+requests, in input order, as long as they fit: the job holds those, and every later prompt gets
 BudgetExceededError (not stored, not sent). When a job's answers are read, each answer's
 cost (`Generation.cost`, at the batch price) replaces its reservation (None: the
 reservation stays spent); a request the job failed, expired or cancelled gives its
@@ -14,12 +15,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import anyio.to_thread
-
 from model_registry._prompts import Prompt, to_messages
 from model_registry._store_jobs import BatchJob
 from model_registry.clients._policy.cost_bound import Pricing, json_text, prompt_token_bound
-from model_registry.clients._policy.spend import Budget, Reservation
+from model_registry.clients._policy.spend import Budget, Reservation, StoreSpend
 from model_registry.errors import BudgetExceededError
 from model_registry.store import ResultStore
 from model_registry.types import Generation
@@ -28,10 +27,10 @@ __all__ = ["JobBudget", "job_budget"]
 
 
 async def job_budget(max_cost: float, store: ResultStore, price: Pricing) -> JobBudget:
-    """The budget of a batch-API run: `max_cost`, the store's recorded cost spent already."""
-    summary = await anyio.to_thread.run_sync(store.summary)
-    spent = 0.0 if summary.cost is None else summary.cost
-    return JobBudget(Budget(max_cost, spent), price)
+    """The budget of a batch-API run: `max_cost`, the store's recorded cost spent already,
+    other processes' spend in the store read again before the requests reserve."""
+    spent, shared = await StoreSpend.start(store)
+    return JobBudget(Budget(max_cost, spent, shared), price)
 
 
 class JobBudget:
@@ -48,15 +47,17 @@ class JobBudget:
         caches = "cache_control" in json_text(messages)
         return self.price.bound(prompt_token_bound(messages), caches)
 
-    def admit(
+    async def admit(
         self,
         pending: list[BatchJob],
         fresh: list[int],
         prompts: list[Any],
         keys: list[str | None],
     ) -> tuple[list[int], dict[int, BudgetExceededError]]:
-        """Reserve for the pending jobs' requests, then for `fresh` in order while they fit:
-        the indexes to submit, and the error of each prompt left out."""
+        """Reserve for the pending jobs' requests, then for `fresh` in order while they fit
+        (the others' spend in the store read first): the indexes to submit, and the error of
+        each prompt left out."""
+        await self.budget.refresh()
         index_of = {key: i for i, key in enumerate(keys) if key is not None}
         for record in pending:
             for held_key in record.keys:

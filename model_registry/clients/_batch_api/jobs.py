@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import anyio
@@ -50,13 +51,22 @@ from model_registry.errors import (
 from model_registry.store import ResultStore
 from model_registry.types import Generation
 
-__all__ = ["POLL_FIRST_S", "POLL_MAX_S", "JobSession", "custom_id"]
+__all__ = ["POLL_FIRST_S", "POLL_MAX_S", "JobSession", "custom_id", "poll_intervals"]
 
 logger = logging.getLogger("model_registry")
 
 #: The first wait between two polls of a job, and the longest.
 POLL_FIRST_S = 1.0
 POLL_MAX_S = 60.0
+
+
+def poll_intervals() -> Iterator[float]:
+    """The waits between two rounds of polls: `POLL_FIRST_S`, then each 1.5 times the one
+    before, up to `POLL_MAX_S` (reached after about 11 rounds), then that for ever."""
+    interval = POLL_FIRST_S
+    while True:
+        yield interval
+        interval = min(interval * 1.5, POLL_MAX_S)
 
 
 def custom_id(key: str) -> str:
@@ -175,7 +185,7 @@ class JobSession:
     async def wait(self, records: list[BatchJob]) -> None:
         """Poll the jobs until each has ended and been collected (or a failure stops it)."""
         remaining = list(records)
-        interval = POLL_FIRST_S
+        intervals = poll_intervals()
         while remaining:
             for record in list(remaining):
                 status = await self._poll(record)
@@ -186,8 +196,7 @@ class JobSession:
                 if self.failure is not None:
                     return
             if remaining:
-                await anyio.sleep(interval)
-                interval = min(interval * 1.5, POLL_MAX_S)
+                await anyio.sleep(next(intervals))
 
     async def _poll(self, record: BatchJob) -> JobStatus | None:
         assert record.job_id is not None
@@ -275,12 +284,12 @@ class JobSession:
             if self.on_done is not None:
                 self.on_done(1)
 
-    def admit(self, pending: list[BatchJob], fresh: list[int]) -> list[int]:
+    async def admit(self, pending: list[BatchJob], fresh: list[int]) -> list[int]:
         """The prompts of `fresh` the budget (if any) leaves room for; the others get
         BudgetExceededError, handed out and not stored."""
         if self.budget is None:
             return fresh
-        admitted, refused = self.budget.admit(pending, fresh, self.batch.prompts, self.keys)
+        admitted, refused = await self.budget.admit(pending, fresh, self.batch.prompts, self.keys)
         self.not_sent = len(refused)
         for index, error in refused.items():
             self.hand_out(index, error)

@@ -73,7 +73,7 @@ async def run_jobs(client: Any, batch: Batch, emit: Emit, *, wait: bool = True) 
             price = pricing(primary.resolution, batch.kwargs, tier="batches")
             session.budget = await job_budget(batch.max_cost, store, price)
         pending, fresh = await session.plan(todo)
-        sent = session.admit(pending, fresh)
+        sent = await session.admit(pending, fresh)
         new = await session.submit(sent, batch.batch_size)
         if wait:
             await session.wait(pending + new)

@@ -14,7 +14,11 @@ as long as each bound is one.
 
 The bound of an attempt's cost is `cost_bound`'s.
 
-The cap holds per process: the store is read once, when the batch starts (docs/spend.md).
+Processes sharing the batch's store see each other's spend (`StoreSpend`): at each
+reservation the budget counts the cost the store's other writers recorded since the batch
+started (read incrementally: the rows written since the last read, less what this store's
+own writer committed meanwhile; a race only over-counts the others). So together they can
+pass the cap by at most what the others have in flight, not yet recorded (docs/spend.md).
 """
 
 from __future__ import annotations
@@ -22,10 +26,12 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import math
+import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
 import anyio
+import anyio.to_thread
 
 from model_registry._prompts import Prompt, to_messages
 from model_registry.clients._policy.cost_bound import Pricing, json_text, prompt_token_bound
@@ -35,14 +41,17 @@ from model_registry.errors import (
     ModelCallError,
     RequestTimeoutError,
 )
+from model_registry.store import ResultStore
 from model_registry.types import Generation, Resolution
 
-__all__ = ["Budget", "Reservation", "Spending", "check_max_cost", "spent_attempt"]
+__all__ = ["Budget", "Reservation", "Spending", "StoreSpend", "check_max_cost", "spent_attempt"]
 
 _T = TypeVar("_T")
 
 #: Statuses of an HTTP error whose request may still have been processed upstream.
 _GATEWAY_TIMEOUTS = frozenset({408, 504, 524})
+#: How long a read of the others' spend serves the reservations that follow it (seconds).
+FRESH_S = 0.005
 
 
 def check_max_cost(max_cost: Any) -> float | None:
@@ -90,10 +99,16 @@ class Budget:
     (`hold`: the requests of a job already submitted, fit or not).
     """
 
-    def __init__(self, max_cost: float, spent: float = 0.0) -> None:
+    def __init__(
+        self, max_cost: float, spent: float = 0.0, shared: StoreSpend | None = None
+    ) -> None:
         self.max_cost = max_cost
-        #: Settled costs, the store's recorded cost and kept reservations included.
+        #: Settled costs, the store's recorded cost (the others' since the start included,
+        #: as last read) and kept reservations included.
         self.spent = spent
+        #: The store other processes record their spend in, and what of it `spent` holds.
+        self.shared = shared
+        self.others = 0.0
         #: Reserved by open reservations.
         self.held = 0.0
         #: Set once a reservation was refused for good: no later one is made.
@@ -132,16 +147,33 @@ class Budget:
         """Give an open reservation back: nothing was billed."""
         self.settle(reservation, 0.0)
 
+    async def refresh(self, now: bool = False) -> None:
+        """Count in `spent` what the store's other writers recorded since the start (as
+        `StoreSpend` reads it; `now`: a read started now); nothing without a store."""
+        if self.shared is not None:
+            others = await self.shared.others(now)
+            self.spent += others - self.others
+            self.others = others
+
     async def acquire(self, amount: float) -> Reservation:
         """A reservation of `amount`, once the reservations in flight leave room for it;
-        BudgetExceededError (and the budget closed) when they cannot."""
+        BudgetExceededError (and the budget closed) when they cannot. The others' spend is
+        read again first, after each wait, and once more before the budget closes (a read
+        racing a commit of ours counts it as the others' until the next read)."""
+        await self.refresh()
+        last_read = self.shared is None
         while (reservation := self.reserve(amount)) is None:
             if self.closed or not self._open or self.spent + amount > self.max_cost:
+                if not (self.closed or last_read):
+                    last_read = True
+                    await self.refresh(now=True)
+                    continue
                 self.closed = True
                 raise self.exceeded(amount)
             if self._settled is None:
                 self._settled = anyio.Event()
             await self._settled.wait()
+            await self.refresh()
         return reservation
 
     def exceeded(self, amount: float | None = None) -> BudgetExceededError:
@@ -155,6 +187,67 @@ class Budget:
             max_cost=self.max_cost,
             spent=self.spent,
         )
+
+
+# --- the others' spend ----------------------------------------------------------------------
+
+
+class StoreSpend:
+    """The cost the other writers of a store (other processes, other `ResultStore`s of its
+    file) recorded since a batch started, read incrementally: the rows written after the
+    last row read (`ResultStore.recorded_cost`), less what this store's own writer
+    committed meanwhile (`committed_cost`, read first: each commit it counts is in the rows
+    read after it, so a commit racing the read counts as the others', never the reverse).
+
+    `await others()` reads it again, with at most one read in flight: a reservation that
+    comes while one is in flight waits for it, one that comes within `FRESH_S` of the last
+    read's start reuses its figure; a figure is never older than the previous one."""
+
+    def __init__(self, store: ResultStore, after: int | None, own: float) -> None:
+        self.store = store
+        self.figure = 0.0
+        self._after, self._own = after, own
+        self._read_at = -math.inf
+        self._reading: anyio.Event | None = None
+
+    @classmethod
+    async def start(cls, store: ResultStore) -> tuple[float, StoreSpend]:
+        """The cost recorded in `store` (what it has queued committed first), and the
+        reader of the others' spend from now on."""
+
+        def read() -> tuple[float, StoreSpend]:
+            store.flush()
+            cost, after = store.recorded_cost()
+            # read after: a commit of our own racing the read then counts as the others'
+            return cost, cls(store, after, store.committed_cost)
+
+        return await anyio.to_thread.run_sync(read)
+
+    async def others(self, now: bool = False) -> float:
+        """The others' spend since the start, as recorded in the store (see the class;
+        `now`: from a read that starts after this call, none reused)."""
+        while self._reading is not None:
+            await self._reading.wait()
+            if not now:
+                return self.figure
+        started = time.monotonic()
+        if not now and started - self._read_at < FRESH_S:
+            return self.figure
+        self._reading = reading = anyio.Event()
+        try:  # the read runs to its end even when the caller is cancelled (anyio's default)
+            await anyio.to_thread.run_sync(self._read)
+            self._read_at = started
+        finally:
+            self._reading = None
+            reading.set()
+        return self.figure
+
+    def _read(self) -> None:
+        """One read, in a worker thread; every change to the state is made here."""
+        own = self.store.committed_cost
+        cost, self._after = self.store.recorded_cost(self._after)
+        self.figure += cost - (own - self._own)
+        self._own = own
 
 
 # --- a batch's calls -------------------------------------------------------------------------
