@@ -186,14 +186,28 @@ class _Sent(Exception):
     """Raised by the probe's request hook: the request reached the handler given."""
 
 
+#: Fake credentials the routes of cloud platforms need before they send (signing or a
+#: token are local: nothing leaves the machine), as kwargs and environment variables.
+_CLOUD_KWARGS: dict[str, dict[str, str]] = {
+    "watsonx": {"project_id": "p", "token": "t"},
+    "watsonx_text": {"project_id": "p", "token": "t"},
+    "sagemaker_chat": {"aws_region_name": "us-east-1"},
+    "sagemaker_nova": {"aws_region_name": "us-east-1"},
+}
+_AWS_ENV = {"AWS_ACCESS_KEY_ID": "AKIAFAKE", "AWS_SECRET_ACCESS_KEY": "fake"}
+
+
 @pytest.mark.parametrize("provider", sorted(HANDLER_ROUTES))
 async def test_each_handler_route_sends_through_the_handler_it_is_given(
-    provider: str, litellm: ModuleType
+    provider: str, litellm: ModuleType, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """LiteLLM (as installed) sends each of `HANDLER_ROUTES` through `acompletion(client=)`;
     a route that stopped doing so would be paced at the limiter only."""
     from litellm.llms.custom_httpx.http_handler import AsyncHTTPHandler
 
+    if provider.startswith("sagemaker"):
+        for var, value in _AWS_ENV.items():
+            monkeypatch.setenv(var, value)
     sent: list[str] = []
 
     async def hook(request: httpx.Request) -> None:
@@ -211,6 +225,7 @@ async def test_each_handler_route_sends_through_the_handler_it_is_given(
             max_retries=0,
             timeout=5,
             client=handler,
+            **_CLOUD_KWARGS.get(provider, {}),
         )
     await handler.close()
     assert sent, f"LiteLLM did not send {provider}/... through the AsyncHTTPHandler given"

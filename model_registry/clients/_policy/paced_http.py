@@ -1,10 +1,11 @@
 """The httpx clients LiteLLM sends through, whose request hook (`call_limits.pace_send`)
 takes each request from the call's sends buckets just before it goes out: on the routes
 of the openai SDK (OpenAI and OpenAI-compatible servers) `litellm.aclient_session`; on
-the routes in `HANDLER_ROUTES` (anthropic, gemini, deepseek, groq, mistral, ...) LiteLLM's
-own `AsyncHTTPHandler`, given per call as `acompletion(client=)`. Other routes are paced
-at the limiter only: LiteLLM's handlers of some ignore `client=` (cohere, replicate, ...),
-others need cloud credentials before they send (vertex_ai, sagemaker, watsonx). One connection pool per event loop, shared by both;
+the routes in `HANDLER_ROUTES` (anthropic, gemini, deepseek, groq, mistral, watsonx, ...)
+LiteLLM's own `AsyncHTTPHandler`, given per call as `acompletion(client=)`. Other routes
+are paced at the limiter only: LiteLLM's handlers of some ignore `client=` (cohere,
+replicate, ...), others could not be checked here (vertex_ai, oci: their SDKs are not
+installed). One connection pool per event loop, shared by both;
 `close_this_loop` closes the running loop's, so nothing stays open once the last hosted
 client closes or a loop ends.
 """
@@ -38,7 +39,8 @@ HANDLER_ROUTES = frozenset(
         "fireworks_ai", "gemini", "groq", "heroku", "hosted_vllm", "huggingface",
         "langflow", "langgraph", "lemonade", "microsoft_365_copilot", "minimax", "mistral",
         "nadir", "ollama", "ollama_chat", "opencode_go", "openrouter", "ovhcloud",
-        "snowflake", "together_ai", "xai",
+        "sagemaker_chat", "sagemaker_nova", "snowflake", "together_ai", "watsonx",
+        "watsonx_text", "xai",
     }
 )  # fmt: skip
 
