@@ -123,10 +123,12 @@ def main() -> None:
     try:
         app(prog_name="model-registry")
     except KeyboardInterrupt:
+        interrupts.quiet()  # a Ctrl-C held down would interrupt the exit with a traceback
         interrupts.report(_cancelled)
         sys.exit(EXIT_INTERRUPTED)
     except SystemExit as exc:
         if exc.code == EXIT_INTERRUPTED:  # typer's own exit on Ctrl-C outside a command
+            interrupts.quiet()
             interrupts.report(_cancelled)
         raise
     finally:

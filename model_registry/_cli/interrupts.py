@@ -49,9 +49,15 @@ def install() -> None:
 
 
 def quiet() -> None:
-    """From now on (the interpreter's shutdown) Ctrl-C exits 130 at once, no traceback."""
+    """From now on (the interpreter's shutdown) Ctrl-C exits 130 at once, no traceback.
+    After a Ctrl-C it is ignored instead (the armed deadline bounds the exit): late in its
+    shutdown the interpreter puts back the default handler, and a second Ctrl-C then
+    killed the process (-2) instead of letting it exit 130."""
     with contextlib.suppress(ValueError):
-        signal.signal(signal.SIGINT, lambda signum, frame: _expire())
+        if _deadline.timer is not None:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        else:
+            signal.signal(signal.SIGINT, lambda signum, frame: _expire())
 
 
 def _on_sigint(signum: int, frame: FrameType | None) -> None:
@@ -62,12 +68,19 @@ def _on_sigint(signum: int, frame: FrameType | None) -> None:
 def arm() -> None:
     """Start the deadline (once, and only in the `model-registry` process: after `install`):
     at its end the process exits 130, whatever still runs."""
-    with _deadline.lock:
-        if _deadline.timer is not None or not _deadline.installed:
-            return
-        _deadline.timer = threading.Timer(GRACE_S, _expire)
-        _deadline.timer.daemon = True
-        _deadline.timer.start()
+    # Held: a Ctrl-C came while this very function ran (waiting would wait for itself, for
+    # ever, and Ctrl-C held down then nests handlers up to a RecursionError), or another
+    # thread arms or expires it. Either way it is armed.
+    if not _deadline.lock.acquire(blocking=False):
+        return
+    try:
+        if _deadline.timer is None and _deadline.installed:
+            timer = threading.Timer(GRACE_S, _expire)
+            timer.daemon = True
+            timer.start()
+            _deadline.timer = timer  # once started: the exit is bounded once it is set
+    finally:
+        _deadline.lock.release()
 
 
 def set_last_words(words: Callable[[], None] | None) -> None:

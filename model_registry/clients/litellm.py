@@ -55,7 +55,9 @@ from model_registry.clients._litellm_response import (
     whole_answer,
 )
 from model_registry.clients._policy.paced_http import (
+    CACHED_ROUTES,
     close_this_loop,
+    hook_litellm_clients,
     is_paced_session,
     paced_handler,
     paced_session,
@@ -166,6 +168,8 @@ class LiteLLMClient(BaseClient):
             litellm.aclient_session = paced_session(_transport)  # type: ignore[attr-defined]
         if self._limits.paced and (handler := paced_handler(self._route, params, _transport)):
             params["client"] = handler  # LiteLLM's own HTTP handler, with the send hook
+        elif self._limits.paced and self._route.split("/", 1)[0] in CACHED_ROUTES:
+            hook_litellm_clients(litellm)  # the handlers LiteLLM caches, with the send hook
         if deadline is None:
             deadline = self._deadline(timeout)
         return _Call(params, messages, asked, (deadline, timeout), retries)

@@ -12,13 +12,16 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
+import model_registry_cli
 from tests.cli.conftest import LoopbackAlias, RunCli, SpawnCli
 from tests.fixtures.openai_server import FakeOpenAIServer
 
@@ -110,6 +113,108 @@ def test_ctrl_c_in_the_first_fraction_of_a_second_exits_130_without_a_traceback(
     _, stderr = process.communicate(timeout=60)
     _assert_cancelled(process.returncode, time.monotonic() - sent, stderr)
     assert stderr.strip() == "cancelled"
+
+
+#: In a fresh interpreter: import the entry module and run main() up to the point where it
+#: installs its SIGINT handler; print the modules loaded since the interpreter started.
+_UNTIL_THE_HANDLER = """
+import sys
+started_with = set(sys.modules)
+import _signal
+def installed(signum, handler):
+    new = sorted(set(sys.modules) - started_with - {"model_registry_cli"})
+    sys.stdout.write(repr((signum, callable(handler), new)))
+    raise SystemExit(0)
+_signal.signal = installed
+from model_registry_cli import main
+main()
+"""
+
+
+def _this_checkout() -> dict[str, str]:
+    """Environment variables that make a child import this checkout's entry module."""
+    root = str(Path(model_registry_cli.__file__).parent)
+    return {"PYTHONPATH": os.pathsep.join(filter(None, (root, os.environ.get("PYTHONPATH"))))}
+
+
+def test_the_sigint_handler_is_installed_before_anything_is_imported(cli_dir: Path) -> None:
+    # Every module imported before the handler is a few ms in which Ctrl-C prints a
+    # traceback (`import signal` loaded enum, functools and more: 4-12 ms of the window).
+    done = subprocess.run(
+        [sys.executable, "-c", _UNTIL_THE_HANDLER],
+        capture_output=True,
+        text=True,
+        cwd=cli_dir,
+        env={**os.environ, **_this_checkout()},
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == repr((int(signal.SIGINT), True, []))
+
+
+def _outside_the_package(stderr: str) -> bool:
+    """Whether `stderr` is the interpreter's own failure before any code of ours could run:
+    its start (site, the standard streams), checking whether the script is a zip file (it
+    prints the KeyboardInterrupt and goes on), or the console script finding the entry
+    module (a traceback through the script, the import machinery and the entry module's
+    first lines only)."""
+    if "Fatal Python error: init_" in stderr:
+        return True
+    files = re.findall(r'^  File "([^"]+)"', stderr, re.M)
+    ours = {Path(model_registry_cli.__file__).name, "model-registry"}
+    return bool(files) and all(f.startswith("<frozen ") or Path(f).name in ours for f in files)
+
+
+def test_ctrl_c_in_the_first_milliseconds_exits_130_once_any_code_of_ours_runs(
+    spawn_cli: SpawnCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One Ctrl-C d ms after the interpreter handles SIGINT, d from 0 to 60 ms (`list` takes
+    # 300 ms or more). Before the fix: tracebacks through signal.py and enum.py at 2-12 ms,
+    # and "Exception ignored" tracebacks from the import machinery's callbacks. The
+    # interpreter's own first milliseconds are tolerated: no package can reach them.
+    for name, value in _this_checkout().items():
+        monkeypatch.setenv(name, value)
+    outcomes = []
+    for delay_ms in range(0, 63, 3):
+        process = spawn_cli("list")
+        _wait_for_python(process)
+        time.sleep(delay_ms / 1000)
+        seconds, stderr = _interrupt(process)
+        if process.returncode != 130:
+            assert _outside_the_package(stderr), f"Ctrl-C at {delay_ms} ms:\n{stderr}"
+            outcomes.append("interpreter")
+            continue
+        _assert_cancelled(process.returncode, seconds, stderr)
+        assert stderr.strip() == "cancelled", f"Ctrl-C at {delay_ms} ms"
+        outcomes.append("cancelled")
+    assert "cancelled" in outcomes
+
+
+def test_ctrl_c_held_down_while_the_program_starts_exits_130_without_a_traceback(
+    spawn_cli: SpawnCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A Ctrl-C every millisecond until the process ends. Before the fix the later ones
+    # interrupted the exit: killed by SIGINT (-2) once the interpreter's shutdown had put
+    # back the default handler, or a KeyboardInterrupt traceback from the exit path.
+    for name, value in _this_checkout().items():
+        monkeypatch.setenv(name, value)
+    outcomes = []
+    for _ in range(4):
+        process = spawn_cli("list")
+        _wait_for_python(process)
+        time.sleep(0.15)
+        sent = time.monotonic()
+        while process.poll() is None and time.monotonic() - sent < 30:
+            process.send_signal(signal.SIGINT)
+            time.sleep(0.001)
+        _, stderr = process.communicate(timeout=60)
+        if process.returncode != 130 and _outside_the_package(stderr):
+            outcomes.append("interpreter")  # a machine so loaded that it was still starting
+            continue
+        _assert_cancelled(process.returncode, time.monotonic() - sent, stderr)
+        assert stderr.strip() == "cancelled"
+        outcomes.append("cancelled")
+    assert "cancelled" in outcomes
 
 
 def test_ctrl_c_while_litellm_is_imported_for_a_prompt_exits_130_at_once(

@@ -17,7 +17,7 @@ import textwrap
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 from typing import Any
 
 import anyio
@@ -27,7 +27,10 @@ import respx
 
 from model_registry import get_client
 from model_registry.clients._policy.paced_http import (
+    CACHED_ROUTES,
     HANDLER_ROUTES,
+    hook_litellm_clients,
+    pace_cached_send,
     paced_handler,
     paced_session,
 )
@@ -186,14 +189,28 @@ class _Sent(Exception):
     """Raised by the probe's request hook: the request reached the handler given."""
 
 
+#: Fake credentials the routes of cloud platforms need before they send (signing or a
+#: token are local: nothing leaves the machine), as kwargs and environment variables.
+_CLOUD_KWARGS: dict[str, dict[str, str]] = {
+    "watsonx": {"project_id": "p", "token": "t"},
+    "watsonx_text": {"project_id": "p", "token": "t"},
+    "sagemaker_chat": {"aws_region_name": "us-east-1"},
+    "sagemaker_nova": {"aws_region_name": "us-east-1"},
+}
+_AWS_ENV = {"AWS_ACCESS_KEY_ID": "AKIAFAKE", "AWS_SECRET_ACCESS_KEY": "fake"}
+
+
 @pytest.mark.parametrize("provider", sorted(HANDLER_ROUTES))
 async def test_each_handler_route_sends_through_the_handler_it_is_given(
-    provider: str, litellm: ModuleType
+    provider: str, litellm: ModuleType, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """LiteLLM (as installed) sends each of `HANDLER_ROUTES` through `acompletion(client=)`;
     a route that stopped doing so would be paced at the limiter only."""
     from litellm.llms.custom_httpx.http_handler import AsyncHTTPHandler
 
+    if provider.startswith("sagemaker"):
+        for var, value in _AWS_ENV.items():
+            monkeypatch.setenv(var, value)
     sent: list[str] = []
 
     async def hook(request: httpx.Request) -> None:
@@ -211,6 +228,7 @@ async def test_each_handler_route_sends_through_the_handler_it_is_given(
             max_retries=0,
             timeout=5,
             client=handler,
+            **_CLOUD_KWARGS.get(provider, {}),
         )
     await handler.close()
     assert sent, f"LiteLLM did not send {provider}/... through the AsyncHTTPHandler given"
@@ -307,3 +325,111 @@ async def test_unreachable_rates_leave_the_call_to_litellms_own_client(
     finally:
         hooks.remove(record)
     assert seen == []
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["call", "stream"])
+@pytest.mark.parametrize("provider", sorted(CACHED_ROUTES))
+async def test_each_cached_route_sends_through_the_pacing_hook(
+    provider: str, stream: bool, litellm: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """LiteLLM (as installed) ignores `client=` on `CACHED_ROUTES` and sends through the
+    handlers it caches: each POST goes out from an httpx client carrying our hook."""
+    assert hook_litellm_clients(litellm)
+    posts: list[bool] = []
+    send = httpx.AsyncClient.send
+
+    async def sent(self: httpx.AsyncClient, request: httpx.Request, **kwargs: Any) -> Any:
+        if request.method != "POST":
+            return await send(self, request, **kwargs)
+        posts.append(pace_cached_send in self.event_hooks["request"])
+        raise _Sent
+
+    monkeypatch.setattr(httpx.AsyncClient, "send", sent)
+    extra = {"account_id": "a"} if provider == "cloudflare" else {}
+    with anyio.fail_after(30), pytest.raises(Exception):  # noqa: B017 (LiteLLM's wrapping of it)
+        answer = await litellm.acompletion(
+            model=f"{provider}/m-1",
+            messages=[{"role": "user", "content": "hi"}],
+            api_base="http://127.0.0.1:9/v1",  # the discard port: nothing goes out
+            api_key="k",
+            num_retries=0,
+            max_retries=0,
+            timeout=5,
+            stream=stream,
+            **extra,
+        )
+        if stream:
+            [chunk async for chunk in answer]  # some send on the first read
+    assert posts == [True], f"{provider}/... sent {posts} (True: with the hook)"
+
+
+_REPLICATE_URL = "https://api.replicate.com/v1/models/meta/llama-3-8b/predictions"
+_REPLICATE_GET = "https://api.replicate.com/v1/predictions/p1"
+
+
+@pytest.mark.usefixtures("provider_keys")
+async def test_replicates_polls_take_no_send_token(
+    respx_mock: respx.MockRouter, litellm: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A replicate call POSTs once, then polls with GETs: at rpm 6 (a send every 10 s)
+    a poll paced like a send would wait 10 s; the POST alone is paced."""
+    monkeypatch.setenv("REPLICATE_API_KEY", "r8-test")
+    monkeypatch.setattr(litellm, "DEFAULT_REPLICATE_POLLING_DELAY_SECONDS", 0)
+    created = {"id": "p1", "status": "starting", "urls": {"get": _REPLICATE_GET}}
+    respx_mock.post(_REPLICATE_URL).mock(return_value=httpx.Response(201, json=created))
+    polls = iter(["processing", "succeeded"])
+    respx_mock.get(_REPLICATE_GET).mock(
+        side_effect=lambda request: httpx.Response(
+            200, json={**created, "status": next(polls), "output": ["Paris."]}
+        )
+    )
+    started = time.monotonic()
+    with anyio.fail_after(60):
+        async with get_client("replicate:meta/llama-3-8b", limits={"rpm": 6}) as client:
+            assert (await client.generate("Capital of France?")).text == "Paris."
+    assert respx_mock.calls.call_count == 3  # the POST and two polls (2 s apart: LiteLLM's)
+    assert time.monotonic() - started < 9  # ~2 s; a paced poll: 10 s more each
+
+
+@pytest.mark.usefixtures("provider_keys")
+async def test_replicate_sends_leave_litellms_cached_handler_at_the_declared_rate(
+    respx_mock: respx.MockRouter,
+    litellm: ModuleType,
+    monkeypatch: pytest.MonkeyPatch,
+    held_pool: _HeldPool,
+) -> None:
+    """A route that ignores `client=` (LiteLLM's cached handler): the POSTs' send times
+    where respx answers keep the bucket's bound, as on the other routes."""
+    monkeypatch.setenv("REPLICATE_API_KEY", "r8-test")
+    monkeypatch.setattr(litellm, "DEFAULT_REPLICATE_POLLING_DELAY_SECONDS", 0)
+    tag = f"paced-{uuid.uuid4().hex[:8]}"
+    sends: list[float] = []
+    created = {"id": "p1", "status": "starting", "urls": {"get": _REPLICATE_GET}}
+
+    def create(request: httpx.Request) -> httpx.Response:
+        if tag in request.content.decode():
+            sends.append(time.monotonic())
+        return httpx.Response(201, json=created)
+
+    respx_mock.post(_REPLICATE_URL).mock(side_effect=create)
+    done = {**created, "status": "succeeded", "output": ["Paris."]}
+    respx_mock.get(_REPLICATE_GET).mock(return_value=httpx.Response(200, json=done))
+    async with get_client("replicate:meta/llama-3-8b") as client:
+        await client.generate("warm up")  # LiteLLM's first-call start-up, outside the test
+    with anyio.fail_after(120):
+        async with get_client("replicate:meta/llama-3-8b", limits={"rpm": RPM}) as client:
+            held_pool.until = time.monotonic() + HELD
+            results = await client.generate_many(
+                [f"{tag} q{i}" for i in range(CALLS)], return_exceptions=True
+            )
+    errors = [r for r in results if isinstance(r, BaseException)]
+    assert not errors, f"{len(errors)} calls failed, the first: {errors[0]!r}"
+    assert len(sends) == CALLS
+    most = most_in_any_window(sends, 1.0)
+    assert most <= MOST_PER_SECOND, f"{most} requests were sent within 1 s"
+
+
+def test_a_litellm_without_the_cache_read_here_leaves_those_routes_to_the_limiter() -> None:
+    """A LiteLLM whose client cache is not as read here: no hook, and no error."""
+    assert not hook_litellm_clients(SimpleNamespace())
+    assert not hook_litellm_clients(SimpleNamespace(in_memory_llm_clients_cache=object()))
