@@ -89,6 +89,9 @@ _LAZY = {
     "result_record": "model_registry._result_record",
 }
 
+#: Public modules that load on first use, still reachable as attributes of the package.
+_SUBMODULES = frozenset({"events", "limits", "otel"})
+
 
 def __getattr__(name: str) -> _Any:
     """What loads on first use (and is kept): `ModelClient`, with the clients (and anyio),
@@ -98,9 +101,11 @@ def __getattr__(name: str) -> _Any:
 
         globals()["ModelClient"] = BaseClient
         return BaseClient
-    if (module_name := _LAZY.get(name)) is not None:
+    if (module_name := _LAZY.get(name)) is not None or name in _SUBMODULES:
         import importlib
 
+        if module_name is None:  # `model_registry.events` without importing it first
+            return importlib.import_module(f"model_registry.{name}")
         value = getattr(importlib.import_module(module_name), name)
         globals()[name] = value
         return value

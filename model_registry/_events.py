@@ -7,6 +7,7 @@ context variable) gives every event of a call its `call_id`, name, provider and 
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import os
 import time
@@ -49,7 +50,9 @@ MAX_QUEUED = 10_000
 
 #: event name -> (handler, is a coroutine function) pairs; empty when nobody listens.
 HANDLERS: dict[str, tuple[tuple[Callable[[Any], Any], bool], ...]] = {}
-_failed: set[int] = set()  # ids of handlers whose error was logged already
+#: Handlers whose error was logged already (ids of those that take no weak reference).
+_failed: weakref.WeakSet[Callable[[Any], Any]] = weakref.WeakSet()
+_failed_ids: set[int] = set()
 _dropped = 0
 
 
@@ -131,7 +134,9 @@ def off(event: str, handler: Callable[[Any], Any] | None = None) -> None:
     else:
         HANDLERS.pop(event, None)
     if handler is not None:
-        _failed.discard(id(handler))
+        with contextlib.suppress(TypeError):
+            _failed.discard(handler)
+        _failed_ids.discard(id(handler))
 
 
 def _check_name(event: str, where: str) -> None:
@@ -172,9 +177,14 @@ def emit_in_call(cls: type[Any], **fields: Any) -> None:
 
 def _report(handler: Callable[[Any], Any]) -> None:
     """Log a handler's error, once per handler: the call goes on."""
-    if id(handler) in _failed:
-        return
-    _failed.add(id(handler))
+    try:  # by the handler itself while it lives: an id is reused once its owner is gone
+        if handler in _failed:
+            return
+        _failed.add(handler)
+    except TypeError:  # a callable that takes no weak reference: by its id
+        if id(handler) in _failed_ids:
+            return
+        _failed_ids.add(id(handler))
     import logging  # here: `import model_registry` stays without it
 
     logging.getLogger("model_registry").exception(

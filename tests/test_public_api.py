@@ -237,3 +237,13 @@ def test_the_package_imports_no_client_nor_event_loop_library_until_one_is_neede
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) == [[], "BaseClient", True]
+
+
+def test_the_modules_loaded_on_first_use_are_still_attributes_of_the_package() -> None:
+    code = (
+        "import model_registry\n"
+        "print(model_registry.events.dropped(), model_registry.limits.Limits.__name__,"
+        " model_registry.otel.instrument is model_registry.instrument)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["0", "Limits", "True"]
