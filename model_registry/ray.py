@@ -198,6 +198,7 @@ def run(
     try:
         client = model_registry.get_client(name, **kwargs)
         keeper = StoredRun(client, prompts, {}, store)
+        keeper.record_inputs()
         results: list[Any] = [None] * len(prompts)
         for index, generation in keeper.stored().items():
             results[index] = generation

@@ -19,16 +19,24 @@ def test_run_with_ray_writes_every_line_in_order_and_a_failed_prompt_as_an_error
     model = model_name()
     lines = ['"a"', '{"id": "b", "prompt": "!status=500 no"}', '{"id": 7, "prompt": "c"}']
     (tmp_path / "prompts.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (tmp_path / "earlier.jsonl").write_text('"x"\n{"id": "y", "prompt": "y"}\n"z"\n"w"\n')
     address = ray_instance.get_runtime_context().gcs_address
-    command = [sys.executable, "-m", "model_registry", "run", f"openai:{model}"]
-    command += ["prompts.jsonl", "--out", "results.jsonl", "--ray", "--ray-address", address]
-    command += ["--workers", "2", "--set", f"api_base={openai_server.url}"]
-    command += ["--set", f"api_key={SERVER_KEY}", "--set", "num_retries=0"]
+    server = ["--set", f"api_base={openai_server.url}", "--set", f"api_key={SERVER_KEY}"]
+    server += ["--set", "num_retries=0"]
+    cli = [sys.executable, "-m", "model_registry"]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
 
-    done = subprocess.run(
-        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
-    )
+    def call(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*cli, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+        )
+
+    # an earlier run without Ray in the same store: the Ray run must be its latest batch
+    plain = call("run", f"openai:{model}", "earlier.jsonl", "--out", "earlier-out.jsonl",
+                 "--results-db", "results.jsonl.sqlite", *server)  # fmt: skip
+    assert plain.returncode == 0, plain.stderr
+    done = call("run", f"openai:{model}", "prompts.jsonl", "--out", "results.jsonl", "--ray",
+                "--ray-address", address, "--workers", "2", *server)  # fmt: skip
 
     assert done.returncode == 1, done.stderr
     assert "3 prompts in" in done.stderr
@@ -38,6 +46,11 @@ def test_run_with_ray_writes_every_line_in_order_and_a_failed_prompt_as_an_error
     assert [line["text"] for line in out] == ["echo: a", None, "echo: c"]
     assert out[1]["error"]["status_code"] == 500
     assert SERVER_KEY not in done.stderr
+    # the store holds the Ray run's inputs and ids, as a run without Ray keeps them
+    exported = call("results", "results.jsonl.sqlite", "--export", "export.jsonl")
+    assert exported.returncode == 0, exported.stderr
+    lines_out = (tmp_path / "export.jsonl").read_text().splitlines()
+    assert [json.loads(line) for line in lines_out] == out
 
 
 def test_run_with_ray_writes_parsed_with_a_response_format(

@@ -60,11 +60,16 @@ def test_a_rerun_on_ray_sends_only_what_the_store_lacks(
     async_free = [f"p{i}" for i in range(20)]
     mr.run(f"openai:{model}", async_free[:12], results_db=db, workers=1, **kwargs)
 
-    results = mr.run(f"openai:{model}", async_free, results_db=db, workers=1, **kwargs)
+    again = async_free[::-1]
+
+    results = mr.run(f"openai:{model}", again, results_db=db, workers=1, **kwargs)
 
     assert openai_server.stats(model).requests == 20
-    assert [r.from_store for r in results] == [True] * 12 + [False] * 8
-    assert [r.text for r in results] == [f"echo: p{i}" for i in range(20)]
+    assert [r.from_store for r in results] == [False] * 8 + [True] * 12
+    texts = [f"echo: {prompt}" for prompt in again]
+    assert [r.text for r in results] == texts
+    with ResultStore(db) as store:  # its latest batch is the rerun, in input order
+        assert [(r.id, r.result and r.result.text) for r in store] == list(enumerate(texts))
 
 
 def test_the_processor_keeps_the_rows_columns_and_adds_run_output_fields(
