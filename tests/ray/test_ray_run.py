@@ -104,6 +104,32 @@ def test_the_processor_keeps_the_rows_columns_and_adds_run_output_fields(
     assert out[2]["usage"] is None
 
 
+def test_model_processor_in_map_batches_as_the_docs_show_it_answers_every_row(
+    ray_instance: Any, openai_server: FakeOpenAIServer
+) -> None:
+    from ray.data import ActorPoolStrategy
+
+    rows: list[dict[str, Any]] = [{"id": f"r{i}", "prompt": f"w{i}"} for i in range(40)]
+    rows[5] = {"id": "r5", "prompt": None}  # neither prompt nor messages: an error row
+    dataset = ray_instance.data.from_items(rows)
+    kwargs = {"name": f"openai:{model_name()}", "workers": 2, **client_kwargs(openai_server)}
+
+    out = dataset.map_batches(
+        mr.ModelProcessor,
+        fn_constructor_kwargs=kwargs,
+        compute=ActorPoolStrategy(size=2),
+        batch_size=16,
+    ).take_all()
+
+    by_id = {row["id"]: row for row in out}
+    assert sorted(by_id) == sorted(row["id"] for row in rows)
+    assert by_id["r5"]["text"] is None
+    assert by_id["r5"]["error"]["class"] == "InvalidParameterError"
+    assert "neither 'prompt' nor 'messages'" in by_id["r5"]["error"]["message"]
+    answered = {i: by_id[f"r{i}"]["text"] for i in range(40) if i != 5}
+    assert answered == {i: f"echo: w{i}" for i in range(40) if i != 5}
+
+
 def test_the_processor_adds_parsed_with_a_response_format(
     ray_instance: Any, openai_server: FakeOpenAIServer
 ) -> None:
