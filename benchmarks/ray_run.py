@@ -61,8 +61,9 @@ def one_run(path: str, count: int, server: Any, folder: Path) -> dict[str, float
     name = f"openai:bench-ray-{uuid.uuid4().hex[:8]}"
     prompts = [f"prompt {i}" for i in range(count)]
     db = folder / f"{uuid.uuid4().hex}.sqlite"
-    kwargs = {**server_kwargs(server, "ray-bench"), "num_retries": 0}
-    started, done, first = time.perf_counter(), threading.Event(), []
+    kwargs: dict[str, Any] = {**server_kwargs(server, "ray-bench"), "num_retries": 0}
+    first: list[tuple[float, int]] = []
+    started, done = time.perf_counter(), threading.Event()
     watcher = threading.Thread(target=watch, args=(db, started, done, first))
     watcher.start()
     try:

@@ -33,7 +33,7 @@ from model_registry.clients._remote import (
 from model_registry.clients.base import BaseClient
 from model_registry.types import Generation
 
-__all__ = ["DEFAULT_BATCH_SIZE", "ModelProcessor", "build_processor", "run"]
+__all__ = ["DEFAULT_BATCH_SIZE", "ModelProcessor", "build_processor", "gpus_per_actor", "run"]
 
 #: Prompts per Ray Data batch: answers done in an actor but not back at the driver are in
 #: flight (a killed driver pays for them again), so batches stay small.
@@ -134,11 +134,15 @@ def build_processor(
     **kwargs: Any,
 ) -> Callable[[Any], Any]:
     """The dataset-to-dataset function: `workers` actors of `ModelProcessor` over `name`
-    (kwargs as `get_client`'s), `batch_size` rows a batch, `num_gpus` per actor."""
+    (kwargs as `get_client`'s), `batch_size` rows a batch, `num_gpus` per actor (None: as
+    `gpus_per_actor` says, for the cluster the dataset runs on)."""
     _check_workers(workers)
 
     def process(dataset: Any) -> Any:
+        import ray
         from ray.data import ActorPoolStrategy
+
+        gpus = _default_gpus(ray, name, kwargs) if num_gpus is None else num_gpus
 
         # several batches at once per actor, all on the actor's one event loop
         pool = ActorPoolStrategy(
@@ -153,7 +157,7 @@ def build_processor(
             compute=pool,
             batch_size=batch_size,
             batch_format="pyarrow",
-            num_gpus=num_gpus,
+            num_gpus=gpus,
         )
 
     return process
@@ -182,9 +186,12 @@ def run(
     input order, as `generate_many(..., return_exceptions=True)` gives them.
 
     Prompts whose answer is in `results_db` are not sent; each answer is written there as it
-    comes back, so a killed run, run again, pays only for what was in flight. `address`:
+    comes back, so a killed run, run again, pays only for what was in flight; the prompts
+    are the store's latest batch (its inputs in order, as generate_many's). `address`:
     None (the Ray of this process, or a new local one), "auto" or "ray://..." (a cluster).
     `max_cost` (USD) caps the run's spend as generate_many's does, in one budget for all.
+    `workers` (None: 2 for a hosted name, one per engine's GPUs for a local one) and
+    `num_gpus` per actor (None: `gpus_per_actor`'s) are read from the cluster.
     """
     prompts = list(_prompt_list(prompts))
     max_cost = check_max_cost(max_cost)
@@ -192,12 +199,11 @@ def run(
     if workers is None:
         workers = _default_workers(ray, name, kwargs)
     _check_workers(workers)
-    if num_gpus is None:
-        num_gpus = _default_gpus(ray, name, kwargs)
     store, opened = _open_store(results_db)
     try:
         client = model_registry.get_client(name, **kwargs)
         keeper = StoredRun(client, prompts, {}, store)
+        keeper.record_inputs()
         results: list[Any] = [None] * len(prompts)
         for index, generation in keeper.stored().items():
             results[index] = generation
@@ -275,26 +281,46 @@ def _ray(address: str | None) -> Any:
     return ray
 
 
-def _is_local(name: str, kwargs: dict[str, Any]) -> bool:
-    kind = model_registry.resolve(name, **{k: v for k, v in kwargs.items() if k != "limits"}).kind
-    return bool(kind == "local")
+def gpus_per_actor(name: str, **kwargs: Any) -> float | None:
+    """The GPUs an actor of `name` asks Ray for (`map_batches(..., num_gpus=...)`): for a
+    local name on a cluster with GPUs, its `tensor_parallel_size` times its
+    `pipeline_parallel_size` (1 each by default); None (no GPU) otherwise. Ray must be
+    initialised (it reads the cluster's resources)."""
+    import ray
+
+    return _gpus_for(name, kwargs, ray.cluster_resources().get("GPU", 0))
 
 
-def _tensor_parallel(name: str, kwargs: dict[str, Any]) -> int:
-    params = model_registry.resolve(name, **{k: v for k, v in kwargs.items() if k != "limits"})
-    return int(params.params.get("tensor_parallel_size") or 1)
+def _engine_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """What `resolve` takes of a run's kwargs (not `limits`, not the driver's own)."""
+    return {k: v for k, v in kwargs.items() if k != "limits" and not k.startswith("_")}
+
+
+def _gpus_of_engine(name: str, kwargs: dict[str, Any]) -> int | None:
+    """The GPUs one engine of `name` spans (None: a hosted name)."""
+    resolution = model_registry.resolve(name, **_engine_kwargs(kwargs))
+    if resolution.kind != "local":
+        return None
+    params = resolution.params
+    tensor = int(params.get("tensor_parallel_size") or 1)
+    return tensor * int(params.get("pipeline_parallel_size") or 1)
+
+
+def _workers_for(name: str, kwargs: dict[str, Any], cluster_gpus: float) -> int:
+    """2 for a hosted name; one per engine's GPUs on the cluster for a local one (1 or more)."""
+    engine = _gpus_of_engine(name, kwargs)
+    return 2 if engine is None else max(1, int(cluster_gpus) // engine)
+
+
+def _gpus_for(name: str, kwargs: dict[str, Any], cluster_gpus: float) -> float | None:
+    """GPUs per actor: the engine's for a local name on a cluster with GPUs, else None."""
+    engine = _gpus_of_engine(name, kwargs)
+    return None if engine is None or not cluster_gpus else float(engine)
 
 
 def _default_workers(ray: Any, name: str, kwargs: dict[str, Any]) -> int:
-    """2 for a hosted name; one per GPU (per tensor_parallel_size GPUs) for a local one."""
-    if not _is_local(name, kwargs):
-        return 2
-    gpus = int(ray.cluster_resources().get("GPU", 0))
-    return max(1, gpus // _tensor_parallel(name, kwargs))
+    return _workers_for(name, kwargs, ray.cluster_resources().get("GPU", 0))
 
 
 def _default_gpus(ray: Any, name: str, kwargs: dict[str, Any]) -> float | None:
-    """GPUs per actor: tensor_parallel_size for a local name on a cluster with GPUs."""
-    if not _is_local(name, kwargs) or not ray.cluster_resources().get("GPU"):
-        return None
-    return float(_tensor_parallel(name, kwargs))
+    return _gpus_for(name, kwargs, ray.cluster_resources().get("GPU", 0))

@@ -68,3 +68,26 @@ def test_each_worker_gets_its_share_of_the_strictest_declared_and_own_limits(
     assert limits_share("openai:gpt-4.1-mini", {"limits": {"concurrency": 2}}, 4) == {
         "limits": {"rpm": 225, "tpm": 22500, "concurrency": 1}
     }
+
+
+def test_the_default_workers_and_gpus_per_actor_follow_the_cluster_and_the_engine() -> None:
+    from model_registry.ray import _gpus_for, _workers_for
+
+    hosted, local = "openai:gpt-4.1-mini", "local:Qwen/Qwen3-8B"
+    tensor = {"tensor_parallel_size": 2}
+    both = {**tensor, "pipeline_parallel_size": 2}
+    # (name, kwargs, GPUs in the cluster) -> (workers, GPUs per actor)
+    cases = {
+        (hosted, (), 0): (2, None),
+        (hosted, (), 8): (2, None),
+        (local, (), 0): (1, None),  # a CPU engine
+        (local, (), 8): (8, 1.0),
+        (local, tuple(tensor.items()), 8): (4, 2.0),
+        (local, tuple(both.items()), 8): (2, 4.0),
+        (local, tuple(tensor.items()), 3): (1, 2.0),
+    }
+    for (name, kwargs, gpus), expected in cases.items():
+        decided = (_workers_for(name, dict(kwargs), gpus), _gpus_for(name, dict(kwargs), gpus))
+        assert decided == expected, (name, kwargs, gpus)
+    # the driver's own kwargs and the limits are not the engine's
+    assert _gpus_for(local, {**tensor, "limits": {"rpm": 60}, "_packed": True}, 8) == 2.0

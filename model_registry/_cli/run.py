@@ -106,7 +106,7 @@ def _send(
     """The run's results (None: the output is written from the store): through Ray (`whole`: the prompts read whole), or a batch here,
     which reads the prompts file as it goes and keeps their ids in the store."""
     if ray is not None and whole is not None:
-        return run_on_ray(name, kwargs, whole.prompts, store, concurrency, report, ray)
+        return run_on_ray(name, kwargs, whole, store, concurrency, report, ray)
     source = whole.prompts if whole is not None else _prompts(prompts_file)
     results = run_async(_run_prompts(name, kind, kwargs, source, store, concurrency, report))
     if whole is None:  # the batch recorded its inputs in the store

@@ -12,6 +12,7 @@ import model_registry
 
 if TYPE_CHECKING:  # progress imports asyncio, which 'list' and '--help' do not load
     from model_registry._cli.progress import Tally
+    from model_registry._cli.run_input import RunInput
 
 RayOption = Annotated[bool, typer.Option("--ray", help="Run through Ray actors (the 'ray' extra).")]
 RayAddressOption = Annotated[
@@ -58,14 +59,15 @@ def ray_options(ray: bool, address: str | None, workers: int | None) -> RayOptio
 def run_on_ray(
     name: str,
     kwargs: dict[str, Any],
-    prompts: list[Any],
+    whole: RunInput,
     store: model_registry.ResultStore,
     concurrency: int | None,
     report: RunReport,
     options: RayOptions,
 ) -> list[Any]:
     """Every prompt's Generation or error in input order, each kept in `store` as it comes
-    back; `concurrency` is the whole run's, split across the workers like the limits, and
+    back, the run's inputs and their ids too (the store's latest batch, as without Ray);
+    `concurrency` is the whole run's, split across the workers like the limits, and
     `report.max_cost` the whole run's spend (a prompt it left unsent: BudgetExceededError)."""
     import model_registry.ray
 
@@ -75,13 +77,14 @@ def run_on_ray(
         kwargs = {**kwargs, "limits": own}
     results = model_registry.ray.run(
         name,
-        prompts,
+        whole.prompts,
         results_db=store,
         workers=options.workers,
         address=options.address,
         max_cost=report.max_cost,
         **kwargs,
     )
+    store.record_ids((index, given) for index, given in enumerate(whole.ids) if given != index)
     for result in results:
         if isinstance(result, model_registry.BudgetExceededError):
             report.not_sent += 1  # no call: not in the tally

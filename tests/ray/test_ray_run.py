@@ -60,11 +60,16 @@ def test_a_rerun_on_ray_sends_only_what_the_store_lacks(
     async_free = [f"p{i}" for i in range(20)]
     mr.run(f"openai:{model}", async_free[:12], results_db=db, workers=1, **kwargs)
 
-    results = mr.run(f"openai:{model}", async_free, results_db=db, workers=1, **kwargs)
+    again = async_free[::-1]
+
+    results = mr.run(f"openai:{model}", again, results_db=db, workers=1, **kwargs)
 
     assert openai_server.stats(model).requests == 20
-    assert [r.from_store for r in results] == [True] * 12 + [False] * 8
-    assert [r.text for r in results] == [f"echo: p{i}" for i in range(20)]
+    assert [r.from_store for r in results] == [False] * 8 + [True] * 12
+    texts = [f"echo: {prompt}" for prompt in again]
+    assert [r.text for r in results] == texts
+    with ResultStore(db) as store:  # its latest batch is the rerun, in input order
+        assert [(r.id, r.result and r.result.text) for r in store] == list(enumerate(texts))
 
 
 def test_the_processor_keeps_the_rows_columns_and_adds_run_output_fields(
@@ -97,6 +102,32 @@ def test_the_processor_keeps_the_rows_columns_and_adds_run_output_fields(
     assert out[2]["error"]["status_code"] == 500
     assert out[2]["error"]["class"] == "ServiceUnavailableError" or out[2]["error"]["class"]
     assert out[2]["usage"] is None
+
+
+def test_model_processor_in_map_batches_as_the_docs_show_it_answers_every_row(
+    ray_instance: Any, openai_server: FakeOpenAIServer
+) -> None:
+    from ray.data import ActorPoolStrategy
+
+    rows: list[dict[str, Any]] = [{"id": f"r{i}", "prompt": f"w{i}"} for i in range(40)]
+    rows[5] = {"id": "r5", "prompt": None}  # neither prompt nor messages: an error row
+    dataset = ray_instance.data.from_items(rows)
+    kwargs = {"name": f"openai:{model_name()}", "workers": 2, **client_kwargs(openai_server)}
+
+    out = dataset.map_batches(
+        mr.ModelProcessor,
+        fn_constructor_kwargs=kwargs,
+        compute=ActorPoolStrategy(size=2),
+        batch_size=16,
+    ).take_all()
+
+    by_id = {row["id"]: row for row in out}
+    assert sorted(by_id) == sorted(row["id"] for row in rows)
+    assert by_id["r5"]["text"] is None
+    assert by_id["r5"]["error"]["class"] == "InvalidParameterError"
+    assert "neither 'prompt' nor 'messages'" in by_id["r5"]["error"]["message"]
+    answered = {i: by_id[f"r{i}"]["text"] for i in range(40) if i != 5}
+    assert answered == {i: f"echo: w{i}" for i in range(40) if i != 5}
 
 
 def test_the_processor_adds_parsed_with_a_response_format(
