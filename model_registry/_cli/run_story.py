@@ -10,7 +10,7 @@ from typing import IO, Annotated, Any
 
 import typer
 
-from model_registry import events
+import model_registry
 from model_registry._cli.output import fail, scrubber
 
 __all__ = ["LogJsonOption", "RunStory"]
@@ -43,8 +43,8 @@ class RunStory:
         self.waited: defaultdict[str, float] = defaultdict(float)
         self.fallbacks: Counter[str] = Counter()
         self.cost: dict[str, float | None] = {}
-        for name in events.EVENT_NAMES:
-            events.on(name, self.seen)
+        for name in model_registry.events.EVENT_NAMES:
+            model_registry.on(name, self.seen)
 
     def seen(self, event: Any) -> None:
         """One event: counted, and written to the log."""
@@ -75,8 +75,8 @@ class RunStory:
 
     def close(self) -> None:
         """Stop listening; close the log."""
-        for name in events.EVENT_NAMES:
-            events.off(name, self.seen)
+        for name in model_registry.events.EVENT_NAMES:
+            model_registry.off(name, self.seen)
         if self._log is not None:
             self._log.close()
             self._log = None
