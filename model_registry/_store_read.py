@@ -30,6 +30,7 @@ __all__ = [
     "export",
     "failed",
     "new_batch",
+    "record_batch",
     "record_ids",
     "record_inputs",
     "requests",
@@ -56,6 +57,8 @@ _BY_INDEX = f"SELECT r.idx, NULL, {_FIELDS} FROM results r ORDER BY r.idx, r.upd
 _FAILED = (
     "SELECT idx, error_class, status_code, error_message FROM results WHERE ok = 0 ORDER BY idx"
 )
+#: Inputs a statement (3 bound values each: well under SQLite's limit on bound values).
+_INPUTS_AT_ONCE = 256
 #: What an export line says of a request of the batch with no outcome in the store.
 _NOT_ANSWERED = "no outcome in the store (not sent, or stopped): run the batch again to send it"
 
@@ -138,6 +141,15 @@ def record_inputs(store: ResultStore, batch: int, rows: Iterable[tuple[int, str]
         store.put_other(_TABLE, ())
         marks = ", ".join(["(?, ?, ?, NULL)"] * (len(values) // 3))
         store.put_other(f"{_PUT} {marks}", tuple(values))
+
+
+def record_batch(store: ResultStore, keys: list[str | None]) -> None:
+    """Queue the inputs of a batch given whole (each prompt's key by index; None: no prompt,
+    not recorded) as a new batch of the store, its latest: read back in input order."""
+    batch = new_batch()
+    keyed = [(index, key) for index, key in enumerate(keys) if key is not None]
+    for start in range(0, len(keyed), _INPUTS_AT_ONCE):
+        record_inputs(store, batch, keyed[start : start + _INPUTS_AT_ONCE])
 
 
 def record_ids(store: ResultStore, ids: Iterable[tuple[int, Any]]) -> None:

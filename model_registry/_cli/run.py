@@ -26,7 +26,13 @@ from model_registry._cli.output import (
 )
 from model_registry._cli.progress import RunProgress, Tally, money
 from model_registry._cli.run_batch import batch_jobs_left, batch_options, submit_only
-from model_registry._cli.run_input import RunInput, check_run_input, read_run_input, run_input
+from model_registry._cli.run_input import (
+    RunInput,
+    check_run_input,
+    read_run_input,
+    record_ids,
+    run_input,
+)
 from model_registry._cli.run_output import write_output
 from model_registry._cli.run_ray import RayOptions, run_on_ray
 from model_registry._cli.run_story import RunStory
@@ -66,7 +72,7 @@ def run_prompts_file(
     # Ray and batch jobs take the prompts whole; a run of ours reads them as it goes.
     whole = read_run_input(prompts_file) if ray is not None or batch_api else None
     if no_wait and whole is not None:
-        submit_only(name, kwargs, whole.prompts, store, max_cost)
+        submit_only(name, kwargs, whole, store, max_cost)
     interrupts.set_last_words(report.interrupted)
     story = RunStory(log_json)  # what the events saw (run_story.py)
     results: list[Any] | None = None
@@ -103,14 +109,15 @@ def _send(
     report: _Report,
     ray: RayOptions | None,
 ) -> list[Any] | None:
-    """The run's results (None: the output is written from the store): through Ray (`whole`: the prompts read whole), or a batch here,
-    which reads the prompts file as it goes and keeps their ids in the store."""
+    """The run's results (None: the output is written from the store): through Ray (`whole`:
+    the prompts read whole), or a batch here (through the batch API: read whole), which reads
+    the prompts file as it goes; either records its inputs, and their ids, in the store."""
     if ray is not None and whole is not None:
         return run_on_ray(name, kwargs, whole, store, concurrency, report, ray)
     source = whole.prompts if whole is not None else _prompts(prompts_file)
     results = run_async(_run_prompts(name, kind, kwargs, source, store, concurrency, report))
-    if whole is None:  # the batch recorded its inputs in the store
-        _record_ids(store, prompts_file)
+    # the batch recorded its inputs in the store: its latest batch
+    record_ids(store, whole.ids if whole is not None else _ids(prompts_file))
     return results
 
 
@@ -118,10 +125,8 @@ def _prompts(prompts_file: Path) -> Iterator[Any]:
     return (prompt for _, prompt in run_input(prompts_file))
 
 
-def _record_ids(store: model_registry.ResultStore, prompts_file: Path) -> None:
-    """Keep the ids given in the input file in the store (for the output and `results`)."""
-    ids = enumerate(output_id for output_id, _ in run_input(prompts_file))
-    store.record_ids((index, given) for index, given in ids if given != index)
+def _ids(prompts_file: Path) -> Iterator[Any]:
+    return (output_id for output_id, _ in run_input(prompts_file))
 
 
 def _exit_status(report: _Report, out: Path) -> None:

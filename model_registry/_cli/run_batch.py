@@ -12,6 +12,7 @@ import model_registry
 from model_registry._cli.interrupts import run_async
 from model_registry._cli.output import echo_lines_err
 from model_registry._cli.progress import RunProgress
+from model_registry._cli.run_input import RunInput, record_ids
 
 __all__ = ["batch_jobs_left", "batch_options", "submit_only"]
 
@@ -48,19 +49,21 @@ class JobCounts:
 def submit_only(
     name: str,
     kwargs: dict[str, Any],
-    prompts: list[Any],
+    whole: RunInput,
     store: model_registry.ResultStore,
     max_cost: float | None = None,
 ) -> NoReturn:
-    """`--no-wait`: submit what is neither stored nor pending (and fits `max_cost`), say how
-    to collect, exit 0 (3 when `max_cost` left prompts out)."""
+    """`--no-wait`: submit what is neither stored nor pending (and fits `max_cost`), keep the
+    inputs and their ids as the store's latest batch (`results` shows them unanswered until
+    the collecting run), say how to collect, exit 0 (3 when `max_cost` left prompts out)."""
 
     async def submit() -> Any:
         async with model_registry.get_client(name, **kwargs) as client:
-            return await client.submit_batch(prompts, results_db=store, max_cost=max_cost)
+            return await client.submit_batch(whole.prompts, results_db=store, max_cost=max_cost)
 
     try:
         done = run_async(submit())
+        record_ids(store, whole.ids)
     finally:
         store.close()
     jobs = ", ".join(done.job_ids) or "none"

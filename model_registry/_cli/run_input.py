@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -77,6 +77,12 @@ def run_input(path: Path) -> Iterator[tuple[Any, Any]]:
     for position, _, raw in _lines(path):
         given_id, prompt = _parse_input_line(raw)
         yield (position if given_id is None else given_id), prompt
+
+
+def record_ids(store: Any, ids: Iterable[Any]) -> None:
+    """Keep the output ids of the input file (each prompt's, in file order) that are not
+    their index in `store`'s latest batch: the run's, for its output and `results`."""
+    store.record_ids((index, given) for index, given in enumerate(ids) if given != index)
 
 
 def _lines(path: Path) -> Iterator[tuple[int, int, bytes]]:

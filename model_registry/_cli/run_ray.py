@@ -70,6 +70,7 @@ def run_on_ray(
     `concurrency` is the whole run's, split across the workers like the limits, and
     `report.max_cost` the whole run's spend (a prompt it left unsent: BudgetExceededError)."""
     import model_registry.ray
+    from model_registry._cli.run_input import record_ids
 
     if concurrency is not None:
         own = dict(kwargs.get("limits") or {})
@@ -84,7 +85,7 @@ def run_on_ray(
         max_cost=report.max_cost,
         **kwargs,
     )
-    store.record_ids((index, given) for index, given in enumerate(whole.ids) if given != index)
+    record_ids(store, whole.ids)
     for result in results:
         if isinstance(result, model_registry.BudgetExceededError):
             report.not_sent += 1  # no call: not in the tally

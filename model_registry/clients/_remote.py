@@ -10,7 +10,7 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
-from model_registry._store_read import new_batch, record_inputs
+from model_registry._store_read import record_batch
 from model_registry.clients._batch import _keys, _stored_generation
 from model_registry.clients._batch_checks import refuse_local
 from model_registry.clients._batch_records import keep_in_store
@@ -32,9 +32,6 @@ __all__ = [
     "worker_spending",
 ]
 
-#: Inputs a statement (3 bound values each: well under SQLite's limit on bound values).
-_INPUTS_AT_ONCE = 256
-
 
 class StoredRun:
     """The store side of one run of `prompts` through `client` with per-call `kwargs`."""
@@ -50,10 +47,7 @@ class StoredRun:
     def record_inputs(self) -> None:
         """Queue the run's inputs (index, key) as a new batch of the store, as generate_many
         records its own: the store's latest batch, read back in input order (`export`)."""
-        batch = new_batch()
-        keyed = [(index, key) for index, key in enumerate(self.keys) if key is not None]
-        for start in range(0, len(keyed), _INPUTS_AT_ONCE):
-            record_inputs(self.store, batch, keyed[start : start + _INPUTS_AT_ONCE])
+        record_batch(self.store, self.keys)
 
     def stored(self) -> dict[int, Generation]:
         """The prompts (by index) whose success is in the store, as Generations."""

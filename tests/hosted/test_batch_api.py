@@ -107,6 +107,28 @@ async def test_a_rerun_answers_from_the_store_and_sends_nothing(
     assert len(fake.created) == 1 and fake.upload.call_count == 1
 
 
+def _latest_batch(db: Path) -> list[tuple[int, str | None]]:
+    """The store's latest batch as iterating the store gives it: (index, answer text)."""
+    with ResultStore(db) as store:
+        return [(r.index, r.result.text if r.result else None) for r in store]
+
+
+async def test_a_batch_api_run_is_the_stores_latest_batch_in_input_order(
+    batch_mock: respx.MockRouter, tmp_path: Path
+) -> None:
+    OpenAIBatches(batch_mock)
+    db = tmp_path / "run.sqlite"
+    async with get_client("openai:gpt-4o-mini") as client:
+        await client.generate_many(["q0", "q1", "q2", "q3"], batch_api=True, results_db=db)
+        await client.generate_many(["q2", "new", "q0"], batch_api=True, results_db=db)
+        assert _latest_batch(db) == [(0, "echo: q2"), (1, "echo: new"), (2, "echo: q0")]
+        async for _ in client.iter_many(["q3", "q1"], batch_api=True, results_db=db):
+            pass
+        assert _latest_batch(db) == [(0, "echo: q3"), (1, "echo: q1")]
+        await client.submit_batch(["q1", "later"], results_db=db)  # not answered yet
+        assert _latest_batch(db) == [(0, "echo: q1"), (1, None)]
+
+
 async def test_submit_batch_returns_at_once_and_the_run_collects_the_same_job(
     batch_mock: respx.MockRouter, tmp_path: Path
 ) -> None:

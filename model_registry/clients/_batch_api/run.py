@@ -8,6 +8,7 @@ from typing import Any
 
 import anyio
 
+from model_registry._store_read import record_batch
 from model_registry.clients._batch import Batch, Emit, _keys, _open_store, _ProgressBar
 from model_registry.clients._batch_api.budget import job_budget
 from model_registry.clients._batch_api.connect import batch_provider, connect
@@ -40,7 +41,7 @@ def _primary(client: Any) -> Any:
 
 async def run_jobs(client: Any, batch: Batch, emit: Emit, *, wait: bool = True) -> BatchSubmission:
     """Run `batch` through the provider's batch API (see `jobs`); with `wait=False`, submit
-    and return."""
+    and return. Its inputs are recorded as the store's latest batch, as without the API."""
     primary = _primary(client)
     provider = batch_provider(primary.resolution, primary.kind)
     store, owned = await _open_store(batch.results_db)
@@ -51,6 +52,7 @@ async def run_jobs(client: Any, batch: Batch, emit: Emit, *, wait: bool = True) 
         params = {**primary.params, **batch.kwargs}
         keys = _keys(batch.prompts, primary._store_target(), params)
         schema = output_schema(params.get("response_format"))
+        record_batch(store, keys)
         todo = await batch._from_store(store, keys, emit, bar, schema)
         if not todo:
             return BatchSubmission([], 0, 0, len(keys))
