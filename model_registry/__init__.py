@@ -62,8 +62,8 @@ from model_registry.types import (
 )
 
 if _TYPE_CHECKING:
-    # The one client type (what get_client returns), under the name users annotate with;
-    # loaded on first use, with the clients (see `__getattr__`).
+    # Loaded on first use (see `__getattr__`): the one client type (what get_client
+    # returns) under the name users annotate with, with the clients; the names of `_LAZY`.
     from model_registry._result_record import result_record
     from model_registry._store_jobs import BatchJob, batch_jobs
     from model_registry.clients.base import BaseClient as ModelClient
