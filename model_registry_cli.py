@@ -34,6 +34,12 @@ def main() -> None:
         from model_registry.cli import main as cli_main
     except KeyboardInterrupt:
         caught.append(_signal.SIGINT)
+    except Exception:
+        # Our KeyboardInterrupt raised where Python turns it into another error (inside a
+        # class body's `__set_name__`: "RuntimeError: Error calling __set_name__"): the
+        # import failed because of the Ctrl-C, which `caught` holds.
+        if not caught:
+            raise
     finally:
         sys.unraisablehook = sys.__unraisablehook__
     if caught:  # also when an import swallowed the KeyboardInterrupt (some C code clears it)

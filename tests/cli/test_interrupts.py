@@ -152,6 +152,48 @@ def test_the_sigint_handler_is_installed_before_anything_is_imported(cli_dir: Pa
     assert done.stdout == repr((int(signal.SIGINT), True, []))
 
 
+#: In a fresh interpreter: the CLI's import is interrupted inside a class body's
+#: `__set_name__`, where Python turns the KeyboardInterrupt into a RuntimeError.
+_INTERRUPTED_IN_SET_NAME = """
+import importlib.abc, importlib.util, os, signal, sys
+class Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    def find_spec(self, name, path, target=None):
+        if name == "model_registry.cli":
+            return importlib.util.spec_from_loader(name, self)
+    def create_module(self, spec):
+        return None
+    def exec_module(self, module):
+        class Named:
+            def __set_name__(self, owner, name):
+                os.kill(os.getpid(), signal.SIGINT)
+                for _ in range(10**6):  # the handler runs here
+                    pass
+        class Owner:
+            field = Named()
+sys.meta_path.insert(0, Finder())
+from model_registry_cli import main
+main()
+"""
+
+
+def test_ctrl_c_that_python_turns_into_another_error_during_the_import_exits_130(
+    cli_dir: Path,
+) -> None:
+    # Found by the timing test below: a Ctrl-C while platform.py built `uname_result`
+    # (a cached_property's __set_name__) ended in "RuntimeError: Error calling
+    # __set_name__" and a traceback.
+    done = subprocess.run(
+        [sys.executable, "-c", _INTERRUPTED_IN_SET_NAME],
+        capture_output=True,
+        text=True,
+        cwd=cli_dir,
+        env={**os.environ, **_this_checkout()},
+        check=False,
+        timeout=60,
+    )
+    assert (done.returncode, done.stderr.strip()) == (130, "cancelled")
+
+
 def _outside_the_package(stderr: str) -> bool:
     """Whether `stderr` is the interpreter's own failure before any code of ours could run:
     its start (site, the standard streams), checking whether the script is a zip file (it
