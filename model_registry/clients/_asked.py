@@ -106,7 +106,8 @@ def field(obj: Any, name: str) -> Any:
     """`obj`'s `name` (a Mapping's key, else an attribute), None where it has none; quick on
     LiteLLM's pydantic objects: a name they lack is None without pydantic's `__getattr__`,
     which costs microseconds a miss."""
-    if not _is_pydantic(type(obj)):
+    pydantic = _PYDANTIC.get(type(obj))  # read here: a call fewer on every answer's fields
+    if not (_is_pydantic(type(obj)) if pydantic is None else pydantic):
         return obj.get(name) if isinstance(obj, Mapping) else getattr(obj, name, None)
     values = obj.__dict__
     if name in values:

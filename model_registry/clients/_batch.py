@@ -236,7 +236,7 @@ class _Runner:
         if not chunk:
             return False
         if self.store is None or self.keys is None:
-            self.todo.extend((index, prompt, None) for index, prompt in chunk)
+            self.todo.extend([(index, prompt, None) for index, prompt in chunk])
         else:
             keys = await anyio.to_thread.run_sync(self.keys, [prompt for _, prompt in chunk])
             emit = self.emit
@@ -305,12 +305,16 @@ class _Runner:
             if self.bar is not None:
                 self.bar.advance()
 
-    async def one(self, prompt: Any) -> Generation:
+    def one(self, prompt: Any) -> Awaitable[Generation]:
         """One prompt's call, under the batch's budget when it has one (BudgetExceededError
-        without a call once the budget is closed)."""
+        without a call once the budget is closed). Without a budget, the call's coroutine
+        itself (see `_policy`'s docstring on the hot path's depth)."""
         spending = self.spending
         if spending is None:
-            return await self.call(prompt, self.batch.kwargs)
+            return self.call(prompt, self.batch.kwargs)
+        return self._budgeted(spending, prompt)
+
+    async def _budgeted(self, spending: Spending, prompt: Any) -> Generation:
         if spending.budget.closed:
             raise spending.budget.exceeded()
         with spending.call(prompt) as spend:

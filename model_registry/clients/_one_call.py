@@ -8,7 +8,7 @@ success comes back without a request and a new answer is committed before the ca
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from model_registry._prompts import Prompt
@@ -41,9 +41,9 @@ class OneCallMethods:
         def _check_open(self) -> None: ...
         @staticmethod
         def _deadline(timeout: float | None) -> float: ...
-        async def _call(
+        def _call(
             self, prompt: Prompt, kwargs: dict[str, Any], *, batched: bool = False
-        ) -> Generation: ...
+        ) -> Awaitable[Generation]: ...
         def _stream(
             self, prompt: Prompt, kwargs: dict[str, Any], deadline: float | None
         ) -> AsyncGenerator[str | Generation, None]: ...

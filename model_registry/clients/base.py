@@ -98,24 +98,33 @@ class BaseClient(OneCallMethods, EmbedMethods, BatchAPIMethods):
         return self._limits.cooldown_remaining()
 
     @observed
-    async def _call(
+    def _call(
         self, prompt: Prompt, kwargs: dict[str, Any], *, batched: bool = False
-    ) -> Generation:
+    ) -> Awaitable[Generation]:
         """One call under the client's limits. Its `timeout` bounds the waits for them too,
-        except in a batch (`batched`), where it starts once the call holds them."""
+        except in a batch (`batched`), where it starts once the call holds them.
+
+        The common path (nothing to wait for) returns `_generate`'s coroutine itself: each
+        coroutine between a batch's worker and LiteLLM is resumed at every one of the call's
+        loop turns, so the hot path keeps that chain short (see `_policy/__init__.py`)."""
         limits = self._limits
         cooldown = limits.cooldown
         if not limits.binding and (cooldown is None or not cooldown.cooldown_until):
-            return await self._generate(prompt, kwargs, None)  # the common path: no wait
+            return self._generate(prompt, kwargs, None)
+        return self._limited_call(prompt, kwargs, batched)
+
+    async def _limited_call(
+        self, prompt: Prompt, kwargs: dict[str, Any], batched: bool
+    ) -> Generation:
         timeout = call_timeout(self.params, kwargs)
         deadline = math.inf if batched else self._deadline(timeout)
-        async with limits.permit(prompt, kwargs, deadline, timeout) as permit:
+        async with self._limits.permit(prompt, kwargs, deadline, timeout) as permit:
             generation = await self._generate(prompt, kwargs, None if batched else deadline)
             if permit is not None:
                 permit.report_usage(generation.usage.total_tokens)
             return generation
 
-    async def _with_retries(
+    def _with_retries(
         self,
         attempt: Callable[[], Awaitable[_T]],
         *,
@@ -123,7 +132,7 @@ class BaseClient(OneCallMethods, EmbedMethods, BatchAPIMethods):
         deadline: float,
         timeout_s: float | None,
         loopback: bool = False,
-    ) -> _T:
+    ) -> Awaitable[_T]:
         """`await attempt()`, retried on a transient error (see `_policy.retries`); between
         attempts the call waits (bounded by `deadline`, cancelled by aclose) and takes its
         limits again."""
@@ -134,7 +143,7 @@ class BaseClient(OneCallMethods, EmbedMethods, BatchAPIMethods):
                 await self._limits.before_retry(deadline, timeout_s)
 
         attempt = spent_attempt(self._resolution, attempt)  # max_cost: each attempt reserves
-        return await call_with_retries(
+        return call_with_retries(
             attempt, retries=retries, deadline=deadline, pause=pause, loopback=loopback
         )
 

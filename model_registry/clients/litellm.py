@@ -108,6 +108,8 @@ class LiteLLMClient(BaseClient):
         self._route: str = resolution.route
         # resolve() already put the provider's api_base into params; only keys go here
         self._extra: dict[str, Any] = key_params(resolution.spec, self.params)
+        #: `_request_params` of a call without kwargs, once worked out (see there).
+        self._plain: tuple[dict[str, Any], float | None, Asked, int] | None = None
 
     # --- lifecycle ----------------------------------------------------------------
 
@@ -153,12 +155,7 @@ class LiteLLMClient(BaseClient):
     ) -> _Call:
         """What one call sends, checked; the running loop watched (its end closes the pool).
         `deadline` is the call's (None: its timeout starts now); `prompt` None: no messages."""
-        params, timeout = self._call_params(kwargs)
-        asked = hosted_request(params, f" in a call to {self.name!r}")
-        refuse_unsupported_logprobs(params, self.resolution)
-        retries = retries_in(params, f"a call to {self.name!r}")
-        # the retries are ours (see `_retries`): LiteLLM and the openai SDK make none
-        params["num_retries"] = params["max_retries"] = 0
+        params, timeout, asked, retries = self._request_params(kwargs)
         messages = [] if prompt is None else to_messages(prompt)
         if asyncio.get_running_loop() not in _loop_watchers:
             await _watch_this_loop()
@@ -173,6 +170,25 @@ class LiteLLMClient(BaseClient):
         if deadline is None:
             deadline = self._deadline(timeout)
         return _Call(params, messages, asked, (deadline, timeout), retries)
+
+    def _request_params(
+        self, kwargs: Mapping[str, Any]
+    ) -> tuple[dict[str, Any], float | None, Asked, int]:
+        """What goes to LiteLLM for one call, checked: its params (a fresh dict), timeout,
+        what it asked for and its retries. A call without kwargs takes a copy of the client's,
+        worked out once when none of its values is mutable (LiteLLM writes into some)."""
+        if not kwargs and (plain := self._plain) is not None:
+            params, timeout, asked, retries = plain
+            return dict(params), timeout, asked, retries
+        params, timeout = self._call_params(kwargs)
+        asked = hosted_request(params, f" in a call to {self.name!r}")
+        refuse_unsupported_logprobs(params, self.resolution)
+        retries = retries_in(params, f"a call to {self.name!r}")
+        # the retries are ours (see `_retries`): LiteLLM and the openai SDK make none
+        params["num_retries"] = params["max_retries"] = 0
+        if not kwargs and not any(isinstance(v, dict | list | set) for v in params.values()):
+            self._plain = (dict(params), timeout, asked, retries)
+        return params, timeout, asked, retries
 
     def _call_params(self, kwargs: Mapping[str, Any]) -> tuple[dict[str, Any], float | None]:
         """What goes to LiteLLM for one call (each mutable value a copy), and its timeout."""
@@ -191,18 +207,19 @@ class LiteLLMClient(BaseClient):
                 params[key] = copy.deepcopy(value)
         return params, params.get("timeout")
 
-    async def _attempts(self, step: Callable[[], Awaitable[_T]], call: _Call) -> _T:
-        """`await step()` as a step of `call`, under the call policy's retries."""
+    def _attempts(self, step: Callable[[], Awaitable[_T]], call: _Call) -> Awaitable[_T]:
+        """`await step()` as a step of `call`, under the call policy's retries (the retry
+        loop's coroutine, handed on: see `_policy`'s docstring on the hot path's depth)."""
 
         attempts = Attempts(call.retries)
 
-        async def attempt() -> _T:
+        def attempt() -> Awaitable[_T]:
             attempts.made += 1
-            return await self._step(step, call)
+            return self._step(step, call)
 
         deadline, timeout = call.limit
         loopback = is_loopback(call.params.get("api_base"))
-        return await attempts.told(
+        return attempts.told(
             self._with_retries(
                 attempt,
                 retries=call.retries,

@@ -18,4 +18,10 @@
 The client base (`clients.base`) applies 1 and 3 around the adapter's attempt; `api`
 wraps a client in 4 when its name has fallbacks. (This package imports nothing at import:
 `fallback` stands on the client base, which stands on the other two.)
+
+On the common path (no limit to wait for, no event handler, no budget) the layers hand on
+the coroutine of the layer below instead of awaiting it (`def`, not `async def`): every
+coroutine between a batch's worker and LiteLLM is resumed again at each of the call's loop
+turns (some 30 a call), and a chain 11 coroutines deep cost about 1% of LiteLLM's CPU per
+call, measured side by side (benchmarks/README.md).
 """

@@ -39,10 +39,12 @@ def observed(call: _F, operation: str = "chat") -> _F:
     """Wrap a client's `_call(prompt, kwargs, *, batched)` with the call's events."""
 
     @functools.wraps(call)
-    async def observed_call(client: Any, prompt: Any, kwargs: Any, *, batched: bool = False) -> Any:
-        if not HANDLERS:
-            return await call(client, prompt, kwargs, batched=batched)
-        return await _observe(call, client, prompt, kwargs, {"batched": batched}, operation)
+    def observed_call(
+        client: Any, prompt: Any, kwargs: Any, *, batched: bool = False
+    ) -> Awaitable[Any]:
+        if not HANDLERS:  # the call's own coroutine: no layer more (`_policy`'s docstring)
+            return call(client, prompt, kwargs, batched=batched)
+        return _observe(call, client, prompt, kwargs, {"batched": batched}, operation)
 
     return observed_call  # type: ignore[return-value]
 
