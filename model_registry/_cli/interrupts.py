@@ -9,6 +9,7 @@ process exits 130 at once.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import signal
@@ -46,6 +47,17 @@ def install() -> None:
     with contextlib.suppress(ValueError):  # not the main thread
         signal.signal(signal.SIGINT, _on_sigint)
         _deadline.installed = True
+        atexit.register(_ignore_from_now_on)
+
+
+def _ignore_from_now_on() -> None:
+    """The last atexit call: Ctrl-C is ignored for the rest of the shutdown. Right after
+    the atexit calls the interpreter puts back the default handler of every signal whose
+    handler is a Python function, and a Ctrl-C in the ~10 ms of shutdown left then killed
+    the process (-2), though its command had finished; an ignored signal stays ignored, so
+    the process ends with its command's own exit code."""
+    with contextlib.suppress(ValueError):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def quiet() -> None:
