@@ -104,9 +104,8 @@ class BaseClient(OneCallMethods, EmbedMethods, BatchAPIMethods):
         """One call under the client's limits. Its `timeout` bounds the waits for them too,
         except in a batch (`batched`), where it starts once the call holds them.
 
-        The common path (nothing to wait for) returns `_generate`'s coroutine itself: each
-        coroutine between a batch's worker and LiteLLM is resumed at every one of the call's
-        loop turns, so the hot path keeps that chain short (see `_policy/__init__.py`)."""
+        The common path (nothing to wait for) returns `_generate`'s coroutine itself: the
+        hot path keeps its chain of coroutines short (see `_policy/__init__.py`)."""
         limits = self._limits
         cooldown = limits.cooldown
         if not limits.binding and (cooldown is None or not cooldown.cooldown_until):

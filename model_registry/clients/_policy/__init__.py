@@ -21,7 +21,8 @@ wraps a client in 4 when its name has fallbacks. (This package imports nothing a
 
 On the common path (no limit to wait for, no event handler, no budget) the layers hand on
 the coroutine of the layer below instead of awaiting it (`def`, not `async def`): every
-coroutine between a batch's worker and LiteLLM is resumed again at each of the call's loop
-turns (some 30 a call), and a chain 11 coroutines deep cost about 1% of LiteLLM's CPU per
-call, measured side by side (benchmarks/README.md).
+coroutine between a batch's worker and LiteLLM is created, resumed at each of the call's
+waits and unwound again, so the chain is kept short (5 coroutines; it was 11). Between
+LiteLLM's work a call's own Python costs several times what it costs alone
+(benchmarks/README.md, "Session 12").
 """

@@ -104,7 +104,6 @@ def retry_wait(error: BaseException | None, attempt: int, *, loopback: bool = Fa
 
 
 @functools.lru_cache(maxsize=64)
-@functools.lru_cache(maxsize=64)
 def is_loopback(api_base: str | None) -> bool:
     """Whether `api_base` names this machine (localhost, 127.0.0.0/8, ::1)."""
     if not api_base:
