@@ -98,25 +98,40 @@ def _wait_for_python(process: subprocess.Popen[str], within: float = 60) -> None
         time.sleep(0.005)
 
 
+#: When a try's first Ctrl-C goes, after the interpreter handles SIGINT: the whole of `list`
+#: takes about 0.2 s on a quiet machine, so where it finished first the next try is sooner.
+_PRESS_AFTER_S = (0.15, 0.1, 0.05, 0.02)
+
+
+def _list_interrupted(
+    spawn_cli: SpawnCli, delay_s: float, every_s: float
+) -> tuple[int | None, str, float] | None:
+    """Run `list`, Ctrl-C it `delay_s` after its interpreter started and then every
+    `every_s` until it exits: its exit code, stderr and the seconds from the first
+    press to the exit; None where `list` had finished before it (exit 0, its table printed)."""
+    process = spawn_cli("list")
+    _wait_for_python(process)
+    time.sleep(delay_s)
+    sent = time.monotonic()
+    while process.poll() is None and time.monotonic() - sent < 30:
+        process.send_signal(signal.SIGINT)
+        time.sleep(every_s)
+    stdout, stderr = process.communicate(timeout=60)
+    if process.returncode == 0 and stdout.strip():
+        return None
+    return process.returncode, stderr, time.monotonic() - sent
+
+
 def test_ctrl_c_in_the_first_fraction_of_a_second_exits_130_without_a_traceback(
     spawn_cli: SpawnCli,
 ) -> None:
     # Past the interpreter's own start (its site import): the package is being imported.
-    # Ctrl-C again every 50 ms until it exits, as a user would. The whole of `list` takes
-    # about 0.2 s on a quiet machine: where it finished before the first press (its table
-    # printed, exit 0), the next try presses sooner.
-    for delay_s in (0.15, 0.1, 0.05, 0.02):
-        process = spawn_cli("list")
-        _wait_for_python(process)
-        time.sleep(delay_s)
-        sent = time.monotonic()
-        while process.poll() is None and time.monotonic() - sent < 30:
-            process.send_signal(signal.SIGINT)
-            time.sleep(0.05)
-        stdout, stderr = process.communicate(timeout=60)
-        if process.returncode == 0 and stdout.strip():
-            continue
-        _assert_cancelled(process.returncode, time.monotonic() - sent, stderr)
+    # Ctrl-C again every 50 ms until it exits, as a user would.
+    for delay_s in _PRESS_AFTER_S:
+        if (ended := _list_interrupted(spawn_cli, delay_s, every_s=0.05)) is None:
+            continue  # `list` finished before the first press: press sooner
+        code, stderr, seconds = ended
+        _assert_cancelled(code, seconds, stderr)
         assert stderr.strip() == "cancelled"
         return
     pytest.fail("`list` finished before the first Ctrl-C in every try")
@@ -269,22 +284,15 @@ def test_ctrl_c_held_down_while_the_program_starts_exits_130_without_a_traceback
     for name, value in _this_checkout().items():
         monkeypatch.setenv(name, value)
     outcomes = []
-    for delay_s in (0.15, 0.1, 0.05, 0.02):
-        process = spawn_cli("list")
-        _wait_for_python(process)
-        time.sleep(delay_s)
-        sent = time.monotonic()
-        while process.poll() is None and time.monotonic() - sent < 30:
-            process.send_signal(signal.SIGINT)
-            time.sleep(0.001)
-        stdout, stderr = process.communicate(timeout=60)
-        if process.returncode == 0 and stdout.strip():
+    for delay_s in _PRESS_AFTER_S:
+        if (ended := _list_interrupted(spawn_cli, delay_s, every_s=0.001)) is None:
             outcomes.append("finished")  # before the first press (its shutdown ignores them)
             continue
-        if process.returncode != 130 and _outside_the_package(stderr):
+        code, stderr, seconds = ended
+        if code != 130 and _outside_the_package(stderr):
             outcomes.append("interpreter")  # a machine so loaded that it was still starting
             continue
-        _assert_cancelled(process.returncode, time.monotonic() - sent, stderr)
+        _assert_cancelled(code, seconds, stderr)
         assert stderr.strip() == "cancelled"
         outcomes.append("cancelled")
     assert "cancelled" in outcomes
