@@ -20,6 +20,7 @@ from model_registry.types import TokenLogprob
 __all__ = [
     "Asked",
     "HostedStreamExtras",
+    "extra_fields",
     "field",
     "generation_extras",
     "hosted_extras",
@@ -63,7 +64,31 @@ def generation_extras(
     provider: str,
     model: str,
 ) -> dict[str, Any]:
-    """The `parsed`, `logprobs` and `reasoning` fields of a Generation (splat them in).
+    """The `parsed`, `logprobs` and `reasoning` fields of a Generation (splat them in):
+    `extra_fields` as a dict."""
+    parsed, logprobs, reasoning = extra_fields(
+        asked,
+        text=text,
+        finish_reason=finish_reason,
+        logprobs=logprobs,
+        reasoning=reasoning,
+        provider=provider,
+        model=model,
+    )
+    return {"parsed": parsed, "logprobs": logprobs, "reasoning": reasoning}
+
+
+def extra_fields(
+    asked: Asked,
+    *,
+    text: str,
+    finish_reason: str | None,
+    logprobs: list[TokenLogprob] | None,
+    reasoning: str | None,
+    provider: str,
+    model: str,
+) -> tuple[Any, list[TokenLogprob] | None, str | None]:
+    """The `parsed`, `logprobs` and `reasoning` fields of a Generation.
 
     Raises `OutputValidationError` for an answer that does not validate, and
     `InvalidParameterError` when log-probabilities were asked for and none came back.
@@ -79,11 +104,7 @@ def generation_extras(
         if asked.schema is None
         else asked.schema.parse(text, provider=provider, model=model, finish_reason=finish_reason)
     )
-    return {
-        "parsed": parsed,
-        "logprobs": logprobs if asked.logprobs else None,
-        "reasoning": reasoning or None,
-    }
+    return parsed, logprobs if asked.logprobs else None, reasoning or None
 
 
 def hosted_extras(response: Any, asked: Asked, *, provider: str, model: str) -> dict[str, Any]:

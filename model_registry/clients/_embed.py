@@ -10,13 +10,13 @@ on the row of its first text (0 on the others), so the store's sums are the call
 
 from __future__ import annotations
 
+import asyncio
 import math
 import os
 from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import anyio
-import anyio.lowlevel
 import anyio.to_thread
 
 from model_registry._embeddings import Embeddings
@@ -271,7 +271,7 @@ class _ManyRun:
                 if position:
                     # The next request starts on the loop's next turn, as `_batch`'s workers
                     # do: LiteLLM spends less CPU per request then (benchmarks/README.md).
-                    await anyio.lowlevel.checkpoint()
+                    await asyncio.sleep(0)
                 try:
                     await self._request(chunk)
                 except Exception as exc:

@@ -1,19 +1,13 @@
 """Calls that got no HTTP answer: refused, reset, cut off, or answered by something that
 does not speak HTTP. What LiteLLM calls "Connection error." said with the URL (no
-credentials) and what happened; the attempts a call made, noted on its error.
+credentials) and what happened.
 """
 
 from __future__ import annotations
 
 import urllib.parse
-from collections.abc import Awaitable
-from typing import TypeVar
 
-from model_registry.errors import APIConnectionError
-
-__all__ = ["Attempts", "connection_message", "exception_text", "is_connection_failure", "not_http"]
-
-_T = TypeVar("_T")
+__all__ = ["connection_message", "exception_text", "is_connection_failure", "not_http"]
 
 #: Exceptions (by class name) that mean no response came: refused, reset, DNS, dropped.
 CONNECTION_ERRORS = frozenset(
@@ -92,23 +86,3 @@ def exception_text(exc: BaseException) -> str:
         return str(exc)
     except Exception:  # some LiteLLM exceptions fail to print when half-built
         return ""
-
-
-class Attempts:
-    """Counts the attempts of one call (`made`); a connection error that ends the call gets
-    a note saying how many were made."""
-
-    def __init__(self, retries: int) -> None:
-        self.retries = retries
-        self.made = 0
-
-    async def told(self, call: Awaitable[_T]) -> _T:
-        """`await call` (the retry loop), noting the attempts on a connection error."""
-        try:
-            return await call
-        except APIConnectionError as error:
-            plural = "s" if self.made != 1 else ""
-            error.add_note(
-                f"{self.made} attempt{plural} made (num_retries={self.retries}), none answered"
-            )
-            raise

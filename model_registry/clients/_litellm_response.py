@@ -15,8 +15,8 @@ from typing import Any
 from model_registry.clients._asked import (
     Asked,
     HostedStreamExtras,
+    extra_fields,
     field,
-    generation_extras,
     openai_logprobs,
 )
 from model_registry.clients._litellm_usage import read_usage
@@ -85,7 +85,8 @@ def _kept_without_logprobs(asked: Asked, returned: bool, client: BaseClient) -> 
 
 
 def whole_answer(response: Any, client: BaseClient, latency: float, asked: Asked) -> Generation:
-    """The `Generation` of LiteLLM's answer to a call that did not stream."""
+    """The `Generation` of LiteLLM's answer to a call that did not stream (built directly,
+    its fields passed by name: no dict of them is made, on every call)."""
     choices = field(response, "choices")
     choice = choices[0] if choices else None
     message = field(choice, "message")
@@ -97,25 +98,29 @@ def whole_answer(response: Any, client: BaseClient, latency: float, asked: Asked
     if tool_calls:  # the answer is the calls: there is no text to validate
         asked = asked._replace(schema=None)
     text, finish_reason = field(message, "content") or "", field(choice, "finish_reason")
-    return _generation(
-        client,
-        latency,
+    parsed, logprobs, reasoning = extra_fields(
+        asked,
         text=text,
         finish_reason=finish_reason,
-        usage=field(response, "usage"),
-        model=field(response, "model"),
+        logprobs=logprobs,
+        reasoning=field(message, "reasoning_content"),
+        provider=client.provider,
+        model=client.model_id,
+    )
+    return Generation(
+        text=text,
+        finish_reason=finish_reason,
+        usage=read_usage(field(response, "usage")),
+        model=field(response, "model") or client.model_id,
+        provider=client.provider,
+        latency_s=latency,
         raw=response,
         cost=_cost(response),
+        name=client.name,
         tool_calls=tool_calls,
-        **generation_extras(
-            asked,
-            text=text,
-            finish_reason=finish_reason,
-            logprobs=logprobs,
-            reasoning=field(message, "reasoning_content"),
-            provider=client.provider,
-            model=client.model_id,
-        ),
+        parsed=parsed,
+        logprobs=logprobs,
+        reasoning=reasoning,
     )
 
 

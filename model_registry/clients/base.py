@@ -135,13 +135,8 @@ class BaseClient(OneCallMethods, EmbedMethods, BatchAPIMethods):
         """`await attempt()`, retried on a transient error (see `_policy.retries`); between
         attempts the call waits (bounded by `deadline`, cancelled by aclose) and takes its
         limits again."""
-
-        async def pause(seconds: float) -> None:
-            with self._call_step(deadline, timeout_s):
-                await anyio.sleep(seconds)
-                await self._limits.before_retry(deadline, timeout_s)
-
         attempt = spent_attempt(self._resolution, attempt)  # max_cost: each attempt reserves
+        pause = _Pause(self, deadline, timeout_s)
         return call_with_retries(
             attempt, retries=retries, deadline=deadline, pause=pause, loopback=loopback
         )
@@ -367,3 +362,20 @@ class BaseClient(OneCallMethods, EmbedMethods, BatchAPIMethods):
     ) -> AsyncGenerator[str | Generation, None]:
         """One streamed attempt; `deadline` as `_generate`'s."""
         raise NotImplementedError
+
+
+class _Pause:
+    """The wait between two attempts of a call: `seconds`, then the client's limits again,
+    as a step of the call (bounded by its deadline, cancelled by aclose). An object, not a
+    closure: one is made for every call (see `_litellm_call`)."""
+
+    __slots__ = ("client", "deadline", "timeout_s")
+
+    def __init__(self, client: BaseClient, deadline: float, timeout_s: float | None) -> None:
+        self.client, self.deadline, self.timeout_s = client, deadline, timeout_s
+
+    async def __call__(self, seconds: float) -> None:
+        client = self.client
+        with client._call_step(self.deadline, self.timeout_s):
+            await anyio.sleep(seconds)
+            await client._limits.before_retry(self.deadline, self.timeout_s)

@@ -19,11 +19,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import functools
 import ssl
 import time
 import weakref
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
-from typing import Any, ClassVar, NamedTuple, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -32,6 +33,7 @@ import msgspec
 from model_registry._embeddings import Embeddings
 from model_registry._prompts import Prompt, to_messages
 from model_registry.clients._asked import Asked, HostedStreamExtras, hosted_request
+from model_registry.clients._litellm_call import LiteLLMCall
 from model_registry.clients._litellm_embed import embeddings_answer
 from model_registry.clients._litellm_errors import (
     LITELLM_ERROR_MAP,  # noqa: F401 (tests import it from here)
@@ -40,7 +42,6 @@ from model_registry.clients._litellm_errors import (
 )
 from model_registry.clients._litellm_import import import_litellm as _litellm
 from model_registry.clients._litellm_import import imported_litellm
-from model_registry.clients._litellm_no_answer import Attempts
 from model_registry.clients._litellm_params import (
     call_secrets,
     check_params,
@@ -65,6 +66,7 @@ from model_registry.clients._policy.paced_http import (
 from model_registry.clients._policy.retries import is_loopback, retries_in
 from model_registry.clients.base import BaseClient
 from model_registry.errors import (
+    APIConnectionError,
     InvalidParameterError,
     MissingCredentialsError,
     ModelCallError,
@@ -150,15 +152,13 @@ class LiteLLMClient(BaseClient):
 
     # --- calls --------------------------------------------------------------------
 
-    async def _prepare(
+    def _prepare(
         self, prompt: Prompt | None, kwargs: Mapping[str, Any], deadline: float | None
-    ) -> _Call:
-        """What one call sends, checked; the running loop watched (its end closes the pool).
-        `deadline` is the call's (None: its timeout starts now); `prompt` None: no messages."""
+    ) -> LiteLLMCall:
+        """What one call sends, checked. `deadline` is the call's (None: its timeout starts
+        now); `prompt` None: no messages."""
         params, timeout, asked, retries = self._request_params(kwargs)
         messages = [] if prompt is None else to_messages(prompt)
-        if asyncio.get_running_loop() not in _loop_watchers:
-            await _watch_this_loop()
         litellm = _litellm()
         if litellm.aclient_session is None or is_paced_session(litellm.aclient_session):
             # the openai SDK routes send through it: their sends are paced (`_policy`)
@@ -169,7 +169,7 @@ class LiteLLMClient(BaseClient):
             hook_litellm_clients(litellm)  # the handlers LiteLLM caches, with the send hook
         if deadline is None:
             deadline = self._deadline(timeout)
-        return _Call(params, messages, asked, (deadline, timeout), retries)
+        return LiteLLMCall(self, params, messages, asked, deadline, timeout, retries)
 
     def _request_params(
         self, kwargs: Mapping[str, Any]
@@ -207,35 +207,35 @@ class LiteLLMClient(BaseClient):
                 params[key] = copy.deepcopy(value)
         return params, params.get("timeout")
 
-    def _attempts(self, step: Callable[[], Awaitable[_T]], call: _Call) -> Awaitable[_T]:
-        """`await step()` as a step of `call`, under the call policy's retries (the retry
-        loop's coroutine, handed on: see `_policy`'s docstring on the hot path's depth)."""
-
-        attempts = Attempts(call.retries)
-
-        def attempt() -> Awaitable[_T]:
-            attempts.made += 1
-            return self._step(step, call)
-
-        deadline, timeout = call.limit
-        loopback = is_loopback(call.params.get("api_base"))
-        return attempts.told(
-            self._with_retries(
-                attempt,
-                retries=call.retries,
-                deadline=deadline,
-                timeout_s=timeout,
-                loopback=loopback,
-            )
+    def _attempts(self, call: LiteLLMCall, send: Callable[[], Awaitable[_T]]) -> Awaitable[_T]:
+        """`await send()` as a step of `call`, under the call policy's retries (the retry
+        loop's coroutine, handed on: see `_policy`'s docstring on the hot path's depth). The
+        first call on an event loop watches it first (its end closes LiteLLM's pool)."""
+        if asyncio.get_running_loop() not in _loop_watchers:
+            return self._first_on_this_loop(call, send)
+        call.send = send
+        return self._with_retries(
+            call,
+            retries=call.retries,
+            deadline=call.deadline,
+            timeout_s=call.timeout,
+            loopback=is_loopback(call.params.get("api_base")),
         )
 
-    async def _step(self, step: Callable[[], Awaitable[_T]], call: _Call) -> _T:
+    async def _first_on_this_loop(self, call: LiteLLMCall, send: Callable[[], Awaitable[_T]]) -> _T:
+        await _watch_this_loop()
+        return await self._attempts(call, send)
+
+    async def _step(
+        self, step: Callable[[], Awaitable[_T]], call: LiteLLMCall, attempt: bool = False
+    ) -> _T:
         """`await step()` as one step of `call` (see `_call_step`), with its error mapped
         to ours and raised outside `except`: the original (and any key in it) is not chained.
-        A 429/503 with Retry-After pauses every client of the provider from now on.
+        A 429/503 with Retry-After pauses every client of the provider from now on. An
+        `attempt` that got no answer says how many attempts the call has made.
         """
         error: ModelCallError | None = None
-        with self._call_step(*call.limit):
+        with self._call_step(call.deadline, call.timeout):
             try:
                 return await step()
             except Exception as exc:
@@ -246,35 +246,38 @@ class LiteLLMClient(BaseClient):
                     secrets=call_secrets(self.resolution.spec, call.params),
                 )
         assert error is not None
+        if attempt and isinstance(error, APIConnectionError):
+            call.note_attempts(error)  # the error a retry does not replace ends the call
         self._limits.cool_down(error)
         raise error from None
 
     async def _generate(
         self, prompt: Prompt, kwargs: dict[str, Any], deadline: float | None
     ) -> Generation:
-        call = await self._prepare(prompt, kwargs, deadline)
-        litellm = _litellm()
-        started = time.perf_counter()
-        response = await self._attempts(
-            lambda: litellm.acompletion(model=self._route, messages=call.messages, **call.params),
-            call,
+        call = self._prepare(prompt, kwargs, deadline)
+        # a partial, not a lambda: no closure a call (see `_litellm_call`)
+        send = functools.partial(
+            _litellm().acompletion, model=self._route, messages=call.messages, **call.params
         )
+        started = time.perf_counter()
+        response = await self._attempts(call, send)
         return whole_answer(response, self, time.perf_counter() - started, call.asked)
 
     async def _embed_attempt(
         self, texts: list[str], kwargs: dict[str, Any], deadline: float | None
     ) -> Embeddings:
-        call = await self._prepare(None, kwargs, deadline)  # check_texts checked the texts
-        embed, started = _litellm().aembedding, time.perf_counter()
-        response = await self._attempts(
-            lambda: embed(model=self._route, input=texts, **call.params), call
+        call = self._prepare(None, kwargs, deadline)  # check_texts checked the texts
+        send = functools.partial(
+            _litellm().aembedding, model=self._route, input=texts, **call.params
         )
+        started = time.perf_counter()
+        response = await self._attempts(call, send)
         return embeddings_answer(response, self, len(texts), time.perf_counter() - started)
 
     async def _stream(
         self, prompt: Prompt, kwargs: dict[str, Any], deadline: float | None
     ) -> AsyncGenerator[str | Generation, None]:
-        call = await self._prepare(prompt, kwargs, deadline)
+        call = self._prepare(prompt, kwargs, deadline)
         extras = HostedStreamExtras(call.asked)
         if "stream_options" not in call.params:
             # LiteLLM sends this on the wire only where the API takes it (OpenAI-compatible
@@ -297,7 +300,7 @@ class LiteLLMClient(BaseClient):
         fields = stream_extras(extras, whole, self)
         yield msgspec.structs.replace(whole, **fields)
 
-    async def _open_stream(self, call: _Call) -> Any:
+    async def _open_stream(self, call: LiteLLMCall) -> Any:
         """LiteLLM's stream for this call, once the server has answered with an event stream."""
         litellm = _litellm()
 
@@ -307,12 +310,12 @@ class LiteLLMClient(BaseClient):
             )
             return response, await body_if_not_event_stream(response)
 
-        response, body = await self._attempts(open_it, call)
+        response, body = await self._attempts(call, open_it)
         if body is not None:
             raise self._invalid_stream(body, call)
         return response
 
-    def _invalid_stream(self, body: str, call: _Call) -> ModelCallError:
+    def _invalid_stream(self, body: str, call: LiteLLMCall) -> ModelCallError:
         secrets = call_secrets(self.resolution.spec, call.params)
         return invalid_stream_error(
             body, provider=self.provider, model=self.model_id, secrets=secrets
@@ -329,18 +332,6 @@ def _transport() -> Any:
         ssl_context=tls if isinstance(tls, ssl.SSLContext) else None,
         ssl_verify=tls if isinstance(tls, bool) else None,
     )
-
-
-class _Call(NamedTuple):
-    """One call as it goes to LiteLLM."""
-
-    params: dict[str, Any]
-    messages: list[Any]
-    asked: Asked
-    #: (deadline, timeout), as `_call_step` takes them
-    limit: tuple[float, float | None]
-    #: retries after the first attempt (`num_retries`)
-    retries: int
 
 
 # --- LiteLLM's process-wide pool -------------------------------------------------
