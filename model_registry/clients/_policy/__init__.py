@@ -22,7 +22,8 @@ wraps a client in 4 when its name has fallbacks. (This package imports nothing a
 On the common path (no limit to wait for, no event handler, no budget) the layers hand on
 the coroutine of the layer below instead of awaiting it (`def`, not `async def`): every
 coroutine between a batch's worker and LiteLLM is created, resumed at each of the call's
-waits and unwound again, so the chain is kept short (5 coroutines; it was 11). Between
-LiteLLM's work a call's own Python costs several times what it costs alone
-(benchmarks/README.md, "Session 12").
+waits and unwound again, so the chain is kept short (4 coroutines; it was 11), and the
+objects a call makes are few (no closures: `clients/_litellm_call.py`). Between LiteLLM's
+work a call's own Python costs several times what it costs alone (benchmarks/README.md,
+"Session 12" and "Session 13").
 """
