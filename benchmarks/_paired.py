@@ -140,9 +140,10 @@ class PairedWorkers:
     ) -> dict[str, Any]:
         """`rounds` rounds of paths[0] against paths[1], roles swapped every round.
         `ratio`: throughput of paths[1] over paths[0] per pair of rounds (inverse CPU)."""
-        # One round not counted, so that both workers hold this concurrency's connections:
-        # the latency runs warm worker 0 alone, and the first counted round charged worker
-        # 1's new connections to paths[1] (the lowest round at c=256 in every run before).
+        # One round not counted, so that both workers have run this concurrency once: the
+        # latency runs use worker 0 alone, and worker 1's first batch at it (its new
+        # connections, most likely) fell on paths[1] in the first counted round, the
+        # lowest round at c=256 in every run before.
         self.batch(paths, n, concurrency, probe=False)
         answers: list[dict[str, Any]] = []
         for r in range(rounds):
