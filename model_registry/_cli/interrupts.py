@@ -125,7 +125,8 @@ def _expire() -> None:
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(BaseException):
             stream.flush()
-    _stop_children()
+    with contextlib.suppress(BaseException):  # best effort: nothing may stop the exit
+        _stop_children()
     os._exit(EXIT_INTERRUPTED)
 
 
@@ -145,7 +146,9 @@ def _descendants(pid: int) -> list[int]:
     found: list[int] = []
     with contextlib.suppress(OSError):
         for task in os.scandir(f"/proc/{pid}/task"):
-            with open(f"{task.path}/children", encoding="ascii") as file:
+            # bytes: no codec lookup, which a Ctrl-C during the interpreter's shutdown
+            # (threading's, before the atexit calls) found half-imported (LookupError)
+            with open(f"{task.path}/children", "rb") as file:
                 for child in map(int, file.read().split()):
                     found += [child, *_descendants(child)]
     return found
