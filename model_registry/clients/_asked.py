@@ -54,28 +54,14 @@ def hosted_request(params: dict[str, Any], where: str) -> Asked:
     return Asked(schema, bool(logprobs), prepare_tools(params, where))
 
 
-def generation_extras(
-    asked: Asked,
-    *,
-    text: str,
-    finish_reason: str | None,
-    logprobs: list[TokenLogprob] | None,
-    reasoning: str | None,
-    provider: str,
-    model: str,
-) -> dict[str, Any]:
-    """The `parsed`, `logprobs` and `reasoning` fields of a Generation (splat them in):
-    `extra_fields` as a dict."""
-    parsed, logprobs, reasoning = extra_fields(
-        asked,
-        text=text,
-        finish_reason=finish_reason,
-        logprobs=logprobs,
-        reasoning=reasoning,
-        provider=provider,
-        model=model,
-    )
-    return {"parsed": parsed, "logprobs": logprobs, "reasoning": reasoning}
+def generation_extras(asked: Asked, **fields: Any) -> dict[str, Any]:
+    """The `parsed`, `logprobs` and `reasoning` fields of a Generation as a dict to splat
+    in: `extra_fields` (same keywords) by name."""
+    return dict(zip(_EXTRA_NAMES, extra_fields(asked, **fields), strict=True))
+
+
+#: The names of what `extra_fields` returns, in its order.
+_EXTRA_NAMES = ("parsed", "logprobs", "reasoning")
 
 
 def extra_fields(
